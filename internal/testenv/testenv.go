@@ -1,0 +1,50 @@
+// Package testenv tells tests which external services they may use: the Redis
+// and PostgreSQL servers named by STATELAB_TEST_REDIS and
+// STATELAB_TEST_POSTGRES. Without them a test skips with a message saying what
+// to set; with STATELAB_REQUIRE_SERVICES=1 it fails instead, so CI can never
+// pass by skipping.
+package testenv
+
+import (
+	"os"
+	"testing"
+)
+
+// RedisURL returns the Redis URL tests may use (STATELAB_TEST_REDIS), or
+// skips (fails under STATELAB_REQUIRE_SERVICES=1) when it is not set.
+func RedisURL(tb testing.TB) string {
+	tb.Helper()
+	return service(tb, "STATELAB_TEST_REDIS", "redis://127.0.0.1:6379/0")
+}
+
+// PostgresURL returns the PostgreSQL URL tests may use
+// (STATELAB_TEST_POSTGRES), or skips (fails under STATELAB_REQUIRE_SERVICES=1)
+// when it is not set.
+func PostgresURL(tb testing.TB) string {
+	tb.Helper()
+	return service(tb, "STATELAB_TEST_POSTGRES", "postgres://root@127.0.0.1:5432/test?sslmode=disable")
+}
+
+// Required reports whether STATELAB_REQUIRE_SERVICES=1 asks tests to fail
+// rather than skip when something they need is missing.
+func Required() bool { return os.Getenv("STATELAB_REQUIRE_SERVICES") == "1" }
+
+// Need skips the test (fails it under STATELAB_REQUIRE_SERVICES=1) with why,
+// when ok is false. Tests use it for binaries such as redis-server on PATH.
+func Need(tb testing.TB, ok bool, why string) {
+	tb.Helper()
+	if ok {
+		return
+	}
+	if Required() {
+		tb.Fatalf("%s (STATELAB_REQUIRE_SERVICES=1, so this fails instead of skipping)", why)
+	}
+	tb.Skip(why)
+}
+
+func service(tb testing.TB, env, example string) string {
+	tb.Helper()
+	v := os.Getenv(env)
+	Need(tb, v != "", "set "+env+" (e.g. "+env+"="+example+") to run this test")
+	return v
+}
