@@ -1,0 +1,552 @@
+package session
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"net/http"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Errors a Manager returns besides the Store and Sealer errors.
+var (
+	// ErrHeaderWritten is returned by Update, Renew and Destroy when they
+	// must set the session cookie but the handler has already written the
+	// response header. The store change, if any, has been made; the client
+	// did not get the cookie.
+	ErrHeaderWritten = errors.New("session: response header already written")
+
+	// ErrNoHandler is returned when a Manager method is given a context that
+	// did not come from a request passed through that Manager's Handler.
+	ErrNoHandler = errors.New("session: context does not carry this manager's session (wrap the handler with Manager.Handler)")
+)
+
+// SecureMode says when the session cookie carries the Secure attribute.
+type SecureMode int
+
+const (
+	// SecureAuto marks the cookie Secure when the request came over TLS
+	// (r.TLS is set) or through a proxy that says so with
+	// X-Forwarded-Proto: https.
+	SecureAuto SecureMode = iota
+	// SecureAlways always marks the cookie Secure.
+	SecureAlways
+	// SecureNever never marks the cookie Secure (plain-HTTP development only).
+	SecureNever
+)
+
+// Defaults for the zero values of Config.
+const (
+	DefaultCookieName      = "statelab_session"
+	DefaultIdleTimeout     = 30 * time.Minute
+	DefaultAbsoluteTimeout = 24 * time.Hour
+	DefaultMaxAttempts     = 16
+)
+
+// Config configures a Manager. Zero values mean the documented defaults.
+type Config struct {
+	// CookieName is the session cookie's name; default "statelab_session".
+	// With HostPrefix the cookie is "__Host-"+CookieName.
+	CookieName string
+
+	// HostPrefix uses the __Host- cookie prefix, which makes browsers insist
+	// on Secure, Path=/ and no Domain: a sibling subdomain cannot plant or
+	// overwrite the cookie. It implies Secure whatever the Secure field says.
+	HostPrefix bool
+
+	// IdleTimeout ends a session after this long without activity (a request
+	// that calls Load or Update); default 30m.
+	IdleTimeout time.Duration
+
+	// AbsoluteTimeout ends a session this long after it was created, whatever
+	// its activity; default 24h. Renew keeps it.
+	AbsoluteTimeout time.Duration
+
+	// Secure says when the cookie is marked Secure; default SecureAuto.
+	Secure SecureMode
+
+	// SameSite is the cookie's SameSite attribute; zero means
+	// http.SameSiteLaxMode.
+	SameSite http.SameSite
+
+	// MaxAttempts bounds Update's compare-and-swap attempts before it returns
+	// ErrConflict; default 16.
+	MaxAttempts int
+
+	// Logger receives the Manager's log lines (ignored cookies, failed
+	// touches); default slog.Default(). Cookie values are never logged, only a
+	// short SHA-256 fingerprint.
+	Logger *slog.Logger
+
+	// Registerer, when set, is where the Manager registers its Prometheus
+	// counters (statelab_session_*). Nil means the metrics are not exported.
+	Registerer prometheus.Registerer
+
+	// Now is the Manager's clock; default time.Now. Tests set it to move
+	// through idle and absolute timeouts without sleeping.
+	Now func() time.Time
+}
+
+// withDefaults returns cfg with its zero values replaced by the defaults, or
+// an error naming the first invalid field.
+func (cfg Config) withDefaults() (Config, error) {
+	cfg.CookieName = cmp.Or(cfg.CookieName, DefaultCookieName)
+	cfg.IdleTimeout = cmp.Or(cfg.IdleTimeout, DefaultIdleTimeout)
+	cfg.AbsoluteTimeout = cmp.Or(cfg.AbsoluteTimeout, DefaultAbsoluteTimeout)
+	cfg.MaxAttempts = cmp.Or(cfg.MaxAttempts, DefaultMaxAttempts)
+	cfg.SameSite = cmp.Or(cfg.SameSite, http.SameSiteLaxMode)
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	switch {
+	case !validCookieName(cfg.CookieName):
+		return cfg, fmt.Errorf("session: invalid cookie name %q", cfg.CookieName)
+	case cfg.IdleTimeout < 0:
+		return cfg, fmt.Errorf("session: negative IdleTimeout %v", cfg.IdleTimeout)
+	case cfg.AbsoluteTimeout < 0:
+		return cfg, fmt.Errorf("session: negative AbsoluteTimeout %v", cfg.AbsoluteTimeout)
+	case cfg.MaxAttempts < 0:
+		return cfg, fmt.Errorf("session: negative MaxAttempts %d", cfg.MaxAttempts)
+	case cfg.Secure < SecureAuto || cfg.Secure > SecureNever:
+		return cfg, fmt.Errorf("session: unknown SecureMode %d", cfg.Secure)
+	}
+	if cfg.HostPrefix {
+		cfg.CookieName = "__Host-" + cfg.CookieName
+		cfg.Secure = SecureAlways
+	}
+	return cfg, nil
+}
+
+// validCookieName reports whether name is an RFC 6265 token.
+func validCookieName(name string) bool {
+	if name == "" {
+		return false
+	}
+	for i := 0; i < len(name); i++ {
+		c := name[i]
+		if c <= ' ' || c >= 0x7f {
+			return false
+		}
+		switch c {
+		case '(', ')', '<', '>', '@', ',', ';', ':', '\\', '"', '/', '[', ']', '?', '=', '{', '}':
+			return false
+		}
+	}
+	return true
+}
+
+// Manager issues, reads, updates, renews and destroys sessions for HTTP
+// handlers. It keeps the state either in a Store (NewManager: the cookie
+// holds only a random ID) or in the cookie itself, sealed (NewClientManager).
+// Handlers see the same API either way. A Manager is safe for concurrent use.
+type Manager struct {
+	store   Store  // server-side state; nil in client-held mode
+	sealer  Sealer // client-held state; nil in server-side mode
+	cfg     Config
+	metrics *metrics
+}
+
+// NewManager returns a Manager that keeps session state in store. The
+// session cookie carries only a random 256-bit ID; the store holds the record
+// under the ID's SHA-256.
+func NewManager(store Store, cfg Config) (*Manager, error) {
+	if store == nil {
+		return nil, errors.New("session: NewManager needs a Store")
+	}
+	return newManager(store, nil, cfg)
+}
+
+// NewClientManager returns a Manager that keeps session state sealed in the
+// client's cookie: no server-side storage, any replica can serve any request,
+// but concurrent updates of one session are not detected (the last response
+// the client keeps wins) and a cookie cannot be revoked before it expires.
+func NewClientManager(sealer Sealer, cfg Config) (*Manager, error) {
+	if sealer == nil {
+		return nil, errors.New("session: NewClientManager needs a Sealer")
+	}
+	return newManager(nil, sealer, cfg)
+}
+
+func newManager(store Store, sealer Sealer, cfg Config) (*Manager, error) {
+	cfg, err := cfg.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	met, err := newMetrics(cfg.Registerer)
+	if err != nil {
+		return nil, err
+	}
+	return &Manager{store: store, sealer: sealer, cfg: cfg, metrics: met}, nil
+}
+
+// CookieName returns the name of the session cookie, including the __Host-
+// prefix when Config.HostPrefix is set.
+func (m *Manager) CookieName() string { return m.cfg.CookieName }
+
+// Load returns the session's data, or (nil, nil) when the request has no live
+// session (no cookie, unknown, expired, forged). Load never creates a session
+// and never sets a cookie. Errors wrap ErrUnavailable.
+//
+// On a server-side Manager, Load counts as activity: it moves the record's
+// idle expiry forward (at most about once a minute per session). On a
+// client-held Manager the middleware reseals the cookie with a later idle
+// expiry just before the response header is written.
+func (m *Manager) Load(ctx context.Context) ([]byte, error) {
+	st, err := m.state(ctx)
+	if err != nil {
+		return nil, err
+	}
+	rec, ok, err := m.current(ctx, st, false)
+	if err != nil || !ok {
+		return nil, err
+	}
+	if m.store != nil {
+		m.touch(ctx, st, rec)
+	}
+	return clone(rec.Data), nil
+}
+
+// Update applies fn to the current data (nil when there is no session yet)
+// and stores the result with compare-and-swap; on ErrConflict it re-reads
+// and re-applies fn (bounded attempts, jittered back-off), so concurrent
+// Updates of one session all take effect. fn may therefore run more than
+// once; it must not keep data, and must not call the Manager.
+//
+// When there is no session it creates one with a fresh 256-bit ID (strict
+// mode: an ID the server never issued is never adopted) and sets the cookie.
+// If fn returns an error, nothing is written and that error is returned
+// unchanged (errors.Is works). Store failures wrap ErrUnavailable; giving up
+// after MaxAttempts returns ErrConflict. Update must be called before the
+// handler writes its response header when it may set a cookie (always, in
+// client-held mode), otherwise it returns ErrHeaderWritten.
+//
+// On a client-held Manager it opens the cookie, applies fn, seals and sets
+// the cookie (no conflict detection: last writer wins); a result over the
+// cookie budget returns an error wrapping ErrTooLarge.
+func (m *Manager) Update(ctx context.Context, fn func(data []byte) ([]byte, error)) error {
+	st, err := m.state(ctx)
+	if err != nil {
+		return err
+	}
+	if m.store == nil {
+		return m.updateSealed(ctx, st, fn)
+	}
+	for attempt := range m.cfg.MaxAttempts {
+		if attempt > 0 {
+			m.metrics.conflicts.Inc()
+			if err := backoff(ctx, attempt); err != nil {
+				return err
+			}
+		}
+		// The first attempt may use the record this request already read;
+		// compare-and-swap catches it if that is stale.
+		rec, ok, err := m.current(ctx, st, attempt > 0)
+		if err != nil {
+			return err
+		}
+		var old []byte
+		if ok {
+			old = clone(rec.Data)
+		}
+		data, err := fn(old)
+		if err != nil {
+			return err
+		}
+		now := m.cfg.Now()
+		st.mu.Lock()
+		id := st.id
+		st.mu.Unlock()
+		created := !ok
+		if created {
+			if id, err = newID(); err != nil {
+				return err
+			}
+			rec = Record{AbsoluteExpiry: now.Add(m.cfg.AbsoluteTimeout)}
+		}
+		next := Record{
+			Data:           data,
+			Version:        rec.Version,
+			IdleExpiry:     m.idleExpiry(now, rec.AbsoluteExpiry),
+			AbsoluteExpiry: rec.AbsoluteExpiry,
+		}
+		version, err := m.store.Put(ctx, storeKey(id), next)
+		if errors.Is(err, ErrConflict) {
+			continue
+		}
+		if err != nil {
+			return unavailable("update", err)
+		}
+		next.Version = version
+		m.metrics.updates.Inc()
+		st.mu.Lock()
+		st.id, st.rec, st.cached = id, next, true
+		st.mu.Unlock()
+		if created {
+			m.metrics.created.Inc()
+			return m.setCookie(st, id)
+		}
+		return nil
+	}
+	return fmt.Errorf("session: update gave up after %d attempts: %w", m.cfg.MaxAttempts, ErrConflict)
+}
+
+// updateSealed is Update for a client-held Manager.
+func (m *Manager) updateSealed(ctx context.Context, st *requestState, fn func([]byte) ([]byte, error)) error {
+	rec, ok, err := m.current(ctx, st, false)
+	if err != nil {
+		return err
+	}
+	var old []byte
+	if ok {
+		old = clone(rec.Data)
+	}
+	data, err := fn(old)
+	if err != nil {
+		return err
+	}
+	now := m.cfg.Now()
+	if !ok {
+		rec = Record{AbsoluteExpiry: now.Add(m.cfg.AbsoluteTimeout)}
+	}
+	next := Record{
+		Data:           data,
+		Version:        rec.Version + 1,
+		IdleExpiry:     m.idleExpiry(now, rec.AbsoluteExpiry),
+		AbsoluteExpiry: rec.AbsoluteExpiry,
+	}
+	if err := m.sealAndSet(st, next); err != nil {
+		return err
+	}
+	m.metrics.updates.Inc()
+	if !ok {
+		m.metrics.created.Inc()
+	}
+	return nil
+}
+
+// Renew gives the request's session a new ID and destroys the old one,
+// keeping the data and the absolute expiry. Call it when privileges change
+// (login, logout of an elevated role) so that an ID an attacker planted or
+// observed before stops working. Without a live session Renew does nothing.
+// On a client-held Manager it reseals the cookie (a new nonce); the old
+// cookie stays valid until it expires, because nothing server-side can
+// revoke it.
+func (m *Manager) Renew(ctx context.Context) error {
+	st, err := m.state(ctx)
+	if err != nil {
+		return err
+	}
+	rec, ok, err := m.current(ctx, st, true)
+	if err != nil || !ok {
+		return err
+	}
+	now := m.cfg.Now()
+	rec.IdleExpiry = m.idleExpiry(now, rec.AbsoluteExpiry)
+	if m.store == nil {
+		rec.Version++
+		return m.sealAndSet(st, rec)
+	}
+	st.mu.Lock()
+	oldID := st.id
+	st.mu.Unlock()
+	id, err := newID()
+	if err != nil {
+		return err
+	}
+	rec.Version = 0
+	version, err := m.store.Put(ctx, storeKey(id), rec)
+	if err != nil {
+		return unavailable("renew", err)
+	}
+	rec.Version = version
+	if err := m.store.Delete(ctx, storeKey(oldID)); err != nil {
+		// The new session exists; a leftover old record still expires on
+		// its own, but the caller asked for it to be gone now.
+		_ = m.store.Delete(ctx, storeKey(id))
+		return unavailable("renew: delete old session", err)
+	}
+	m.metrics.created.Inc()
+	st.mu.Lock()
+	st.id, st.rec, st.cached = id, rec, true
+	st.mu.Unlock()
+	return m.setCookie(st, id)
+}
+
+// Destroy deletes the request's session and expires its cookie. Without a
+// session it only expires a cookie the request carried, if any.
+func (m *Manager) Destroy(ctx context.Context) error {
+	st, err := m.state(ctx)
+	if err != nil {
+		return err
+	}
+	st.mu.Lock()
+	id := st.id
+	st.mu.Unlock()
+	if m.store != nil && id != "" {
+		if err := m.store.Delete(ctx, storeKey(id)); err != nil {
+			return unavailable("destroy", err)
+		}
+	}
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	st.id, st.rec, st.cached, st.live, st.opened = "", Record{}, false, false, true
+	if st.raw == "" && !st.cookieSet {
+		return nil
+	}
+	return m.writeCookieLocked(st, &http.Cookie{Value: "", MaxAge: -1})
+}
+
+// current returns the request's live session record, and whether there is
+// one. reload forces a fresh read from the store instead of this request's
+// cached copy.
+func (m *Manager) current(ctx context.Context, st *requestState, reload bool) (Record, bool, error) {
+	if m.store == nil {
+		rec, ok := m.opened(st)
+		return rec, ok, nil
+	}
+	st.mu.Lock()
+	id, rec, cached := st.id, st.rec, st.cached
+	st.mu.Unlock()
+	if id == "" {
+		return Record{}, false, nil
+	}
+	if cached && !reload {
+		return rec, true, nil
+	}
+	rec, err := m.store.Get(ctx, storeKey(id))
+	if errors.Is(err, ErrNotFound) {
+		// Unknown, expired or deleted: the ID is never adopted again; the
+		// next Update issues a fresh one.
+		m.forget(st, id)
+		return Record{}, false, nil
+	}
+	if err != nil {
+		return Record{}, false, unavailable("load", err)
+	}
+	if rec.Expired(m.cfg.Now()) {
+		m.forget(st, id)
+		return Record{}, false, nil
+	}
+	st.mu.Lock()
+	if st.id == id {
+		st.rec, st.cached = rec, true
+	}
+	st.mu.Unlock()
+	return rec, true, nil
+}
+
+// forget drops id from the request state if it is still the current one.
+func (m *Manager) forget(st *requestState, id string) {
+	st.mu.Lock()
+	if st.id == id {
+		st.id, st.rec, st.cached = "", Record{}, false
+	}
+	st.mu.Unlock()
+}
+
+// opened opens the request's sealed cookie once and returns its record and
+// whether it is live.
+func (m *Manager) opened(st *requestState) (Record, bool) {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	if st.opened {
+		return st.rec, st.live
+	}
+	st.opened = true
+	if st.raw == "" {
+		return Record{}, false
+	}
+	rec, err := m.sealer.Open(st.raw, m.cfg.Now())
+	switch {
+	case err == nil:
+		st.rec, st.live = rec, true
+	case errors.Is(err, ErrNotFound):
+		m.cfg.Logger.Debug("session: expired sealed cookie", "cookie_hash", logHash(st.raw))
+	default:
+		m.metrics.invalid.Inc()
+		m.cfg.Logger.Info("session: ignoring invalid session cookie",
+			"cookie_hash", logHash(st.raw), "error", err)
+	}
+	return st.rec, st.live
+}
+
+// touch moves a server-side record's idle expiry forward when it has moved
+// enough to be worth a write. Failures are logged, not returned: the data was
+// read, and the next request tries again.
+func (m *Manager) touch(ctx context.Context, st *requestState, rec Record) {
+	now := m.cfg.Now()
+	want := m.idleExpiry(now, rec.AbsoluteExpiry)
+	if want.Sub(rec.IdleExpiry) < m.touchEvery() {
+		return
+	}
+	st.mu.Lock()
+	id := st.id
+	st.mu.Unlock()
+	err := m.store.Touch(ctx, storeKey(id), want)
+	if err != nil {
+		if !errors.Is(err, ErrNotFound) {
+			m.cfg.Logger.Warn("session: touch failed", "key_hash", logHash(id), "error", err)
+		}
+		return
+	}
+	st.mu.Lock()
+	if st.id == id && st.cached {
+		st.rec.IdleExpiry = want
+	}
+	st.mu.Unlock()
+}
+
+// touchEvery is how far the idle expiry must have fallen behind before Load
+// writes it: a tenth of the idle timeout, at most a minute.
+func (m *Manager) touchEvery() time.Duration {
+	return min(m.cfg.IdleTimeout/10, time.Minute)
+}
+
+// idleExpiry is the idle expiry of a session active at now: IdleTimeout from
+// now, but never past its absolute expiry.
+func (m *Manager) idleExpiry(now, absolute time.Time) time.Time {
+	idle := now.Add(m.cfg.IdleTimeout)
+	if !absolute.IsZero() && absolute.Before(idle) {
+		return absolute
+	}
+	return idle
+}
+
+// backoff waits before retry number attempt (1-based) of a conflicted
+// Update: a random time up to 1ms<<attempt, capped at 32ms ("full jitter"),
+// so that contenders spread out instead of colliding again.
+func backoff(ctx context.Context, attempt int) error {
+	limit := min(time.Millisecond<<min(attempt, 5), 32*time.Millisecond)
+	t := time.NewTimer(rand.N(limit) + 1)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return fmt.Errorf("session: update: %w", ctx.Err())
+	case <-t.C:
+		return nil
+	}
+}
+
+// unavailable wraps a store error so that it matches ErrUnavailable (stores
+// already do this for backend failures; a cancelled context is wrapped here).
+func unavailable(op string, err error) error {
+	if errors.Is(err, ErrUnavailable) {
+		return fmt.Errorf("session: %s: %w", op, err)
+	}
+	return fmt.Errorf("session: %s: %w: %w", op, ErrUnavailable, err)
+}
+
+func clone(b []byte) []byte {
+	if b == nil {
+		return nil
+	}
+	return append([]byte(nil), b...)
+}
