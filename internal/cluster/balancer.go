@@ -1,0 +1,197 @@
+package cluster
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Backend is one balancer backend as the admin API lists it
+// (GET /admin/backends).
+type Backend struct {
+	ID       string `json:"id"`
+	URL      string `json:"url"`
+	Healthy  bool   `json:"healthy"`
+	Draining bool   `json:"draining"`
+	Inflight int64  `json:"inflight"`
+	Requests int64  `json:"requests"`
+	Weight   int    `json:"weight"`
+}
+
+// startBalancer launches `statelab lb` in front of reps and waits until its
+// admin API lists them all healthy.
+func (c *Cluster) startBalancer(ctx context.Context, reps []*replica) error {
+	port, err := freePort()
+	if err != nil {
+		return err
+	}
+	admin, err := freePort()
+	if err != nil {
+		return err
+	}
+	c.lbURL = "http://127.0.0.1:" + strconv.Itoa(port)
+	c.adminURL = "http://127.0.0.1:" + strconv.Itoa(admin)
+	args := []string{"lb",
+		"--listen", "127.0.0.1:" + strconv.Itoa(port),
+		"--admin", "127.0.0.1:" + strconv.Itoa(admin),
+		"--policy", c.cfg.Strategy.Policy(),
+		"--health-interval", c.cfg.HealthInterval.String(),
+	}
+	if len(reps) == 0 {
+		return fmt.Errorf("%w: a cluster needs at least one replica", ErrBadConfig)
+	}
+	for _, r := range reps {
+		args = append(args, "--backend", r.url())
+	}
+	p, err := startProcess("lb", c.cfg.Binary, args, filepath.Join(c.dir, "lb.log"), func(p *process, expected bool, err error) {
+		if !expected {
+			c.event(EventCrash, "", fmt.Sprintf("balancer crashed: %s; last log lines: %s", exitDescription(err), p.tail(600)))
+		}
+	})
+	if err != nil {
+		return err
+	}
+	c.mu.Lock()
+	c.lb = p
+	c.mu.Unlock()
+	if err := c.poll(ctx, p, c.adminURL+"/admin/backends"); err != nil {
+		return fmt.Errorf("cluster: balancer did not become ready: %w", err)
+	}
+	var last []Backend
+	err = c.waitBackends(ctx, func(bs []Backend) bool {
+		last = bs
+		healthy := 0
+		for _, b := range bs {
+			if b.Healthy {
+				healthy++
+			}
+		}
+		return len(bs) == len(reps) && healthy == len(reps)
+	})
+	if err != nil {
+		return err
+	}
+	// Backends given on the command line get ids chosen by the balancer:
+	// remember which is which by URL, so Remove can name them.
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, r := range reps {
+		for _, b := range last {
+			if sameURL(b.URL, r.url()) {
+				r.lbID = b.ID
+				r.inLB = true
+			}
+		}
+		if r.lbID == "" {
+			return fmt.Errorf("cluster: balancer does not list replica %s (%s) among %+v", r.id, r.url(), last)
+		}
+	}
+	return nil
+}
+
+// sameURL compares backend URLs ignoring a trailing slash.
+func sameURL(a, b string) bool { return strings.TrimSuffix(a, "/") == strings.TrimSuffix(b, "/") }
+
+// Backends returns the balancer's backends as its admin API lists them.
+func (c *Cluster) Backends(ctx context.Context) ([]Backend, error) {
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.adminURL+"/admin/backends", nil)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := c.client.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("cluster: list backends: %w", err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		b, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
+		return nil, fmt.Errorf("cluster: list backends: %s: %s", resp.Status, bytes.TrimSpace(b))
+	}
+	var bs []Backend
+	if err := json.NewDecoder(resp.Body).Decode(&bs); err != nil {
+		return nil, fmt.Errorf("cluster: list backends: %w", err)
+	}
+	return bs, nil
+}
+
+// adminAdd adds replica r to the balancer under its id.
+func (c *Cluster) adminAdd(ctx context.Context, r *replica) error {
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	body, _ := json.Marshal(map[string]any{"url": r.url(), "id": r.id, "weight": 1})
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.adminURL+"/admin/backends", bytes.NewReader(body))
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := c.client.Do(req)
+	if err != nil {
+		return fmt.Errorf("cluster: add %s to the balancer: %w", r.id, err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
+	if resp.StatusCode != http.StatusCreated && resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("cluster: add %s to the balancer: %s: %s", r.id, resp.Status, bytes.TrimSpace(b))
+	}
+	var added Backend
+	if err := json.Unmarshal(b, &added); err != nil || added.ID == "" {
+		added.ID = r.id
+	}
+	c.mu.Lock()
+	r.inLB = true
+	r.lbID = added.ID
+	c.mu.Unlock()
+	return nil
+}
+
+// adminDelete asks the balancer to drain and remove backend id.
+func (c *Cluster) adminDelete(ctx context.Context, id string) error {
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodDelete, c.adminURL+"/admin/backends/"+id, nil)
+	if err != nil {
+		return err
+	}
+	resp, err := c.client.Do(req)
+	if err != nil {
+		return fmt.Errorf("cluster: remove %s from the balancer: %w", id, err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
+	if resp.StatusCode/100 != 2 && resp.StatusCode != http.StatusNotFound {
+		return fmt.Errorf("cluster: remove %s from the balancer: %s: %s", id, resp.Status, bytes.TrimSpace(b))
+	}
+	return nil
+}
+
+// waitBackends polls the admin API until ok holds for its backend list.
+func (c *Cluster) waitBackends(ctx context.Context, ok func([]Backend) bool) error {
+	ctx, cancel := context.WithTimeout(ctx, c.cfg.ReadyTimeout)
+	defer cancel()
+	tick := time.NewTicker(25 * time.Millisecond)
+	defer tick.Stop()
+	var last []Backend
+	for {
+		bs, err := c.Backends(ctx)
+		if err == nil {
+			last = bs
+			if ok(bs) {
+				return nil
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("cluster: balancer backends did not settle (last: %+v): %w", last, ctx.Err())
+		case <-tick.C:
+		}
+	}
+}

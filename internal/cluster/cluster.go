@@ -1,0 +1,564 @@
+package cluster
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+)
+
+// Errors returned by the cluster. Callers branch on them with errors.Is.
+var (
+	// ErrUnknownStrategy is returned by ParseStrategy and Start for a
+	// strategy name that is not one of SPEC's six.
+	ErrUnknownStrategy = errors.New("cluster: unknown strategy")
+
+	// ErrUnknownReplica is returned when an operation names a replica the
+	// cluster never started (or has removed).
+	ErrUnknownReplica = errors.New("cluster: unknown replica")
+
+	// ErrNoStore is returned by StopStore and StartStore for a strategy with
+	// no external store (naive, sticky, replicated, client).
+	ErrNoStore = errors.New("cluster: strategy has no external store")
+
+	// ErrNoRedis is returned by Start for the cache strategy when no Redis
+	// URL was given and redis-server is not on PATH.
+	ErrNoRedis = errors.New("cluster: cache needs Redis: redis-server is not on PATH and no Redis URL was given")
+
+	// ErrClosed is returned by operations on a closed cluster.
+	ErrClosed = errors.New("cluster: closed")
+
+	// ErrBadConfig is wrapped by Start for an invalid Config.
+	ErrBadConfig = errors.New("cluster: bad config")
+)
+
+// Config describes a cluster to start. Zero values take the defaults given
+// in each field's comment.
+type Config struct {
+	// Strategy fixes the app's store and the balancer's policy. Required.
+	Strategy Strategy
+
+	// Replicas is how many replicas Start launches. Zero means 3.
+	Replicas int
+
+	// Binary is the path of the statelab binary the replicas and the
+	// balancer run (the CLI passes os.Executable(); tests build it with go
+	// build). Required.
+	Binary string
+
+	// RedisURL is the Redis the cache strategy uses. Empty means: start a
+	// redis-server from PATH on a free port, with no persistence.
+	RedisURL string
+
+	// PostgresURL, when set, makes the database strategy use PostgreSQL:
+	// the cluster creates a fresh schema in it and drops it on Close. Empty
+	// means SQLite in the cluster's temporary directory.
+	PostgresURL string
+
+	// Work is each replica's --work (simulated time per request). Zero
+	// passes no flag, leaving the app's default.
+	Work time.Duration
+
+	// MaxInflight is each replica's --max-inflight. Zero passes no flag.
+	MaxInflight int
+
+	// Dir is where the cluster makes its temporary directory (logs, SQLite
+	// file, Redis dump). Empty means os.TempDir(). The temporary directory
+	// is removed by Close.
+	Dir string
+
+	// Logger receives the cluster's events. Nil discards them.
+	Logger *slog.Logger
+
+	// Secret is the key material shared by the replicas (--secret). Empty
+	// means a random one per cluster.
+	Secret string
+
+	// HealthInterval is the balancer's --health-interval. Zero means 200ms,
+	// so that a dead replica is noticed quickly.
+	HealthInterval time.Duration
+
+	// ReadyTimeout bounds how long Start, Add and Restart wait for a
+	// process to answer. Zero means 15s.
+	ReadyTimeout time.Duration
+
+	// StopGrace is how long a graceful stop waits after SIGTERM before
+	// SIGKILL. Zero means 5s.
+	StopGrace time.Duration
+}
+
+// State is a replica's state as the cluster sees it.
+type State string
+
+// The states of a replica.
+const (
+	// StateUp means the process runs and answers.
+	StateUp State = "up"
+	// StateDown means the process is not running (killed, stopped or crashed).
+	StateDown State = "down"
+	// StatePaused means the process is stopped with SIGSTOP.
+	StatePaused State = "paused"
+	// StateDraining means the balancer is draining it before removal.
+	StateDraining State = "draining"
+	// StateStarting means the process was started and is not answering yet.
+	StateStarting State = "starting"
+)
+
+// Replica is a snapshot of one replica.
+type Replica struct {
+	// ID is the replica's --id and X-Served-By value: r1, r2, ...
+	ID string `json:"id"`
+	// URL is the replica's own base URL, bypassing the balancer.
+	URL string `json:"url"`
+	// PID is the process id of the running process, 0 when down.
+	PID int `json:"pid"`
+	// State is up, down, paused, draining or starting.
+	State State `json:"state"`
+	// InBalancer reports whether the replica is a backend of the balancer.
+	InBalancer bool `json:"in_balancer"`
+	// Starts counts how many times the process was started.
+	Starts int `json:"starts"`
+	// ClusterAddr is the --cluster-listen address of a replicated replica.
+	ClusterAddr string `json:"cluster_addr,omitempty"`
+}
+
+// StoreInfo describes the cluster's store.
+type StoreInfo struct {
+	// Kind is the app's --store: memory, replicated, redis, sqlite, postgres
+	// or cookie.
+	Kind string `json:"kind"`
+	// External reports whether there is a store to fail (Redis, SQLite,
+	// PostgreSQL).
+	External bool `json:"external"`
+	// Up reports whether the store is available (always true when not
+	// External).
+	Up bool `json:"up"`
+	// Managed reports whether the cluster started the store itself (a
+	// redis-server) rather than using one it was given.
+	Managed bool `json:"managed"`
+	// Detail says where the store is, for people.
+	Detail string `json:"detail"`
+}
+
+// Snapshot is the cluster's state at one moment, for dashboards to poll.
+type Snapshot struct {
+	Strategy Strategy  `json:"strategy"`
+	Policy   string    `json:"policy"`
+	URL      string    `json:"url"`
+	AdminURL string    `json:"admin_url"`
+	Store    StoreInfo `json:"store"`
+	Replicas []Replica `json:"replicas"`
+	// LastEvent is the sequence number of the newest event (see Events).
+	LastEvent int `json:"last_event"`
+}
+
+// replica is the cluster's record of one replica.
+type replica struct {
+	id          string
+	port        int
+	clusterAddr string
+	proc        *process
+	state       State
+	inLB        bool
+	lbID        string // the balancer's id for this backend
+	starts      int
+}
+
+func (r *replica) url() string { return "http://127.0.0.1:" + strconv.Itoa(r.port) }
+
+// Cluster is a running cluster. Its methods are safe for concurrent use.
+type Cluster struct {
+	cfg      Config
+	log      *slog.Logger
+	dir      string
+	secret   string
+	lbURL    string
+	adminURL string
+	client   *http.Client
+	store    *storeRuntime
+
+	// opMu serialises operations that start or stop processes.
+	opMu sync.Mutex
+
+	mu       sync.Mutex
+	closed   bool
+	lb       *process
+	replicas map[string]*replica
+	order    []string
+	nextID   int
+	events   eventLog
+}
+
+// Start launches the store (when needed), cfg.Replicas replicas and the
+// balancer, and returns once all answer. On error everything already started
+// is stopped and removed. ctx bounds the start only; the cluster lives until
+// Close.
+func Start(ctx context.Context, cfg Config) (*Cluster, error) {
+	if _, err := ParseStrategy(string(cfg.Strategy)); err != nil {
+		return nil, err
+	}
+	if cfg.Binary == "" {
+		return nil, fmt.Errorf("%w: Binary (path of the statelab binary) is required", ErrBadConfig)
+	}
+	if cfg.Replicas < 0 || cfg.MaxInflight < 0 || cfg.Work < 0 {
+		return nil, fmt.Errorf("%w: Replicas, MaxInflight and Work must not be negative", ErrBadConfig)
+	}
+	if cfg.Replicas == 0 {
+		cfg.Replicas = 3
+	}
+	if cfg.HealthInterval == 0 {
+		cfg.HealthInterval = 200 * time.Millisecond
+	}
+	if cfg.ReadyTimeout == 0 {
+		cfg.ReadyTimeout = 15 * time.Second
+	}
+	if cfg.StopGrace == 0 {
+		cfg.StopGrace = 5 * time.Second
+	}
+	logger := cfg.Logger
+	if logger == nil {
+		logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	dir, err := os.MkdirTemp(cfg.Dir, "statelab-cluster-*")
+	if err != nil {
+		return nil, fmt.Errorf("cluster: temporary directory: %w", err)
+	}
+	secret := cfg.Secret
+	if secret == "" {
+		b := make([]byte, 32)
+		if _, err := rand.Read(b); err != nil {
+			os.RemoveAll(dir)
+			return nil, fmt.Errorf("cluster: secret: %w", err)
+		}
+		secret = hex.EncodeToString(b)
+	}
+	c := &Cluster{
+		cfg:      cfg,
+		log:      logger.With("strategy", string(cfg.Strategy)),
+		dir:      dir,
+		secret:   secret,
+		client:   &http.Client{Timeout: 2 * time.Second},
+		replicas: map[string]*replica{},
+	}
+	if err := c.start(ctx); err != nil {
+		c.Close()
+		return nil, err
+	}
+	return c, nil
+}
+
+func (c *Cluster) start(ctx context.Context) error {
+	st, err := startStore(ctx, c)
+	if err != nil {
+		return err
+	}
+	c.mu.Lock()
+	c.store = st
+	c.mu.Unlock()
+
+	var reps []*replica
+	for i := 0; i < c.cfg.Replicas; i++ {
+		r, err := c.newReplica()
+		if err != nil {
+			return err
+		}
+		if err := c.launch(r); err != nil {
+			return err
+		}
+		reps = append(reps, r)
+	}
+	for _, r := range reps {
+		if err := c.waitReady(ctx, r); err != nil {
+			return err
+		}
+	}
+	if err := c.startBalancer(ctx, reps); err != nil {
+		return err
+	}
+	c.event(EventStarted, "", fmt.Sprintf("cluster up: %d replicas, store %s, policy %s", len(reps), st.info.Kind, c.cfg.Strategy.Policy()))
+	return nil
+}
+
+// newReplica allocates the next replica id and its ports.
+func (c *Cluster) newReplica() (*replica, error) {
+	port, err := freePort()
+	if err != nil {
+		return nil, err
+	}
+	r := &replica{port: port, state: StateDown}
+	if c.cfg.Strategy == Replicated {
+		cp, err := freePort()
+		if err != nil {
+			return nil, err
+		}
+		r.clusterAddr = "127.0.0.1:" + strconv.Itoa(cp)
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.nextID++
+	r.id = "r" + strconv.Itoa(c.nextID)
+	c.replicas[r.id] = r
+	c.order = append(c.order, r.id)
+	return r, nil
+}
+
+// appArgs is the command line of replica r.
+func (c *Cluster) appArgs(r *replica) []string {
+	args := []string{"app",
+		"--listen", "127.0.0.1:" + strconv.Itoa(r.port),
+		"--id", r.id,
+		"--store", c.store.info.Kind,
+		"--secret", c.secret,
+	}
+	args = append(args, c.store.appArgs...)
+	if c.cfg.Work > 0 {
+		args = append(args, "--work", c.cfg.Work.String())
+	}
+	if c.cfg.MaxInflight > 0 {
+		args = append(args, "--max-inflight", strconv.Itoa(c.cfg.MaxInflight))
+	}
+	if r.clusterAddr != "" {
+		args = append(args, "--cluster-listen", r.clusterAddr)
+		var peers []string
+		c.mu.Lock()
+		for _, id := range c.order {
+			o := c.replicas[id]
+			if o != r && o.proc != nil && !o.proc.exited() {
+				peers = append(peers, o.clusterAddr)
+			}
+		}
+		c.mu.Unlock()
+		if len(peers) > 0 {
+			args = append(args, "--peers", strings.Join(peers, ","))
+		}
+	}
+	return args
+}
+
+// launch starts replica r's process (it must not be running).
+func (c *Cluster) launch(r *replica) error {
+	args := c.appArgs(r)
+	logPath := filepath.Join(c.dir, r.id+".log")
+	p, err := startProcess(r.id, c.cfg.Binary, args, logPath, func(p *process, expected bool, err error) {
+		c.onReplicaExit(r, p, expected, err)
+	})
+	if err != nil {
+		return err
+	}
+	c.mu.Lock()
+	r.proc = p
+	r.state = StateStarting
+	r.starts++
+	c.mu.Unlock()
+	return nil
+}
+
+func (c *Cluster) onReplicaExit(r *replica, p *process, expected bool, err error) {
+	c.mu.Lock()
+	current := r.proc == p
+	if current {
+		r.state = StateDown
+	}
+	c.mu.Unlock()
+	if !expected {
+		c.event(EventCrash, r.id, fmt.Sprintf("%s crashed: %s; last log lines: %s", r.id, exitDescription(err), p.tail(600)))
+	}
+}
+
+// waitReady polls r's /healthz until it answers 200, the process exits or
+// the ready timeout passes.
+func (c *Cluster) waitReady(ctx context.Context, r *replica) error {
+	c.mu.Lock()
+	p := r.proc
+	c.mu.Unlock()
+	err := c.poll(ctx, p, r.url()+"/healthz")
+	if err != nil {
+		return fmt.Errorf("cluster: replica %s did not become ready: %w", r.id, err)
+	}
+	c.mu.Lock()
+	if r.proc == p && r.state == StateStarting {
+		r.state = StateUp
+	}
+	c.mu.Unlock()
+	return nil
+}
+
+// poll GETs url until it answers 200, p exits, ctx ends or the ready
+// timeout passes.
+func (c *Cluster) poll(ctx context.Context, p *process, url string) error {
+	ctx, cancel := context.WithTimeout(ctx, c.cfg.ReadyTimeout)
+	defer cancel()
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+		if err != nil {
+			return err
+		}
+		resp, err := c.client.Do(req)
+		if err == nil {
+			io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return nil
+			}
+		}
+		select {
+		case <-p.done:
+			return fmt.Errorf("process %s: %s; log: %s", p.name, exitDescription(p.exitErr), p.tail(1500))
+		case <-ctx.Done():
+			return fmt.Errorf("%s not answering: %w; log: %s", url, ctx.Err(), p.tail(1500))
+		case <-tick.C:
+		}
+	}
+}
+
+// URL returns the balancer's base URL, where clients send their requests.
+func (c *Cluster) URL() string { return c.lbURL }
+
+// AdminURL returns the balancer's admin API base URL.
+func (c *Cluster) AdminURL() string { return c.adminURL }
+
+// Dir returns the cluster's temporary directory (process logs live there).
+// It is removed by Close.
+func (c *Cluster) Dir() string { return c.dir }
+
+// Strategy returns the cluster's strategy.
+func (c *Cluster) Strategy() Strategy { return c.cfg.Strategy }
+
+// Replicas returns a snapshot of every replica the cluster knows, in the
+// order they were created. Removed replicas are not listed.
+func (c *Cluster) Replicas() []Replica {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	out := make([]Replica, 0, len(c.order))
+	for _, id := range c.order {
+		out = append(out, c.replicaLocked(c.replicas[id]))
+	}
+	return out
+}
+
+// Replica returns a snapshot of the replica with id, or false.
+func (c *Cluster) Replica(id string) (Replica, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	r, ok := c.replicas[id]
+	if !ok {
+		return Replica{}, false
+	}
+	return c.replicaLocked(r), true
+}
+
+func (c *Cluster) replicaLocked(r *replica) Replica {
+	out := Replica{ID: r.id, URL: r.url(), State: r.state, InBalancer: r.inLB, Starts: r.starts, ClusterAddr: r.clusterAddr}
+	if r.proc != nil && !r.proc.exited() {
+		out.PID = r.proc.pid()
+	}
+	return out
+}
+
+// Store describes the cluster's store.
+func (c *Cluster) Store() StoreInfo {
+	c.mu.Lock()
+	st := c.store
+	c.mu.Unlock()
+	if st == nil {
+		return StoreInfo{}
+	}
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	return st.info
+}
+
+// Snapshot returns the whole cluster's state at one moment.
+func (c *Cluster) Snapshot() Snapshot {
+	s := Snapshot{
+		Strategy: c.cfg.Strategy,
+		Policy:   c.cfg.Strategy.Policy(),
+		URL:      c.lbURL,
+		AdminURL: c.adminURL,
+		Store:    c.Store(),
+		Replicas: c.Replicas(),
+	}
+	c.mu.Lock()
+	s.LastEvent = c.events.last()
+	c.mu.Unlock()
+	return s
+}
+
+// get returns the replica with id or ErrUnknownReplica; it fails with
+// ErrClosed on a closed cluster.
+func (c *Cluster) get(id string) (*replica, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed {
+		return nil, ErrClosed
+	}
+	r, ok := c.replicas[id]
+	if !ok {
+		return nil, fmt.Errorf("%w %q", ErrUnknownReplica, id)
+	}
+	return r, nil
+}
+
+// Close stops the balancer, every replica and the store the cluster started,
+// drops the PostgreSQL schema it created and removes its temporary
+// directory. It returns an error naming every child that crashed during the
+// cluster's life (a crash is reported, never ignored), joined with any
+// cleanup error. Close is idempotent.
+func (c *Cluster) Close() error {
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return nil
+	}
+	c.closed = true
+	lb := c.lb
+	var procs []*process
+	for _, id := range c.order {
+		if p := c.replicas[id].proc; p != nil {
+			procs = append(procs, p)
+		}
+	}
+	st := c.store
+	c.mu.Unlock()
+
+	if lb != nil {
+		lb.kill()
+	}
+	var wg sync.WaitGroup
+	for _, p := range procs {
+		wg.Add(1)
+		go func() { defer wg.Done(); p.kill() }()
+	}
+	wg.Wait()
+	var errs []error
+	if st != nil {
+		if err := st.close(); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if err := os.RemoveAll(c.dir); err != nil {
+		errs = append(errs, fmt.Errorf("cluster: remove %s: %w", c.dir, err))
+	}
+	if crashes := c.Crashes(); len(crashes) > 0 {
+		msgs := make([]string, len(crashes))
+		for i, e := range crashes {
+			msgs[i] = e.Message
+		}
+		sort.Strings(msgs)
+		errs = append([]error{fmt.Errorf("%w: %s", ErrCrashed, strings.Join(msgs, "; "))}, errs...)
+	}
+	return errors.Join(errs...)
+}

@@ -1,0 +1,231 @@
+package cluster
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"syscall"
+	"time"
+)
+
+// Kill sends SIGKILL to replica id, as a crash or an OOM kill would. The
+// replica stays a backend of the balancer (which must notice it is dead);
+// Restart brings it back. Killing a replica that is down is not an error.
+func (c *Cluster) Kill(id string) error {
+	c.opMu.Lock()
+	defer c.opMu.Unlock()
+	r, err := c.get(id)
+	if err != nil {
+		return err
+	}
+	c.mu.Lock()
+	p := r.proc
+	c.mu.Unlock()
+	if p == nil || p.exited() {
+		return nil
+	}
+	p.kill()
+	c.mu.Lock()
+	r.state = StateDown
+	c.mu.Unlock()
+	c.event(EventKill, id, id+" killed (SIGKILL): whatever lived only in its memory is gone")
+	return nil
+}
+
+// Pause stops replica id with SIGSTOP: it keeps its sockets but answers
+// nothing, like a long GC pause or a frozen VM.
+func (c *Cluster) Pause(id string) error {
+	return c.pauseResume(id, syscall.SIGSTOP, StatePaused, EventPause, " paused (SIGSTOP): it holds its connections but answers nothing")
+}
+
+// Resume continues a paused replica with SIGCONT.
+func (c *Cluster) Resume(id string) error {
+	return c.pauseResume(id, syscall.SIGCONT, StateUp, EventResume, " resumed (SIGCONT)")
+}
+
+func (c *Cluster) pauseResume(id string, sig syscall.Signal, state State, kind EventKind, msg string) error {
+	c.opMu.Lock()
+	defer c.opMu.Unlock()
+	r, err := c.get(id)
+	if err != nil {
+		return err
+	}
+	c.mu.Lock()
+	p := r.proc
+	c.mu.Unlock()
+	if p == nil || p.exited() {
+		return fmt.Errorf("cluster: %s is not running", id)
+	}
+	if err := p.signal(sig, false); err != nil {
+		return err
+	}
+	c.mu.Lock()
+	r.state = state
+	c.mu.Unlock()
+	c.event(kind, id, id+msg)
+	return nil
+}
+
+// Restart stops replica id gracefully (SIGTERM, then SIGKILL after the stop
+// grace) if it runs, starts it again on the same port with the same id, and
+// waits until it answers. A replica that was killed comes back this way.
+func (c *Cluster) Restart(ctx context.Context, id string) error {
+	c.opMu.Lock()
+	defer c.opMu.Unlock()
+	r, err := c.get(id)
+	if err != nil {
+		return err
+	}
+	c.mu.Lock()
+	p := r.proc
+	c.mu.Unlock()
+	how := "started again"
+	if p != nil && !p.exited() {
+		p.stop(c.cfg.StopGrace)
+		how = "restarted gracefully (SIGTERM, then started again)"
+	}
+	if err := c.launch(r); err != nil {
+		return err
+	}
+	if err := c.waitReady(ctx, r); err != nil {
+		return err
+	}
+	c.event(EventRestart, id, id+" "+how)
+	return nil
+}
+
+// Add starts a new replica, waits until it answers and adds it to the
+// balancer through the admin API, like scaling out. It returns the new
+// replica.
+func (c *Cluster) Add(ctx context.Context) (Replica, error) {
+	c.opMu.Lock()
+	defer c.opMu.Unlock()
+	c.mu.Lock()
+	closed := c.closed
+	c.mu.Unlock()
+	if closed {
+		return Replica{}, ErrClosed
+	}
+	r, err := c.newReplica()
+	if err != nil {
+		return Replica{}, err
+	}
+	if err := c.launch(r); err != nil {
+		return Replica{}, err
+	}
+	if err := c.waitReady(ctx, r); err != nil {
+		return Replica{}, err
+	}
+	if err := c.adminAdd(ctx, r); err != nil {
+		return Replica{}, err
+	}
+	c.event(EventAdd, r.id, r.id+" added to the balancer (scale out)")
+	out, _ := c.Replica(r.id)
+	return out, nil
+}
+
+// Remove drains replica id through the balancer's admin API (no new
+// sessions; requests in flight finish), waits until the balancer no longer
+// lists it (bounded by the ready timeout), then stops it gracefully and
+// forgets it, like scaling in.
+func (c *Cluster) Remove(ctx context.Context, id string) error {
+	c.opMu.Lock()
+	defer c.opMu.Unlock()
+	r, err := c.get(id)
+	if err != nil {
+		return err
+	}
+	c.mu.Lock()
+	lbID, inLB := r.lbID, r.inLB
+	if inLB {
+		r.state = StateDraining
+	}
+	c.mu.Unlock()
+	if inLB {
+		if err := c.adminDelete(ctx, lbID); err != nil {
+			return err
+		}
+		err := c.waitBackends(ctx, func(bs []Backend) bool {
+			for _, b := range bs {
+				if b.ID == lbID {
+					return false
+				}
+			}
+			return true
+		})
+		if err != nil {
+			return err
+		}
+	}
+	c.mu.Lock()
+	p := r.proc
+	r.inLB = false
+	c.mu.Unlock()
+	if p != nil {
+		p.stop(c.cfg.StopGrace)
+	}
+	c.mu.Lock()
+	delete(c.replicas, id)
+	for i, o := range c.order {
+		if o == id {
+			c.order = append(c.order[:i], c.order[i+1:]...)
+			break
+		}
+	}
+	c.mu.Unlock()
+	c.event(EventRemove, id, id+" drained and removed (scale in)")
+	return nil
+}
+
+// AppStatus is what a replica says about itself at GET /api/replica.
+type AppStatus struct {
+	// ID is the replica's id.
+	ID string `json:"id"`
+	// Store is the replica's --store.
+	Store string `json:"store"`
+	// Sessions is how many sessions the replica holds, or -1 when its
+	// store cannot tell (the field is absent or null).
+	Sessions int `json:"sessions"`
+	// Inflight is how many requests it is serving now.
+	Inflight int `json:"inflight"`
+}
+
+// Status asks replica id directly (bypassing the balancer) for its
+// /api/replica status, with a one-second deadline.
+func (c *Cluster) Status(ctx context.Context, id string) (AppStatus, error) {
+	r, err := c.get(id)
+	if err != nil {
+		return AppStatus{}, err
+	}
+	ctx, cancel := context.WithTimeout(ctx, time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, r.url()+"/api/replica", nil)
+	if err != nil {
+		return AppStatus{}, err
+	}
+	resp, err := c.client.Do(req)
+	if err != nil {
+		return AppStatus{}, fmt.Errorf("cluster: status of %s: %w", id, err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		io.Copy(io.Discard, io.LimitReader(resp.Body, 4096))
+		return AppStatus{}, fmt.Errorf("cluster: status of %s: %s", id, resp.Status)
+	}
+	var raw struct {
+		ID       string `json:"id"`
+		Store    string `json:"store"`
+		Sessions *int   `json:"sessions"`
+		Inflight int    `json:"inflight"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&raw); err != nil {
+		return AppStatus{}, fmt.Errorf("cluster: status of %s: %w", id, err)
+	}
+	st := AppStatus{ID: raw.ID, Store: raw.Store, Sessions: -1, Inflight: raw.Inflight}
+	if raw.Sessions != nil {
+		st.Sessions = *raw.Sessions
+	}
+	return st, nil
+}

@@ -1,0 +1,168 @@
+package cluster
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+)
+
+// process is one child process the cluster started. Its exit is observed by
+// one goroutine; an exit the cluster did not ask for is a crash.
+type process struct {
+	name    string
+	cmd     *exec.Cmd
+	logPath string
+	done    chan struct{} // closed when the process has exited
+
+	mu       sync.Mutex
+	expected bool  // the cluster asked it to stop
+	exitErr  error // set before done is closed
+}
+
+// startProcess starts binary with args, its stdout and stderr appended to
+// logPath. onExit runs once, after the process exits, with whether the exit
+// was expected.
+func startProcess(name, binary string, args []string, logPath string, onExit func(p *process, expected bool, err error)) (*process, error) {
+	logf, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("cluster: open log of %s: %w", name, err)
+	}
+	cmd := exec.Command(binary, args...)
+	cmd.Stdout = logf
+	cmd.Stderr = logf
+	cmd.Env = childEnv()
+	// Own process group: a Ctrl-C on the terminal reaches the lab, which then
+	// stops the children itself, instead of reaching every child at once
+	// (they would look like crashes). Pdeathsig kills a child whose parent
+	// died without cleaning up.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	if err := cmd.Start(); err != nil {
+		logf.Close()
+		return nil, fmt.Errorf("cluster: start %s: %w", name, err)
+	}
+	p := &process{name: name, cmd: cmd, logPath: logPath, done: make(chan struct{})}
+	go func() {
+		err := cmd.Wait()
+		logf.Close()
+		p.mu.Lock()
+		p.exitErr = err
+		expected := p.expected
+		p.mu.Unlock()
+		close(p.done)
+		if onExit != nil {
+			onExit(p, expected, err)
+		}
+	}()
+	return p, nil
+}
+
+// childEnv is the environment of a child: the parent's, without the
+// STATELAB_* variables, which would silently override the flags the cluster
+// passes (every statelab flag reads STATELAB_<FLAG> as a default).
+func childEnv() []string {
+	var env []string
+	for _, kv := range os.Environ() {
+		if strings.HasPrefix(kv, "STATELAB_") {
+			continue
+		}
+		env = append(env, kv)
+	}
+	return env
+}
+
+func (p *process) pid() int { return p.cmd.Process.Pid }
+
+func (p *process) exited() bool {
+	select {
+	case <-p.done:
+		return true
+	default:
+		return false
+	}
+}
+
+// signal sends sig to the process, marking the exit it may cause as
+// expected when expect is true.
+func (p *process) signal(sig syscall.Signal, expect bool) error {
+	if expect {
+		p.mu.Lock()
+		p.expected = true
+		p.mu.Unlock()
+	}
+	if p.exited() {
+		return nil
+	}
+	if err := p.cmd.Process.Signal(sig); err != nil && !errors.Is(err, os.ErrProcessDone) {
+		return fmt.Errorf("cluster: signal %v to %s: %w", sig, p.name, err)
+	}
+	return nil
+}
+
+// stop asks the process to exit with SIGTERM and waits up to grace before
+// killing it. A stopped (SIGSTOP) process is continued first so it can see
+// the SIGTERM.
+func (p *process) stop(grace time.Duration) {
+	_ = p.signal(syscall.SIGTERM, true)
+	_ = p.signal(syscall.SIGCONT, true)
+	select {
+	case <-p.done:
+		return
+	case <-time.After(grace):
+	}
+	p.kill()
+}
+
+// kill sends SIGKILL, marks the exit expected and waits for it.
+func (p *process) kill() {
+	_ = p.signal(syscall.SIGKILL, true)
+	<-p.done
+}
+
+// tail returns the last n bytes of the process's log, for error messages.
+func (p *process) tail(n int) string {
+	b, err := os.ReadFile(p.logPath)
+	if err != nil {
+		return ""
+	}
+	if len(b) > n {
+		b = b[len(b)-n:]
+		if i := bytes.IndexByte(b, '\n'); i >= 0 {
+			b = b[i+1:]
+		}
+	}
+	return strings.TrimSpace(string(b))
+}
+
+// exitDescription says how the process ended, for events.
+func exitDescription(err error) string {
+	if err == nil {
+		return "exited with status 0"
+	}
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		if ws, ok := ee.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
+			return "killed by " + ws.Signal().String()
+		}
+		return fmt.Sprintf("exited with status %d", ee.ExitCode())
+	}
+	return err.Error()
+}
+
+// freePort returns a TCP port on 127.0.0.1 that was free a moment ago. The
+// children bind it themselves, so there is a small window in which another
+// program could take it; Start then fails with the child's log.
+func freePort() (int, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, fmt.Errorf("cluster: find a free port: %w", err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port, nil
+}
