@@ -39,7 +39,9 @@ type Record struct {
 
 	// Version identifies the stored revision of the record. Zero means "not
 	// stored yet". Every successful Put returns a new version, strictly greater
-	// than the one it replaced; Touch never changes it.
+	// than the one it replaced; Touch never changes it. A record created where
+	// an earlier one was deleted or expired never gets a version that earlier
+	// record had, so a writer holding a stale version cannot overwrite it.
 	Version uint64
 
 	// IdleExpiry is when the record expires unless it is written or touched
@@ -63,7 +65,8 @@ func (r Record) Expired(now time.Time) bool {
 // Store holds session records on the server side, under opaque keys, with
 // optimistic concurrency. Keys are ASCII strings of at most 128 bytes drawn
 // from [A-Za-z0-9_-]; the Manager passes the hex SHA-256 of the session ID, so
-// a leaked store yields no live session IDs.
+// a leaked store yields no live session IDs. Any other key is rejected with an
+// error that wraps none of ErrNotFound, ErrConflict and ErrUnavailable.
 //
 // All methods are safe for concurrent use by many goroutines and many
 // processes sharing one backend. Every method honours ctx: a cancelled or
