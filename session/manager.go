@@ -241,7 +241,6 @@ func (m *Manager) Update(ctx context.Context, fn func(data []byte) ([]byte, erro
 	}
 	for attempt := range m.cfg.MaxAttempts {
 		if attempt > 0 {
-			m.metrics.conflicts.Inc()
 			if err := backoff(ctx, attempt); err != nil {
 				return err
 			}
@@ -279,6 +278,7 @@ func (m *Manager) Update(ctx context.Context, fn func(data []byte) ([]byte, erro
 		}
 		version, err := m.store.Put(ctx, storeKey(id), next)
 		if errors.Is(err, ErrConflict) {
+			m.metrics.conflicts.Inc()
 			continue
 		}
 		if err != nil {
