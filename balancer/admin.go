@@ -1,0 +1,112 @@
+package balancer
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"strings"
+
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// AdminHandler returns the runtime admin API:
+//
+//	GET    /admin/backends       → 200, JSON array of BackendStatus
+//	POST   /admin/backends       {"url","id"?,"weight"?} → 201 with the BackendStatus;
+//	                               400 bad JSON or URL, 409 duplicate id
+//	GET    /admin/backends/{id}  → 200 with the BackendStatus, 404 unknown id
+//	DELETE /admin/backends/{id}  → 202 with the (draining) BackendStatus; the
+//	                               backend is removed once drained; 404 unknown id
+//	GET    /metrics              → Prometheus text format
+//
+// Errors are JSON {"error":{"code","message"}}. The handler has no
+// authentication: serve it on a loopback address.
+func (lb *Balancer) AdminHandler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /admin/backends", lb.adminList)
+	mux.HandleFunc("POST /admin/backends", lb.adminAdd)
+	mux.HandleFunc("GET /admin/backends/{id}", lb.adminGet)
+	mux.HandleFunc("DELETE /admin/backends/{id}", lb.adminRemove)
+	mux.Handle("GET /metrics", promhttp.HandlerFor(lb.metrics.registry, promhttp.HandlerOpts{}))
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		adminError(w, http.StatusNotFound, "not_found", "no such admin endpoint")
+	})
+	return mux
+}
+
+func (lb *Balancer) adminList(w http.ResponseWriter, r *http.Request) {
+	writeJSON(w, http.StatusOK, lb.Backends())
+}
+
+func (lb *Balancer) adminGet(w http.ResponseWriter, r *http.Request) {
+	st, err := lb.Backend(r.PathValue("id"))
+	if err != nil {
+		adminError(w, http.StatusNotFound, "unknown_backend", err.Error())
+		return
+	}
+	writeJSON(w, http.StatusOK, st)
+}
+
+func (lb *Balancer) adminAdd(w http.ResponseWriter, r *http.Request) {
+	var bc BackendConfig
+	dec := json.NewDecoder(io.LimitReader(r.Body, 64<<10))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&bc); err != nil {
+		adminError(w, http.StatusBadRequest, "bad_json", "request body must be a JSON object {\"url\",\"id\",\"weight\"}: "+err.Error())
+		return
+	}
+	if dec.More() {
+		adminError(w, http.StatusBadRequest, "bad_json", "request body must hold one JSON object")
+		return
+	}
+	if strings.TrimSpace(bc.URL) == "" {
+		adminError(w, http.StatusBadRequest, "invalid_backend", "url is required")
+		return
+	}
+	st, err := lb.AddBackend(bc)
+	switch {
+	case errors.Is(err, ErrDuplicateBackend):
+		adminError(w, http.StatusConflict, "duplicate_backend", err.Error())
+	case errors.Is(err, ErrInvalidBackend):
+		adminError(w, http.StatusBadRequest, "invalid_backend", err.Error())
+	case errors.Is(err, ErrClosed):
+		adminError(w, http.StatusServiceUnavailable, "closed", err.Error())
+	case err != nil:
+		adminError(w, http.StatusInternalServerError, "internal", err.Error())
+	default:
+		writeJSON(w, http.StatusCreated, st)
+	}
+}
+
+func (lb *Balancer) adminRemove(w http.ResponseWriter, r *http.Request) {
+	id := r.PathValue("id")
+	st, err := lb.DrainBackend(id)
+	if err != nil {
+		adminError(w, http.StatusNotFound, "unknown_backend", err.Error())
+		return
+	}
+	// The drain outlives the admin request; Close cuts it short.
+	lb.wg.Add(1)
+	go func() {
+		defer lb.wg.Done()
+		_ = lb.RemoveBackend(context.Background(), id)
+	}()
+	writeJSON(w, http.StatusAccepted, st)
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+// adminError writes the JSON error body of the admin API.
+func adminError(w http.ResponseWriter, status int, code, msg string) {
+	type body struct {
+		Code    string `json:"code"`
+		Message string `json:"message"`
+	}
+	writeJSON(w, status, map[string]body{"error": {Code: code, Message: msg}})
+}

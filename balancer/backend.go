@@ -1,0 +1,209 @@
+package balancer
+
+import (
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/base64"
+	"fmt"
+	"net"
+	"net/url"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/valyala/fasthttp"
+)
+
+// BackendConfig describes one backend.
+type BackendConfig struct {
+	// ID names the backend in the admin API, metrics and logs, and is what
+	// the sticky cookie identifies (through an HMAC). Empty means the URL's
+	// host:port. At most 64 bytes of [A-Za-z0-9._:-].
+	ID string `json:"id,omitempty"`
+
+	// URL is the backend's base URL, "http://host:port" or
+	// "https://host:port". Any path is ignored: requests keep theirs.
+	URL string `json:"url"`
+
+	// Weight is the backend's share relative to the others (round robin,
+	// least request, hash). Zero means 1.
+	Weight int `json:"weight,omitempty"`
+}
+
+// BackendStatus is a snapshot of one backend, as GET /admin/backends shows it.
+type BackendStatus struct {
+	// ID is the backend's ID.
+	ID string `json:"id"`
+	// URL is the backend's base URL.
+	URL string `json:"url"`
+	// Healthy is true when the backend takes new requests: it passes its
+	// active checks and is not passively ejected.
+	Healthy bool `json:"healthy"`
+	// Draining is true once removal has begun: no new clients are sent to it.
+	Draining bool `json:"draining"`
+	// Inflight is the number of requests it is serving now.
+	Inflight int64 `json:"inflight"`
+	// Requests is the number of attempts sent to it since it was added.
+	Requests uint64 `json:"requests"`
+	// Weight is its weight.
+	Weight int `json:"weight"`
+}
+
+// Backend is a backend's runtime state: its configuration, its connection
+// pool and atomic counters. A Backend must not be copied.
+type Backend struct {
+	id, url string
+	weight  int
+	client  *fasthttp.HostClient
+	isTLS   bool
+	addr    string // host:port for dialing
+
+	// stickyValue is the HMAC cookie value naming this backend.
+	stickyValue string
+
+	inflight     atomic.Int64
+	requests     atomic.Uint64
+	statusClass  [6]atomic.Uint64 // 0: errors without a response, 1..5: 1xx..5xx
+	healthy      atomic.Bool      // active checks
+	ejectedUntil atomic.Int64     // unix nanos; passive ejection
+	consecFails  atomic.Int64
+	ejectLevel   atomic.Int64 // ejections since the last success
+	ejections    atomic.Uint64
+	draining     atomic.Bool
+	lastUse      atomic.Int64 // unix nanos, maintained while draining
+	errDial      atomic.Uint64
+	errUpstream  atomic.Uint64
+	errTimeout   atomic.Uint64
+
+	latency prometheus.Histogram
+
+	// rrCurrent is the smooth round-robin current weight, guarded by the
+	// RoundRobinSelection's mutex.
+	rrCurrent int64
+
+	stopOnce sync.Once
+	stopc    chan struct{}
+}
+
+// ID returns the backend's ID.
+func (b *Backend) ID() string { return b.id }
+
+// URL returns the backend's base URL.
+func (b *Backend) URL() string { return b.url }
+
+// Weight returns the backend's weight (at least 1).
+func (b *Backend) Weight() int { return b.weight }
+
+// Inflight returns the number of requests the backend is serving now.
+func (b *Backend) Inflight() int64 { return b.inflight.Load() }
+
+// Draining reports whether the backend is being drained.
+func (b *Backend) Draining() bool { return b.draining.Load() }
+
+// Available reports whether the backend takes new requests at now (unix
+// nanoseconds): it passes its active checks and is not ejected.
+func (b *Backend) Available(now int64) bool {
+	return b.healthy.Load() && now >= b.ejectedUntil.Load()
+}
+
+// Status returns a snapshot of the backend.
+func (b *Backend) Status() BackendStatus {
+	return BackendStatus{
+		ID: b.id, URL: b.url, Weight: b.weight,
+		Healthy:  b.Available(time.Now().UnixNano()),
+		Draining: b.draining.Load(),
+		Inflight: b.inflight.Load(),
+		Requests: b.requests.Load(),
+	}
+}
+
+func (b *Backend) stop() { b.stopOnce.Do(func() { close(b.stopc) }) }
+
+// recordSuccess notes an attempt that got a non-5xx response.
+func (b *Backend) recordSuccess(now int64) {
+	// Load before storing: most requests succeed, and a store on every one
+	// would bounce the cache line between cores.
+	if b.consecFails.Load() != 0 {
+		b.consecFails.Store(0)
+	}
+	if b.ejectLevel.Load() != 0 && now >= b.ejectedUntil.Load() {
+		b.ejectLevel.Store(0)
+	}
+}
+
+// recordFailure notes a failed attempt and ejects the backend after
+// cfg.EjectAfter consecutive failures, for EjectBase × 2^(level-1) capped at
+// EjectMax. It reports whether the backend was ejected now.
+func (b *Backend) recordFailure(now int64, cfg *Config) (time.Duration, bool) {
+	n := b.consecFails.Add(1)
+	if cfg.EjectAfter < 0 || n < int64(cfg.EjectAfter) || now < b.ejectedUntil.Load() {
+		return 0, false
+	}
+	b.consecFails.Store(0)
+	level := b.ejectLevel.Add(1)
+	d := cfg.EjectBase
+	for i := int64(1); i < level && d < cfg.EjectMax; i++ {
+		d *= 2
+	}
+	d = min(d, cfg.EjectMax)
+	b.ejectedUntil.Store(now + int64(d))
+	b.ejections.Add(1)
+	return d, true
+}
+
+// newBackend validates bc and builds its runtime state.
+func (lb *Balancer) newBackend(bc BackendConfig) (*Backend, error) {
+	u, err := url.Parse(bc.URL)
+	if err != nil {
+		return nil, fmt.Errorf("%w: url %q: %v", ErrInvalidBackend, bc.URL, err)
+	}
+	if (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.User != nil {
+		return nil, fmt.Errorf("%w: url %q: want http://host:port or https://host:port", ErrInvalidBackend, bc.URL)
+	}
+	addr := u.Host
+	if u.Port() == "" {
+		if u.Scheme == "https" {
+			addr = net.JoinHostPort(u.Hostname(), "443")
+		} else {
+			addr = net.JoinHostPort(u.Hostname(), "80")
+		}
+	}
+	if bc.Weight < 0 || bc.Weight > 1000 {
+		return nil, fmt.Errorf("%w: weight %d out of 0..1000", ErrInvalidBackend, bc.Weight)
+	}
+	if bc.ID == "" {
+		bc.ID = u.Host
+	}
+	if !validID(bc.ID) {
+		return nil, fmt.Errorf("%w: id %q: want 1-64 bytes of [A-Za-z0-9._:-]", ErrInvalidBackend, bc.ID)
+	}
+	w := max(bc.Weight, 1)
+	b := &Backend{
+		id: bc.ID, url: u.Scheme + "://" + u.Host, weight: w, addr: addr,
+		isTLS: u.Scheme == "https",
+		stopc: make(chan struct{}),
+	}
+	b.healthy.Store(true)
+	mac := hmac.New(sha256.New, lb.secret)
+	mac.Write([]byte("statelab-sticky\x00" + b.id))
+	b.stickyValue = base64.RawURLEncoding.EncodeToString(mac.Sum(nil)[:16])
+	b.latency = prometheus.NewHistogram(prometheus.HistogramOpts{
+		Name:        "statelab_lb_request_duration_seconds",
+		Help:        "Time from picking a backend to its response header, per backend.",
+		ConstLabels: prometheus.Labels{"backend": b.id},
+		Buckets:     []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10},
+	})
+	b.client = lb.newHostClient(b)
+	return b, nil
+}
+
+func validID(s string) bool {
+	if s == "" || len(s) > 64 {
+		return false
+	}
+	return strings.IndexFunc(s, func(r rune) bool {
+		return !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '.' || r == '_' || r == ':' || r == '-')
+	}) < 0
+}

@@ -1,0 +1,567 @@
+package balancer
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/valyala/fasthttp"
+)
+
+// Errors returned by New, AddBackend and RemoveBackend. Callers branch on
+// them with errors.Is; the package wraps them with context using %w.
+var (
+	// ErrUnknownPolicy is returned when Config.Policy names no policy.
+	ErrUnknownPolicy = errors.New("balancer: unknown policy")
+
+	// ErrInvalidBackend is returned when a BackendConfig has a missing or
+	// malformed URL, an invalid ID or a negative weight.
+	ErrInvalidBackend = errors.New("balancer: invalid backend")
+
+	// ErrDuplicateBackend is returned when a backend's ID is already in use.
+	ErrDuplicateBackend = errors.New("balancer: duplicate backend id")
+
+	// ErrUnknownBackend is returned when no backend has the given ID.
+	ErrUnknownBackend = errors.New("balancer: unknown backend")
+
+	// ErrInvalidConfig is returned when a Config field other than the policy
+	// and the backends is out of range (a negative duration or count, a
+	// hash factor below 1, a panic threshold outside [0,1]).
+	ErrInvalidConfig = errors.New("balancer: invalid config")
+
+	// ErrClosed is returned by Serve and AddBackend after Close.
+	ErrClosed = errors.New("balancer: closed")
+)
+
+// The policy names accepted in Config.Policy.
+const (
+	// PolicyRoundRobin spreads requests in smooth weighted round robin.
+	PolicyRoundRobin = "round_robin"
+	// PolicyLeastRequest picks the less busy of two random backends.
+	PolicyLeastRequest = "least_request"
+	// PolicySticky pins each client to a backend with a signed cookie.
+	PolicySticky = "sticky"
+	// PolicyHash maps a session key to a backend by consistent hashing with
+	// bounded loads.
+	PolicyHash = "hash"
+)
+
+// Policies lists every policy name, in the order the CLI documents them.
+var Policies = []string{PolicyRoundRobin, PolicyLeastRequest, PolicySticky, PolicyHash}
+
+// Config configures a Balancer. The zero value of every field except
+// Backends means "use the default" documented on the field; DefaultConfig
+// returns a Config with every default filled in.
+type Config struct {
+	// Policy names the selection policy: "round_robin" (default),
+	// "least_request", "sticky" or "hash".
+	Policy string
+
+	// Backends are the initial backends. It may be empty: backends can be
+	// added later with AddBackend or the admin API.
+	Backends []BackendConfig
+
+	// StickyCookie is the name of the cookie the sticky policy sets.
+	// Default "statelab_backend".
+	StickyCookie string
+
+	// HashCookie is the name of the session cookie whose value the hash
+	// policy hashes; a request without it is hashed by client address.
+	// Default "statelab_session".
+	HashCookie string
+
+	// HashFactor is the bounded-load factor of the hash policy: no backend
+	// takes a new request while its in-flight count is at or above
+	// ceil(HashFactor × mean in-flight). Default 1.25; must be ≥ 1.
+	HashFactor float64
+
+	// Secret keys the HMAC that turns a backend ID into its sticky cookie
+	// value. Balancers that must honour each other's cookies need the same
+	// Secret. Empty means a random secret (cookies do not survive a restart).
+	Secret []byte
+
+	// HealthPath is the path of the active health check (GET, 2xx or 3xx is
+	// a pass). Empty disables active checks.
+	HealthPath string
+
+	// HealthInterval is the time between two active checks of a backend.
+	// Default 2s.
+	HealthInterval time.Duration
+
+	// HealthTimeout bounds one active check. Default 1s (capped at
+	// HealthInterval).
+	HealthTimeout time.Duration
+
+	// Rise is how many consecutive passing checks make a down backend
+	// healthy. Default 2.
+	Rise int
+
+	// Fall is how many consecutive failing checks make a healthy backend
+	// down. Default 3.
+	Fall int
+
+	// EjectAfter is how many consecutive failed attempts (connection errors,
+	// timeouts or 5xx responses) eject a backend passively. Default 5;
+	// negative disables passive ejection.
+	EjectAfter int
+
+	// EjectBase is the first ejection's duration; each further ejection
+	// without a success in between doubles it. Default 1s.
+	EjectBase time.Duration
+
+	// EjectMax caps the ejection duration. Default 30s.
+	EjectMax time.Duration
+
+	// PanicThreshold is the fraction of non-draining backends that must be
+	// available (healthy and not ejected) for health to be honoured; below
+	// it the balancer ignores health and spreads over every non-draining
+	// backend, so that a total outage never ejects everything (Envoy's
+	// panic mode). Default 0.5; negative disables panic mode.
+	PanicThreshold float64
+
+	// MaxTries is the try budget of one request: the first attempt plus its
+	// retries. Default 3.
+	MaxTries int
+
+	// DialTimeout bounds connecting to a backend. Default 2s.
+	DialTimeout time.Duration
+
+	// ResponseTimeout bounds one upstream attempt from writing the request to
+	// reading the last byte of the response. Default 60s; negative means
+	// no limit (for long streams).
+	ResponseTimeout time.Duration
+
+	// ReadTimeout bounds reading a client's request (header and body).
+	// Default 10s.
+	ReadTimeout time.Duration
+
+	// IdleTimeout is how long a client keep-alive connection may wait for
+	// its next request. Default 60s.
+	IdleTimeout time.Duration
+
+	// MaxRequestBodySize is the largest request body accepted; larger ones
+	// get 413. Default 10 MiB.
+	MaxRequestBodySize int
+
+	// MaxConnsPerBackend caps the pooled connections to one backend.
+	// Default 1024.
+	MaxConnsPerBackend int
+
+	// DrainQuiet is how long a draining backend must have had no request
+	// (and none in flight) before RemoveBackend removes it. Default 500ms.
+	DrainQuiet time.Duration
+
+	// DrainTimeout caps how long RemoveBackend waits for a draining backend.
+	// Default 10s.
+	DrainTimeout time.Duration
+
+	// ShutdownTimeout caps how long Serve waits for in-flight requests after
+	// its context is done. Default 30s.
+	ShutdownTimeout time.Duration
+
+	// Logger receives health transitions, ejections and (with AccessLog)
+	// one record per request. Default slog.Default().
+	Logger *slog.Logger
+
+	// AccessLog logs every proxied request at Info level.
+	AccessLog bool
+
+	// Registry is where the balancer registers its metrics. Nil means a new
+	// private registry, served by AdminHandler's /metrics either way.
+	Registry *prometheus.Registry
+}
+
+// DefaultConfig returns a Config with every default filled in and no
+// backends.
+func DefaultConfig() Config {
+	var c Config
+	c.setDefaults()
+	return c
+}
+
+func (c *Config) setDefaults() {
+	if c.Policy == "" {
+		c.Policy = PolicyRoundRobin
+	}
+	if c.StickyCookie == "" {
+		c.StickyCookie = "statelab_backend"
+	}
+	if c.HashCookie == "" {
+		c.HashCookie = "statelab_session"
+	}
+	if c.HashFactor == 0 {
+		c.HashFactor = 1.25
+	}
+	if c.HealthInterval == 0 {
+		c.HealthInterval = 2 * time.Second
+	}
+	if c.HealthTimeout == 0 {
+		c.HealthTimeout = time.Second
+	}
+	if c.HealthTimeout > c.HealthInterval && c.HealthInterval > 0 {
+		c.HealthTimeout = c.HealthInterval
+	}
+	if c.Rise == 0 {
+		c.Rise = 2
+	}
+	if c.Fall == 0 {
+		c.Fall = 3
+	}
+	if c.EjectAfter == 0 {
+		c.EjectAfter = 5
+	}
+	if c.EjectBase == 0 {
+		c.EjectBase = time.Second
+	}
+	if c.EjectMax == 0 {
+		c.EjectMax = 30 * time.Second
+	}
+	if c.PanicThreshold == 0 {
+		c.PanicThreshold = 0.5
+	}
+	if c.MaxTries == 0 {
+		c.MaxTries = 3
+	}
+	if c.DialTimeout == 0 {
+		c.DialTimeout = 2 * time.Second
+	}
+	if c.ResponseTimeout == 0 {
+		c.ResponseTimeout = 60 * time.Second
+	}
+	if c.ReadTimeout == 0 {
+		c.ReadTimeout = 10 * time.Second
+	}
+	if c.IdleTimeout == 0 {
+		c.IdleTimeout = 60 * time.Second
+	}
+	if c.MaxRequestBodySize == 0 {
+		c.MaxRequestBodySize = 10 << 20
+	}
+	if c.MaxConnsPerBackend == 0 {
+		c.MaxConnsPerBackend = 1024
+	}
+	if c.DrainQuiet == 0 {
+		c.DrainQuiet = 500 * time.Millisecond
+	}
+	if c.DrainTimeout == 0 {
+		c.DrainTimeout = 10 * time.Second
+	}
+	if c.ShutdownTimeout == 0 {
+		c.ShutdownTimeout = 30 * time.Second
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+}
+
+// validate checks c after setDefaults.
+func (c *Config) validate() error {
+	switch {
+	case c.HashFactor < 1:
+		return fmt.Errorf("%w: hash factor %v is below 1", ErrInvalidConfig, c.HashFactor)
+	case c.PanicThreshold > 1:
+		return fmt.Errorf("%w: panic threshold %v is above 1", ErrInvalidConfig, c.PanicThreshold)
+	case c.HealthInterval < 0, c.HealthTimeout < 0, c.EjectBase < 0, c.EjectMax < 0,
+		c.DialTimeout < 0, c.ReadTimeout < 0, c.IdleTimeout < 0, c.DrainQuiet < 0,
+		c.DrainTimeout < 0, c.ShutdownTimeout < 0:
+		return fmt.Errorf("%w: negative duration", ErrInvalidConfig)
+	case c.Rise < 0, c.Fall < 0, c.MaxTries < 0, c.MaxRequestBodySize < 0, c.MaxConnsPerBackend < 0:
+		return fmt.Errorf("%w: negative count", ErrInvalidConfig)
+	case c.HealthPath != "" && c.HealthPath[0] != '/':
+		return fmt.Errorf("%w: health path %q must start with /", ErrInvalidConfig, c.HealthPath)
+	case !validCookieName(c.StickyCookie) || !validCookieName(c.HashCookie):
+		return fmt.Errorf("%w: invalid cookie name", ErrInvalidConfig)
+	}
+	return nil
+}
+
+func validCookieName(s string) bool {
+	for i := 0; i < len(s); i++ {
+		ch := s[i]
+		if ch <= ' ' || ch >= 0x7f || ch == '=' || ch == ';' || ch == ',' || ch == '"' {
+			return false
+		}
+	}
+	return s != ""
+}
+
+// Balancer is a load-balancing reverse proxy. It is safe for concurrent use;
+// backends can be added and removed while it serves.
+type Balancer struct {
+	cfg      Config
+	log      *slog.Logger
+	selector Selector
+	secret   []byte
+	metrics  *metrics
+
+	mu      sync.Mutex // serialises pool changes
+	pool    atomic.Pointer[Pool]
+	started bool
+	closed  bool
+	done    chan struct{} // closed by Close
+	wg      sync.WaitGroup
+
+	retries   atomic.Uint64
+	noBackend atomic.Uint64
+
+	srvMu   sync.Mutex
+	servers []*fasthttp.Server
+}
+
+// New validates cfg and returns a Balancer. It starts no goroutines: health
+// checks begin with Start or Serve.
+func New(cfg Config) (*Balancer, error) {
+	cfg.setDefaults()
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	sel, err := newSelector(cfg)
+	if err != nil {
+		return nil, err
+	}
+	lb := &Balancer{cfg: cfg, log: cfg.Logger, selector: sel, secret: cfg.Secret, done: make(chan struct{})}
+	if len(lb.secret) == 0 {
+		lb.secret = make([]byte, 32)
+		_, _ = rand.Read(lb.secret) // crypto/rand.Read never fails (Go ≥ 1.24)
+		if cfg.Policy == PolicySticky {
+			lb.log.Info("balancer: no secret given, using a random one; sticky cookies will not survive a restart")
+		}
+	}
+	pool := newPool(nil)
+	for _, bc := range cfg.Backends {
+		b, err := lb.newBackend(bc)
+		if err != nil {
+			return nil, err
+		}
+		if pool.byID[b.id] != nil {
+			return nil, fmt.Errorf("%w: %q", ErrDuplicateBackend, b.id)
+		}
+		pool = newPool(append(pool.backends, b))
+	}
+	lb.pool.Store(pool)
+	lb.metrics = newMetrics(lb, cfg.Registry)
+	return lb, nil
+}
+
+func newSelector(cfg Config) (Selector, error) {
+	switch cfg.Policy {
+	case PolicyRoundRobin:
+		return &RoundRobinSelection{}, nil
+	case PolicyLeastRequest:
+		return &LeastRequestSelection{}, nil
+	case PolicySticky:
+		return &StickySelection{}, nil
+	case PolicyHash:
+		return &HashSelection{Factor: cfg.HashFactor}, nil
+	}
+	return nil, fmt.Errorf("%w: %q (want one of round_robin, least_request, sticky, hash)", ErrUnknownPolicy, cfg.Policy)
+}
+
+// Config returns the balancer's configuration with defaults filled in. Its
+// Backends field is the initial list; Backends reports the current one.
+func (lb *Balancer) Config() Config { return lb.cfg }
+
+// Start begins active health checking. It is idempotent; Serve calls it.
+func (lb *Balancer) Start() {
+	lb.mu.Lock()
+	defer lb.mu.Unlock()
+	if lb.started || lb.closed {
+		return
+	}
+	lb.started = true
+	for _, b := range lb.pool.Load().backends {
+		lb.startHealth(b)
+	}
+}
+
+// Serve serves the proxy on ln until ctx is done, then stops accepting,
+// waits up to Config.ShutdownTimeout for in-flight requests and returns nil.
+// It closes ln. A Balancer may Serve several listeners at once.
+func (lb *Balancer) Serve(ctx context.Context, ln net.Listener) error {
+	lb.Start()
+	srv := lb.newServer()
+	lb.srvMu.Lock()
+	if lb.isClosed() {
+		lb.srvMu.Unlock()
+		ln.Close()
+		return ErrClosed
+	}
+	lb.servers = append(lb.servers, srv)
+	lb.srvMu.Unlock()
+
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	select {
+	case err := <-errc:
+		if lb.isClosed() {
+			return nil
+		}
+		return fmt.Errorf("balancer: serve: %w", err)
+	case <-ctx.Done():
+	case <-lb.done:
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), lb.cfg.ShutdownTimeout)
+	defer cancel()
+	if err := srv.ShutdownWithContext(sctx); err != nil {
+		return fmt.Errorf("balancer: shutdown: %w", err)
+	}
+	<-errc
+	return nil
+}
+
+func (lb *Balancer) isClosed() bool {
+	select {
+	case <-lb.done:
+		return true
+	default:
+		return false
+	}
+}
+
+// Close stops health checks and pending drains, and makes every Serve call
+// shut down gracefully and return. It is idempotent.
+func (lb *Balancer) Close() error {
+	lb.mu.Lock()
+	if lb.closed {
+		lb.mu.Unlock()
+		return nil
+	}
+	lb.closed = true
+	lb.srvMu.Lock()
+	close(lb.done)
+	lb.srvMu.Unlock()
+	lb.mu.Unlock()
+	lb.wg.Wait()
+	for _, b := range lb.pool.Load().backends {
+		b.client.CloseIdleConnections()
+	}
+	return nil
+}
+
+// AddBackend adds a backend and returns its status. New clients may be sent
+// to it at once; it starts healthy, and is health checked if Start was
+// called. A duplicate ID returns ErrDuplicateBackend; a bad URL or weight,
+// ErrInvalidBackend.
+func (lb *Balancer) AddBackend(bc BackendConfig) (BackendStatus, error) {
+	b, err := lb.newBackend(bc)
+	if err != nil {
+		return BackendStatus{}, err
+	}
+	lb.mu.Lock()
+	defer lb.mu.Unlock()
+	if lb.closed {
+		return BackendStatus{}, ErrClosed
+	}
+	old := lb.pool.Load()
+	if old.byID[b.id] != nil {
+		return BackendStatus{}, fmt.Errorf("%w: %q", ErrDuplicateBackend, b.id)
+	}
+	lb.pool.Store(newPool(append(append([]*Backend(nil), old.backends...), b)))
+	if lb.started {
+		lb.startHealth(b)
+	}
+	lb.log.Info("balancer: backend added", "backend", b.id, "url", b.url)
+	return b.Status(), nil
+}
+
+// DrainBackend marks the backend draining: it gets no new clients, but
+// requests from clients already stuck to it (sticky policy) still reach it.
+// It returns the backend's status, or ErrUnknownBackend.
+func (lb *Balancer) DrainBackend(id string) (BackendStatus, error) {
+	b := lb.pool.Load().byID[id]
+	if b == nil {
+		return BackendStatus{}, fmt.Errorf("%w: %q", ErrUnknownBackend, id)
+	}
+	if !b.draining.Swap(true) {
+		b.lastUse.Store(time.Now().UnixNano())
+		lb.log.Info("balancer: backend draining", "backend", id)
+	}
+	return b.Status(), nil
+}
+
+// RemoveBackend drains the backend, waits until it has had no request for
+// Config.DrainQuiet and none in flight (at most Config.DrainTimeout, or until
+// ctx is done or the balancer closes), then removes it. Requests still in
+// flight when it is removed complete normally; later requests carrying its
+// sticky cookie are redispatched. It returns ErrUnknownBackend for an unknown
+// ID, and nil otherwise (a cut-short drain still removes the backend).
+func (lb *Balancer) RemoveBackend(ctx context.Context, id string) error {
+	if _, err := lb.DrainBackend(id); err != nil {
+		return err
+	}
+	b := lb.pool.Load().byID[id]
+	if b == nil {
+		return nil // removed concurrently
+	}
+	lb.waitDrained(ctx, b)
+	lb.mu.Lock()
+	defer lb.mu.Unlock()
+	old := lb.pool.Load()
+	if old.byID[id] != b {
+		return nil
+	}
+	keep := make([]*Backend, 0, len(old.backends))
+	for _, x := range old.backends {
+		if x != b {
+			keep = append(keep, x)
+		}
+	}
+	lb.pool.Store(newPool(keep))
+	b.stop()
+	b.client.CloseIdleConnections()
+	lb.log.Info("balancer: backend removed", "backend", id)
+	return nil
+}
+
+// waitDrained polls b until it is quiet, DrainTimeout passes, ctx is done or
+// the balancer closes.
+func (lb *Balancer) waitDrained(ctx context.Context, b *Backend) {
+	deadline := time.Now().Add(lb.cfg.DrainTimeout)
+	tick := time.NewTicker(min(lb.cfg.DrainQuiet/4+time.Millisecond, 50*time.Millisecond))
+	defer tick.Stop()
+	for {
+		now := time.Now()
+		if !now.Before(deadline) {
+			lb.log.Warn("balancer: drain timed out", "backend", b.id, "inflight", b.inflight.Load())
+			return
+		}
+		if b.inflight.Load() == 0 && now.UnixNano()-b.lastUse.Load() >= int64(lb.cfg.DrainQuiet) {
+			return
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-lb.done:
+			return
+		case <-tick.C:
+		}
+	}
+}
+
+// Backends reports the status of every current backend, in the order they
+// were added.
+func (lb *Balancer) Backends() []BackendStatus {
+	bs := lb.pool.Load().backends
+	out := make([]BackendStatus, len(bs))
+	for i, b := range bs {
+		out[i] = b.Status()
+	}
+	return out
+}
+
+// Backend reports the status of the backend with the given ID, or
+// ErrUnknownBackend.
+func (lb *Balancer) Backend(id string) (BackendStatus, error) {
+	b := lb.pool.Load().byID[id]
+	if b == nil {
+		return BackendStatus{}, fmt.Errorf("%w: %q", ErrUnknownBackend, id)
+	}
+	return b.Status(), nil
+}

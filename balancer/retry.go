@@ -1,0 +1,96 @@
+package balancer
+
+import (
+	"errors"
+	"net"
+
+	"github.com/valyala/fasthttp"
+)
+
+// The retry rules, in the order the proxy applies them:
+//
+//  1. An attempt that never reached a backend — the dial failed, or writing
+//     the request failed (connection refused or reset before the request was
+//     written) — is retried on another backend whatever the method.
+//  2. An idempotent request (GET, HEAD, OPTIONS, TRACE, PUT, DELETE) is also
+//     retried on another backend after a connection error, a timeout, or a
+//     502/503/504 response.
+//  3. Anything else that reached a backend (a POST or PATCH that was written)
+//     is never retried: the backend may have acted on it.
+//
+// Every retry needs an untried eligible backend and counts against
+// Config.MaxTries. As in net/http, a non-idempotent request whose reused
+// keep-alive connection turns out to be closed by the backend after the
+// write is not retried: it cannot be told apart from a backend that failed
+// while handling it.
+
+// dialError marks an error from connecting to a backend: the request never
+// left the balancer.
+type dialError struct{ err error }
+
+func (e *dialError) Error() string { return "dial backend: " + e.err.Error() }
+func (e *dialError) Unwrap() error { return e.err }
+
+// sendError marks an error from writing the request to a backend: the
+// request was not delivered whole.
+type sendError struct{ err error }
+
+func (e *sendError) Error() string { return "write to backend: " + e.err.Error() }
+func (e *sendError) Unwrap() error { return e.err }
+
+// upstreamConn wraps a backend connection so that write failures can be told
+// apart from read failures.
+type upstreamConn struct {
+	net.Conn
+}
+
+func (c *upstreamConn) Write(p []byte) (int, error) {
+	n, err := c.Conn.Write(p)
+	if err != nil {
+		err = &sendError{err}
+	}
+	return n, err
+}
+
+// notReached reports whether err means the request never reached the
+// backend, so that any method may be retried elsewhere.
+func notReached(err error) bool {
+	var de *dialError
+	var we *sendError
+	return errors.As(err, &de) || errors.As(err, &we) ||
+		errors.Is(err, fasthttp.ErrDialTimeout) || errors.Is(err, fasthttp.ErrNoFreeConns)
+}
+
+// isTimeout reports whether err is an upstream timeout.
+func isTimeout(err error) bool {
+	if errors.Is(err, fasthttp.ErrTimeout) {
+		return true
+	}
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
+}
+
+// idempotent reports whether a request with this method may be sent twice.
+func idempotent(h *fasthttp.RequestHeader) bool {
+	return h.IsGet() || h.IsHead() || h.IsPut() || h.IsDelete() || h.IsOptions() || h.IsTrace()
+}
+
+// retryStatus reports whether a response status makes an idempotent request
+// worth retrying on another backend.
+func retryStatus(code int) bool {
+	return code == fasthttp.StatusBadGateway || code == fasthttp.StatusServiceUnavailable || code == fasthttp.StatusGatewayTimeout
+}
+
+// retryIfErr is the HostClient's own retry rule, for attempts on the same
+// backend: a request whose write failed on a pooled connection (typically
+// one the backend had closed) is resent on a fresh connection; an
+// idempotent one also after other connection errors. Dial errors are not
+// retried here: the proxy moves on to another backend instead.
+func retryIfErr(req *fasthttp.Request, attempts int, err error) (resetTimeout, retry bool) {
+	var de *dialError
+	if errors.As(err, &de) || isTimeout(err) {
+		return false, false
+	}
+	var we *sendError
+	return false, errors.As(err, &we) || idempotent(&req.Header)
+}
