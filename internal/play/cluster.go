@@ -1,0 +1,138 @@
+package play
+
+import (
+	"context"
+	"errors"
+)
+
+// Errors the playground returns and its controls map to HTTP statuses.
+var (
+	// ErrUnknownReplica is returned when a control names a replica the
+	// cluster does not have.
+	ErrUnknownReplica = errors.New("play: unknown replica")
+
+	// ErrNoStore is returned by StopStore and StartStore when the strategy
+	// keeps its carts in no external store (memory, replicated, cookie).
+	ErrNoStore = errors.New("play: this strategy has no external store")
+
+	// ErrBusy is returned when a control arrives while another one (such as
+	// rebuilding the cluster) is still running.
+	ErrBusy = errors.New("play: another action is still running")
+
+	// ErrNoCluster is returned when a control arrives while no cluster is
+	// running (before the first one started, or after one failed to start).
+	ErrNoCluster = errors.New("play: no cluster is running")
+
+	// ErrNoShoppers is returned when background shoppers are asked for but
+	// the server was built without a ShoppersFunc.
+	ErrNoShoppers = errors.New("play: background shoppers are not available")
+
+	// ErrUnknownStrategy is returned for a strategy name outside SPEC's six.
+	ErrUnknownStrategy = errors.New("play: unknown strategy")
+)
+
+// ProcessState is what the cluster knows about a replica's process.
+type ProcessState string
+
+// The process states a Cluster reports.
+const (
+	// ProcessRunning is a live process (it may still be starting up or be
+	// unhealthy; the balancer's view says which).
+	ProcessRunning ProcessState = "running"
+	// ProcessPaused is a process stopped with SIGSTOP.
+	ProcessPaused ProcessState = "paused"
+	// ProcessDown is a process that was killed or exited.
+	ProcessDown ProcessState = "down"
+)
+
+// ReplicaProcess is one replica as the cluster controls it.
+type ReplicaProcess struct {
+	// ID is the replica's id, such as "r2"; it is what X-Served-By names.
+	ID string
+	// URL is the replica's own base URL, such as "http://127.0.0.1:41234".
+	URL string
+	// State is the state of its process.
+	State ProcessState
+}
+
+// StoreProcess describes where a cluster keeps its carts.
+type StoreProcess struct {
+	// Kind is the app's --store: memory, replicated, redis, postgres,
+	// sqlite or cookie.
+	Kind string
+	// Addr is where the store is (an address or a file), empty for stores
+	// inside the replicas or the client.
+	Addr string
+	// External reports whether the store lives outside the replicas and can
+	// be stopped and started.
+	External bool
+	// Up reports whether the store is running (always true when not
+	// External).
+	Up bool
+}
+
+// Cluster is the running cluster the playground drives: a balancer, its
+// replicas and a store. Package cluster satisfies it through NewLabStarter;
+// tests use a fake. Every method is safe for concurrent use.
+type Cluster interface {
+	// Strategy returns the strategy the cluster was started for.
+	Strategy() string
+	// BalancerURL returns the base URL of the balancer's traffic port.
+	BalancerURL() string
+	// AdminURL returns the base URL of the balancer's admin API.
+	AdminURL() string
+	// Replicas returns every replica the cluster has, in id order.
+	Replicas() []ReplicaProcess
+	// Store describes the cluster's store.
+	Store() StoreProcess
+
+	// Kill sends SIGKILL to replica id.
+	Kill(ctx context.Context, id string) error
+	// Pause sends SIGSTOP to replica id.
+	Pause(ctx context.Context, id string) error
+	// Resume sends SIGCONT to a paused replica id.
+	Resume(ctx context.Context, id string) error
+	// Restart starts replica id again (after a graceful stop if it is
+	// running) and waits until it is ready.
+	Restart(ctx context.Context, id string) error
+	// Add starts a new replica, registers it with the balancer and returns
+	// its id.
+	Add(ctx context.Context) (string, error)
+	// Remove drains replica id in the balancer, then stops it.
+	Remove(ctx context.Context, id string) error
+	// StopStore makes the external store unreachable; ErrNoStore when
+	// there is none.
+	StopStore(ctx context.Context) error
+	// StartStore makes the external store reachable again; ErrNoStore when
+	// there is none.
+	StartStore(ctx context.Context) error
+
+	// Close stops every process of the cluster and removes its files.
+	Close() error
+}
+
+// StartFunc starts a cluster of replicas replicas for strategy. The
+// playground calls it at start-up and again each time the strategy changes,
+// after closing the previous cluster.
+type StartFunc func(ctx context.Context, strategy string, replicas int) (Cluster, error)
+
+// Shoppers is a running background workload of simulated shoppers.
+type Shoppers interface {
+	// SetRate changes the arrival rate of new shoppers, per second.
+	SetRate(perSecond float64)
+	// Close stops the shoppers and waits for them.
+	Close() error
+}
+
+// ShoppersFunc starts background shoppers at rate new shoppers per second
+// against the balancer at balancerURL. They stop when ctx is cancelled or
+// Close is called.
+type ShoppersFunc func(ctx context.Context, balancerURL string, rate float64) (Shoppers, error)
+
+// noticer is implemented by clusters that report things nobody asked for,
+// such as a child process that crashed; the playground logs each notice.
+type noticer interface {
+	// Notices returns what happened since the last call, in plain words.
+	// It is called from one goroutine at a time.
+	Notices() []string
+}

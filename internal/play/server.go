@@ -1,0 +1,657 @@
+package play
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync"
+	"time"
+)
+
+// Limits of the controls.
+const (
+	// MaxReplicas is the most replicas a playground cluster may have.
+	MaxReplicas = 9
+	// MaxShopperRate is the highest background shopper rate, per second.
+	MaxShopperRate = 200.0
+)
+
+// Config configures a Server. The zero value of every field but Start has a
+// documented default.
+type Config struct {
+	// Strategy is the strategy of the first cluster. Empty means "sticky".
+	Strategy string
+	// Replicas is the number of replicas each cluster starts with, 1 to
+	// MaxReplicas. Zero means 3.
+	Replicas int
+	// Start starts a cluster. It is required.
+	Start StartFunc
+	// Shoppers starts background shoppers. Nil means the dashboard offers
+	// none.
+	Shoppers ShoppersFunc
+	// ShopperRate is the initial background shopper rate, per second. Zero
+	// means 5.
+	ShopperRate float64
+	// PollInterval is how often the balancer and replicas are polled for
+	// the dashboard. Zero means 500ms.
+	PollInterval time.Duration
+	// ActionTimeout bounds each control (rebuilding a cluster, restarting a
+	// replica). Zero means 2 minutes.
+	ActionTimeout time.Duration
+	// Logger receives the server's logs. Nil means slog.Default().
+	Logger *slog.Logger
+}
+
+// withDefaults returns c with zero fields set to their defaults, or an
+// error for a value out of range.
+func (c Config) withDefaults() (Config, error) {
+	if c.Strategy == "" {
+		c.Strategy = "sticky"
+	}
+	if _, err := lookupStrategy(c.Strategy); err != nil {
+		return c, err
+	}
+	if c.Replicas == 0 {
+		c.Replicas = 3
+	}
+	if c.Replicas < 1 || c.Replicas > MaxReplicas {
+		return c, fmt.Errorf("play: replicas must be 1 to %d, not %d", MaxReplicas, c.Replicas)
+	}
+	if c.Start == nil {
+		return c, errors.New("play: Config.Start is required")
+	}
+	if c.ShopperRate == 0 {
+		c.ShopperRate = 5
+	}
+	if c.ShopperRate < 0 || c.ShopperRate > MaxShopperRate {
+		return c, fmt.Errorf("play: shopper rate must be 0 to %g, not %g", MaxShopperRate, c.ShopperRate)
+	}
+	if c.PollInterval <= 0 {
+		c.PollInterval = 500 * time.Millisecond
+	}
+	if c.ActionTimeout <= 0 {
+		c.ActionTimeout = 2 * time.Minute
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	return c, nil
+}
+
+// Server is the playground: it runs one cluster at a time, polls it, and
+// serves the dashboard, its event stream, its controls and the shop pane.
+// Create it with New, call Start, serve Handler, and Close it when done.
+type Server struct {
+	cfg    Config
+	log    *slog.Logger
+	hub    *hub
+	events *eventLog
+	obs    *Observer
+	client *http.Client
+	proxy  http.Handler
+	tr     *http.Transport
+
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+
+	// opMu serialises the controls: one at a time, others get ErrBusy.
+	opMu sync.Mutex
+
+	// pollMu serialises polls, which share prev.
+	pollMu sync.Mutex
+	prev   map[string]sample
+
+	mu         sync.Mutex
+	cluster    Cluster
+	strategy   string
+	phase      string
+	errText    string
+	busy       string
+	shoppers   Shoppers
+	shoppersOn bool
+	rate       float64
+	balancer   BalancerState
+	replicas   []ReplicaState
+	closed     bool
+}
+
+// New returns a Server for cfg; it starts nothing until Start.
+func New(cfg Config) (*Server, error) {
+	cfg, err := cfg.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	s := &Server{
+		cfg:      cfg,
+		log:      cfg.Logger,
+		hub:      newHub(),
+		prev:     map[string]sample{},
+		strategy: cfg.Strategy,
+		phase:    "starting",
+		rate:     cfg.ShopperRate,
+	}
+	s.ctx, s.cancel = context.WithCancel(context.Background())
+	s.events = newEventLog(200, s.publishEvent)
+	s.obs = newObserver(s.events, s.storeContext)
+	s.client = &http.Client{Transport: &http.Transport{
+		DialContext:         (&net.Dialer{Timeout: pollTimeout}).DialContext,
+		MaxIdleConnsPerHost: 16,
+		IdleConnTimeout:     30 * time.Second,
+	}}
+	s.tr = &http.Transport{
+		DialContext:           (&net.Dialer{Timeout: 2 * time.Second}).DialContext,
+		ResponseHeaderTimeout: 30 * time.Second,
+		MaxIdleConnsPerHost:   32,
+		IdleConnTimeout:       30 * time.Second,
+	}
+	s.proxy = s.newProxy()
+	return s, nil
+}
+
+// Start starts the first cluster and the poller. It returns an error when
+// the cluster cannot start; ctx bounds the start only.
+func (s *Server) Start(ctx context.Context) error {
+	s.mu.Lock()
+	strategy := s.strategy
+	s.mu.Unlock()
+	s.publishState()
+	c, err := s.startCluster(ctx, strategy)
+	if err != nil {
+		s.setFailed(err)
+		return err
+	}
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		_ = c.Close()
+		return ErrNoCluster
+	}
+	s.cluster, s.phase = c, "running"
+	s.mu.Unlock()
+	info, _ := lookupStrategy(strategy)
+	s.events.add(EventInfo, fmt.Sprintf("cluster ready: %s strategy, %d replicas behind a %s balancer — your cart lives %s",
+		strategy, len(c.Replicas()), info.policy, info.where))
+	s.refresh()
+	s.wg.Add(1)
+	go s.pollLoop()
+	return nil
+}
+
+// startCluster starts a cluster for strategy with the action timeout.
+func (s *Server) startCluster(ctx context.Context, strategy string) (Cluster, error) {
+	ctx, cancel := context.WithTimeout(ctx, s.cfg.ActionTimeout)
+	defer cancel()
+	c, err := s.cfg.Start(ctx, strategy, s.cfg.Replicas)
+	if err != nil {
+		return nil, fmt.Errorf("play: start %s cluster: %w", strategy, err)
+	}
+	return c, nil
+}
+
+func (s *Server) setFailed(err error) {
+	s.mu.Lock()
+	s.phase, s.errText = "failed", err.Error()
+	s.mu.Unlock()
+	s.events.add(EventError, err.Error())
+	s.publishState()
+}
+
+// Close stops the poller, the shoppers and the cluster. It ends every
+// event stream, so an http.Server serving Handler can shut down.
+func (s *Server) Close() error {
+	s.cancel()
+	s.wg.Wait()
+	s.mu.Lock()
+	s.closed = true
+	c, sh := s.cluster, s.shoppers
+	s.cluster, s.shoppers = nil, nil
+	s.mu.Unlock()
+	var errs []error
+	if sh != nil {
+		errs = append(errs, sh.Close())
+	}
+	if c != nil {
+		errs = append(errs, c.Close())
+	}
+	s.tr.CloseIdleConnections()
+	return errors.Join(errs...)
+}
+
+// Events returns the event log, oldest first.
+func (s *Server) Events() []Event { return s.events.snapshot() }
+
+// current returns the running cluster, or nil.
+func (s *Server) current() Cluster {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.cluster
+}
+
+// storeContext returns the running strategy and store kind, for the
+// observer's wording.
+func (s *Server) storeContext() (string, string) {
+	s.mu.Lock()
+	c, strategy := s.cluster, s.strategy
+	s.mu.Unlock()
+	if c == nil {
+		return strategy, ""
+	}
+	return strategy, c.Store().Kind
+}
+
+// pollLoop polls the cluster until Close.
+func (s *Server) pollLoop() {
+	defer s.wg.Done()
+	t := time.NewTicker(s.cfg.PollInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-s.ctx.Done():
+			return
+		case <-t.C:
+			s.refresh()
+		}
+	}
+}
+
+// refresh polls the cluster once and publishes the new state.
+func (s *Server) refresh() {
+	c := s.current()
+	if c != nil {
+		s.pollMu.Lock()
+		bal, reps := poll(s.ctx, s.client, c, s.prev, time.Now())
+		bal.Policy = policyOf(c.Strategy())
+		var notices []string
+		if n, ok := c.(noticer); ok {
+			notices = n.Notices()
+		}
+		s.pollMu.Unlock()
+		s.mu.Lock()
+		current := s.cluster == c
+		if current {
+			s.balancer, s.replicas = bal, reps
+		}
+		s.mu.Unlock()
+		if current {
+			for _, text := range notices {
+				s.events.add(EventError, text)
+			}
+		}
+	}
+	s.publishState()
+}
+
+func policyOf(strategy string) string {
+	info, err := lookupStrategy(strategy)
+	if err != nil {
+		return ""
+	}
+	return info.policy
+}
+
+// State returns the current snapshot.
+func (s *Server) State() State {
+	s.mu.Lock()
+	st := State{
+		Strategy:   s.strategy,
+		Strategies: StrategyNames(),
+		Phase:      s.phase,
+		Error:      s.errText,
+		Busy:       s.busy,
+		Balancer:   s.balancer,
+		Replicas:   append([]ReplicaState(nil), s.replicas...),
+		Shoppers:   ShoppersState{Available: s.cfg.Shoppers != nil, On: s.shoppersOn, Rate: s.rate},
+	}
+	c := s.cluster
+	s.mu.Unlock()
+	if info, err := lookupStrategy(st.Strategy); err == nil {
+		st.Where = info.where
+		st.Balancer.Policy = info.policy
+	}
+	if c != nil {
+		sp := c.Store()
+		st.Store = StoreState{Kind: sp.Kind, Name: storeName(sp.Kind), Addr: sp.Addr, External: sp.External, Up: sp.Up}
+		if sp.Kind == "sqlite" || sp.Kind == "postgres" {
+			st.Where = "in " + storeName(sp.Kind)
+		}
+	} else {
+		st.Replicas = nil
+		st.Balancer = BalancerState{Policy: st.Balancer.Policy}
+	}
+	st.You = s.obs.You()
+	return st
+}
+
+// publishState sends the current state to every dashboard.
+func (s *Server) publishState() {
+	msg, err := encodeSSE("state", s.State())
+	if err != nil {
+		s.log.Error("play: encode state", "err", err)
+		return
+	}
+	s.hub.publish(msg)
+}
+
+// publishEvent sends one log line to every dashboard.
+func (s *Server) publishEvent(e Event) {
+	s.log.Info("play: " + e.Text)
+	msg, err := encodeSSE("log", e)
+	if err != nil {
+		s.log.Error("play: encode event", "err", err)
+		return
+	}
+	s.hub.publish(msg)
+}
+
+// sessionsOf returns how many carts replica id held at the last poll.
+func (s *Server) sessionsOf(id string) (int, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, r := range s.replicas {
+		if r.ID == id && r.Sessions != nil {
+			return *r.Sessions, true
+		}
+	}
+	return 0, false
+}
+
+// begin takes the control lock for an action named what, or returns
+// ErrBusy; the returned function releases it.
+func (s *Server) begin(what string) (Cluster, func(), error) {
+	if !s.opMu.TryLock() {
+		s.mu.Lock()
+		busy := s.busy
+		s.mu.Unlock()
+		return nil, nil, fmt.Errorf("%w (%s)", ErrBusy, busy)
+	}
+	s.mu.Lock()
+	s.busy = what
+	c := s.cluster
+	s.mu.Unlock()
+	s.publishState()
+	done := func() {
+		s.mu.Lock()
+		s.busy = ""
+		s.mu.Unlock()
+		s.opMu.Unlock()
+		s.refresh()
+	}
+	return c, done, nil
+}
+
+// actionContext bounds a control by the action timeout and the server's
+// life, not by the request that asked for it: a control that was started
+// finishes even if the browser goes away.
+func (s *Server) actionContext() (context.Context, context.CancelFunc) {
+	return context.WithTimeout(s.ctx, s.cfg.ActionTimeout)
+}
+
+// SetStrategy closes the running cluster and starts one for strategy.
+func (s *Server) SetStrategy(strategy string) error {
+	info, err := lookupStrategy(strategy)
+	if err != nil {
+		return err
+	}
+	_, done, err := s.begin("rebuilding the cluster for " + strategy)
+	if err != nil {
+		return err
+	}
+	defer done()
+	ctx, cancel := s.actionContext()
+	defer cancel()
+
+	s.mu.Lock()
+	old, sh, on := s.cluster, s.shoppers, s.shoppersOn
+	s.cluster, s.shoppers = nil, nil
+	s.strategy, s.phase, s.errText = strategy, "rebuilding", ""
+	s.balancer, s.replicas = BalancerState{}, nil
+	s.mu.Unlock()
+	s.events.add(EventAction, fmt.Sprintf("rebuilding the cluster for the %s strategy…", strategy))
+	s.publishState()
+	if sh != nil {
+		if err := sh.Close(); err != nil {
+			s.log.Warn("play: stop shoppers", "err", err)
+		}
+	}
+	if old != nil {
+		if err := old.Close(); err != nil {
+			s.log.Warn("play: close cluster", "err", err)
+		}
+	}
+	s.tr.CloseIdleConnections()
+	s.obs.Reset()
+
+	c, err := s.startCluster(ctx, strategy)
+	if err != nil {
+		s.mu.Lock()
+		s.shoppersOn = false
+		s.mu.Unlock()
+		s.setFailed(err)
+		return err
+	}
+	s.mu.Lock()
+	s.cluster, s.phase = c, "running"
+	s.mu.Unlock()
+	where := info.where
+	if k := c.Store().Kind; k == "sqlite" || k == "postgres" {
+		where = "in " + storeName(k)
+	}
+	s.events.add(EventInfo, fmt.Sprintf("cluster ready: %s strategy, %d replicas behind a %s balancer — your cart lives %s",
+		strategy, len(c.Replicas()), info.policy, where))
+	if on {
+		if err := s.startShoppers(ctx, c); err != nil {
+			s.events.add(EventError, fmt.Sprintf("background shoppers could not restart: %v", err))
+		}
+	}
+	return nil
+}
+
+// ReplicaAction runs act (kill, pause, resume, restart or remove) on
+// replica id.
+func (s *Server) ReplicaAction(act, id string) error {
+	switch act {
+	case "kill", "pause", "resume", "restart", "remove":
+	default:
+		return fmt.Errorf("%w: unknown action %q", errBadRequest, act)
+	}
+	c, done, err := s.begin(act + " " + id)
+	if err != nil {
+		return err
+	}
+	defer done()
+	if c == nil {
+		return ErrNoCluster
+	}
+	known := false
+	for _, r := range c.Replicas() {
+		if r.ID == id {
+			known = true
+		}
+	}
+	if !known {
+		return fmt.Errorf("%w %q", ErrUnknownReplica, id)
+	}
+	ctx, cancel := s.actionContext()
+	defer cancel()
+	storeKind := c.Store().Kind
+	sessions, counted := s.sessionsOf(id)
+	switch act {
+	case "kill":
+		err = c.Kill(ctx, id)
+	case "pause":
+		err = c.Pause(ctx, id)
+	case "resume":
+		err = c.Resume(ctx, id)
+	case "restart":
+		err = c.Restart(ctx, id)
+	case "remove":
+		err = c.Remove(ctx, id)
+	}
+	if err != nil {
+		err = fmt.Errorf("%s %s: %w", act, id, err)
+		s.events.add(EventError, err.Error())
+		return err
+	}
+	switch act {
+	case "kill":
+		s.events.add(EventAction, killedText(id, c.Strategy(), storeKind, sessions, counted))
+		s.obs.Fault(id + " was killed")
+	case "pause":
+		s.events.add(EventAction, fmt.Sprintf("%s paused (SIGSTOP) — it keeps its memory but answers nothing until it is resumed", id))
+		s.obs.Fault(id + " was paused")
+	case "resume":
+		s.events.add(EventAction, fmt.Sprintf("%s resumed (SIGCONT) — it answers again, with the memory it had", id))
+		s.obs.Fault(id + " was resumed")
+	case "restart":
+		s.events.add(EventAction, restartedText(id, storeKind))
+		s.obs.Fault(id + " was restarted")
+	case "remove":
+		text := fmt.Sprintf("%s removed — the balancer drained it, then it was stopped", id)
+		if storeKind == "memory" && counted && sessions > 0 {
+			text += fmt.Sprintf("; %s that lived only there went with it", plural(sessions, "cart", "carts"))
+		}
+		s.events.add(EventAction, text)
+		s.obs.Fault(id + " was removed")
+	}
+	return nil
+}
+
+// AddReplica starts one more replica and returns its id.
+func (s *Server) AddReplica() (string, error) {
+	c, done, err := s.begin("adding a replica")
+	if err != nil {
+		return "", err
+	}
+	defer done()
+	if c == nil {
+		return "", ErrNoCluster
+	}
+	if len(c.Replicas()) >= MaxReplicas {
+		return "", fmt.Errorf("%w: the playground runs at most %d replicas", errBadRequest, MaxReplicas)
+	}
+	ctx, cancel := s.actionContext()
+	defer cancel()
+	id, err := c.Add(ctx)
+	if err != nil {
+		err = fmt.Errorf("add a replica: %w", err)
+		s.events.add(EventError, err.Error())
+		return "", err
+	}
+	text := fmt.Sprintf("%s added — the balancer sends it requests now", id)
+	if policyOf(c.Strategy()) == "sticky" {
+		text = fmt.Sprintf("%s added — only new sessions go to it: sticky cookies keep existing shoppers where they are", id)
+	}
+	s.events.add(EventAction, text)
+	return id, nil
+}
+
+// StoreAction runs act (stop or start) on the cluster's store.
+func (s *Server) StoreAction(act string) error {
+	if act != "stop" && act != "start" {
+		return fmt.Errorf("%w: unknown store action %q", errBadRequest, act)
+	}
+	c, done, err := s.begin(act + " the store")
+	if err != nil {
+		return err
+	}
+	defer done()
+	if c == nil {
+		return ErrNoCluster
+	}
+	sp := c.Store()
+	if !sp.External {
+		return fmt.Errorf("%w: carts live in %s", ErrNoStore, storeName(sp.Kind))
+	}
+	ctx, cancel := s.actionContext()
+	defer cancel()
+	name := storeName(sp.Kind)
+	if act == "stop" {
+		err = c.StopStore(ctx)
+	} else {
+		err = c.StartStore(ctx)
+	}
+	if err != nil {
+		err = fmt.Errorf("%s %s: %w", act, name, err)
+		s.events.add(EventError, err.Error())
+		return err
+	}
+	if act == "stop" {
+		s.events.add(EventAction, fmt.Sprintf("%s stopped — replicas cannot read or write carts: expect 503s, not wrong carts", name))
+		s.obs.Fault(name + " was stopped")
+	} else {
+		s.events.add(EventAction, fmt.Sprintf("%s started again — carts are reachable", name))
+		s.obs.Fault(name + " was restarted")
+	}
+	return nil
+}
+
+// SetShoppers turns the background shoppers on or off and sets their rate.
+func (s *Server) SetShoppers(on bool, rate float64) error {
+	if s.cfg.Shoppers == nil {
+		return ErrNoShoppers
+	}
+	if rate < 0 || rate > MaxShopperRate {
+		return fmt.Errorf("%w: rate must be 0 to %g shoppers per second", errBadRequest, MaxShopperRate)
+	}
+	c, done, err := s.begin("changing the background shoppers")
+	if err != nil {
+		return err
+	}
+	defer done()
+	s.mu.Lock()
+	sh, was, oldRate := s.shoppers, s.shoppersOn, s.rate
+	s.rate = rate
+	s.mu.Unlock()
+	switch {
+	case on && !was:
+		if c == nil {
+			return ErrNoCluster
+		}
+		ctx, cancel := s.actionContext()
+		defer cancel()
+		if err := s.startShoppers(ctx, c); err != nil {
+			return err
+		}
+		s.events.add(EventAction, fmt.Sprintf("background shoppers on — %g new shoppers per second", rate))
+	case on && was && rate != oldRate:
+		if sh != nil {
+			sh.SetRate(rate)
+		}
+		s.events.add(EventAction, fmt.Sprintf("background shoppers now arrive at %g per second", rate))
+	case !on && was:
+		s.mu.Lock()
+		s.shoppers, s.shoppersOn = nil, false
+		s.mu.Unlock()
+		if sh != nil {
+			if err := sh.Close(); err != nil {
+				s.log.Warn("play: stop shoppers", "err", err)
+			}
+		}
+		s.events.add(EventAction, "background shoppers off")
+	}
+	return nil
+}
+
+// startShoppers starts the workload against c at the current rate.
+func (s *Server) startShoppers(ctx context.Context, c Cluster) error {
+	s.mu.Lock()
+	rate := s.rate
+	s.mu.Unlock()
+	// The shoppers live as long as the server, not as the request that
+	// turned them on; ctx only bounds their start.
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	sh, err := s.cfg.Shoppers(s.ctx, c.BalancerURL(), rate)
+	if err != nil {
+		return fmt.Errorf("start background shoppers: %w", err)
+	}
+	s.mu.Lock()
+	s.shoppers, s.shoppersOn = sh, true
+	s.mu.Unlock()
+	return nil
+}
