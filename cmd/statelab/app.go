@@ -2,10 +2,199 @@ package main
 
 import (
 	"context"
+	"crypto/rand"
 	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/statelab/statelab/internal/cart"
+	"github.com/statelab/statelab/session"
 )
 
-// runApp is not built yet; its issue replaces this file.
+// appFlags are the command line of statelab app.
+type appFlags struct {
+	listen          string
+	store           string
+	id              string
+	redis           string
+	postgres        string
+	sqlite          string
+	clusterListen   string
+	peers           listFlag
+	secret          string
+	work            time.Duration
+	maxInflight     int
+	queue           int
+	shutdownTimeout time.Duration
+}
+
+// minSecretLen is the shortest --secret accepted (the cookie sealer's
+// minimum).
+const minSecretLen = 16
+
+// runApp runs one replica of the shopping-cart service until ctx is
+// cancelled (SIGINT, SIGTERM), then shuts down gracefully: /readyz turns
+// 503, the listener closes, in-flight requests finish, the store closes (a
+// replicated store hands its sessions to its peers).
 func runApp(ctx context.Context, m *Main, args []string) error {
-	return errors.New("app: not implemented yet")
+	var f appFlags
+	fs := newFlagSet(m, "app", "--listen ADDR --store KIND [flags]")
+	fs.StringVar(&f.listen, "listen", "127.0.0.1:8080", "`address` to serve HTTP on (port 0 picks a free port)")
+	fs.StringVar(&f.store, "store", "memory", "where sessions live: "+strings.Join(cart.StoreKinds, "|"))
+	fs.StringVar(&f.id, "id", "", "replica `name` sent in X-Served-By (default: host name and port)")
+	fs.StringVar(&f.redis, "redis", "", "Redis `URL` for --store redis, e.g. redis://127.0.0.1:6379/0")
+	fs.StringVar(&f.postgres, "postgres", "", "PostgreSQL `URL` for --store postgres, e.g. postgres://user@127.0.0.1:5432/db?sslmode=disable")
+	fs.StringVar(&f.sqlite, "sqlite", "statelab-sessions.db", "SQLite database `file` for --store sqlite (replicas share it)")
+	fs.StringVar(&f.clusterListen, "cluster-listen", "127.0.0.1:7946", "`address` where a --store replicated replica meets its peers")
+	fs.Var(&f.peers, "peers", "peers' --cluster-listen `addresses` to join through (comma-separated or repeated)")
+	fs.StringVar(&f.secret, "secret", "", "key `material` replicas share (sealed cookies, replication); at least 16 bytes; default: random, logged")
+	fs.DurationVar(&f.work, "work", 0, "capacity model: how long each request waits (a timer, not CPU)")
+	fs.IntVar(&f.maxInflight, "max-inflight", 0, "capacity model: requests served at once (0: unlimited)")
+	fs.IntVar(&f.queue, "queue", 64, "capacity model: requests waiting for a slot before 503s (with --max-inflight)")
+	fs.DurationVar(&f.shutdownTimeout, "shutdown-timeout", 10*time.Second, "how long a graceful shutdown waits for in-flight requests")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if err := f.validate(); err != nil {
+		return err
+	}
+
+	log := slog.New(slog.NewTextHandler(m.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	ln, err := net.Listen("tcp", f.listen)
+	if err != nil {
+		return fmt.Errorf("app: %w", err)
+	}
+	defer ln.Close()
+	if f.id == "" {
+		host, _ := os.Hostname()
+		f.id = host + "-" + strconv.Itoa(ln.Addr().(*net.TCPAddr).Port)
+	}
+	log = log.With("replica", f.id)
+	if f.secret == "" {
+		f.secret = rand.Text() + rand.Text()
+		log.Warn("app: no --secret given, using a random one: fine for one replica, wrong for several (their cookies and replication would not agree)")
+	}
+
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	openCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	backend, err := cart.OpenStore(openCtx, cart.StoreConfig{
+		Kind:          f.store,
+		NodeName:      f.id,
+		RedisURL:      f.redis,
+		PostgresURL:   f.postgres,
+		SQLitePath:    f.sqlite,
+		ClusterListen: f.clusterListen,
+		Peers:         f.peers,
+		Secret:        f.secret,
+		Logger:        log,
+		Registerer:    reg,
+	})
+	cancel()
+	if err != nil {
+		return fmt.Errorf("app: %w", err)
+	}
+	defer func() {
+		if err := backend.Close(); err != nil {
+			log.Error("app: closing the store", "err", err)
+		}
+	}()
+	mgr, err := backend.NewManager(session.Config{Logger: log, Registerer: reg})
+	if err != nil {
+		return fmt.Errorf("app: %w", err)
+	}
+	srv, err := cart.NewServer(cart.Config{
+		ID:        f.id,
+		StoreName: f.store,
+		Manager:   mgr,
+		Store:     backend.Store,
+		Limiter:   cart.NewLimiter(f.work, f.maxInflight, f.queue),
+		Registry:  reg,
+		Logger:    log,
+	})
+	if err != nil {
+		return fmt.Errorf("app: %w", err)
+	}
+	hs := &http.Server{
+		Handler:           srv,
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      30*time.Second + f.work,
+		IdleTimeout:       2 * time.Minute,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+	served := make(chan error, 1)
+	go func() { served <- hs.Serve(ln) }()
+	log.Info("app: serving", "addr", ln.Addr().String(), "store", f.store,
+		"work", f.work, "max_inflight", f.maxInflight, "queue", f.queue)
+
+	select {
+	case err := <-served:
+		return fmt.Errorf("app: serve: %w", err)
+	case <-ctx.Done():
+	}
+	log.Info("app: shutting down: draining in-flight requests")
+	srv.Drain()
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), f.shutdownTimeout)
+	defer cancel()
+	if err := hs.Shutdown(shutdownCtx); err != nil {
+		log.Warn("app: in-flight requests did not finish in time", "err", err)
+		hs.Close()
+	}
+	if err := <-served; err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return fmt.Errorf("app: serve: %w", err)
+	}
+	log.Info("app: stopped")
+	return nil
+}
+
+// validate checks the flags that can be checked before doing anything and
+// returns a usage error (exit status 2) naming the first bad one.
+func (f *appFlags) validate() error {
+	bad := func(format string, args ...any) error { return usageErrorf("app", format, args...) }
+	switch {
+	case !slices.Contains(cart.StoreKinds, f.store):
+		return bad("invalid value %q for --store: want one of %s", f.store, strings.Join(cart.StoreKinds, ", "))
+	case f.store == "redis" && f.redis == "":
+		return bad("--store redis needs --redis URL")
+	case f.store == "postgres" && f.postgres == "":
+		return bad("--store postgres needs --postgres URL")
+	case f.store == "sqlite" && f.sqlite == "":
+		return bad("--store sqlite needs --sqlite PATH")
+	case f.store == "replicated" && f.clusterListen == "":
+		return bad("--store replicated needs --cluster-listen ADDR")
+	case f.secret != "" && len(f.secret) < minSecretLen:
+		return bad("--secret must be at least %d bytes", minSecretLen)
+	case f.work < 0:
+		return bad("--work must not be negative")
+	case f.maxInflight < 0:
+		return bad("--max-inflight must not be negative")
+	case f.queue < 0:
+		return bad("--queue must not be negative")
+	case f.shutdownTimeout <= 0:
+		return bad("--shutdown-timeout must be positive")
+	}
+	if _, _, err := net.SplitHostPort(f.listen); err != nil {
+		return bad("invalid value %q for --listen: %v", f.listen, err)
+	}
+	if f.store == "replicated" {
+		if _, _, err := net.SplitHostPort(f.clusterListen); err != nil {
+			return bad("invalid value %q for --cluster-listen: %v", f.clusterListen, err)
+		}
+		for _, p := range f.peers {
+			if _, _, err := net.SplitHostPort(p); err != nil {
+				return bad("invalid value %q for --peers: %v", p, err)
+			}
+		}
+	}
+	return nil
 }

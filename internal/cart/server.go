@@ -1,0 +1,571 @@
+package cart
+
+import (
+	"cmp"
+	"context"
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/statelab/statelab/session"
+)
+
+// DefaultStoreTimeout is the deadline of a request's session store work when
+// Config.StoreTimeout is zero.
+const DefaultStoreTimeout = 5 * time.Second
+
+// Config configures a Server. Zero values mean the documented defaults.
+type Config struct {
+	// ID names this replica in X-Served-By, served_by and /api/replica;
+	// required.
+	ID string
+
+	// StoreName is the kind of store the sessions live in ("memory",
+	// "redis", …), reported by /api/replica and in metrics.
+	StoreName string
+
+	// Manager keeps the carts; required. The Server wraps its cart routes
+	// with Manager.Handler itself.
+	Manager *session.Manager
+
+	// Store is the store behind Manager, if any (nil for sealed cookies).
+	// The Server never reads sessions through it: it only uses its optional
+	// powers, session.Pinger for /readyz and session.Counter for
+	// /api/replica and the sessions gauge.
+	Store session.Store
+
+	// Catalog is the product catalog; nil means NewCatalog().
+	Catalog *Catalog
+
+	// Limiter is the capacity model applied to the API and the shop page
+	// (not to /healthz, /readyz and /metrics); nil means unlimited.
+	Limiter *Limiter
+
+	// Registry is where the Server registers its metrics and what /metrics
+	// serves; nil means a fresh registry. Register the session Manager's
+	// and the Go runtime's collectors on the same one to export them too.
+	Registry *prometheus.Registry
+
+	// StoreTimeout is the deadline for a request's session work (load or
+	// compare-and-swap update, retries included); default
+	// DefaultStoreTimeout. Past it the request is answered 503.
+	StoreTimeout time.Duration
+
+	// Logger receives the Server's log lines; default slog.Default().
+	Logger *slog.Logger
+}
+
+// Server is the cart service's HTTP handler: the API of SPEC, the shop page,
+// and the operational endpoints (/healthz, /readyz, /metrics). Every
+// response carries X-Served-By. A Server is safe for concurrent use.
+type Server struct {
+	id           string
+	storeName    string
+	mgr          *session.Manager
+	store        session.Store
+	catalog      *Catalog
+	limiter      *Limiter
+	registry     *prometheus.Registry
+	storeTimeout time.Duration
+	log          *slog.Logger
+	metrics      *metrics
+	handler      http.Handler
+
+	catalogJSON []byte       // the whole catalog response, encoded once
+	inflight    atomic.Int64 // requests being served (limited routes)
+	draining    atomic.Bool  // set by Drain: /readyz answers 503
+}
+
+// NewServer returns a Server for cfg, or an error naming what is missing.
+func NewServer(cfg Config) (*Server, error) {
+	switch {
+	case cfg.ID == "":
+		return nil, errors.New("cart: Config.ID is required")
+	case cfg.Manager == nil:
+		return nil, errors.New("cart: Config.Manager is required")
+	case cfg.StoreTimeout < 0:
+		return nil, errors.New("cart: negative Config.StoreTimeout")
+	}
+	s := &Server{
+		id:           cfg.ID,
+		storeName:    cfg.StoreName,
+		mgr:          cfg.Manager,
+		store:        cfg.Store,
+		catalog:      cfg.Catalog,
+		limiter:      cfg.Limiter,
+		registry:     cfg.Registry,
+		storeTimeout: cmp.Or(cfg.StoreTimeout, DefaultStoreTimeout),
+		log:          cfg.Logger,
+	}
+	if s.catalog == nil {
+		s.catalog = NewCatalog()
+	}
+	if s.limiter == nil {
+		s.limiter = NewLimiter(0, 0, 0)
+	}
+	if s.registry == nil {
+		s.registry = prometheus.NewRegistry()
+	}
+	if s.log == nil {
+		s.log = slog.Default()
+	}
+	var err error
+	if s.metrics, err = newMetrics(s.registry, s); err != nil {
+		return nil, err
+	}
+	if s.catalogJSON, err = json.Marshal(catalogPage{Products: s.catalog.Products(), Total: s.catalog.Len()}); err != nil {
+		return nil, err
+	}
+	s.handler = s.routes()
+	return s, nil
+}
+
+// ServeHTTP serves the cart service.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.handler.ServeHTTP(w, r) }
+
+// Drain makes /readyz answer 503 from now on, so that a balancer stops
+// sending new requests before the process shuts down. Requests still
+// arriving are served normally.
+func (s *Server) Drain() { s.draining.Store(true) }
+
+// routes builds the Server's handler tree. Routing is by path only; each
+// route dispatches on the method itself so that a wrong method gets a JSON
+// 405 with Allow, and the catch-all gives a JSON 404.
+func (s *Server) routes() http.Handler {
+	mux := http.NewServeMux()
+	api := func(name string, methods map[string]http.HandlerFunc) http.Handler {
+		return s.instrument(name, true, s.limiter.Wrap(byMethod(methods)))
+	}
+	cart := func(name string, methods map[string]http.HandlerFunc) http.Handler {
+		return s.instrument(name, true, s.limiter.Wrap(s.mgr.Handler(byMethod(methods))))
+	}
+	ops := func(name string, methods map[string]http.HandlerFunc) http.Handler {
+		return s.instrument(name, false, byMethod(methods))
+	}
+	mux.Handle("/api/catalog", api("catalog", map[string]http.HandlerFunc{http.MethodGet: s.handleCatalog}))
+	mux.Handle("/api/quote", api("quote", map[string]http.HandlerFunc{http.MethodPost: s.handleQuote}))
+	mux.Handle("/api/cart", cart("cart", map[string]http.HandlerFunc{http.MethodGet: s.handleCart}))
+	mux.Handle("/api/cart/items", cart("cart_add", map[string]http.HandlerFunc{http.MethodPost: s.handleAdd}))
+	mux.Handle("/api/cart/items/{sku}", cart("cart_line", map[string]http.HandlerFunc{
+		http.MethodPatch:  s.handleSet,
+		http.MethodDelete: s.handleRemove,
+	}))
+	mux.Handle("/api/cart/checkout", cart("checkout", map[string]http.HandlerFunc{http.MethodPost: s.handleCheckout}))
+	mux.Handle("/api/replica", ops("replica", map[string]http.HandlerFunc{http.MethodGet: s.handleReplica}))
+	mux.Handle("/healthz", ops("healthz", map[string]http.HandlerFunc{http.MethodGet: s.handleHealthz}))
+	mux.Handle("/readyz", ops("readyz", map[string]http.HandlerFunc{http.MethodGet: s.handleReadyz}))
+	mux.Handle("/metrics", ops("metrics", map[string]http.HandlerFunc{
+		http.MethodGet: promhttp.HandlerFor(s.registry, promhttp.HandlerOpts{}).ServeHTTP,
+	}))
+	mux.Handle("/static/", api("static", map[string]http.HandlerFunc{http.MethodGet: staticHandler().ServeHTTP}))
+	mux.Handle("/", api("page", map[string]http.HandlerFunc{http.MethodGet: s.handleRoot}))
+	return s.servedBy(mux)
+}
+
+// servedBy sets X-Served-By on every response, before any handler (or the
+// mux's own redirects) can write the header.
+func (s *Server) servedBy(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("X-Served-By", s.id)
+		next.ServeHTTP(w, r)
+	})
+}
+
+// instrument counts route's requests by status code and observes their
+// latency; with inflight it also counts them in the in-flight gauge (the
+// shop's work, as opposed to probes and scrapes).
+func (s *Server) instrument(route string, inflight bool, next http.Handler) http.Handler {
+	latency := s.metrics.latency.WithLabelValues(route)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		if inflight {
+			s.inflight.Add(1)
+			defer s.inflight.Add(-1)
+		}
+		sw := &statusWriter{ResponseWriter: w, status: http.StatusOK}
+		next.ServeHTTP(sw, r)
+		latency.Observe(time.Since(start).Seconds())
+		s.metrics.requests.WithLabelValues(route, strconv.Itoa(sw.status)).Inc()
+	})
+}
+
+// statusWriter remembers the status code written through it.
+type statusWriter struct {
+	http.ResponseWriter
+	status      int
+	wroteHeader bool
+}
+
+func (w *statusWriter) WriteHeader(code int) {
+	if !w.wroteHeader {
+		w.status, w.wroteHeader = code, true
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *statusWriter) Write(b []byte) (int, error) {
+	w.wroteHeader = true
+	return w.ResponseWriter.Write(b)
+}
+
+// Unwrap lets http.ResponseController reach the underlying writer.
+func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+// byMethod dispatches on the request method; GET handlers also serve HEAD.
+// Any other method is answered 405 with an Allow header.
+func byMethod(methods map[string]http.HandlerFunc) http.HandlerFunc {
+	allowed := make([]string, 0, len(methods)+1)
+	for _, m := range []string{http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete} {
+		if methods[m] != nil || (m == http.MethodHead && methods[http.MethodGet] != nil) {
+			allowed = append(allowed, m)
+		}
+	}
+	allow := strings.Join(allowed, ", ")
+	return func(w http.ResponseWriter, r *http.Request) {
+		h := methods[r.Method]
+		if h == nil && r.Method == http.MethodHead {
+			h = methods[http.MethodGet]
+		}
+		if h == nil {
+			w.Header().Set("Allow", allow)
+			writeError(w, &apiError{http.StatusMethodNotAllowed, "method_not_allowed", r.Method + " is not allowed here; use " + allow})
+			return
+		}
+		h(w, r)
+	}
+}
+
+// fail answers r with the API error err maps to, counting store failures
+// and logging what is not the client's fault.
+func (s *Server) fail(w http.ResponseWriter, r *http.Request, op string, err error) {
+	e, storeFailure := classify(err)
+	switch {
+	case storeFailure:
+		s.metrics.storeErrors.WithLabelValues(op).Inc()
+		s.log.Warn("cart: session store unavailable", "op", op, "path", r.URL.Path, "err", err)
+	case e.status >= 500 && e.code != "canceled":
+		s.log.Error("cart: request failed", "op", op, "path", r.URL.Path, "err", err)
+	}
+	writeError(w, e)
+}
+
+// handleRoot serves the shop page at exactly "/" and a JSON 404 elsewhere.
+func (s *Server) handleRoot(w http.ResponseWriter, r *http.Request) {
+	if r.URL.Path != "/" {
+		writeError(w, &apiError{http.StatusNotFound, "not_found", "no such route: " + r.URL.Path})
+		return
+	}
+	servePage(w, r)
+}
+
+// catalogPage is the body of GET /api/catalog.
+type catalogPage struct {
+	Products []Product `json:"products"`
+	// Total is the number of products matching the query, on every page.
+	Total int `json:"total"`
+}
+
+// handleCatalog serves GET /api/catalog: the whole catalog, or with
+// ?q=words&offset=N&limit=N one page of the matching products. It is
+// stateless: it reads no session and any replica gives the same answer.
+func (s *Server) handleCatalog(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	if !q.Has("q") && !q.Has("offset") && !q.Has("limit") {
+		w.Header().Set("Content-Type", "application/json; charset=utf-8")
+		w.Header().Set("Cache-Control", "public, max-age=3600")
+		w.Write(s.catalogJSON)
+		return
+	}
+	offset, err1 := queryInt(q.Get("offset"), 0, 0, s.catalog.Len())
+	limit, err2 := queryInt(q.Get("limit"), s.catalog.Len(), 1, s.catalog.Len())
+	if err := errors.Join(err1, err2); err != nil {
+		writeError(w, &apiError{http.StatusBadRequest, "bad_query", err.Error()})
+		return
+	}
+	page, total := s.catalog.Search(q.Get("q"), offset, limit)
+	if page == nil {
+		page = []Product{}
+	}
+	w.Header().Set("Cache-Control", "public, max-age=3600")
+	writeJSON(w, http.StatusOK, catalogPage{Products: page, Total: total})
+}
+
+// queryInt parses a query parameter that must be an integer in lo..hi;
+// empty means def.
+func queryInt(v string, def, lo, hi int) (int, error) {
+	if v == "" {
+		return def, nil
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < lo || n > hi {
+		return 0, errors.New("offset and limit must be integers in " + strconv.Itoa(lo) + ".." + strconv.Itoa(hi))
+	}
+	return n, nil
+}
+
+// quoteRequest is the body of POST /api/quote.
+type quoteRequest struct {
+	Items []Line `json:"items"`
+}
+
+// maxQuoteLines bounds the lines of one quote.
+const maxQuoteLines = 1000
+
+// handleQuote serves POST /api/quote: it prices the lines in the request
+// body (subtotal, tax, shipping, total). It is stateless: it reads no
+// session and writes nothing, so any replica gives the same answer.
+func (s *Server) handleQuote(w http.ResponseWriter, r *http.Request) {
+	var req quoteRequest
+	if err := decodeBody(w, r, &req); err != nil {
+		s.fail(w, r, "quote", err)
+		return
+	}
+	if len(req.Items) > maxQuoteLines {
+		s.fail(w, r, "quote", &apiError{http.StatusBadRequest, "too_many_items", "at most " + strconv.Itoa(maxQuoteLines) + " items per quote"})
+		return
+	}
+	for _, l := range req.Items {
+		if err := s.validate(l.SKU, l.Qty, MinQty); err != nil {
+			s.fail(w, r, "quote", err)
+			return
+		}
+	}
+	writeJSON(w, http.StatusOK, Price(s.catalog, req.Items))
+}
+
+// validate checks a SKU against the catalog and a quantity against
+// minQty..MaxQty, before any session work.
+func (s *Server) validate(sku string, qty, minQty int) error {
+	if _, ok := s.catalog.Lookup(sku); !ok {
+		return &apiError{http.StatusBadRequest, "unknown_sku", "unknown sku " + strconv.Quote(sku)}
+	}
+	if qty < minQty || qty > MaxQty {
+		return &apiError{http.StatusBadRequest, "qty_out_of_range", "qty " + strconv.Itoa(qty) + " is not in " + strconv.Itoa(minQty) + ".." + strconv.Itoa(MaxQty)}
+	}
+	return nil
+}
+
+// CartView is the body of GET /api/cart and of every successful cart change.
+type CartView struct {
+	// Items are the cart's lines in the order they were added.
+	Items []CartItem `json:"items"`
+	// TotalCents is the sum of price_cents × qty over the items, before tax
+	// and shipping (POST /api/quote and checkout add those).
+	TotalCents int64 `json:"total_cents"`
+	// ServedBy is the replica that answered.
+	ServedBy string `json:"served_by"`
+}
+
+// CartItem is one line of a CartView.
+type CartItem struct {
+	SKU        string `json:"sku"`
+	Name       string `json:"name"`
+	Qty        int    `json:"qty"`
+	PriceCents int64  `json:"price_cents"` // unit price
+}
+
+// view renders c for the API.
+func (s *Server) view(c Cart) CartView {
+	v := CartView{Items: make([]CartItem, 0, len(c.Lines)), ServedBy: s.id}
+	for _, pl := range Price(s.catalog, c.Lines).Items {
+		v.Items = append(v.Items, CartItem{SKU: pl.SKU, Name: pl.Name, Qty: pl.Qty, PriceCents: pl.PriceCents})
+		v.TotalCents += pl.LineCents
+	}
+	return v
+}
+
+// decode returns the cart in session data. Data that does not decode (which
+// only a bug or a hand-edited store can cause) is logged and treated as an
+// empty cart, so the shopper is not stuck with a session that always fails.
+func (s *Server) decode(data []byte) Cart {
+	c, err := DecodeCart(data)
+	if err != nil {
+		s.log.Warn("cart: discarding undecodable cart", "err", err)
+		return Cart{}
+	}
+	return c
+}
+
+// storeContext bounds a request's session work by the store timeout.
+func (s *Server) storeContext(r *http.Request) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(r.Context(), s.storeTimeout)
+}
+
+// handleCart serves GET /api/cart. It never creates a session.
+func (s *Server) handleCart(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := s.storeContext(r)
+	defer cancel()
+	data, err := s.mgr.Load(ctx)
+	if err != nil {
+		s.fail(w, r, "load", err)
+		return
+	}
+	writeJSON(w, http.StatusOK, s.view(s.decode(data)))
+}
+
+// update applies change to the request's cart through Manager.Update
+// (compare-and-swap, retried on conflict) and answers with the cart as
+// stored. If change fails nothing is written and the error is answered.
+func (s *Server) update(w http.ResponseWriter, r *http.Request, change func(*Cart) error) {
+	ctx, cancel := s.storeContext(r)
+	defer cancel()
+	var stored Cart
+	err := s.mgr.Update(ctx, func(data []byte) ([]byte, error) {
+		c := s.decode(data)
+		if err := change(&c); err != nil {
+			return nil, err
+		}
+		stored = c
+		return c.Encode()
+	})
+	if err != nil {
+		s.fail(w, r, "update", err)
+		return
+	}
+	writeJSON(w, http.StatusOK, s.view(stored))
+}
+
+// addRequest is the body of POST /api/cart/items.
+type addRequest struct {
+	SKU string `json:"sku"`
+	Qty int    `json:"qty"`
+}
+
+// handleAdd serves POST /api/cart/items: qty more of sku, added to its line
+// if the cart has one (400 if the line would then exceed MaxQty).
+func (s *Server) handleAdd(w http.ResponseWriter, r *http.Request) {
+	var req addRequest
+	if err := decodeBody(w, r, &req); err != nil {
+		s.fail(w, r, "add", err)
+		return
+	}
+	if err := s.validate(req.SKU, req.Qty, MinQty); err != nil {
+		s.fail(w, r, "add", err)
+		return
+	}
+	s.update(w, r, func(c *Cart) error { return c.Add(s.catalog, req.SKU, req.Qty) })
+}
+
+// setRequest is the body of PATCH /api/cart/items/{sku}.
+type setRequest struct {
+	Qty *int `json:"qty"`
+}
+
+// handleSet serves PATCH /api/cart/items/{sku}: set the line's quantity (0
+// removes it; 404 if the cart has no such line).
+func (s *Server) handleSet(w http.ResponseWriter, r *http.Request) {
+	var req setRequest
+	if err := decodeBody(w, r, &req); err != nil {
+		s.fail(w, r, "set", err)
+		return
+	}
+	if req.Qty == nil {
+		s.fail(w, r, "set", &apiError{http.StatusBadRequest, "bad_json", `request body must be {"qty": N}`})
+		return
+	}
+	qty := *req.Qty
+	if qty < 0 || qty > MaxQty {
+		s.fail(w, r, "set", &apiError{http.StatusBadRequest, "qty_out_of_range", "qty " + strconv.Itoa(qty) + " is not in 0.." + strconv.Itoa(MaxQty)})
+		return
+	}
+	sku := r.PathValue("sku")
+	s.update(w, r, func(c *Cart) error { return c.Set(sku, qty) })
+}
+
+// handleRemove serves DELETE /api/cart/items/{sku} (404 if the cart has no
+// such line).
+func (s *Server) handleRemove(w http.ResponseWriter, r *http.Request) {
+	sku := r.PathValue("sku")
+	s.update(w, r, func(c *Cart) error { return c.Remove(sku) })
+}
+
+// checkoutResponse is the body of POST /api/cart/checkout.
+type checkoutResponse struct {
+	Order
+	ServedBy string `json:"served_by"`
+}
+
+// handleCheckout serves POST /api/cart/checkout: it places the order,
+// empties the cart in the same compare-and-swap, and returns the order (400
+// for an empty cart).
+func (s *Server) handleCheckout(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := s.storeContext(r)
+	defer cancel()
+	var order Order
+	err := s.mgr.Update(ctx, func(data []byte) ([]byte, error) {
+		c := s.decode(data)
+		o, err := c.Checkout(s.catalog)
+		if err != nil {
+			return nil, err
+		}
+		order = o
+		return c.Encode()
+	})
+	if err != nil {
+		s.fail(w, r, "checkout", err)
+		return
+	}
+	s.log.Info("cart: order placed", "order_id", order.ID, "total_cents", order.TotalCents)
+	writeJSON(w, http.StatusOK, checkoutResponse{Order: order, ServedBy: s.id})
+}
+
+// ReplicaStatus is the body of GET /api/replica.
+type ReplicaStatus struct {
+	// ID is the replica's id.
+	ID string `json:"id"`
+	// Store is the kind of store its sessions live in.
+	Store string `json:"store"`
+	// Sessions is the number of live sessions its store holds, or null when
+	// the store cannot count them (sealed cookies) or failed to.
+	Sessions *int `json:"sessions"`
+	// Inflight is the number of shop requests (API and page) it is serving
+	// now, queued ones included.
+	Inflight int `json:"inflight"`
+}
+
+// handleReplica serves GET /api/replica.
+func (s *Server) handleReplica(w http.ResponseWriter, r *http.Request) {
+	st := ReplicaStatus{ID: s.id, Store: s.storeName, Inflight: int(s.inflight.Load())}
+	if counter, ok := s.store.(session.Counter); ok {
+		ctx, cancel := context.WithTimeout(r.Context(), time.Second)
+		defer cancel()
+		if n, err := counter.Count(ctx); err == nil {
+			st.Sessions = &n
+		} else {
+			s.metrics.storeErrors.WithLabelValues("count").Inc()
+		}
+	}
+	writeJSON(w, http.StatusOK, st)
+}
+
+// handleHealthz serves GET /healthz: 200 while the process is alive.
+func (s *Server) handleHealthz(w http.ResponseWriter, r *http.Request) {
+	writeJSON(w, http.StatusOK, map[string]string{"status": "ok", "id": s.id})
+}
+
+// handleReadyz serves GET /readyz: 200 when the replica can serve carts (its
+// store answers a ping), 503 with Retry-After when it cannot or is
+// draining for shutdown.
+func (s *Server) handleReadyz(w http.ResponseWriter, r *http.Request) {
+	if s.draining.Load() {
+		writeError(w, &apiError{http.StatusServiceUnavailable, "draining", "the replica is shutting down"})
+		return
+	}
+	if p, ok := s.store.(session.Pinger); ok {
+		ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+		defer cancel()
+		if err := p.Ping(ctx); err != nil {
+			s.metrics.storeErrors.WithLabelValues("ping").Inc()
+			writeError(w, &apiError{http.StatusServiceUnavailable, "store_unavailable", "the session store is unreachable: " + err.Error()})
+			return
+		}
+	}
+	writeJSON(w, http.StatusOK, map[string]string{"status": "ready", "id": s.id})
+}
