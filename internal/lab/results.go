@@ -1,0 +1,92 @@
+package lab
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"runtime"
+)
+
+// Results is the content of results.json, exactly SPEC's fields.
+type Results struct {
+	Version int         `json:"version"`
+	Machine Machine     `json:"machine"`
+	Runs    []RunResult `json:"runs"`
+	Claims  []Claim     `json:"claims"`
+}
+
+// Machine describes where the runs ran.
+type Machine struct {
+	CPUs int    `json:"cpus"`
+	Go   string `json:"go"`
+}
+
+// ThisMachine describes the current machine.
+func ThisMachine() Machine { return Machine{CPUs: runtime.NumCPU(), Go: runtime.Version()} }
+
+// Latency holds latency percentiles in milliseconds, measured from each
+// request's scheduled send time.
+type Latency struct {
+	P50  float64 `json:"p50"`
+	P90  float64 `json:"p90"`
+	P99  float64 `json:"p99"`
+	P999 float64 `json:"p999"`
+	Max  float64 `json:"max"`
+}
+
+// RunResult is one strategy × scenario run, as results.json records it.
+type RunResult struct {
+	Strategy     string             `json:"strategy"`
+	Scenario     string             `json:"scenario"`
+	Store        string             `json:"store"`
+	Policy       string             `json:"policy"`
+	Replicas     int                `json:"replicas"`
+	DurationS    float64            `json:"duration_s"`
+	OfferedRPS   float64            `json:"offered_rps"`
+	AchievedRPS  float64            `json:"achieved_rps"`
+	Requests     int64              `json:"requests"`
+	Errors       int64              `json:"errors"`
+	ErrorRate    float64            `json:"error_rate"`
+	LatencyMS    Latency            `json:"latency_ms"`
+	Carts        int                `json:"carts"`
+	CartsLost    int                `json:"carts_lost"`
+	ItemsAcked   int                `json:"items_acked"`
+	ItemsLost    int                `json:"items_lost"`
+	LostUpdates  int                `json:"lost_updates"`
+	StaleReads   int                `json:"stale_reads"`
+	Linearizable *bool              `json:"linearizable"`
+	ReplicaShare map[string]float64 `json:"replica_share"`
+	Imbalance    float64            `json:"imbalance"`
+	RecoveryMS   *int64             `json:"recovery_ms"`
+	CPUSaturated bool               `json:"cpu_saturated"`
+}
+
+// Claim is one statement of the seed lesson with the measured evidence.
+// Holds is nil when the runs it needs were not made.
+type Claim struct {
+	Claim    string `json:"claim"`
+	Evidence string `json:"evidence"`
+	Holds    *bool  `json:"holds"`
+}
+
+// WriteJSON writes r to path (creating its directory), indented.
+func (r Results) WriteJSON(path string) error {
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return fmt.Errorf("lab: write results: %w", err)
+	}
+	if r.Runs == nil {
+		r.Runs = []RunResult{}
+	}
+	if r.Claims == nil {
+		r.Claims = []Claim{}
+	}
+	b, err := json.MarshalIndent(r, "", "  ")
+	if err != nil {
+		return fmt.Errorf("lab: write results: %w", err)
+	}
+	if err := os.WriteFile(path, append(b, '\n'), 0o644); err != nil {
+		return fmt.Errorf("lab: write results: %w", err)
+	}
+	return nil
+}
