@@ -141,7 +141,8 @@ type env struct {
 	h       http.Handler
 	clock   *clock
 	logs    *logBuffer
-	store   *faultyStore // nil in client-held mode
+	store   *faultyStore        // nil in client-held mode
+	sealer  *cookiestore.Sealer // nil in server-side mode
 	mem     *memstore.Store
 	reg     *prometheus.Registry
 	lastErr atomic.Value // error of the last failed session call
@@ -156,11 +157,13 @@ const (
 
 func (md mode) String() string { return [...]string{"server", "client"}[md] }
 
-func newEnv(t *testing.T, md mode, cfg session.Config) *env {
+func newEnv(t testing.TB, md mode, cfg session.Config) *env {
 	t.Helper()
 	e := &env{clock: &clock{now: time.Now()}, logs: &logBuffer{}, reg: prometheus.NewRegistry()}
 	cfg.Now = e.clock.Now
-	cfg.Logger = slog.New(slog.NewTextHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.NewTextHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
 	cfg.Registerer = e.reg
 	var err error
 	switch md {
@@ -170,10 +173,9 @@ func newEnv(t *testing.T, md mode, cfg session.Config) *env {
 		e.store = &faultyStore{Store: e.mem}
 		e.m, err = session.NewManager(e.store, cfg)
 	case clientHeld:
-		var s *cookiestore.Sealer
-		s, err = cookiestore.FromSecret("manager test secret, 32 bytes...")
+		e.sealer, err = cookiestore.FromSecret("manager test secret, 32 bytes...")
 		if err == nil {
-			e.m, err = session.NewClientManager(s, cfg)
+			e.m, err = session.NewClientManager(e.sealer, cfg)
 		}
 	}
 	if err != nil {
@@ -248,7 +250,7 @@ type client struct {
 }
 
 // do sends one request and applies any session Set-Cookie to the client.
-func (c *client) do(t *testing.T, method, target string) *http.Response {
+func (c *client) do(t testing.TB, method, target string) *http.Response {
 	t.Helper()
 	req := httptest.NewRequest(method, target, nil)
 	if c.tls {
