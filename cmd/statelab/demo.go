@@ -2,10 +2,52 @@ package main
 
 import (
 	"context"
-	"errors"
+	"fmt"
+	"os/exec"
+	"strings"
+	"time"
+
+	"github.com/statelab/statelab/internal/cluster"
+	"github.com/statelab/statelab/internal/lab"
 )
 
-// runDemo is not built yet; its issue replaces this file.
 func runDemo(ctx context.Context, m *Main, args []string) error {
-	return errors.New("demo: not implemented yet")
+	fs := newFlagSet(m, "demo", "[--quick] [--out DIR] [--strategies a,b,...] [--redis URL] [--postgres URL]")
+	var f labFlags
+	var strategies listFlag
+	fs.Var(&strategies, "strategies", "comma-separated strategies to run (default: all six)")
+	f.register(fs, false)
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	var sts []cluster.Strategy
+	for _, s := range strategies {
+		st, err := cluster.ParseStrategy(s)
+		if err != nil {
+			return usageErrorf("demo", "--strategies: %v", err)
+		}
+		sts = append(sts, st)
+	}
+	if len(sts) == 0 {
+		sts = cluster.Strategies()
+	}
+	cfg, err := f.config("demo", m)
+	if err != nil {
+		return err
+	}
+	pairs := lab.DemoPairs(sts)
+	mode := "full"
+	if f.quick {
+		mode = "quick"
+	}
+	fmt.Fprintf(m.Stderr, "statelab demo (%s): %d runs, %d replicas each, %.0f req/s for %v per run; output in %s\n",
+		mode, len(pairs), cfg.Replicas, cfg.Rate, cfg.Duration, absOut(f.out))
+	if f.redis == "" {
+		if _, err := exec.LookPath("redis-server"); err != nil {
+			fmt.Fprintln(m.Stderr, "note: redis-server is not on PATH and --redis was not given: the cache runs will be skipped")
+		}
+	}
+	began := time.Now()
+	runs, runErr := lab.RunSuite(ctx, cfg, pairs, progressTo(m))
+	return finish(m, f.out, "", "statelab demo "+strings.Join(args, " "), cfg, began, runs, runErr, true)
 }

@@ -3,9 +3,198 @@ package main
 import (
 	"context"
 	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/statelab/statelab/internal/cluster"
+	"github.com/statelab/statelab/internal/lab"
 )
 
-// runLab is not built yet; its issue replaces this file.
+// labFlags are the knobs shared by statelab lab and statelab demo.
+type labFlags struct {
+	quick       bool
+	out         string
+	jsonPath    string
+	redis       string
+	postgres    string
+	seed        uint64
+	replicas    int
+	rate        float64
+	duration    time.Duration
+	think       time.Duration
+	timeout     time.Duration
+	work        time.Duration
+	maxInflight int
+	tabs        int
+	poisson     bool
+	verbose     bool
+}
+
+// register adds the flags to fs; knobs adds the run parameters (lab only).
+func (f *labFlags) register(fs *flag.FlagSet, knobs bool) {
+	fs.BoolVar(&f.quick, "quick", false, "short runs (the parameters of demo --quick)")
+	fs.StringVar(&f.out, "out", "statelab-out", "directory for report.html, results.json and linearizability visualizations")
+	fs.StringVar(&f.redis, "redis", "", "Redis URL for the cache strategy (default: start redis-server from PATH)")
+	fs.StringVar(&f.postgres, "postgres", "", "PostgreSQL URL for the database strategy (default: SQLite); a fresh schema is used and dropped")
+	fs.BoolVar(&f.verbose, "v", false, "log cluster events to stderr")
+	if !knobs {
+		return
+	}
+	fs.StringVar(&f.jsonPath, "json", "", "write results.json here instead of DIR/results.json")
+	fs.Uint64Var(&f.seed, "seed", 1, "seed of the shoppers' choices and of Poisson arrivals")
+	fs.IntVar(&f.replicas, "replicas", 0, "replicas at the end of the run (default 4)")
+	fs.Float64Var(&f.rate, "rate", 0, "offered load, requests per second (default 300)")
+	fs.DurationVar(&f.duration, "duration", 0, "how long shoppers arrive (default 20s, 4s with --quick)")
+	fs.DurationVar(&f.think, "think", 0, "time between a shopper's steps (default 200ms, 80ms with --quick)")
+	fs.DurationVar(&f.timeout, "timeout", 0, "timeout of every request (default 2s)")
+	fs.DurationVar(&f.work, "work", 0, "each replica's --work (default 20ms)")
+	fs.IntVar(&f.maxInflight, "max-inflight", 0, "each replica's --max-inflight (default 4)")
+	fs.IntVar(&f.tabs, "tabs", 0, "tabs per shopper in the tabs scenario (default 3)")
+	fs.BoolVar(&f.poisson, "poisson", false, "Poisson arrivals (seeded by --seed) instead of evenly spaced ones")
+}
+
+// config turns the flags into the base run configuration.
+func (f *labFlags) config(cmd string, m *Main) (lab.Config, error) {
+	cfg := lab.DefaultConfig(f.quick)
+	if f.replicas != 0 {
+		cfg.Replicas = f.replicas
+	}
+	if f.rate != 0 {
+		cfg.Rate = f.rate
+	}
+	if f.duration != 0 {
+		cfg.Duration = f.duration
+	}
+	if f.think != 0 {
+		cfg.Think = f.think
+	}
+	if f.timeout != 0 {
+		cfg.Timeout = f.timeout
+	}
+	if f.work != 0 {
+		cfg.Work = f.work
+	}
+	if f.maxInflight != 0 {
+		cfg.MaxInflight = f.maxInflight
+	}
+	if f.tabs != 0 {
+		cfg.Tabs = f.tabs
+	}
+	if f.seed != 0 {
+		cfg.Seed = f.seed
+	}
+	cfg.Poisson = f.poisson
+	cfg.RedisURL, cfg.PostgresURL = f.redis, f.postgres
+	cfg.OutDir = f.out
+	bin, err := os.Executable()
+	if err != nil {
+		return cfg, fmt.Errorf("%s: find the statelab binary: %w", cmd, err)
+	}
+	cfg.Binary = bin
+	if f.verbose {
+		cfg.Logger = slog.New(slog.NewTextHandler(m.Stderr, nil))
+	}
+	return cfg, nil
+}
+
+// params describes the shared run parameters for the report.
+func params(cfg lab.Config) string {
+	arr := "evenly spaced"
+	if cfg.Poisson {
+		arr = fmt.Sprintf("Poisson (seed %d)", cfg.Seed)
+	}
+	return fmt.Sprintf("Every run: %d replicas (each --work %v --max-inflight %d), %.0f requests/s offered for %v, %s arrivals, %v between a shopper's steps, %v request timeout, %d tabs in the tabs scenario.",
+		cfg.Replicas, cfg.Work, cfg.MaxInflight, cfg.Rate, cfg.Duration, arr, cfg.Think, cfg.Timeout, cfg.Tabs)
+}
+
+// finish writes the outputs, prints the table, the claims and the files,
+// and returns runErr (the suite's error, e.g. an interruption) or the
+// write error.
+func finish(m *Main, out, jsonPath, command string, cfg lab.Config, began time.Time, runs []*lab.Run, runErr error, newcomer bool) error {
+	info := lab.ReportInfo{Command: command, Generated: time.Now(), Machine: lab.ThisMachine(), Wall: time.Since(began), Params: params(cfg)}
+	files, claims, werr := lab.WriteOutputs(out, jsonPath, info, runs)
+	fmt.Fprintln(m.Stdout)
+	if err := lab.WriteTable(m.Stdout, runs); err != nil {
+		return err
+	}
+	fmt.Fprintln(m.Stdout)
+	if newcomer {
+		fmt.Fprintln(m.Stdout, "What the lesson claims, and what these runs say:")
+		lab.WriteClaims(m.Stdout, claims)
+		fmt.Fprintln(m.Stdout)
+		fmt.Fprint(m.Stdout, newcomerSummary)
+	}
+	if werr == nil {
+		fmt.Fprintf(m.Stdout, "Report:  %s\nResults: %s\n", files.Report, files.Results)
+	}
+	fmt.Fprintf(m.Stdout, "Took %v.\n", time.Since(began).Round(time.Second))
+	if runErr != nil {
+		return runErr
+	}
+	return werr
+}
+
+const newcomerSummary = `How to read the table: req/s is what the cluster served of the offered load;
+p99 is the latency 99 requests in 100 beat, measured from when each request was
+due (so queueing counts); "items lost" are adds the server acknowledged that were
+missing from the cart at the end; "stale reads" are reads that missed an item
+already acknowledged; "lost updates" are acknowledged quantity changes that
+vanished when several tabs updated one cart; imbalance is the busiest replica's
+load over the mean (1.00 is even); recovery is how long errors stayed above their
+pre-fault level. The report has charts over time for every run.
+`
+
 func runLab(ctx context.Context, m *Main, args []string) error {
-	return errors.New("lab: not implemented yet")
+	fs := newFlagSet(m, "lab", "--strategy S [--scenario NAME] [--replicas N] [--rate R] [--duration D] [--quick] [--out DIR] [--json FILE] [--redis URL] [--postgres URL] [--seed N]")
+	var f labFlags
+	var strategy, scenario string
+	fs.StringVar(&strategy, "strategy", "", "strategy: naive, sticky, replicated, cache, database or client (required)")
+	fs.StringVar(&scenario, "scenario", "steady", "scenario: steady, failover, scaleout, rolling, tabs or storefail")
+	f.register(fs, true)
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if strategy == "" {
+		return usageErrorf("lab", "--strategy is required (naive, sticky, replicated, cache, database or client)")
+	}
+	st, err := cluster.ParseStrategy(strategy)
+	if err != nil {
+		return usageErrorf("lab", "--strategy: %v", err)
+	}
+	sc, err := lab.ParseScenario(scenario)
+	if err != nil {
+		return usageErrorf("lab", "--scenario: %v", err)
+	}
+	cfg, err := f.config("lab", m)
+	if err != nil {
+		return err
+	}
+	cfg.Strategy, cfg.Scenario = st, sc
+	if err := cfg.Validate(); err != nil {
+		if errors.Is(err, lab.ErrBadConfig) {
+			return usageErrorf("lab", "%v", err)
+		}
+		return err
+	}
+	began := time.Now()
+	runs, runErr := lab.RunSuite(ctx, cfg, []lab.Pair{{Strategy: st, Scenario: sc}}, progressTo(m))
+	return finish(m, f.out, f.jsonPath, "statelab lab "+strings.Join(args, " "), cfg, began, runs, runErr, false)
+}
+
+// progressTo returns a progress function printing to m.Stderr.
+func progressTo(m *Main) func(string) {
+	return func(s string) { fmt.Fprintln(m.Stderr, s) }
+}
+
+// absOut makes dir absolute for messages, leaving it as is on error.
+func absOut(dir string) string {
+	if a, err := filepath.Abs(dir); err == nil {
+		return a
+	}
+	return dir
 }

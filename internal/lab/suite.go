@@ -1,0 +1,102 @@
+package lab
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"time"
+
+	"github.com/statelab/statelab/internal/cluster"
+)
+
+// Pair is one strategy × scenario of a suite.
+type Pair struct {
+	Strategy cluster.Strategy
+	Scenario Scenario
+}
+
+// DemoPairs returns the runs of `statelab demo` for strategies: each through
+// steady, failover, scaleout and tabs, and cache and database also through
+// storefail.
+func DemoPairs(strategies []cluster.Strategy) []Pair {
+	var out []Pair
+	for _, s := range strategies {
+		for _, sc := range []Scenario{Steady, Failover, Scaleout, Tabs} {
+			out = append(out, Pair{s, sc})
+		}
+		if s == cluster.Cache || s == cluster.Database {
+			out = append(out, Pair{s, Storefail})
+		}
+	}
+	return out
+}
+
+// RunSuite runs every pair with the parameters of base, one after the
+// other, and returns the runs made. A run that fails to start is recorded
+// with its error and the suite goes on; when ctx ends, the runs made so far
+// (including the interrupted one's partial measurements) are returned with
+// ctx's error. progress, when not nil, receives one line per phase.
+func RunSuite(ctx context.Context, base Config, pairs []Pair, progress func(string)) ([]*Run, error) {
+	var runs []*Run
+	for i, p := range pairs {
+		cfg := base
+		cfg.Strategy, cfg.Scenario = p.Strategy, p.Scenario
+		if progress != nil {
+			cfg.Progress = func(s string) { progress(fmt.Sprintf("[%d/%d] %s", i+1, len(pairs), s)) }
+		}
+		began := time.Now()
+		run, err := RunOne(ctx, cfg)
+		if run == nil {
+			run = &Run{CPUBusy: -1, Result: RunResult{Strategy: string(p.Strategy), Scenario: string(p.Scenario)}}
+		}
+		if err != nil && run.Err == "" {
+			run.Err = err.Error()
+		}
+		if err != nil && run.Result.Requests == 0 && run.Skipped == "" {
+			run.Skipped = "failed: " + err.Error()
+		}
+		runs = append(runs, run)
+		if progress != nil {
+			switch {
+			case run.Skipped != "":
+				progress(fmt.Sprintf("[%d/%d] %s × %s: %s", i+1, len(pairs), p.Strategy, p.Scenario, run.Skipped))
+			default:
+				r := run.Result
+				progress(fmt.Sprintf("[%d/%d] %s × %s: %.0f req/s, p99 %.1f ms, errors %s, items lost %d/%d, stale reads %d (%v)",
+					i+1, len(pairs), p.Strategy, p.Scenario, r.AchievedRPS, r.LatencyMS.P99, pct(r.ErrorRate), r.ItemsLost, r.ItemsAcked, r.StaleReads, time.Since(began).Round(100*time.Millisecond)))
+			}
+		}
+		if ctx.Err() != nil {
+			return runs, ctx.Err()
+		}
+	}
+	return runs, nil
+}
+
+// Outputs are the files a suite wrote.
+type Outputs struct {
+	Results, Report string
+}
+
+// WriteOutputs evaluates the claims over runs and writes results.json (to
+// jsonPath, or outDir/results.json when empty) and outDir/report.html.
+func WriteOutputs(outDir, jsonPath string, info ReportInfo, runs []*Run) (Outputs, []ClaimResult, error) {
+	SortRuns(runs)
+	claims := EvaluateClaims(runs)
+	res := Results{Version: 1, Machine: info.Machine}
+	for _, r := range runs {
+		if r.Skipped == "" {
+			res.Runs = append(res.Runs, r.Result)
+		}
+	}
+	for _, c := range claims {
+		res.Claims = append(res.Claims, c.JSON())
+	}
+	if jsonPath == "" {
+		jsonPath = filepath.Join(outDir, "results.json")
+	}
+	out := Outputs{Results: jsonPath, Report: filepath.Join(outDir, "report.html")}
+	err := errors.Join(res.WriteJSON(jsonPath), WriteReport(out.Report, info, runs, claims))
+	return out, claims, err
+}

@@ -1,0 +1,58 @@
+package lab
+
+import (
+	"fmt"
+	"io"
+	"strings"
+	"text/tabwriter"
+)
+
+// WriteTable writes the strategy × scenario table of runs to out.
+func WriteTable(out io.Writer, runs []*Run) error {
+	tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "strategy\tscenario\treq/s\tp99 ms\terrors\titems lost\tstale reads\tlost updates\tlinearizable\timbalance\trecovery\t")
+	for _, r := range runs {
+		res := r.Result
+		if r.Skipped != "" {
+			fmt.Fprintf(tw, "%s\t%s\t%s\t\t\t\t\t\t\t\t\t\n", res.Strategy, res.Scenario, r.Skipped)
+			continue
+		}
+		rec := "-"
+		if res.RecoveryMS != nil {
+			rec = fmt.Sprintf("%d ms", *res.RecoveryMS)
+		}
+		flags := ""
+		if res.CPUSaturated {
+			flags = " (cpu saturated)"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%.0f\t%.1f\t%s\t%d/%d\t%d\t%s\t%s\t%.2f\t%s\t%s\n",
+			res.Strategy, res.Scenario, res.AchievedRPS, res.LatencyMS.P99,
+			pct(res.ErrorRate), res.ItemsLost, res.ItemsAcked, res.StaleReads,
+			lostUpdatesText(res), linText(res.Linearizable), res.Imbalance, rec, flags)
+	}
+	return tw.Flush()
+}
+
+func lostUpdatesText(r RunResult) string {
+	if r.Scenario != string(Tabs) {
+		return "-"
+	}
+	return fmt.Sprint(r.LostUpdates)
+}
+
+func linText(b *bool) string {
+	switch {
+	case b == nil:
+		return "timeout"
+	case *b:
+		return "yes"
+	}
+	return "no"
+}
+
+// WriteClaims writes the claims with their verdicts, one paragraph each.
+func WriteClaims(out io.Writer, claims []ClaimResult) {
+	for _, c := range claims {
+		fmt.Fprintf(out, "%2d. %s\n    → %s: %s\n", c.N, c.Text, strings.ToUpper(string(c.Verdict)), c.Evidence)
+	}
+}
