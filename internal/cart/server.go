@@ -165,7 +165,12 @@ func (s *Server) routes() http.Handler {
 		http.MethodGet: promhttp.HandlerFor(s.registry, promhttp.HandlerOpts{}).ServeHTTP,
 	}))
 	mux.Handle("/static/", api("static", map[string]http.HandlerFunc{http.MethodGet: staticHandler().ServeHTTP}))
-	mux.Handle("/", api("page", map[string]http.HandlerFunc{http.MethodGet: s.handleRoot}))
+	page := api("page", map[string]http.HandlerFunc{http.MethodGet: servePage})
+	notFound := s.instrument("not_found", false, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		writeError(w, &apiError{http.StatusNotFound, "not_found", "no such route: " + r.URL.Path})
+	}))
+	mux.Handle("/{$}", page)
+	mux.Handle("/", notFound)
 	return s.servedBy(mux)
 }
 
@@ -254,15 +259,6 @@ func (s *Server) fail(w http.ResponseWriter, r *http.Request, op string, err err
 		s.log.Error("cart: request failed", "op", op, "path", r.URL.Path, "err", err)
 	}
 	writeError(w, e)
-}
-
-// handleRoot serves the shop page at exactly "/" and a JSON 404 elsewhere.
-func (s *Server) handleRoot(w http.ResponseWriter, r *http.Request) {
-	if r.URL.Path != "/" {
-		writeError(w, &apiError{http.StatusNotFound, "not_found", "no such route: " + r.URL.Path})
-		return
-	}
-	servePage(w, r)
 }
 
 // catalogPage is the body of GET /api/catalog.

@@ -28,7 +28,15 @@ func servePage(w http.ResponseWriter, r *http.Request) {
 	http.ServeFileFS(w, r, webRoot, "index.html")
 }
 
-// staticHandler serves the page's assets under /static/.
+// staticHandler serves the page's assets under /static/; anything else
+// there is a JSON 404.
 func staticHandler() http.Handler {
-	return http.StripPrefix("/static/", http.FileServerFS(webRoot))
+	files := http.FileServerFS(webRoot)
+	return http.StripPrefix("/static/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if fi, err := fs.Stat(webRoot, r.URL.Path); err != nil || fi.IsDir() || r.URL.Path == "index.html" {
+			writeError(w, &apiError{http.StatusNotFound, "not_found", "no such file: /static/" + r.URL.Path})
+			return
+		}
+		files.ServeHTTP(w, r)
+	}))
 }
