@@ -265,7 +265,10 @@ func lostWhere(n int, prev, now, storeKind string) string {
 	if storeKind == "memory" && prev == now && prev != "" {
 		return fmt.Sprintf("%s lost its memory, and your %s with it", prev, items)
 	}
-	return fmt.Sprintf("%s you had are gone", items)
+	if n == 1 {
+		return "the item you had is gone"
+	}
+	return fmt.Sprintf("the %s you had are gone", items)
 }
 
 // safeText is the log line for a cart that survived a fault.

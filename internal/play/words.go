@@ -99,8 +99,11 @@ func killedText(id, strategy, storeKind string, sessions int, known bool) string
 		}
 		return fmt.Sprintf("%s killed — %s lived only there", id, plural(sessions, "cart", "carts"))
 	case "replicated":
-		if known && sessions > 0 {
-			return fmt.Sprintf("%s killed — its %s have copies on other replicas", id, plural(sessions, "cart", "carts"))
+		if known && sessions == 1 {
+			return fmt.Sprintf("%s killed — its one cart has a copy on another replica", id)
+		}
+		if known && sessions > 1 {
+			return fmt.Sprintf("%s killed — its %d carts have copies on other replicas", id, sessions)
 		}
 		return fmt.Sprintf("%s killed — carts it held have copies on other replicas", id)
 	case "cookie":

@@ -1,0 +1,134 @@
+package play
+
+import (
+	"strings"
+	"testing"
+)
+
+func TestParseCartOp(t *testing.T) {
+	tests := []struct {
+		method, path, body string
+		want               cartOp
+		ok                 bool
+	}{
+		{"GET", "/api/cart", "", cartOp{kind: "read"}, true},
+		{"POST", "/api/cart/items", `{"sku":"SKU-1","qty":2}`, cartOp{kind: "add", sku: "SKU-1", qty: 2}, true},
+		{"POST", "/api/cart/items", `{"qty":2}`, cartOp{kind: "other"}, true},
+		{"POST", "/api/cart/items", `not json`, cartOp{kind: "other"}, true},
+		{"PATCH", "/api/cart/items/SKU-1", `{"qty":5}`, cartOp{kind: "set", sku: "SKU-1", qty: 5}, true},
+		{"PATCH", "/api/cart/items/SKU-1", `{"qty":0}`, cartOp{kind: "remove", sku: "SKU-1"}, true},
+		{"PATCH", "/api/cart/items/SKU-1", `{}`, cartOp{kind: "other"}, true},
+		{"DELETE", "/api/cart/items/SKU-1", "", cartOp{kind: "remove", sku: "SKU-1"}, true},
+		{"POST", "/api/cart/checkout", "", cartOp{kind: "checkout"}, true},
+		{"PUT", "/api/cart", "", cartOp{kind: "other"}, true},
+		{"GET", "/api/catalog", "", cartOp{}, false},
+		{"GET", "/api/cartography", "", cartOp{}, false},
+		{"GET", "/", "", cartOp{}, false},
+	}
+	for _, tt := range tests {
+		got, ok := parseCartOp(tt.method, tt.path, []byte(tt.body))
+		if got != tt.want || ok != tt.ok {
+			t.Errorf("parseCartOp(%s %s %s) = %+v, %v; want %+v, %v", tt.method, tt.path, tt.body, got, ok, tt.want, tt.ok)
+		}
+	}
+}
+
+// TestObserverSequences feeds the observer responses directly and checks
+// the one line each sequence must end with (or that it stays silent).
+func TestObserverSequences(t *testing.T) {
+	type resp struct {
+		op       cartOp
+		status   int
+		servedBy string
+		body     string
+	}
+	read := cartOp{kind: "read"}
+	add := func(sku string) cartOp { return cartOp{kind: "add", sku: sku, qty: 1} }
+	tests := []struct {
+		name, kind string
+		fault      string
+		steps      []resp
+		want       string // "" means no event at all
+	}{
+		{"quiet shopping", "memory", "", []resp{
+			{read, 200, "r1", `{"items":[]}`},
+			{add("a"), 200, "r1", `{"items":[{"sku":"a","qty":1}]}`},
+			{read, 200, "r1", `{"items":[{"sku":"a","qty":1}]}`},
+		}, ""},
+		{"removal is not a loss", "memory", "", []resp{
+			{read, 200, "r1", `{"items":[{"sku":"a","qty":1},{"sku":"b","qty":1}]}`},
+			{cartOp{kind: "remove", sku: "a"}, 200, "r1", `{"items":[{"sku":"b","qty":1}]}`},
+		}, ""},
+		{"checkout is not a loss", "memory", "", []resp{
+			{read, 200, "r1", `{"items":[{"sku":"a","qty":1}]}`},
+			{cartOp{kind: "checkout"}, 200, "r1", `{"order_id":"o-1"}`},
+			{read, 200, "r2", `{"items":[]}`},
+		}, ""},
+		{"add without a cart body still counts", "memory", "", []resp{
+			{read, 200, "r1", `{"items":[]}`},
+			{add("a"), 201, "r1", `{"sku":"a","qty":1}`},
+			{read, 200, "r2", `{"items":[]}`},
+		}, "your next request went to r2: your cart is empty — the item you had lived only on r1"},
+		{"same replica restarted", "memory", "r1 was restarted", []resp{
+			{read, 200, "r1", `{"items":[{"sku":"a","qty":1},{"sku":"b","qty":1}]}`},
+			{read, 200, "r1", `{"items":[]}`},
+		}, "your next request went to r1: your cart is empty — r1 lost its memory, and your 2 items with it"},
+		{"store lost data", "redis", "Redis was restarted", []resp{
+			{read, 200, "r1", `{"items":[{"sku":"a","qty":1}]}`},
+			{read, 200, "r2", `{"items":[]}`},
+		}, "your next request went to r2: your cart is empty — the item you had is gone"},
+		{"unaffected by the fault", "memory", "r3 was killed", []resp{
+			{read, 200, "r1", `{"items":[{"sku":"a","qty":1}]}`},
+			{read, 200, "r1", `{"items":[{"sku":"a","qty":1}]}`},
+		}, "r1 served you again: your cart is intact"},
+		{"gateway error", "memory", "", []resp{
+			{read, 502, "", ``},
+		}, "your request failed — 502 from the balancer"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			log := newEventLog(50, nil)
+			o := newObserver(log, func() (string, string) { return "sticky", tt.kind })
+			for i, st := range tt.steps {
+				if i == len(tt.steps)-1 && tt.fault != "" {
+					o.Fault(tt.fault)
+				}
+				o.Observe(st.op, st.status, st.servedBy, []byte(st.body))
+			}
+			events := log.snapshot()
+			if tt.want == "" {
+				if len(events) != 0 {
+					t.Fatalf("events = %+v, want none", events)
+				}
+				return
+			}
+			if len(events) == 0 || events[len(events)-1].Text != tt.want {
+				t.Fatalf("events = %+v, want the last to be %q", events, tt.want)
+			}
+		})
+	}
+}
+
+func TestKilledText(t *testing.T) {
+	tests := []struct {
+		kind     string
+		sessions int
+		known    bool
+		want     string
+	}{
+		{"memory", 37, true, "r2 killed — 37 carts lived only there"},
+		{"memory", 1, true, "r2 killed — 1 cart lived only there"},
+		{"memory", 0, false, "r2 killed — every cart that lived only there is gone"},
+		{"replicated", 5, true, "r2 killed — its 5 carts have copies on other replicas"},
+		{"redis", 0, false, "r2 killed — it held no carts: they live in Redis"},
+		{"postgres", 0, false, "r2 killed — it held no carts: they live in PostgreSQL"},
+	}
+	for _, tt := range tests {
+		if got := killedText("r2", "", tt.kind, tt.sessions, tt.known); got != tt.want {
+			t.Errorf("killedText(%s, %d, %v) = %q, want %q", tt.kind, tt.sessions, tt.known, got, tt.want)
+		}
+	}
+	if !strings.Contains(restartedText("r1", "memory"), "empty memory") {
+		t.Error("a restarted memory replica must say its carts are gone")
+	}
+}
