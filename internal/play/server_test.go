@@ -250,7 +250,7 @@ func fmtAfter(format, killed, now string) string {
 
 func TestNaiveSpreadsTheCart(t *testing.T) {
 	ts := newTestServer(t, "naive")
-	ts.mustDo(t, 200, "GET", "/shop/api/cart", "") // r1: empty
+	ts.mustDo(t, 200, "GET", "/shop/api/cart", "")                           // r1: empty
 	ts.mustDo(t, 200, "POST", "/shop/api/cart/items", `{"sku":"a","qty":1}`) // r2 gets a
 	ts.mustDo(t, 200, "POST", "/shop/api/cart/items", `{"sku":"b","qty":1}`) // r3 has no a
 	ts.requireEvent(t, "your next request went to r3: your cart is missing 1 item (a) — the item you had lived only on r2")
