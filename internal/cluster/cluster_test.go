@@ -1,0 +1,389 @@
+package cluster
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/statelab/statelab/internal/testenv"
+)
+
+var (
+	buildOnce sync.Once
+	buildPath string
+	buildErr  error
+)
+
+// statelabBinary builds ./cmd/statelab from this tree once per test binary
+// and returns its path.
+func statelabBinary(t *testing.T) string {
+	t.Helper()
+	buildOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "statelab-cluster-test-bin-*")
+		if err != nil {
+			buildErr = err
+			return
+		}
+		buildPath = filepath.Join(dir, "statelab")
+		out, err := exec.Command("go", "build", "-o", buildPath, "github.com/statelab/statelab/cmd/statelab").CombinedOutput()
+		if err != nil {
+			buildErr = errors.New(string(out))
+		}
+	})
+	if buildErr != nil {
+		t.Fatalf("build statelab: %v", buildErr)
+	}
+	return buildPath
+}
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if buildPath != "" {
+		os.RemoveAll(filepath.Dir(buildPath))
+	}
+	os.Exit(code)
+}
+
+// startCluster starts a cluster for the test and closes it at cleanup,
+// failing the test if Close reports an error (a crash).
+func startCluster(t *testing.T, cfg Config) *Cluster {
+	t.Helper()
+	cfg.Binary = statelabBinary(t)
+	cfg.Dir = t.TempDir()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	c, err := Start(ctx, cfg)
+	if err != nil {
+		t.Fatalf("Start: %v", err)
+	}
+	t.Cleanup(func() {
+		if err := c.Close(); err != nil {
+			t.Errorf("Close: %v", err)
+		}
+		if _, err := os.Stat(c.Dir()); !os.IsNotExist(err) {
+			t.Errorf("Close left %s behind", c.Dir())
+		}
+	})
+	return c
+}
+
+// get GETs url and returns the status and X-Served-By, using jar's client.
+func get(t *testing.T, client *http.Client, url string) (int, string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	resp, err := client.Do(req)
+	if err != nil {
+		return 0, ""
+	}
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	return resp.StatusCode, resp.Header.Get("X-Served-By")
+}
+
+// eventually polls cond every 20ms until it holds or 10s pass.
+func eventually(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func replicaState(c *Cluster, id string) State {
+	r, _ := c.Replica(id)
+	return r.State
+}
+
+func TestClusterLifecycle(t *testing.T) {
+	c := startCluster(t, Config{Strategy: Naive, Replicas: 2})
+	client := &http.Client{}
+	served := map[string]bool{}
+	for i := 0; i < 6; i++ {
+		code, by := get(t, client, c.URL()+"/api/cart")
+		if code != http.StatusOK {
+			t.Fatalf("GET /api/cart through the balancer: status %d", code)
+		}
+		served[by] = true
+	}
+	if !served["r1"] || !served["r2"] {
+		t.Fatalf("round robin served by %v, want r1 and r2", served)
+	}
+
+	t.Run("kill and restart", func(t *testing.T) {
+		if err := c.Kill("r1"); err != nil {
+			t.Fatal(err)
+		}
+		if r, _ := c.Replica("r1"); r.State != StateDown || r.PID != 0 {
+			t.Fatalf("after Kill: %+v, want down with no pid", r)
+		}
+		if code, _ := get(t, client, c.Replicas()[0].URL+"/healthz"); code != 0 {
+			t.Fatalf("killed replica still answers (%d)", code)
+		}
+		if err := c.Restart(context.Background(), "r1"); err != nil {
+			t.Fatal(err)
+		}
+		r, _ := c.Replica("r1")
+		if r.State != StateUp || r.Starts != 2 {
+			t.Fatalf("after Restart: %+v, want up, started twice", r)
+		}
+		if code, by := get(t, client, r.URL+"/healthz"); code != http.StatusOK || by != "r1" {
+			t.Fatalf("restarted replica: status %d served by %q", code, by)
+		}
+	})
+
+	t.Run("pause and resume", func(t *testing.T) {
+		if err := c.Pause("r2"); err != nil {
+			t.Fatal(err)
+		}
+		if got := replicaState(c, "r2"); got != StatePaused {
+			t.Fatalf("state %s, want paused", got)
+		}
+		short := &http.Client{Timeout: 300 * time.Millisecond}
+		if code, _ := get(t, short, c.Replicas()[1].URL+"/healthz"); code != 0 {
+			t.Fatalf("paused replica answered %d", code)
+		}
+		if err := c.Resume("r2"); err != nil {
+			t.Fatal(err)
+		}
+		if code, _ := get(t, client, c.Replicas()[1].URL+"/healthz"); code != http.StatusOK {
+			t.Fatalf("resumed replica: status %d", code)
+		}
+	})
+
+	t.Run("add and remove", func(t *testing.T) {
+		r, err := c.Add(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r.ID != "r3" || r.State != StateUp || !r.InBalancer {
+			t.Fatalf("added %+v, want r3 up in the balancer", r)
+		}
+		eventually(t, "r3 to serve through the balancer", func() bool {
+			_, by := get(t, client, c.URL()+"/api/cart")
+			return by == "r3"
+		})
+		if err := c.Remove(context.Background(), "r3"); err != nil {
+			t.Fatal(err)
+		}
+		if _, ok := c.Replica("r3"); ok {
+			t.Fatal("removed replica still listed")
+		}
+		bs, err := c.Backends(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(bs) != 2 {
+			t.Fatalf("balancer lists %d backends after removal, want 2: %+v", len(bs), bs)
+		}
+	})
+
+	t.Run("errors", func(t *testing.T) {
+		if err := c.Kill("r9"); !errors.Is(err, ErrUnknownReplica) {
+			t.Errorf("Kill(r9) = %v, want ErrUnknownReplica", err)
+		}
+		if err := c.StopStore(context.Background()); !errors.Is(err, ErrNoStore) {
+			t.Errorf("StopStore on naive = %v, want ErrNoStore", err)
+		}
+	})
+
+	kinds := map[EventKind]int{}
+	for _, e := range c.Events(0) {
+		kinds[e.Kind]++
+	}
+	for _, k := range []EventKind{EventStarted, EventKill, EventRestart, EventPause, EventResume, EventAdd, EventRemove} {
+		if kinds[k] == 0 {
+			t.Errorf("no %s event in %v", k, kinds)
+		}
+	}
+	if kinds[EventCrash] != 0 {
+		t.Errorf("crash events without a crash: %+v", c.Crashes())
+	}
+}
+
+func TestClusterReportsCrash(t *testing.T) {
+	cfg := Config{Strategy: Sticky, Replicas: 1, Binary: statelabBinary(t), Dir: t.TempDir()}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	c, err := Start(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, _ := c.Replica("r1")
+	// Kill it behind the cluster's back: that is a crash.
+	if err := syscall.Kill(r.PID, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the crash to be reported", func() bool { return len(c.Crashes()) == 1 })
+	if got := replicaState(c, "r1"); got != StateDown {
+		t.Errorf("crashed replica state %s, want down", got)
+	}
+	if err := c.Close(); !errors.Is(err, ErrCrashed) || !strings.Contains(err.Error(), "r1") {
+		t.Errorf("Close = %v, want ErrCrashed naming r1", err)
+	}
+}
+
+func TestClusterRedisStopStart(t *testing.T) {
+	_, err := exec.LookPath("redis-server")
+	testenv.Need(t, err == nil, "redis-server is not on PATH")
+	c := startCluster(t, Config{Strategy: Cache, Replicas: 1})
+	st := c.Store()
+	if !st.External || !st.Managed || !st.Up || st.Kind != "redis" {
+		t.Fatalf("store %+v, want a managed redis, up", st)
+	}
+	port := c.store.redisPort
+	ctx := context.Background()
+	if _, err := redisCommand(ctx, port, "SET", "k", "v"); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.StopStore(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if c.Store().Up {
+		t.Fatal("store still up after StopStore")
+	}
+	if _, err := redisCommand(ctx, port, "PING"); err == nil {
+		t.Fatal("redis answers after StopStore")
+	}
+	if err := c.StartStore(ctx); err != nil {
+		t.Fatal(err)
+	}
+	got, err := redisCommand(ctx, port, "GET", "k")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got != "$1" { // bulk string of length 1: "v" follows
+		t.Fatalf("GET k after restart = %q, want the value kept", got)
+	}
+}
+
+func TestFaultProxy(t *testing.T) {
+	// An echo server stands for the store.
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() { io.Copy(c, c); c.Close() }()
+		}
+	}()
+	p, err := newFaultProxy(ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(p.close)
+
+	echo := func() error {
+		c, err := net.DialTimeout("tcp", p.addr, time.Second)
+		if err != nil {
+			return err
+		}
+		defer c.Close()
+		c.SetDeadline(time.Now().Add(2 * time.Second))
+		if _, err := c.Write([]byte("ping\n")); err != nil {
+			return err
+		}
+		line, err := bufio.NewReader(c).ReadString('\n')
+		if err != nil {
+			return err
+		}
+		if line != "ping\n" {
+			return errors.New("bad echo " + line)
+		}
+		return nil
+	}
+	if err := echo(); err != nil {
+		t.Fatalf("through the proxy: %v", err)
+	}
+	held, err := net.Dial("tcp", p.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer held.Close()
+	// Wait until the proxy tracks the held connection, then cut.
+	eventually(t, "the proxy to track the connection", func() bool {
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		return len(p.conns) >= 2
+	})
+	p.cut()
+	if err := echo(); err == nil {
+		t.Fatal("proxy still forwards after cut")
+	}
+	held.SetReadDeadline(time.Now().Add(2 * time.Second))
+	if _, err := held.Read(make([]byte, 1)); err == nil {
+		t.Fatal("held connection survived the cut")
+	}
+	if err := p.restore(); err != nil {
+		t.Fatal(err)
+	}
+	if err := echo(); err != nil {
+		t.Fatalf("after restore: %v", err)
+	}
+}
+
+func TestStrategies(t *testing.T) {
+	tests := []struct {
+		s             Strategy
+		store, policy string
+	}{
+		{Naive, "memory", "round_robin"},
+		{Sticky, "memory", "sticky"},
+		{Replicated, "replicated", "sticky"},
+		{Cache, "redis", "round_robin"},
+		{Database, "sqlite", "round_robin"},
+		{Client, "cookie", "round_robin"},
+	}
+	for _, tt := range tests {
+		got, err := ParseStrategy(string(tt.s))
+		if err != nil || got != tt.s {
+			t.Errorf("ParseStrategy(%q) = %q, %v", tt.s, got, err)
+		}
+		if tt.s.Store() != tt.store || tt.s.Policy() != tt.policy {
+			t.Errorf("%s: store %s policy %s, want %s %s", tt.s, tt.s.Store(), tt.s.Policy(), tt.store, tt.policy)
+		}
+	}
+	if _, err := ParseStrategy("memcached"); !errors.Is(err, ErrUnknownStrategy) {
+		t.Errorf("ParseStrategy(memcached) = %v, want ErrUnknownStrategy", err)
+	}
+}
+
+func TestStartBadConfig(t *testing.T) {
+	tests := []struct {
+		name string
+		cfg  Config
+		want error
+	}{
+		{"no strategy", Config{Binary: "x"}, ErrUnknownStrategy},
+		{"no binary", Config{Strategy: Naive}, ErrBadConfig},
+		{"negative replicas", Config{Strategy: Naive, Binary: "x", Replicas: -1}, ErrBadConfig},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if _, err := Start(context.Background(), tt.cfg); !errors.Is(err, tt.want) {
+				t.Errorf("Start = %v, want %v", err, tt.want)
+			}
+		})
+	}
+}
