@@ -15,7 +15,7 @@ func fakeRun(strategy, scenario string, mod func(r *RunResult)) *Run {
 		Strategy: strategy, Scenario: scenario, Store: "memory", Policy: "round_robin",
 		Replicas: 4, DurationS: 4, OfferedRPS: 100, AchievedRPS: 100, Requests: 400,
 		LatencyMS: Latency{P50: 2, P90: 3, P99: 5, P999: 9, Max: 12},
-		Carts: 30, ItemsAcked: 100, ReplicaShare: map[string]float64{"r1": 0.5, "r2": 0.5},
+		Carts:     30, ItemsAcked: 100, ReplicaShare: map[string]float64{"r1": 0.5, "r2": 0.5},
 		Imbalance: 1.05, RecoveryMS: &rec,
 	}}
 	if mod != nil {
