@@ -1,0 +1,179 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"net/http"
+	"net/http/cookiejar"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+func TestAppBadFlagsExit2WithOneLine(t *testing.T) {
+	tests := []struct {
+		args []string
+		want string // in the message
+	}{
+		{[]string{"--store", "floppy"}, "--store"},
+		{[]string{"--store", "redis"}, "--redis"},
+		{[]string{"--store", "postgres"}, "--postgres"},
+		{[]string{"--store", "sqlite", "--sqlite", ""}, "--sqlite"},
+		{[]string{"--store", "replicated", "--cluster-listen", "nowhere"}, "--cluster-listen"},
+		{[]string{"--store", "replicated", "--peers", "a:1,oops"}, "--peers"},
+		{[]string{"--secret", "short"}, "--secret"},
+		{[]string{"--work", "-1s"}, "--work"},
+		{[]string{"--work", "soon"}, "-work"},
+		{[]string{"--max-inflight", "-1"}, "--max-inflight"},
+		{[]string{"--queue", "-1"}, "--queue"},
+		{[]string{"--listen", "nope"}, "--listen"},
+		{[]string{"--bogus"}, "bogus"},
+		{[]string{"extra"}, "extra"},
+	}
+	for _, tt := range tests {
+		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {
+			var stderr bytes.Buffer
+			code := NewMain(io.Discard, &stderr).Run(context.Background(), append([]string{"app"}, tt.args...))
+			if code != 2 {
+				t.Fatalf("exit %d, want 2; stderr: %s", code, stderr.String())
+			}
+			first, _, _ := strings.Cut(stderr.String(), "\n")
+			if !strings.HasPrefix(first, "statelab app: ") || !strings.Contains(first, tt.want) {
+				t.Errorf("first line %q does not name %q", first, tt.want)
+			}
+		})
+	}
+}
+
+func TestAppEnvironmentDefaults(t *testing.T) {
+	t.Setenv("STATELAB_STORE", "floppy")
+	var stderr bytes.Buffer
+	if code := NewMain(io.Discard, &stderr).Run(context.Background(), []string{"app"}); code != 2 || !strings.Contains(stderr.String(), "floppy") {
+		t.Errorf("exit %d, stderr %q: STATELAB_STORE was not read", code, stderr.String())
+	}
+}
+
+// appLog is a goroutine-safe buffer for a running app's log.
+type appLog struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (l *appLog) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.buf.Write(p)
+}
+
+func (l *appLog) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.buf.String()
+}
+
+var servingAddr = regexp.MustCompile(`msg="app: serving".* addr=(\S+)`)
+
+// startApp runs statelab app in this process with args and returns its
+// base URL, its log, and a stop function that cancels it (as SIGTERM
+// would) and returns its exit status.
+func startApp(t *testing.T, args ...string) (base string, log *appLog, stop func() int) {
+	t.Helper()
+	log = &appLog{}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan int, 1)
+	go func() { done <- NewMain(io.Discard, log).Run(ctx, append([]string{"app", "--listen", "127.0.0.1:0"}, args...)) }()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		if m := servingAddr.FindStringSubmatch(log.String()); m != nil {
+			base = "http://" + m[1]
+			break
+		}
+		select {
+		case code := <-done:
+			cancel()
+			t.Fatalf("app exited with %d before serving: %s", code, log.String())
+		default:
+		}
+		if time.Now().After(deadline) {
+			cancel()
+			t.Fatalf("app did not start serving: %s", log.String())
+		}
+		time.Sleep(5 * time.Millisecond) // polling interval, not synchronisation
+	}
+	var once sync.Once
+	code := -1
+	stop = func() int {
+		once.Do(func() {
+			cancel()
+			code = <-done
+		})
+		return code
+	}
+	t.Cleanup(func() { stop() })
+	return base, log, stop
+}
+
+func TestAppServesAndShutsDownGracefully(t *testing.T) {
+	base, log, stop := startApp(t, "--store", "memory", "--id", "solo", "--max-inflight", "4", "--work", "1ms")
+	if !strings.Contains(log.String(), "random one") {
+		t.Errorf("no log line about the random secret: %s", log.String())
+	}
+	jar, _ := cookiejar.New(nil)
+	client := &http.Client{Jar: jar, Timeout: 10 * time.Second}
+	resp, err := client.Post(base+"/api/cart/items", "application/json", strings.NewReader(`{"sku":"SKU-0007","qty":2}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || resp.Header.Get("X-Served-By") != "solo" {
+		t.Fatalf("add: %s, X-Served-By %q", resp.Status, resp.Header.Get("X-Served-By"))
+	}
+	for _, path := range []string{"/healthz", "/readyz", "/metrics", "/"} {
+		resp, err := client.Get(base + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			t.Errorf("GET %s: %s", path, resp.Status)
+		}
+		if path == "/metrics" && !strings.Contains(string(body), "statelab_session_updates_total 1") {
+			t.Errorf("/metrics lacks the session manager's counters")
+		}
+	}
+	if code := stop(); code != 0 {
+		t.Errorf("exit %d after a graceful stop; log: %s", code, log.String())
+	}
+	if !strings.Contains(log.String(), `msg="app: stopped"`) {
+		t.Errorf("no stop line in the log: %s", log.String())
+	}
+}
+
+func TestAppCookieStoreWithSecret(t *testing.T) {
+	secret := "0123456789abcdef-shared"
+	a, _, _ := startApp(t, "--store", "cookie", "--id", "a", "--secret", secret)
+	b, log, _ := startApp(t, "--store", "cookie", "--id", "b", "--secret", secret)
+	if strings.Contains(log.String(), "random one") {
+		t.Error("logged a random secret although --secret was given")
+	}
+	jar, _ := cookiejar.New(nil) // both on 127.0.0.1: the cookie goes to both
+	client := &http.Client{Jar: jar, Timeout: 10 * time.Second}
+	resp, err := client.Post(a+"/api/cart/items", "application/json", strings.NewReader(`{"sku":"SKU-0100","qty":4}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	resp, err = client.Get(b + "/api/cart")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if !strings.Contains(string(body), `"sku":"SKU-0100","name":`) || !strings.Contains(string(body), `"served_by":"b"`) {
+		t.Errorf("replica b's view of the cart: %s", body)
+	}
+}
