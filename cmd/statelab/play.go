@@ -46,7 +46,8 @@ func runPlay(ctx context.Context, m *Main, args []string) error {
 			PostgresURL: *postgresURL,
 			Logger:      logger,
 		}),
-		Logger: logger,
+		Shoppers: play.NewLabShoppers(),
+		Logger:   logger,
 	})
 	if err != nil {
 		return usageErrorf("play", "%v", err)

@@ -118,14 +118,14 @@ type StartFunc func(ctx context.Context, strategy string, replicas int) (Cluster
 
 // Shoppers is a running background workload of simulated shoppers.
 type Shoppers interface {
-	// SetRate changes the arrival rate of new shoppers, per second.
+	// SetRate changes the shoppers' total rate, in requests per second.
 	SetRate(perSecond float64)
 	// Close stops the shoppers and waits for them.
 	Close() error
 }
 
-// ShoppersFunc starts background shoppers at rate new shoppers per second
-// against the balancer at balancerURL. They stop when ctx is cancelled or
+// ShoppersFunc starts background shoppers sending rate requests per second
+// to the balancer at balancerURL. They stop when ctx is cancelled or
 // Close is called.
 type ShoppersFunc func(ctx context.Context, balancerURL string, rate float64) (Shoppers, error)
 

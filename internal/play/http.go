@@ -314,6 +314,7 @@ func (s *Server) newProxy() http.Handler {
 			pr.Out.Header.Del("Accept-Encoding")
 		},
 		ModifyResponse: func(resp *http.Response) error {
+			allowSameOriginFraming(resp.Header)
 			info, _ := resp.Request.Context().Value(proxyInfoKey{}).(*proxyInfo)
 			if info == nil || !info.observe {
 				return nil
@@ -339,5 +340,31 @@ func (s *Server) newProxy() http.Handler {
 			}
 			writeError(w, http.StatusBadGateway, "bad_gateway", "the balancer did not answer: "+err.Error())
 		},
+	}
+}
+
+// allowSameOriginFraming lets the dashboard show the shop page in its
+// pane. The shop forbids framing (frame-ancestors 'none'), rightly for a
+// shop on its own; through the playground it is framed by its own origin
+// only, so the proxy relaxes that one directive to 'self' and leaves the
+// rest of the policy as the shop set it.
+func allowSameOriginFraming(h http.Header) {
+	if csp := h.Values("Content-Security-Policy"); len(csp) > 0 {
+		h.Del("Content-Security-Policy")
+		for _, policy := range csp {
+			parts := strings.Split(policy, ";")
+			for i, p := range parts {
+				if f := strings.Fields(p); len(f) > 0 && strings.EqualFold(f[0], "frame-ancestors") {
+					parts[i] = " frame-ancestors 'self'"
+					if i == 0 {
+						parts[i] = strings.TrimSpace(parts[i])
+					}
+				}
+			}
+			h.Add("Content-Security-Policy", strings.Join(parts, ";"))
+		}
+	}
+	if h.Get("X-Frame-Options") != "" {
+		h.Set("X-Frame-Options", "SAMEORIGIN")
 	}
 }

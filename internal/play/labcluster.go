@@ -6,6 +6,7 @@ import (
 	"fmt"
 
 	"github.com/statelab/statelab/internal/cluster"
+	"github.com/statelab/statelab/internal/lab"
 )
 
 // NewClusterStarter returns a StartFunc that starts real clusters with
@@ -109,4 +110,13 @@ func mapErr(err error) error {
 		return fmt.Errorf("%w: %w", ErrNoStore, err)
 	}
 	return err
+}
+
+// NewLabShoppers returns a ShoppersFunc that runs package lab's shopper
+// workload in the background (lab.StartBackground): the same script as a
+// lab run, its rate in requests per second.
+func NewLabShoppers() ShoppersFunc {
+	return func(ctx context.Context, balancerURL string, rate float64) (Shoppers, error) {
+		return lab.StartBackground(ctx, balancerURL, rate)
+	}
 }

@@ -1,6 +1,7 @@
 package play
 
 import (
+	"net/http"
 	"strings"
 	"testing"
 )
@@ -130,5 +131,25 @@ func TestKilledText(t *testing.T) {
 	}
 	if !strings.Contains(restartedText("r1", "memory"), "empty memory") {
 		t.Error("a restarted memory replica must say its carts are gone")
+	}
+}
+
+func TestAllowSameOriginFraming(t *testing.T) {
+	tests := []struct{ in, want string }{
+		{"default-src 'self'; frame-ancestors 'none'", "default-src 'self'; frame-ancestors 'self'"},
+		{"frame-ancestors 'none'; default-src 'self'", "frame-ancestors 'self'; default-src 'self'"},
+		{"default-src 'self'", "default-src 'self'"},
+	}
+	for _, tt := range tests {
+		h := http.Header{}
+		h.Set("Content-Security-Policy", tt.in)
+		h.Set("X-Frame-Options", "DENY")
+		allowSameOriginFraming(h)
+		if got := h.Get("Content-Security-Policy"); got != tt.want {
+			t.Errorf("CSP %q became %q, want %q", tt.in, got, tt.want)
+		}
+		if got := h.Get("X-Frame-Options"); got != "SAMEORIGIN" {
+			t.Errorf("X-Frame-Options = %q, want SAMEORIGIN", got)
+		}
 	}
 }

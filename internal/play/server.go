@@ -15,7 +15,8 @@ import (
 const (
 	// MaxReplicas is the most replicas a playground cluster may have.
 	MaxReplicas = 9
-	// MaxShopperRate is the highest background shopper rate, per second.
+	// MaxShopperRate is the highest background shopper rate, in requests
+	// per second.
 	MaxShopperRate = 200.0
 )
 
@@ -32,8 +33,8 @@ type Config struct {
 	// Shoppers starts background shoppers. Nil means the dashboard offers
 	// none.
 	Shoppers ShoppersFunc
-	// ShopperRate is the initial background shopper rate, per second. Zero
-	// means 5.
+	// ShopperRate is the initial background shopper rate, in requests per
+	// second. Zero means 5.
 	ShopperRate float64
 	// PollInterval is how often the balancer and replicas are polled for
 	// the dashboard. Zero means 500ms.
@@ -595,7 +596,7 @@ func (s *Server) SetShoppers(on bool, rate float64) error {
 		return ErrNoShoppers
 	}
 	if rate < 0 || rate > MaxShopperRate {
-		return fmt.Errorf("%w: rate must be 0 to %g shoppers per second", errBadRequest, MaxShopperRate)
+		return fmt.Errorf("%w: rate must be 0 to %g requests per second", errBadRequest, MaxShopperRate)
 	}
 	c, done, err := s.begin("changing the background shoppers")
 	if err != nil {
@@ -616,12 +617,12 @@ func (s *Server) SetShoppers(on bool, rate float64) error {
 		if err := s.startShoppers(ctx, c); err != nil {
 			return err
 		}
-		s.events.add(EventAction, fmt.Sprintf("background shoppers on — %g new shoppers per second", rate))
+		s.events.add(EventAction, fmt.Sprintf("background shoppers on — %g requests per second", rate))
 	case on && was && rate != oldRate:
 		if sh != nil {
 			sh.SetRate(rate)
 		}
-		s.events.add(EventAction, fmt.Sprintf("background shoppers now arrive at %g per second", rate))
+		s.events.add(EventAction, fmt.Sprintf("background shoppers now send %g requests per second", rate))
 	case !on && was:
 		s.mu.Lock()
 		s.shoppers, s.shoppersOn = nil, false

@@ -421,7 +421,7 @@ func TestShoppers(t *testing.T) {
 	if st := ts.s.State().Shoppers; st.On || !st.Available {
 		t.Fatalf("shoppers state = %+v", st)
 	}
-	ts.requireEvent(t, "background shoppers on — 12 new shoppers per second")
+	ts.requireEvent(t, "background shoppers on — 12 requests per second")
 	ts.requireEvent(t, "background shoppers off")
 }
 

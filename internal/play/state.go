@@ -88,7 +88,7 @@ type ShoppersState struct {
 	Available bool `json:"available"`
 	// On reports whether they are running.
 	On bool `json:"on"`
-	// Rate is new shoppers per second.
+	// Rate is the shoppers' total requests per second.
 	Rate float64 `json:"rate"`
 }
 
