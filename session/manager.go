@@ -152,6 +152,7 @@ type Manager struct {
 	sealer  Sealer // client-held state; nil in server-side mode
 	cfg     Config
 	metrics *metrics
+	locks   *keyLocks // serialises Updates of one session in this process
 }
 
 // NewManager returns a Manager that keeps session state in store. The
@@ -184,7 +185,7 @@ func newManager(store Store, sealer Sealer, cfg Config) (*Manager, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Manager{store: store, sealer: sealer, cfg: cfg, metrics: met}, nil
+	return &Manager{store: store, sealer: sealer, cfg: cfg, metrics: met, locks: newKeyLocks()}, nil
 }
 
 // CookieName returns the name of the session cookie, including the __Host-
@@ -239,6 +240,18 @@ func (m *Manager) Update(ctx context.Context, fn func(data []byte) ([]byte, erro
 	if m.store == nil {
 		return m.updateSealed(ctx, st, fn)
 	}
+	// Updates of one session queue here, within this process; the store's
+	// compare-and-swap still decides between processes.
+	st.mu.Lock()
+	id := st.id
+	st.mu.Unlock()
+	if id != "" {
+		unlock, err := m.locks.lock(ctx, id)
+		if err != nil {
+			return err
+		}
+		defer unlock()
+	}
 	for attempt := range m.cfg.MaxAttempts {
 		if attempt > 0 {
 			if err := backoff(ctx, attempt); err != nil {
@@ -261,7 +274,7 @@ func (m *Manager) Update(ctx context.Context, fn func(data []byte) ([]byte, erro
 		}
 		now := m.cfg.Now()
 		st.mu.Lock()
-		id := st.id
+		id = st.id
 		st.mu.Unlock()
 		created := !ok
 		if created {
@@ -521,10 +534,12 @@ func (m *Manager) idleExpiry(now, absolute time.Time) time.Time {
 }
 
 // backoff waits before retry number attempt (1-based) of a conflicted
-// Update: a random time up to 1ms<<attempt, capped at 32ms ("full jitter"),
-// so that contenders spread out instead of colliding again.
+// Update: a random time up to 1ms<<attempt, capped at maxBackoff ("full
+// jitter"), so that contenders spread out instead of colliding again. The cap
+// is generous because the window must hold every contender's read and write:
+// 32 requests of one session on a loaded machine need ~100ms.
 func backoff(ctx context.Context, attempt int) error {
-	limit := min(time.Millisecond<<min(attempt, 5), 32*time.Millisecond)
+	limit := min(time.Millisecond<<min(attempt, 10), maxBackoff)
 	t := time.NewTimer(rand.N(limit) + 1)
 	defer t.Stop()
 	select {
@@ -534,6 +549,9 @@ func backoff(ctx context.Context, attempt int) error {
 		return nil
 	}
 }
+
+// maxBackoff caps one back-off wait of Update.
+const maxBackoff = 128 * time.Millisecond
 
 // unavailable wraps a store error so that it matches ErrUnavailable (stores
 // already do this for backend failures; a cancelled context is wrapped here).

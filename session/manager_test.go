@@ -592,31 +592,60 @@ func TestDestroy(t *testing.T) {
 	})
 }
 
+// replica returns an env with its own Manager over e's store: another
+// process of the same application.
+func (e *env) replica(t testing.TB, cfg session.Config) *env {
+	t.Helper()
+	r := &env{clock: e.clock, logs: e.logs, store: e.store, mem: e.mem, reg: prometheus.NewRegistry()}
+	cfg.Now = r.clock.Now
+	cfg.Logger = slog.New(slog.NewTextHandler(r.logs, nil))
+	cfg.Registerer = r.reg
+	var err error
+	if r.m, err = session.NewManager(r.store, cfg); err != nil {
+		t.Fatal(err)
+	}
+	r.h = r.m.Handler(http.HandlerFunc(r.serve))
+	return r
+}
+
 // TestConcurrentUpdates sends 64 simultaneous increments of one session's
-// counter, all reading the same version first; every one must take effect.
-// With a single attempt allowed, all but one must report ErrConflict: that
-// shows the contention is real and nothing is lost silently.
+// counter; every one must take effect. Through one Manager they queue on its
+// per-session lock and never conflict. Through 64 Managers (replicas) over one
+// store, a barrier makes all of them read the same version before any writes,
+// so compare-and-swap must resolve 63 conflicts; with a single attempt
+// allowed, 63 must report ErrConflict, which shows the contention is real and
+// nothing is lost silently.
 func TestConcurrentUpdates(t *testing.T) {
 	const n = 64
 	tests := []struct {
+		name          string
+		replicas      bool
 		attempts      int
 		wantOK        int
 		wantConflicts int
 	}{
-		{attempts: 0 /* default 16 */, wantOK: n},
-		{attempts: 1, wantOK: 1, wantConflicts: n - 1},
+		{name: "one manager", wantOK: n},
+		{name: "64 replicas", replicas: true, wantOK: n},
+		{name: "64 replicas, one attempt", replicas: true, attempts: 1, wantOK: 1, wantConflicts: n - 1},
 	}
 	for _, tt := range tests {
-		t.Run(fmt.Sprintf("MaxAttempts=%d", tt.attempts), func(t *testing.T) {
-			e := newEnv(t, serverSide, session.Config{MaxAttempts: tt.attempts})
+		t.Run(tt.name, func(t *testing.T) {
+			cfg := session.Config{MaxAttempts: tt.attempts}
+			e := newEnv(t, serverSide, cfg)
 			c := &client{e: e}
 			c.set(t, "0")
-			e.store.gate.Store(newBarrier(n))
+			envs := []*env{e}
+			if tt.replicas {
+				for len(envs) < n {
+					envs = append(envs, e.replica(t, cfg))
+				}
+				e.store.gate.Store(newBarrier(n))
+			}
 			var wg sync.WaitGroup
 			statuses := make(chan int, n)
-			for range n {
+			for i := range n {
 				wg.Go(func() {
-					mine := &client{e: e, cookie: c.cookie}
+					mine := &client{e: envs[i%len(envs)], cookie: c.cookie}
 					statuses <- mine.do(t, "POST", "/incr").StatusCode
 				})
 			}
@@ -627,16 +656,24 @@ func TestConcurrentUpdates(t *testing.T) {
 				got[s]++
 			}
 			if got[http.StatusNoContent] != tt.wantOK || got[http.StatusConflict] != tt.wantConflicts {
-				t.Fatalf("statuses %v, want %d × 204 and %d × 409 (last error: %v)", got, tt.wantOK, tt.wantConflicts, e.lastErr.Load())
+				t.Fatalf("statuses %v, want %d × 204 and %d × 409", got, tt.wantOK, tt.wantConflicts)
 			}
 			if load := c.load(t); load != strconv.Itoa(tt.wantOK) {
 				t.Fatalf("counter = %s after %d acknowledged increments", load, tt.wantOK)
 			}
-			if u := counter(t, e.reg, "statelab_session_updates_total"); u != float64(tt.wantOK+1) {
-				t.Fatalf("updates counter = %v, want %d", u, tt.wantOK+1)
+			var updates, conflicts float64
+			for _, r := range envs {
+				updates += counter(t, r.reg, "statelab_session_updates_total")
+				conflicts += counter(t, r.reg, "statelab_session_update_conflicts_total")
 			}
-			if k := counter(t, e.reg, "statelab_session_update_conflicts_total"); k < n-1 {
-				t.Fatalf("conflicts counter = %v, want at least %d", k, n-1)
+			if updates != float64(tt.wantOK+1) {
+				t.Fatalf("updates counters sum to %v, want %d", updates, tt.wantOK+1)
+			}
+			switch {
+			case tt.replicas && conflicts < n-1:
+				t.Fatalf("conflicts counters sum to %v, want at least %d", conflicts, n-1)
+			case !tt.replicas && conflicts != 0:
+				t.Fatalf("one manager met %v conflicts; its updates should have queued", conflicts)
 			}
 		})
 	}
