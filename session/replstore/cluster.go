@@ -1,0 +1,196 @@
+package replstore
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"log/slog"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/memberlist"
+)
+
+// Member is a live member of the cluster as this replica sees it.
+type Member struct {
+	// Name is the member's Config.NodeName.
+	Name string
+	// Addr is its cluster (gossip) address, host:port.
+	Addr string
+	// RPCAddr is its replication RPC address, host:port.
+	RPCAddr string
+	// Self is true for the replica that answered Members.
+	Self bool
+}
+
+// nodeMeta is what a replica advertises in its memberlist node metadata.
+type nodeMeta struct {
+	RPC string `json:"rpc"`
+}
+
+// membership tracks the live members from memberlist's events. It is
+// memberlist's EventDelegate and Delegate; their methods must not block.
+type membership struct {
+	self    string
+	meta    []byte
+	changed func()
+
+	mu      sync.RWMutex
+	members map[string]Member
+	nodes   []node // sorted by name, rebuilt on every change
+}
+
+func newMembership(self string, meta nodeMeta, changed func()) *membership {
+	b, _ := json.Marshal(meta)
+	return &membership{self: self, meta: b, changed: changed, members: make(map[string]Member)}
+}
+
+// NotifyJoin implements memberlist.EventDelegate.
+func (m *membership) NotifyJoin(n *memberlist.Node) { m.upsert(n) }
+
+// NotifyUpdate implements memberlist.EventDelegate.
+func (m *membership) NotifyUpdate(n *memberlist.Node) { m.upsert(n) }
+
+// NotifyLeave implements memberlist.EventDelegate.
+func (m *membership) NotifyLeave(n *memberlist.Node) {
+	m.mu.Lock()
+	delete(m.members, n.Name)
+	m.rebuild()
+	m.mu.Unlock()
+	m.changed()
+}
+
+func (m *membership) upsert(n *memberlist.Node) {
+	var meta nodeMeta
+	if err := json.Unmarshal(n.Meta, &meta); err != nil || meta.RPC == "" {
+		// A node without our metadata is not a replica of this store.
+		return
+	}
+	m.mu.Lock()
+	m.members[n.Name] = Member{Name: n.Name, Addr: n.Address(), RPCAddr: meta.RPC, Self: n.Name == m.self}
+	m.rebuild()
+	m.mu.Unlock()
+	m.changed()
+}
+
+func (m *membership) rebuild() {
+	nodes := make([]node, 0, len(m.members))
+	for _, mb := range m.members {
+		nodes = append(nodes, node{Name: mb.Name, RPCAddr: mb.RPCAddr})
+	}
+	sort.Slice(nodes, func(i, j int) bool { return nodes[i].Name < nodes[j].Name })
+	m.nodes = nodes
+}
+
+// live returns the live nodes, without this replica when excludeSelf.
+func (m *membership) live(excludeSelf bool) []node {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	if !excludeSelf {
+		return m.nodes
+	}
+	out := make([]node, 0, len(m.nodes))
+	for _, n := range m.nodes {
+		if n.Name != m.self {
+			out = append(out, n)
+		}
+	}
+	return out
+}
+
+// list returns the members sorted by name.
+func (m *membership) list() []Member {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	out := make([]Member, 0, len(m.members))
+	for _, mb := range m.members {
+		out = append(out, mb)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out
+}
+
+// NodeMeta implements memberlist.Delegate.
+func (m *membership) NodeMeta(limit int) []byte {
+	if len(m.meta) > limit {
+		return nil
+	}
+	return m.meta
+}
+
+// NotifyMsg implements memberlist.Delegate; the store sends no gossip
+// messages.
+func (m *membership) NotifyMsg([]byte) {}
+
+// GetBroadcasts implements memberlist.Delegate.
+func (m *membership) GetBroadcasts(overhead, limit int) [][]byte { return nil }
+
+// LocalState implements memberlist.Delegate.
+func (m *membership) LocalState(join bool) []byte { return nil }
+
+// MergeRemoteState implements memberlist.Delegate.
+func (m *membership) MergeRemoteState(buf []byte, join bool) {}
+
+// memberlistConfig returns memberlist's configuration for cfg: the LAN
+// profile tuned so that on a LAN or loopback a dead member is declared dead
+// in about one to two seconds rather than memberlist's five or more.
+func memberlistConfig(cfg Config, host string, port int, gossipKey []byte, m *membership) *memberlist.Config {
+	c := memberlist.DefaultLANConfig()
+	c.Name = cfg.NodeName
+	c.BindAddr = host
+	c.BindPort = port
+	c.AdvertisePort = port
+	c.SecretKey = gossipKey
+	c.Delegate = m
+	c.Events = m
+	c.Logger = slog.NewLogLogger(&memberlistLogHandler{h: cfg.Logger.Handler()}, slog.LevelDebug)
+	c.ProbeInterval = cfg.ProbeInterval
+	c.ProbeTimeout = cfg.ProbeInterval / 2
+	c.SuspicionMult = 3
+	c.SuspicionMaxTimeoutMult = 2
+	c.IndirectChecks = 1
+	c.GossipInterval = 50 * time.Millisecond
+	c.GossipToTheDeadTime = 5 * time.Second
+	c.PushPullInterval = 10 * time.Second
+	c.TCPTimeout = time.Second
+	// A replica restarted under the same name on another port may take its
+	// name back at once.
+	c.DeadNodeReclaimTime = time.Second
+	return c
+}
+
+// memberlistLogHandler maps memberlist's "[LEVEL] memberlist: msg" lines to
+// slog levels; memberlist's DEBUG chatter goes to Debug.
+type memberlistLogHandler struct{ h slog.Handler }
+
+func (l *memberlistLogHandler) Enabled(ctx context.Context, lv slog.Level) bool {
+	return l.h.Enabled(ctx, slog.LevelDebug) || l.h.Enabled(ctx, slog.LevelWarn)
+}
+
+func (l *memberlistLogHandler) Handle(ctx context.Context, r slog.Record) error {
+	msg := []byte(r.Message)
+	level := slog.LevelInfo
+	for _, p := range []struct {
+		prefix string
+		level  slog.Level
+	}{{"[DEBUG] ", slog.LevelDebug}, {"[INFO] ", slog.LevelInfo}, {"[WARN] ", slog.LevelWarn}, {"[ERR] ", slog.LevelError}} {
+		if bytes.HasPrefix(msg, []byte(p.prefix)) {
+			level, msg = p.level, msg[len(p.prefix):]
+			break
+		}
+	}
+	if !l.h.Enabled(ctx, level) {
+		return nil
+	}
+	out := slog.NewRecord(r.Time, level, string(msg), r.PC)
+	return l.h.Handle(ctx, out)
+}
+
+func (l *memberlistLogHandler) WithAttrs(as []slog.Attr) slog.Handler {
+	return &memberlistLogHandler{h: l.h.WithAttrs(as)}
+}
+
+func (l *memberlistLogHandler) WithGroup(name string) slog.Handler {
+	return &memberlistLogHandler{h: l.h.WithGroup(name)}
+}

@@ -1,0 +1,726 @@
+package replstore
+
+import (
+	"context"
+	"crypto/hkdf"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/hashicorp/memberlist"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/statelab/statelab/session"
+	"github.com/statelab/statelab/session/internal/storekey"
+)
+
+// Store is one replica of a replicated session store. It implements
+// session.Store, session.Pinger and session.Counter. Create it with New and
+// stop it with Close; it is safe for concurrent use.
+type Store struct {
+	cfg     Config
+	log     *slog.Logger
+	name    string
+	rpcKey  []byte
+	tab     *table
+	locks   *keyLocks
+	members *membership
+	client  *rpcClient
+	metrics *metrics
+	reg     prometheus.Registerer
+
+	ml      *memberlist.Memberlist
+	rpcLn   net.Listener
+	rpcSrv  *http.Server
+	rpcAddr string
+
+	// leaving is set by Close: this replica no longer owns any key and
+	// forwards everything while it hands its records over.
+	leaving atomic.Bool
+	closed  atomic.Bool
+
+	changed chan struct{} // a membership change asks for a rebalance
+	ctx     context.Context
+	cancel  context.CancelFunc
+	wg      sync.WaitGroup
+	stop    sync.Once
+
+	queuesMu sync.Mutex
+	queues   map[string]chan mergeItem // async replication, by backup name
+}
+
+var (
+	_ session.Store   = (*Store)(nil)
+	_ session.Pinger  = (*Store)(nil)
+	_ session.Counter = (*Store)(nil)
+)
+
+// New starts a replica: it listens for RPC, starts memberlist on
+// cfg.BindAddr and joins the cluster through cfg.Peers. When no peer answers
+// it still returns the running replica and keeps trying to join in the
+// background. ctx bounds only the first join attempt.
+func New(ctx context.Context, cfg Config) (*Store, error) {
+	cfg, err := cfg.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	gossipKey, err := hkdf.Key(sha256.New, cfg.Secret, nil, "statelab replstore gossip v1", 32)
+	if err != nil {
+		return nil, fmt.Errorf("replstore: derive gossip key: %w", err)
+	}
+	rpcKey, err := hkdf.Key(sha256.New, cfg.Secret, nil, "statelab replstore rpc v1", 32)
+	if err != nil {
+		return nil, fmt.Errorf("replstore: derive rpc key: %w", err)
+	}
+	host, port, _ := splitHostPort(cfg.BindAddr)
+	rpcListen := net.JoinHostPort(host, "0")
+	if cfg.RPCAddr != "" {
+		rpcListen = cfg.RPCAddr
+	}
+	var lc net.ListenConfig
+	ln, err := lc.Listen(ctx, "tcp", rpcListen)
+	if err != nil {
+		return nil, fmt.Errorf("replstore: listen for RPC on %s: %w", rpcListen, err)
+	}
+
+	bg, cancel := context.WithCancel(context.Background())
+	s := &Store{
+		cfg:     cfg,
+		log:     cfg.Logger.With("node", cfg.NodeName),
+		name:    cfg.NodeName,
+		rpcKey:  rpcKey,
+		tab:     newTable(),
+		locks:   newKeyLocks(),
+		client:  newRPCClient(cfg.NodeName, rpcKey, cfg.RPCTimeout),
+		reg:     cfg.Registerer,
+		rpcLn:   ln,
+		changed: make(chan struct{}, 1),
+		ctx:     bg,
+		cancel:  cancel,
+		queues:  make(map[string]chan mergeItem),
+	}
+	s.metrics, err = newMetrics(cfg.Registerer, cfg.NodeName, func() float64 { return float64(len(s.members.live(false))) })
+	if err != nil {
+		cancel()
+		ln.Close()
+		return nil, err
+	}
+	s.rpcSrv = &http.Server{
+		Handler:           s.rpcHandler(),
+		ReadHeaderTimeout: cfg.RPCTimeout,
+		IdleTimeout:       time.Minute,
+		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
+	}
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		if err := s.rpcSrv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			s.log.Error("replstore: RPC server stopped", "err", err)
+		}
+	}()
+
+	s.rpcAddr = ln.Addr().String()
+	if h, p, _ := net.SplitHostPort(s.rpcAddr); net.ParseIP(h) == nil || net.ParseIP(h).IsUnspecified() {
+		// Wildcard bind: advertise an address peers can reach.
+		ip, err := advertiseIP(host)
+		if err != nil {
+			s.shutdownPartial()
+			return nil, fmt.Errorf("replstore: pick an address to advertise: %w", err)
+		}
+		s.rpcAddr = net.JoinHostPort(ip, p)
+	}
+	s.members = newMembership(s.name, nodeMeta{RPC: s.rpcAddr}, s.membershipChanged)
+	mlc := memberlistConfig(cfg, host, port, gossipKey, s.members)
+	s.ml, err = memberlist.Create(mlc)
+	if err != nil {
+		s.shutdownPartial()
+		return nil, fmt.Errorf("replstore: start memberlist on %s: %w", cfg.BindAddr, err)
+	}
+	s.log.Info("replstore: replica started", "cluster_addr", s.ClusterAddr(), "rpc_addr", s.rpcAddr,
+		"backups", cfg.Backups, "async", cfg.Async)
+
+	if len(cfg.Peers) > 0 {
+		if err := s.join(ctx); err != nil {
+			s.log.Warn("replstore: no peer answered yet; retrying in the background", "peers", cfg.Peers, "err", err)
+			s.wg.Add(1)
+			go s.joinLoop()
+		}
+	}
+	s.wg.Add(2)
+	go s.rebalanceLoop()
+	go s.tidyLoop()
+	return s, nil
+}
+
+// advertiseIP picks the IP to advertise for a wildcard bind host.
+func advertiseIP(host string) (string, error) {
+	if ip := net.ParseIP(host); ip != nil && !ip.IsUnspecified() {
+		return host, nil
+	}
+	addrs, err := net.InterfaceAddrs()
+	if err != nil {
+		return "", err
+	}
+	for _, a := range addrs {
+		if n, ok := a.(*net.IPNet); ok && !n.IP.IsLoopback() && n.IP.To4() != nil {
+			return n.IP.String(), nil
+		}
+	}
+	return "127.0.0.1", nil
+}
+
+// join tries once to join the cluster through the configured peers.
+func (s *Store) join(ctx context.Context) error {
+	done := make(chan error, 1)
+	go func() {
+		_, err := s.ml.Join(s.cfg.Peers)
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		if err != nil {
+			return fmt.Errorf("replstore: join %v: %w", s.cfg.Peers, err)
+		}
+		s.log.Info("replstore: joined cluster", "members", s.ml.NumMembers())
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("replstore: join %v: %w", s.cfg.Peers, ctx.Err())
+	}
+}
+
+// joinLoop retries joining until it succeeds or the store stops.
+func (s *Store) joinLoop() {
+	defer s.wg.Done()
+	t := time.NewTicker(s.cfg.JoinRetry)
+	defer t.Stop()
+	for {
+		select {
+		case <-s.ctx.Done():
+			return
+		case <-t.C:
+		}
+		if len(s.members.live(true)) > 0 {
+			return // someone joined us
+		}
+		ctx, cancel := context.WithTimeout(s.ctx, s.cfg.RPCTimeout)
+		err := s.join(ctx)
+		cancel()
+		if err == nil {
+			return
+		}
+		s.log.Debug("replstore: join failed, will retry", "err", err)
+	}
+}
+
+// ClusterAddr returns the address peers join this replica through (the
+// BindAddr, with the port memberlist actually bound).
+func (s *Store) ClusterAddr() string {
+	n := s.ml.LocalNode()
+	return net.JoinHostPort(n.Addr.String(), strconv.Itoa(int(n.Port)))
+}
+
+// Members returns the live members of the cluster as this replica sees them,
+// sorted by name.
+func (s *Store) Members() []Member { return s.members.list() }
+
+// Get returns the live record under key: from this replica's copy when it
+// owns the key, otherwise from the owners, primary first.
+func (s *Store) Get(ctx context.Context, key string) (session.Record, error) {
+	if err := s.check(ctx, key); err != nil {
+		return session.Record{}, err
+	}
+	own := owners(key, s.nodes(), s.cfg.Backups)
+	if len(own) == 0 {
+		return session.Record{}, fmt.Errorf("replstore: get: no live member: %w", session.ErrUnavailable)
+	}
+	mine := s.ownsLocally(own)
+	if mine {
+		if e, ok := s.tab.get(key); ok {
+			return result(e)
+		}
+	}
+	// Not held here (not an owner, or an owner that has not received the
+	// record yet): ask the owners in rank order.
+	var errs []error
+	for _, o := range own {
+		if o.Name == s.name {
+			continue
+		}
+		var resp getResponse
+		if err := s.client.call(ctx, o.RPCAddr, pathGet, getRequest{Key: key}, &resp); err != nil {
+			if ctx.Err() != nil {
+				return session.Record{}, fmt.Errorf("replstore: get: %w", err)
+			}
+			errs = append(errs, err)
+			continue
+		}
+		s.metrics.forwarded.WithLabelValues("get").Inc()
+		if !resp.Held {
+			continue
+		}
+		e := resp.Entry.entry()
+		if mine {
+			s.tab.merge(key, e, time.Now()) // read repair
+		}
+		return result(e)
+	}
+	if len(errs) > 0 && len(errs) == len(own)-boolInt(mine) {
+		return session.Record{}, fmt.Errorf("replstore: get: no owner answered: %w", errors.Join(errs...))
+	}
+	return session.Record{}, fmt.Errorf("replstore: get %s: %w", key, session.ErrNotFound)
+}
+
+// ownsLocally reports whether reads of a key with owner set own may be
+// served from the local copy: when this replica is an owner (in Async mode,
+// only its primary, since backups may lag).
+func (s *Store) ownsLocally(own []node) bool {
+	if s.cfg.Async {
+		return len(own) > 0 && own[0].Name == s.name
+	}
+	for _, o := range own {
+		if o.Name == s.name {
+			return true
+		}
+	}
+	return false
+}
+
+func result(e entry) (session.Record, error) {
+	if !e.live(time.Now()) {
+		return session.Record{}, session.ErrNotFound
+	}
+	rec := e.Rec
+	rec.Data = append([]byte(nil), rec.Data...)
+	return rec, nil
+}
+
+func boolInt(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// Put writes rec under key if the stored version is rec.Version, through
+// the key's primary, and returns the new version.
+func (s *Store) Put(ctx context.Context, key string, rec session.Record) (uint64, error) {
+	if err := s.check(ctx, key); err != nil {
+		return 0, err
+	}
+	rec.Data = append([]byte(nil), rec.Data...)
+	return s.write(ctx, opPut, key, rec, 0)
+}
+
+// Touch moves the idle expiry of the live record under key, through the
+// key's primary.
+func (s *Store) Touch(ctx context.Context, key string, idleExpiry time.Time) error {
+	if err := s.check(ctx, key); err != nil {
+		return err
+	}
+	_, err := s.write(ctx, opTouch, key, session.Record{IdleExpiry: idleExpiry}, 0)
+	return err
+}
+
+// Delete removes the record under key on every owner. Deleting a missing
+// key is not an error.
+func (s *Store) Delete(ctx context.Context, key string) error {
+	if err := s.check(ctx, key); err != nil {
+		return err
+	}
+	_, err := s.write(ctx, opDelete, key, session.Record{}, 0)
+	return err
+}
+
+// Ping returns nil while the replica runs and knows at least itself as a
+// member, otherwise an error wrapping session.ErrUnavailable.
+func (s *Store) Ping(ctx context.Context) error {
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("replstore: ping: %w", err)
+	}
+	if s.closed.Load() || s.leaving.Load() {
+		return fmt.Errorf("replstore: ping: %w: %w", session.ErrUnavailable, ErrClosed)
+	}
+	if len(s.members.live(false)) == 0 {
+		return fmt.Errorf("replstore: ping: no live member: %w", session.ErrUnavailable)
+	}
+	return nil
+}
+
+// Count returns how many live records this replica holds a copy of.
+func (s *Store) Count(ctx context.Context) (int, error) {
+	if err := ctx.Err(); err != nil {
+		return 0, fmt.Errorf("replstore: count: %w", err)
+	}
+	if s.closed.Load() {
+		return 0, fmt.Errorf("replstore: count: %w: %w", session.ErrUnavailable, ErrClosed)
+	}
+	return s.tab.countLive(time.Now()), nil
+}
+
+// check validates a call's context, key and the store's state.
+func (s *Store) check(ctx context.Context, key string) error {
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("replstore: %w", err)
+	}
+	if s.closed.Load() {
+		return fmt.Errorf("replstore: %w: %w", session.ErrUnavailable, ErrClosed)
+	}
+	return validKey(key)
+}
+
+// validKey enforces the session.Store key format.
+func validKey(key string) error {
+	if err := storekey.Check(key); err != nil {
+		return fmt.Errorf("replstore: %w: %w", ErrInvalidKey, err)
+	}
+	return nil
+}
+
+// nodes returns the live members keys are placed on: all of them, or all
+// but this replica once it is leaving.
+func (s *Store) nodes() []node { return s.members.live(s.leaving.Load()) }
+
+// write runs op on key: as the primary, or by forwarding it to the primary.
+// hops counts how often the request was forwarded already.
+func (s *Store) write(ctx context.Context, op, key string, rec session.Record, hops int) (uint64, error) {
+	if err := validKey(key); err != nil {
+		return 0, err
+	}
+	own := owners(key, s.nodes(), s.cfg.Backups)
+	if len(own) == 0 {
+		return 0, fmt.Errorf("replstore: %s: no live member: %w", op, session.ErrUnavailable)
+	}
+	if own[0].Name == s.name {
+		return s.primaryWrite(ctx, op, key, rec, own)
+	}
+	if hops >= maxHops {
+		return 0, fmt.Errorf("replstore: %s: members disagree on the primary of the key (membership changing): %w", op, session.ErrUnavailable)
+	}
+	s.metrics.forwarded.WithLabelValues(op).Inc()
+	var resp writeResponse
+	req := writeRequest{Op: op, Key: key, Entry: toWire(entry{Rec: rec}), Hops: hops + 1}
+	// The primary may wait for the key's lock and then for its backups, each
+	// bounded by RPCTimeout.
+	if err := s.client.callTimeout(ctx, 3*s.cfg.RPCTimeout, own[0].RPCAddr, pathWrite, req, &resp); err != nil {
+		return 0, fmt.Errorf("replstore: %s via primary %s: %w", op, own[0].Name, err)
+	}
+	if resp.Error != "" {
+		return 0, fmt.Errorf("replstore: %s via primary %s: %w", op, own[0].Name, codeError(resp.Error, resp.Message))
+	}
+	return resp.Version, nil
+}
+
+// maxStaleRetries bounds how often a primary retries a write after a backup
+// showed it a newer copy than its own.
+const maxStaleRetries = 3
+
+// primaryWrite applies op as the key's primary: compare-and-swap against the
+// local copy, copy to the backups, then apply locally, all under the key's
+// lock so that writes to one key reach the backups in order.
+func (s *Store) primaryWrite(ctx context.Context, op, key string, rec session.Record, own []node) (uint64, error) {
+	if op == opPut {
+		// Fail a compare-and-swap that cannot succeed without queueing for
+		// the lock: versions only grow, so a held version above the
+		// expected one (or a live record for a create) is final.
+		if cur, ok := s.tab.get(key); ok && cur.live(time.Now()) && (rec.Version == 0 || cur.Rec.Version > rec.Version) {
+			return 0, fmt.Errorf("replstore: put: stored version is not %d: %w", rec.Version, session.ErrConflict)
+		}
+	}
+	lockCtx, cancel := context.WithTimeout(ctx, s.cfg.RPCTimeout)
+	unlock, err := s.locks.lock(lockCtx, key)
+	cancel()
+	if err != nil {
+		if ctx.Err() != nil {
+			return 0, fmt.Errorf("replstore: %s: %w", op, ctx.Err())
+		}
+		return 0, fmt.Errorf("replstore: %s: key busy for %v: %w", op, s.cfg.RPCTimeout, session.ErrUnavailable)
+	}
+	defer unlock()
+	backups := own[1:]
+	for attempt := 0; ; attempt++ {
+		now := time.Now()
+		cur, held := s.tab.get(key)
+		if !held && op == opTouch {
+			// A new primary may not have the record yet: ask the backups.
+			if e, ok := s.fetchFrom(ctx, key, backups); ok {
+				s.tab.merge(key, e, now)
+				cur, held = s.tab.get(key)
+			}
+		}
+		next, skip, err := apply(op, cur, held, rec, now)
+		if err != nil || skip {
+			return cur.Rec.Version, err
+		}
+		prev := uint64(0)
+		if held {
+			prev = cur.Rec.Version
+		}
+		if s.cfg.Async {
+			s.tab.set(key, next)
+			s.enqueue(key, next, backups)
+			return next.Rec.Version, nil
+		}
+		stale, err := s.replicate(ctx, key, prev, next, backups)
+		if stale != nil && attempt < maxStaleRetries {
+			// A backup holds a newer record than this primary did: adopt
+			// it and decide again.
+			s.tab.merge(key, *stale, now)
+			continue
+		}
+		if stale != nil {
+			return 0, fmt.Errorf("replstore: %s: backups keep showing newer copies: %w", op, session.ErrConflict)
+		}
+		// Apply even when a backup was unreachable: others may have the
+		// write already, and the caller learns it may not have happened.
+		s.tab.set(key, next)
+		if err != nil {
+			return 0, err
+		}
+		return next.Rec.Version, nil
+	}
+}
+
+// apply computes the entry op makes of cur. skip means there is nothing to
+// write (deleting what is already deleted).
+func apply(op string, cur entry, held bool, rec session.Record, now time.Time) (next entry, skip bool, err error) {
+	live := held && cur.live(now)
+	var prev uint64
+	if held {
+		prev = cur.Rec.Version
+	}
+	switch op {
+	case opPut:
+		if rec.Version == 0 && live {
+			return entry{}, false, fmt.Errorf("replstore: put: create-only write found a live record: %w", session.ErrConflict)
+		}
+		if rec.Version != 0 && (!live || cur.Rec.Version != rec.Version) {
+			return entry{}, false, fmt.Errorf("replstore: put: stored version is not %d: %w", rec.Version, session.ErrConflict)
+		}
+		rec.Version = nextVersion(prev, now)
+		return entry{Rec: rec}, false, nil
+	case opTouch:
+		if !live {
+			return entry{}, false, fmt.Errorf("replstore: touch: %w", session.ErrNotFound)
+		}
+		cur.Rec.IdleExpiry = rec.IdleExpiry
+		return cur, false, nil
+	case opDelete:
+		if held && cur.Deleted {
+			return entry{}, true, nil
+		}
+		return entry{Deleted: true, DeletedAt: now, Rec: session.Record{Version: nextVersion(prev, now)}}, false, nil
+	default:
+		return entry{}, false, fmt.Errorf("replstore: unknown operation %q", op)
+	}
+}
+
+// replicate sends a primary's write to every backup at once and waits for
+// all. It returns the newest copy a backup refused the write with, if any,
+// and an error wrapping session.ErrUnavailable if a backup could not be
+// reached.
+func (s *Store) replicate(ctx context.Context, key string, prev uint64, next entry, backups []node) (*entry, error) {
+	if len(backups) == 0 {
+		return nil, nil
+	}
+	start := time.Now()
+	defer func() { s.metrics.replication.Observe(time.Since(start).Seconds()) }()
+	type answer struct {
+		resp replicateResponse
+		err  error
+	}
+	answers := make([]answer, len(backups))
+	req := replicateRequest{Key: key, Prev: prev, Entry: toWire(next)}
+	var wg sync.WaitGroup
+	for i, b := range backups {
+		wg.Go(func() {
+			answers[i].err = s.client.call(ctx, b.RPCAddr, pathReplicate, req, &answers[i].resp)
+		})
+	}
+	wg.Wait()
+	var stale *entry
+	var errs []error
+	for _, a := range answers {
+		switch {
+		case a.err != nil:
+			errs = append(errs, a.err)
+		case !a.resp.OK:
+			e := a.resp.Current.entry()
+			if stale == nil || e.newer(*stale) {
+				stale = &e
+			}
+		}
+	}
+	if len(errs) > 0 {
+		return stale, fmt.Errorf("replstore: replicate to backups: %w", errors.Join(errs...))
+	}
+	return stale, nil
+}
+
+// fetchFrom asks nodes in order for their copy of key.
+func (s *Store) fetchFrom(ctx context.Context, key string, nodes []node) (entry, bool) {
+	for _, n := range nodes {
+		var resp getResponse
+		if err := s.client.call(ctx, n.RPCAddr, pathGet, getRequest{Key: key}, &resp); err != nil || !resp.Held {
+			continue
+		}
+		return resp.Entry.entry(), true
+	}
+	return entry{}, false
+}
+
+// enqueue hands an async write to the background replicators of backups.
+func (s *Store) enqueue(key string, e entry, backups []node) {
+	for _, b := range backups {
+		q := s.queue(b)
+		select {
+		case q <- mergeItem{Key: key, Entry: toWire(e)}:
+		case <-s.ctx.Done():
+			return
+		}
+	}
+}
+
+// queue returns the async replication queue for backup b, starting its
+// sender on first use.
+func (s *Store) queue(b node) chan mergeItem {
+	s.queuesMu.Lock()
+	defer s.queuesMu.Unlock()
+	q, ok := s.queues[b.Name]
+	if ok {
+		return q
+	}
+	q = make(chan mergeItem, 4096)
+	s.queues[b.Name] = q
+	s.wg.Add(1)
+	go s.asyncSender(b, q)
+	return q
+}
+
+// asyncSender sends queued writes to one backup in batches.
+func (s *Store) asyncSender(b node, q chan mergeItem) {
+	defer s.wg.Done()
+	for {
+		var first mergeItem
+		select {
+		case first = <-q:
+		case <-s.ctx.Done():
+			return
+		}
+		batch := []mergeItem{first}
+	drain:
+		for len(batch) < mergeBatch {
+			select {
+			case it := <-q:
+				batch = append(batch, it)
+			default:
+				break drain
+			}
+		}
+		addr := b.RPCAddr
+		for _, n := range s.members.live(false) {
+			if n.Name == b.Name {
+				addr = n.RPCAddr
+			}
+		}
+		var resp mergeResponse
+		if err := s.client.call(s.ctx, addr, pathMerge, mergeRequest{Items: batch}, &resp); err != nil {
+			s.log.Warn("replstore: async replication failed; the next rebalance repairs it", "backup", b.Name, "records", len(batch), "err", err)
+		}
+	}
+}
+
+// membershipChanged asks the rebalancer for a pass; it never blocks.
+func (s *Store) membershipChanged() {
+	select {
+	case s.changed <- struct{}{}:
+	default:
+	}
+}
+
+// Close hands this replica's records over to their new owners, leaves the
+// cluster and stops. It returns after the handover or after
+// Config.LeaveTimeout; records that could not be handed over are reported in
+// the error and the log.
+func (s *Store) Close() error {
+	var err error
+	s.stop.Do(func() { err = s.close(true) })
+	return err
+}
+
+// kill stops the replica abruptly, as a crash would: no handover, no leave
+// message; peers find out through failure detection. Tests use it.
+func (s *Store) kill() {
+	s.stop.Do(func() { s.close(false) })
+}
+
+func (s *Store) close(graceful bool) error {
+	var errs []error
+	if graceful {
+		ctx, cancel := context.WithTimeout(context.Background(), s.cfg.LeaveTimeout)
+		defer cancel()
+		s.leaving.Store(true)
+		if err := s.ml.Leave(s.cfg.LeaveTimeout / 2); err != nil {
+			errs = append(errs, fmt.Errorf("replstore: leave: %w", err))
+		}
+		for {
+			err := s.rebalance(ctx, true)
+			if err == nil {
+				break
+			}
+			if ctx.Err() != nil {
+				s.log.Error("replstore: handover incomplete", "err", err)
+				errs = append(errs, fmt.Errorf("replstore: handover: %w", err))
+				break
+			}
+			select {
+			case <-ctx.Done():
+			case <-time.After(100 * time.Millisecond):
+			}
+		}
+	}
+	s.closed.Store(true)
+	s.cancel()
+	if err := s.ml.Shutdown(); err != nil {
+		errs = append(errs, fmt.Errorf("replstore: memberlist shutdown: %w", err))
+	}
+	if graceful {
+		ctx, cancel := context.WithTimeout(context.Background(), s.cfg.RPCTimeout)
+		if err := s.rpcSrv.Shutdown(ctx); err != nil {
+			s.rpcSrv.Close()
+		}
+		cancel()
+	} else {
+		s.rpcSrv.Close()
+	}
+	s.client.http.CloseIdleConnections()
+	s.wg.Wait()
+	s.unregister()
+	s.log.Info("replstore: replica stopped", "graceful", graceful)
+	return errors.Join(errs...)
+}
+
+// shutdownPartial undoes a New that failed after starting the RPC server.
+func (s *Store) shutdownPartial() {
+	s.closed.Store(true)
+	s.cancel()
+	s.rpcSrv.Close()
+	s.wg.Wait()
+	s.unregister()
+}
+
+func (s *Store) unregister() {
+	if s.reg == nil || s.metrics == nil {
+		return
+	}
+	s.reg.Unregister(s.metrics.replication)
+	s.reg.Unregister(s.metrics.rereplicated)
+	s.reg.Unregister(s.metrics.forwarded)
+	s.reg.Unregister(s.metrics.members)
+}
