@@ -472,9 +472,9 @@ func increment(ctx context.Context, s session.Store, key string) (int, error) {
 		if !errors.Is(err, session.ErrConflict) {
 			return attempt, err
 		}
-		// Back off so 64 writers do not spin on one key; the bound grows
-		// with the attempt and stays small.
-		limit := time.Duration(min(attempt+1, 16)) * 100 * time.Microsecond
+		// Back off (jittered, exponential, capped) so 64 writers do not
+		// spin on one key: this is how a real caller should retry.
+		limit := 100 * time.Microsecond << min(attempt, 9)
 		time.Sleep(mrand.N(limit))
 	}
 }
