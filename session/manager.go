@@ -438,6 +438,7 @@ func (m *Manager) current(ctx context.Context, st *requestState, reload bool) (R
 	if errors.Is(err, ErrNotFound) {
 		// Unknown, expired or deleted: the ID is never adopted again; the
 		// next Update issues a fresh one.
+		m.cfg.Logger.Debug("session: unknown or expired session ID", "cookie_hash", logHash(id))
 		m.forget(st, id)
 		return Record{}, false, nil
 	}

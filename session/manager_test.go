@@ -9,6 +9,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -841,4 +842,24 @@ func counter(t *testing.T, reg *prometheus.Registry, name string) float64 {
 	}
 	t.Fatalf("no metric %s", name)
 	return 0
+}
+
+// TestResponseWriterPassThrough checks that the middleware's writer keeps
+// the powers of the writer beneath: flushing and io.Copy.
+func TestResponseWriterPassThrough(t *testing.T) {
+	e := newEnv(t, serverSide, session.Config{})
+	h := e.m.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if err := e.m.Update(r.Context(), func([]byte) ([]byte, error) { return []byte("x"), nil }); err != nil {
+			t.Error(err)
+		}
+		io.Copy(w, strings.NewReader("copied"))
+		if err := http.NewResponseController(w).Flush(); err != nil {
+			t.Errorf("Flush through the middleware: %v", err)
+		}
+	}))
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, httptest.NewRequest("GET", "/", nil))
+	if !rec.Flushed || rec.Body.String() != "copied" || len(rec.Result().Cookies()) != 1 {
+		t.Fatalf("flushed %v, body %q, cookies %v", rec.Flushed, rec.Body, rec.Result().Cookies())
+	}
 }

@@ -3,6 +3,7 @@ package session
 import (
 	"context"
 	"fmt"
+	"io"
 	"net/http"
 	"strings"
 	"sync"
@@ -201,6 +202,15 @@ func (w *responseWriter) Write(b []byte) (int, error) {
 		w.WriteHeader(http.StatusOK)
 	}
 	return w.ResponseWriter.Write(b)
+}
+
+// ReadFrom implements io.ReaderFrom, so that io.Copy into the response
+// still reaches the writer beneath (and its sendfile path).
+func (w *responseWriter) ReadFrom(r io.Reader) (int64, error) {
+	if !w.done {
+		w.WriteHeader(http.StatusOK)
+	}
+	return io.Copy(w.ResponseWriter, r)
 }
 
 // Flush implements http.Flusher when the writer beneath does.
