@@ -147,7 +147,10 @@ func EvaluateClaims(runs []*Run) []ClaimResult {
 				othersLost += r.ItemsLost
 			}
 		}
-		out[2].Evidence = lostText(s) + "; items lost by the stateless strategies on the same fault: " + strings.Join(others, ", ")
+		out[2].Evidence = lostText(s)
+		if len(others) > 0 {
+			out[2].Evidence += "; items lost by the strategies that keep state outside the replica, on the same fault: " + strings.Join(others, ", ")
+		}
 		switch {
 		case s.ItemsLost > 0 && othersLost == 0:
 			out[2].Verdict = Holds

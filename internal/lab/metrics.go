@@ -19,6 +19,7 @@ type sample struct {
 // that concurrent shoppers rarely contend; shards are merged at the end.
 type recorder struct {
 	shards []*shard
+	from   int64 // samples scheduled before this (the warm-up) are not measured
 }
 
 type shard struct {
@@ -43,6 +44,10 @@ func newRecorder(n int) *recorder {
 
 // record adds s to the shard of worker w.
 func (r *recorder) record(w int, s sample, cookieBytes int) {
+	if s.at < r.from {
+		return
+	}
+	s.at -= r.from
 	sh := r.shards[w%len(r.shards)]
 	sh.mu.Lock()
 	_ = sh.hist.RecordValue(max(1, s.lat/1000))
@@ -52,7 +57,8 @@ func (r *recorder) record(w int, s sample, cookieBytes int) {
 	sh.mu.Unlock()
 }
 
-// merged returns the merged histogram, every sample in scheduled order, and
+// merged returns the merged histogram, every measured sample in scheduled
+// order (times relative to the end of the warm-up), and
 // the mean Cookie header size per request.
 func (r *recorder) merged() (*hdrhistogram.Histogram, []sample, float64) {
 	h := newHistogram()

@@ -78,13 +78,13 @@ type Config struct {
 func DefaultConfig(quick bool) Config {
 	c := Config{
 		Replicas:    4,
-		Rate:        300,
+		Rate:        250,
 		Duration:    20 * time.Second,
 		Think:       200 * time.Millisecond,
 		Timeout:     2 * time.Second,
 		Tabs:        3,
 		Work:        20 * time.Millisecond,
-		MaxInflight: 4,
+		MaxInflight: 2,
 		Seed:        1,
 		LinBudget:   10 * time.Second,
 	}
@@ -251,10 +251,17 @@ func RunOne(ctx context.Context, cfg Config) (*Run, error) {
 		return nil, err
 	}
 	w.rate, w.poisson, w.seed = cfg.Rate, cfg.Poisson, cfg.Seed
-	w.duration, w.think, w.timeout = cfg.Duration, cfg.Think, cfg.Timeout
+	w.think, w.timeout = cfg.Think, cfg.Timeout
 	if cfg.Scenario == Tabs {
 		w.tabs = cfg.Tabs
 	}
+	// Warm-up: shoppers arrive for one shopper's lifetime before the
+	// measured part starts, so that the measured load is the offered load
+	// from its first second. Warm-up requests are checked like any other
+	// but not timed or counted.
+	warm := int64(w.lifetime())
+	w.rec.from = warm
+	w.duration = time.Duration(warm) + cfg.Duration
 	defer w.transport.CloseIdleConnections()
 
 	progress("%s × %s: cluster up (%d replicas, store %s); shopping for %v at %.0f req/s",
@@ -279,7 +286,7 @@ func RunOne(ctx context.Context, cfg Config) (*Run, error) {
 		run.Faults, faultErrs = injectFaults(ctx, c, w, cfg.Scenario.plan(cfg.Replicas))
 	}()
 	w.run(ctx)
-	end := w.now()
+	end := min(w.now()-warm, int64(cfg.Duration))
 	stopCPU()
 	wg.Wait()
 	if cpuErr == nil && cpuN > 0 {
@@ -327,6 +334,11 @@ func RunOne(ctx context.Context, cfg Config) (*Run, error) {
 		faultErrs = append(faultErrs, err)
 	}
 	r.Linearizable, run.LinViz, run.NonLinearizable, run.LinChecked = lin.Linearizable, viz, lin.Illegal, lin.Checked
+	// From here on, times are relative to the end of the warm-up.
+	for i := range run.Faults {
+		run.Faults[i].At -= warm
+		run.Faults[i].End -= warm
+	}
 
 	// Balance: shares over the whole run; imbalance over the part after the
 	// last fault, across the replicas serving at the end.

@@ -128,7 +128,7 @@ func (s Scenario) plan(n int) []faultStep {
 // in errs.
 func injectFaults(ctx context.Context, c *cluster.Cluster, w *workload, plan []faultStep) (faults []Fault, errs []error) {
 	for _, st := range plan {
-		at := int64(st.at * float64(w.duration))
+		at := w.rec.from + int64(st.at*float64(w.duration-time.Duration(w.rec.from)))
 		if !w.sleepUntil(ctx, at) {
 			return faults, errs
 		}

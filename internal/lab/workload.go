@@ -76,6 +76,14 @@ func (w *workload) stepsPerShopper() float64 {
 	return shopperSteps
 }
 
+// lifetime is how long one shopper's script lasts when nothing is late.
+func (w *workload) lifetime() time.Duration {
+	if w.tabs > 1 {
+		return w.think * (tabSteps + 1)
+	}
+	return w.think * 12 // the script without checkout
+}
+
 // run sends shoppers until the duration has passed or ctx ends, then waits
 // for every shopper to finish its current request.
 func (w *workload) run(ctx context.Context) {
