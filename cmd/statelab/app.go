@@ -26,6 +26,8 @@ type appFlags struct {
 	store           string
 	id              string
 	redis           string
+	redisPrefix     string
+	asyncRepl       bool
 	postgres        string
 	sqlite          string
 	clusterListen   string
@@ -52,10 +54,12 @@ func runApp(ctx context.Context, m *Main, args []string) error {
 	fs.StringVar(&f.store, "store", "memory", "where sessions live: "+strings.Join(cart.StoreKinds, "|"))
 	fs.StringVar(&f.id, "id", "", "replica `name` sent in X-Served-By (default: host name and port)")
 	fs.StringVar(&f.redis, "redis", "", "Redis `URL` for --store redis, e.g. redis://127.0.0.1:6379/0")
+	fs.StringVar(&f.redisPrefix, "redis-prefix", "", "`prefix` of every Redis key (default: the redisstore default)")
 	fs.StringVar(&f.postgres, "postgres", "", "PostgreSQL `URL` for --store postgres, e.g. postgres://user@127.0.0.1:5432/db?sslmode=disable")
 	fs.StringVar(&f.sqlite, "sqlite", "statelab-sessions.db", "SQLite database `file` for --store sqlite (replicas share it)")
 	fs.StringVar(&f.clusterListen, "cluster-listen", "127.0.0.1:7946", "`address` where a --store replicated replica meets its peers")
 	fs.Var(&f.peers, "peers", "peers' --cluster-listen `addresses` to join through (comma-separated or repeated)")
+	fs.BoolVar(&f.asyncRepl, "async-replication", false, "--store replicated: acknowledge writes before the backups have them (faster, can lose the last writes)")
 	fs.StringVar(&f.secret, "secret", "", "key `material` replicas share (sealed cookies, replication); at least 16 bytes; default: random, logged")
 	fs.DurationVar(&f.work, "work", 0, "capacity model: how long each request waits (a timer, not CPU)")
 	fs.IntVar(&f.maxInflight, "max-inflight", 0, "capacity model: requests served at once (0: unlimited)")
@@ -88,16 +92,18 @@ func runApp(ctx context.Context, m *Main, args []string) error {
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	openCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	backend, err := cart.OpenStore(openCtx, cart.StoreConfig{
-		Kind:          f.store,
-		NodeName:      f.id,
-		RedisURL:      f.redis,
-		PostgresURL:   f.postgres,
-		SQLitePath:    f.sqlite,
-		ClusterListen: f.clusterListen,
-		Peers:         f.peers,
-		Secret:        f.secret,
-		Logger:        log,
-		Registerer:    reg,
+		Kind:             f.store,
+		NodeName:         f.id,
+		RedisURL:         f.redis,
+		RedisPrefix:      f.redisPrefix,
+		AsyncReplication: f.asyncRepl,
+		PostgresURL:      f.postgres,
+		SQLitePath:       f.sqlite,
+		ClusterListen:    f.clusterListen,
+		Peers:            f.peers,
+		Secret:           f.secret,
+		Logger:           log,
+		Registerer:       reg,
 	})
 	cancel()
 	if err != nil {

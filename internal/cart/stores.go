@@ -12,6 +12,8 @@ import (
 	"github.com/statelab/statelab/session"
 	"github.com/statelab/statelab/session/cookiestore"
 	"github.com/statelab/statelab/session/memstore"
+	"github.com/statelab/statelab/session/redisstore"
+	"github.com/statelab/statelab/session/replstore"
 )
 
 // StoreKinds lists the values of StoreConfig.Kind (the app's --store).
@@ -29,6 +31,9 @@ type StoreConfig struct {
 	NodeName string
 	// RedisURL is the Redis server, e.g. redis://127.0.0.1:6379/0 (redis).
 	RedisURL string
+	// RedisPrefix is prepended to every Redis key; empty means the
+	// redisstore default (redis).
+	RedisPrefix string
 	// PostgresURL is the PostgreSQL database, e.g.
 	// postgres://user@host:5432/db?sslmode=disable (postgres).
 	PostgresURL string
@@ -41,6 +46,11 @@ type StoreConfig struct {
 	// Peers are some peers' ClusterListen addresses to join through
 	// (replicated).
 	Peers []string
+	// AsyncReplication acknowledges a write once the session's primary has
+	// it and copies it to the backups in the background, instead of after
+	// the backups have it (replicated). Faster; a write acknowledged just
+	// before the primary dies can be lost.
+	AsyncReplication bool
 	// Secret is the key material the replicas share: it seals cookies
 	// (cookie) and encrypts and authenticates replication (replicated).
 	Secret string
@@ -70,6 +80,26 @@ func OpenStore(ctx context.Context, cfg StoreConfig) (*Backend, error) {
 	switch cfg.Kind {
 	case "memory":
 		s := memstore.New()
+		b.Store, b.close = s, s.Close
+	case "replicated":
+		rc := replstore.DefaultConfig()
+		rc.NodeName = cfg.NodeName
+		rc.BindAddr = cfg.ClusterListen
+		rc.Peers = cfg.Peers
+		rc.Async = cfg.AsyncReplication
+		rc.Secret = []byte(cfg.Secret)
+		rc.Logger = cfg.Logger
+		rc.Registerer = cfg.Registerer
+		s, err := replstore.New(ctx, rc)
+		if err != nil {
+			return nil, fmt.Errorf("cart: replicated store: %w", err)
+		}
+		b.Store, b.close = s, s.Close
+	case "redis":
+		s, err := redisstore.OpenURL(ctx, cfg.RedisURL, redisstore.Options{Prefix: cfg.RedisPrefix})
+		if err != nil {
+			return nil, fmt.Errorf("cart: redis store: %w", err)
+		}
 		b.Store, b.close = s, s.Close
 	case "cookie":
 		s, err := cookiestore.FromSecret(cfg.Secret)

@@ -1,0 +1,146 @@
+package cart
+
+import (
+	"context"
+	"crypto/rand"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/cookiejar"
+	"net/http/httptest"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/statelab/statelab/internal/testenv"
+	"github.com/statelab/statelab/session"
+	"github.com/statelab/statelab/session/replstore"
+)
+
+// benchStores are the stores BenchmarkCart runs, in report order.
+// "replicated" is a three-member in-process cluster with synchronous
+// replication, "replicated-async" the same with asynchronous replication.
+var benchStores = []string{"memory", "replicated", "replicated-async", "redis", "postgres", "sqlite", "cookie"}
+
+// BenchmarkCart measures cart throughput through one cart Server on
+// loopback HTTP, for every store, with the same client: each parallel
+// shopper alternates adding an item and reading its cart, and checks out
+// every 20 adds so that carts stay small. One op is one HTTP request.
+//
+//	go test -run '^$' -bench BenchmarkCart -benchtime 5s ./internal/cart
+func BenchmarkCart(b *testing.B) {
+	for _, kind := range benchStores {
+		b.Run("store="+kind, func(b *testing.B) {
+			backend := openBenchStore(b, kind)
+			mgr, err := backend.NewManager(session.Config{Logger: quiet})
+			if err != nil {
+				b.Fatal(err)
+			}
+			srv, err := NewServer(Config{ID: "bench", StoreName: kind, Manager: mgr, Store: backend.Store, Logger: quiet})
+			if err != nil {
+				b.Fatal(err)
+			}
+			hs := httptest.NewServer(srv)
+			b.Cleanup(hs.Close)
+			transport := &http.Transport{MaxIdleConnsPerHost: 256}
+			b.Cleanup(transport.CloseIdleConnections)
+
+			var failures atomic.Int64
+			var shopper atomic.Int64
+			b.SetParallelism(4)
+			b.ResetTimer()
+			start := time.Now()
+			b.RunParallel(func(pb *testing.PB) {
+				jar, _ := cookiejar.New(nil)
+				client := &http.Client{Jar: jar, Transport: transport, Timeout: 30 * time.Second}
+				n := int(shopper.Add(1))
+				for i := 0; pb.Next(); i++ {
+					var req *http.Request
+					switch {
+					case i%40 == 39:
+						req, _ = http.NewRequest("POST", hs.URL+"/api/cart/checkout", nil)
+					case i%2 == 0:
+						sku := fmt.Sprintf("SKU-%04d", 1+(n*37+i)%CatalogSize)
+						req, _ = http.NewRequest("POST", hs.URL+"/api/cart/items", strings.NewReader(`{"sku":"`+sku+`","qty":1}`))
+					default:
+						req, _ = http.NewRequest("GET", hs.URL+"/api/cart", nil)
+					}
+					resp, err := client.Do(req)
+					if err != nil {
+						failures.Add(1)
+						continue
+					}
+					io.Copy(io.Discard, resp.Body)
+					resp.Body.Close()
+					if resp.StatusCode != http.StatusOK {
+						failures.Add(1)
+					}
+				}
+			})
+			b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "req/s")
+			if f := failures.Load(); f > 0 {
+				b.Fatalf("%d of %d requests failed", f, b.N)
+			}
+		})
+	}
+}
+
+// openBenchStore opens a store of the given kind for one benchmark, with
+// its own Redis prefix, PostgreSQL schema or SQLite file, and closes it at
+// the end.
+func openBenchStore(b *testing.B, kind string) *Backend {
+	b.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	run := strings.ToLower(rand.Text()[:10])
+	cfg := StoreConfig{Kind: kind, Secret: "benchmark secret, 16+ bytes", Logger: quiet}
+	switch kind {
+	case "replicated", "replicated-async":
+		return openBenchCluster(b, ctx, kind == "replicated-async")
+	case "redis":
+		cfg.RedisURL, cfg.RedisPrefix = testenv.RedisURL(b), "statelab-bench-"+run+":"
+	case "postgres":
+		cfg.PostgresURL = testenv.PostgresURL(b)
+	case "sqlite":
+		cfg.SQLitePath = filepath.Join(b.TempDir(), "sessions.db")
+	}
+	backend, err := OpenStore(ctx, cfg)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { backend.Close() })
+	return backend
+}
+
+// openBenchCluster starts three replicated-store members on loopback and
+// returns the first; the other two hold its backups.
+func openBenchCluster(b *testing.B, ctx context.Context, async bool) *Backend {
+	b.Helper()
+	var first *Backend
+	var peers []string
+	for i := range 3 {
+		backend, err := OpenStore(ctx, StoreConfig{
+			Kind: "replicated", NodeName: fmt.Sprintf("m%d", i), ClusterListen: "127.0.0.1:0",
+			Peers: peers, AsyncReplication: async, Secret: "benchmark secret, 16+ bytes", Logger: quiet,
+		})
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Cleanup(func() { backend.Close() })
+		rs := backend.Store.(*replstore.Store)
+		peers = append(peers, rs.ClusterAddr())
+		if first == nil {
+			first = backend
+		}
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for len(first.Store.(*replstore.Store).Members()) < 3 {
+		if time.Now().After(deadline) {
+			b.Fatal("the three members did not see each other")
+		}
+		time.Sleep(10 * time.Millisecond) // polling interval
+	}
+	return first
+}
