@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"strings"
 	"sync"
 	"time"
 )
@@ -194,10 +195,11 @@ func (s *Server) startCluster(ctx context.Context, strategy string) (Cluster, er
 }
 
 func (s *Server) setFailed(err error) {
+	text := strings.TrimPrefix(err.Error(), "play: ")
 	s.mu.Lock()
-	s.phase, s.errText = "failed", err.Error()
+	s.phase, s.errText = "failed", text
 	s.mu.Unlock()
-	s.events.add(EventError, err.Error())
+	s.events.add(EventError, text)
 	s.publishState()
 }
 
@@ -339,7 +341,7 @@ func (s *Server) publishState() {
 
 // publishEvent sends one log line to every dashboard.
 func (s *Server) publishEvent(e Event) {
-	s.log.Info("play: " + e.Text)
+	s.log.Info(e.Text, "kind", e.Kind)
 	msg, err := encodeSSE("log", e)
 	if err != nil {
 		s.log.Error("play: encode event", "err", err)

@@ -1,0 +1,113 @@
+package play
+
+import (
+	"context"
+	"log/slog"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/statelab/statelab/internal/cluster"
+	"github.com/statelab/statelab/internal/testenv"
+)
+
+// chromiumPath is the browser the end-to-end test drives (Debian's
+// chromium package); STATELAB_CHROMIUM overrides it.
+func chromiumPath() string {
+	if p := os.Getenv("STATELAB_CHROMIUM"); p != "" {
+		return p
+	}
+	return "/usr/bin/chromium"
+}
+
+// TestPlaygroundInBrowser starts the playground over a real cluster and
+// runs e2e/play.test.mjs in headless Chromium: add items, kill the replica
+// that served them, and find the cart gone under sticky and intact under
+// cache. STATELAB_PLAY_SCREENSHOT=FILE also saves a screenshot.
+func TestPlaygroundInBrowser(t *testing.T) {
+	if testing.Short() {
+		t.Skip("the browser test starts real clusters; skipped in -short mode")
+	}
+	_, err := os.Stat(chromiumPath())
+	testenv.Need(t, err == nil, "the browser test needs Chromium at "+chromiumPath()+" (apt-get install chromium)")
+	node, err := exec.LookPath("node")
+	testenv.Need(t, err == nil, "the browser test needs node on PATH (apt-get install nodejs npm)")
+	e2eDir, err := filepath.Abs("e2e")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = os.Stat(filepath.Join(e2eDir, "node_modules", "playwright-core", "package.json"))
+	testenv.Need(t, err == nil, "the browser test needs playwright-core: run (cd internal/play/e2e && npm ci)")
+	_, err = exec.LookPath("redis-server")
+	testenv.Need(t, err == nil, "the browser test's cache round needs redis-server on PATH")
+
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	bin := buildStatelab(ctx, t)
+
+	s, err := New(Config{
+		Strategy: "sticky",
+		Replicas: 3,
+		Start: NewClusterStarter(cluster.Config{
+			Binary: bin,
+			Dir:    t.TempDir(),
+			Logger: slog.New(slog.DiscardHandler),
+		}),
+		Logger: slog.New(slog.DiscardHandler),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = s.Close() })
+	if err := s.Start(ctx); err != nil {
+		t.Fatalf("Start: %v", err)
+	}
+	hs := httptest.NewServer(s.Handler())
+	// Close the playground first so its event streams end, then the
+	// server (Cleanup runs last-registered first).
+	t.Cleanup(hs.Close)
+	t.Cleanup(func() {
+		if err := s.Close(); err != nil {
+			t.Errorf("Close: %v", err)
+		}
+	})
+
+	cmd := exec.CommandContext(ctx, node, "play.test.mjs", hs.URL+"/")
+	cmd.Dir = e2eDir
+	cmd.Env = append(os.Environ(), "CHROMIUM="+chromiumPath())
+	if shot := os.Getenv("STATELAB_PLAY_SCREENSHOT"); shot != "" {
+		abs, err := filepath.Abs(shot)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cmd.Env = append(cmd.Env, "PLAY_SCREENSHOT="+abs)
+	}
+	out, err := cmd.CombinedOutput()
+	t.Logf("node play.test.mjs:\n%s", out)
+	if err != nil {
+		var log []string
+		for _, e := range s.Events() {
+			log = append(log, string(e.Kind)+": "+e.Text)
+		}
+		t.Fatalf("browser test failed: %v\nplayground log:\n%s", err, strings.Join(log, "\n"))
+	}
+}
+
+// buildStatelab builds the statelab binary the cluster's processes run.
+func buildStatelab(ctx context.Context, t *testing.T) string {
+	t.Helper()
+	gobin, err := exec.LookPath("go")
+	if err != nil {
+		gobin = filepath.Join(os.Getenv("GOROOT"), "bin", "go")
+	}
+	bin := filepath.Join(t.TempDir(), "statelab")
+	cmd := exec.CommandContext(ctx, gobin, "build", "-o", bin, "github.com/statelab/statelab/cmd/statelab")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("go build statelab: %v\n%s", err, out)
+	}
+	return bin
+}
