@@ -152,11 +152,12 @@
 
     const s = state.store || {};
     $("store-kind").textContent = s.name ? (s.addr ? `${s.name} (${s.addr})` : s.name) : "–";
-    $("store-state").textContent = !s.kind ? "–" : !s.external ? "inside the replicas or the client: nothing to stop" : s.up ? "up" : "stopped";
+    $("store-state").textContent = !s.kind ? "–" : !s.external ? "nothing to stop" : s.up ? "up" : "stopped";
     const stop = $("store-stop"), start = $("store-start");
     const name = s.name || "store";
     stop.textContent = `Stop ${name}`;
     start.textContent = `Start ${name}`;
+    $("store-buttons").hidden = !s.external;
     stop.disabled = off || !s.external || !s.up;
     start.disabled = off || !s.external || s.up;
 
