@@ -30,6 +30,14 @@ func (lb *Balancer) AdminHandler() http.Handler {
 	mux.HandleFunc("GET /admin/backends/{id}", lb.adminGet)
 	mux.HandleFunc("DELETE /admin/backends/{id}", lb.adminRemove)
 	mux.Handle("GET /metrics", promhttp.HandlerFor(lb.metrics.registry, promhttp.HandlerOpts{}))
+	notAllowed := func(allow string) http.HandlerFunc {
+		return func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Allow", allow)
+			adminError(w, http.StatusMethodNotAllowed, "method_not_allowed", r.Method+" is not allowed here")
+		}
+	}
+	mux.HandleFunc("/admin/backends", notAllowed("GET, POST"))
+	mux.HandleFunc("/admin/backends/{id}", notAllowed("GET, DELETE"))
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		adminError(w, http.StatusNotFound, "not_found", "no such admin endpoint")
 	})

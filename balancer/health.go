@@ -37,7 +37,7 @@ func (lb *Balancer) startHealth(b *Backend) {
 func (lb *Balancer) checkLoop(b *Backend) {
 	t := time.NewTicker(lb.cfg.HealthInterval)
 	defer t.Stop()
-	var passes, fails int
+	var run checkRun
 	for {
 		select {
 		case <-lb.done:
@@ -46,22 +46,33 @@ func (lb *Balancer) checkLoop(b *Backend) {
 			return
 		case <-t.C:
 		}
-		ok := lb.check(b)
-		switch {
-		case ok:
-			passes, fails = passes+1, 0
-			if !b.healthy.Load() && passes >= lb.cfg.Rise {
-				b.healthy.Store(true)
-				lb.log.Info("balancer: backend up", "backend", b.id, "passes", passes)
-			}
-		default:
-			fails, passes = fails+1, 0
-			if b.healthy.Load() && fails >= lb.cfg.Fall {
-				b.healthy.Store(false)
-				lb.log.Warn("balancer: backend down", "backend", b.id, "fails", fails)
-			}
-		}
+		lb.applyCheck(b, lb.check(b), &run)
 	}
+}
+
+// checkRun counts a backend's consecutive passing or failing checks.
+type checkRun struct{ passes, fails int }
+
+// applyCheck records one active check result and moves b up after Rise
+// consecutive passes or down after Fall consecutive failures. It reports
+// whether b's state changed.
+func (lb *Balancer) applyCheck(b *Backend, ok bool, run *checkRun) bool {
+	if ok {
+		run.passes, run.fails = run.passes+1, 0
+		if !b.healthy.Load() && run.passes >= lb.cfg.Rise {
+			b.healthy.Store(true)
+			lb.log.Info("balancer: backend up", "backend", b.id, "passes", run.passes)
+			return true
+		}
+		return false
+	}
+	run.fails, run.passes = run.fails+1, 0
+	if b.healthy.Load() && run.fails >= lb.cfg.Fall {
+		b.healthy.Store(false)
+		lb.log.Warn("balancer: backend down", "backend", b.id, "fails", run.fails)
+		return true
+	}
+	return false
 }
 
 // check runs one active check of b and reports whether it passed.

@@ -81,16 +81,12 @@ func retryStatus(code int) bool {
 	return code == fasthttp.StatusBadGateway || code == fasthttp.StatusServiceUnavailable || code == fasthttp.StatusGatewayTimeout
 }
 
-// retryIfErr is the HostClient's own retry rule, for attempts on the same
-// backend: a request whose write failed on a pooled connection (typically
-// one the backend had closed) is resent on a fresh connection; an
-// idempotent one also after other connection errors. Dial errors are not
-// retried here: the proxy moves on to another backend instead.
+// retryIfErr is the HostClient's own retry rule, for a second attempt on
+// the same backend: only a request whose write failed (typically on a pooled
+// connection the backend had closed) is resent, on a fresh connection. Every
+// other failure returns to the proxy, which moves on to another backend
+// under the rules above.
 func retryIfErr(req *fasthttp.Request, attempts int, err error) (resetTimeout, retry bool) {
-	var de *dialError
-	if errors.As(err, &de) || isTimeout(err) {
-		return false, false
-	}
 	var we *sendError
-	return false, errors.As(err, &we) || idempotent(&req.Header)
+	return false, errors.As(err, &we)
 }
