@@ -38,7 +38,7 @@ func TestEvaluateClaims(t *testing.T) {
 		fakeRun("client", "failover", nil),
 		fakeRun("client", "scaleout", nil),
 		fakeRun("client", "tabs", func(r *RunResult) { r.LostUpdates = 12 }),
-		{Skipped: "skipped: no redis", Result: RunResult{Strategy: "cache", Scenario: "steady"}},
+		{Skipped: "no redis", Result: RunResult{Strategy: "cache", Scenario: "steady"}},
 	}
 	claims := EvaluateClaims(runs)
 	want := []Verdict{Holds, Holds, Holds, Holds, HoldsWithCost, HoldsWithCost, NotMeasured, Holds, Holds, HoldsWithCost}

@@ -89,8 +89,8 @@ func DefaultConfig(quick bool) Config {
 		LinBudget:   10 * time.Second,
 	}
 	if quick {
-		c.Duration = 4 * time.Second
-		c.Think = 80 * time.Millisecond
+		c.Duration = 3 * time.Second
+		c.Think = 60 * time.Millisecond
 		c.LinBudget = 3 * time.Second
 	}
 	return c
@@ -221,7 +221,7 @@ func RunOne(ctx context.Context, cfg Config) (*Run, error) {
 		Logger:      cfg.Logger,
 	})
 	if errors.Is(err, cluster.ErrNoRedis) {
-		run.Skipped = "skipped: redis-server is not on PATH and no --redis URL was given (install redis-server or pass --redis)"
+		run.Skipped = "redis-server is not on PATH and no --redis URL was given: install redis-server or pass --redis URL"
 		return run, nil
 	}
 	if err != nil {

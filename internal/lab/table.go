@@ -11,10 +11,18 @@ import (
 func WriteTable(out io.Writer, runs []*Run) error {
 	tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "strategy\tscenario\treq/s\tp99 ms\terrors\titems lost\tstale reads\tlost updates\tlinearizable\timbalance\trecovery\t")
+	var notes []string
 	for _, r := range runs {
 		res := r.Result
 		if r.Skipped != "" {
-			fmt.Fprintf(tw, "%s\t%s\t%s\t\t\t\t\t\t\t\t\t\n", res.Strategy, res.Scenario, r.Skipped)
+			// The reason goes under the table, so that a long message does
+			// not stretch a column.
+			notes = append(notes, fmt.Sprintf("[%d] %s × %s: %s", len(notes)+1, res.Strategy, res.Scenario, r.Skipped))
+			word := "skipped"
+			if strings.HasPrefix(r.Skipped, "failed") {
+				word = "failed"
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s [%d]\t-\t-\t-\t-\t-\t-\t-\t-\t\n", res.Strategy, res.Scenario, word, len(notes))
 			continue
 		}
 		rec := "-"
@@ -30,7 +38,15 @@ func WriteTable(out io.Writer, runs []*Run) error {
 			pct(res.ErrorRate), res.ItemsLost, res.ItemsAcked, res.StaleReads,
 			lostUpdatesText(res), linText(res.Linearizable), res.Imbalance, rec, flags)
 	}
-	return tw.Flush()
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	for _, n := range notes {
+		if _, err := fmt.Fprintln(out, n); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 func lostUpdatesText(r RunResult) string {
