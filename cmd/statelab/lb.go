@@ -3,9 +3,123 @@ package main
 import (
 	"context"
 	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/statelab/statelab/balancer"
 )
 
-// runLB is not built yet; its issue replaces this file.
+// runLB runs the HTTP load balancer until ctx is done (SIGINT/SIGTERM), then
+// stops accepting, lets in-flight requests finish and exits 0.
 func runLB(ctx context.Context, m *Main, args []string) error {
-	return errors.New("lb: not implemented yet")
+	fs := newFlagSet(m, "lb", "--listen ADDR --backend [ID=]URL [--backend ...] [flags]")
+	var backends listFlag
+	listen := fs.String("listen", ":8080", "address the proxy listens on")
+	fs.Var(&backends, "backend", "backend `[ID=]URL`, repeatable or comma-separated; ID defaults to host:port")
+	policy := fs.String("policy", balancer.PolicyRoundRobin, "selection policy: "+strings.Join(balancer.Policies, ", "))
+	admin := fs.String("admin", "127.0.0.1:9090", "address of the admin API and /metrics (keep it on loopback)")
+	stickyCookie := fs.String("sticky-cookie", "statelab_backend", "cookie the sticky policy sets")
+	hashCookie := fs.String("hash-cookie", "statelab_session", "session cookie the hash policy hashes (client address without it)")
+	healthPath := fs.String("health-path", "", "path of the active health check, e.g. /readyz (empty: no active checks)")
+	healthInterval := fs.Duration("health-interval", 2*time.Second, "time between active health checks")
+	secret := fs.String("secret", "", "key for the sticky cookie HMAC; share it between balancers (empty: random)")
+	maxTries := fs.Int("max-tries", 3, "attempts per request, including retries")
+	drainTimeout := fs.Duration("drain-timeout", 10*time.Second, "longest wait for a removed backend to drain")
+	accessLog := fs.Bool("access-log", false, "log every request")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+
+	switch {
+	case len(backends) == 0:
+		return usageErrorf("lb", "at least one --backend is required")
+	case !slices.Contains(balancer.Policies, *policy):
+		return usageErrorf("lb", "invalid --policy %q: want one of %s", *policy, strings.Join(balancer.Policies, ", "))
+	case *healthInterval <= 0:
+		return usageErrorf("lb", "invalid --health-interval %v: must be positive", *healthInterval)
+	case *healthPath != "" && !strings.HasPrefix(*healthPath, "/"):
+		return usageErrorf("lb", "invalid --health-path %q: must start with /", *healthPath)
+	case *maxTries < 1:
+		return usageErrorf("lb", "invalid --max-tries %d: must be at least 1", *maxTries)
+	case *drainTimeout <= 0:
+		return usageErrorf("lb", "invalid --drain-timeout %v: must be positive", *drainTimeout)
+	}
+	log := slog.New(slog.NewTextHandler(m.Stderr, nil))
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	cfg := balancer.Config{
+		Policy:         *policy,
+		StickyCookie:   *stickyCookie,
+		HashCookie:     *hashCookie,
+		HealthPath:     *healthPath,
+		HealthInterval: *healthInterval,
+		Secret:         []byte(*secret),
+		MaxTries:       *maxTries,
+		DrainTimeout:   *drainTimeout,
+		AccessLog:      *accessLog,
+		Logger:         log,
+		Registry:       reg,
+	}
+	for _, b := range backends {
+		bc := balancer.BackendConfig{URL: b}
+		if id, u, ok := strings.Cut(b, "="); ok && !strings.Contains(id, "/") {
+			bc = balancer.BackendConfig{ID: id, URL: u}
+		}
+		cfg.Backends = append(cfg.Backends, bc)
+	}
+	lb, err := balancer.New(cfg)
+	if err != nil {
+		return usageErrorf("lb", "%v", err)
+	}
+	defer lb.Close()
+
+	ln, err := net.Listen("tcp", *listen)
+	if err != nil {
+		return usageErrorf("lb", "cannot listen on --listen %q: %v", *listen, err)
+	}
+	adminLn, err := net.Listen("tcp", *admin)
+	if err != nil {
+		ln.Close()
+		return usageErrorf("lb", "cannot listen on --admin %q: %v", *admin, err)
+	}
+	if host, _, _ := net.SplitHostPort(*admin); !isLoopback(host) {
+		log.Warn("statelab lb: the admin API is not on loopback; anyone who can reach it can change the backends", "admin", adminLn.Addr().String())
+	}
+	adminSrv := &http.Server{Handler: lb.AdminHandler(), ReadHeaderTimeout: 5 * time.Second}
+	adminErr := make(chan error, 1)
+	go func() { adminErr <- adminSrv.Serve(adminLn) }()
+
+	log.Info("statelab lb: serving", "listen", ln.Addr().String(), "admin", adminLn.Addr().String(),
+		"policy", *policy, "backends", len(cfg.Backends))
+	serveErr := lb.Serve(ctx, ln)
+
+	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := adminSrv.Shutdown(sctx); err != nil {
+		log.Warn("statelab lb: admin shutdown", "err", err)
+	}
+	if err := <-adminErr; err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return fmt.Errorf("lb: admin: %w", err)
+	}
+	if serveErr != nil {
+		return fmt.Errorf("lb: %w", serveErr)
+	}
+	log.Info("statelab lb: stopped")
+	return nil
+}
+
+// isLoopback reports whether host names only loopback interfaces.
+func isLoopback(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }

@@ -1,0 +1,101 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestLBBadFlags(t *testing.T) {
+	busy, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { busy.Close() })
+	ok := []string{"--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0"}
+	tests := []struct {
+		name string
+		args []string
+		want string // in the one-line message
+	}{
+		{"no backend", ok, "--backend"},
+		{"unknown flag", []string{"--colour", "red"}, "colour"},
+		{"bad policy", append([]string{"--backend", "http://127.0.0.1:1", "--policy", "random"}, ok...), "--policy"},
+		{"bad backend URL", append([]string{"--backend", "127.0.0.1:1"}, ok...), "invalid backend"},
+		{"bad duration", []string{"--health-interval", "soon"}, "health-interval"},
+		{"bad health path", append([]string{"--backend", "http://127.0.0.1:1", "--health-path", "readyz"}, ok...), "--health-path"},
+		{"admin address taken", []string{"--backend", "http://127.0.0.1:1", "--listen", "127.0.0.1:0", "--admin", busy.Addr().String()}, "--admin"},
+		{"admin address unresolvable", []string{"--backend", "http://127.0.0.1:1", "--listen", "127.0.0.1:0", "--admin", "no-such-host.invalid:1"}, "--admin"},
+		{"positional argument", append([]string{"--backend", "http://127.0.0.1:1", "extra"}, ok...), "unexpected argument"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var stdout, stderr bytes.Buffer
+			code := NewMain(&stdout, &stderr).Run(context.Background(), append([]string{"lb"}, tt.args...))
+			lines := strings.Split(strings.TrimSpace(stderr.String()), "\n")
+			if code != 2 || len(lines) != 2 || !strings.HasPrefix(lines[0], "statelab lb: ") || !strings.Contains(lines[0], tt.want) {
+				t.Fatalf("exit %d, stderr:\n%s\nwant exit 2, one error line naming %q and the usage hint", code, stderr.String(), tt.want)
+			}
+		})
+	}
+}
+
+func TestLBServesAndStops(t *testing.T) {
+	backend := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("X-Served-By", "r1")
+		io.WriteString(w, "ok")
+	}))
+	t.Cleanup(backend.Close)
+	listen, admin := freeAddr(t), freeAddr(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan int, 1)
+	go func() {
+		done <- NewMain(io.Discard, io.Discard).Run(ctx, []string{"lb", "--listen", listen, "--admin", admin,
+			"--policy", "sticky", "--backend", "r1=" + backend.URL})
+	}()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		resp, err := http.Get("http://" + listen + "/")
+		if err == nil {
+			resp.Body.Close()
+			if resp.Header.Get("X-Served-By") != "r1" {
+				t.Fatalf("served by %q", resp.Header.Get("X-Served-By"))
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("lb never answered: %v", err)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	resp, err := http.Get("http://" + admin + "/admin/backends")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if !strings.Contains(string(body), `"id":"r1"`) {
+		t.Fatalf("admin list %s", body)
+	}
+	cancel()
+	if code := <-done; code != 0 {
+		t.Fatalf("exit %d after cancel", code)
+	}
+}
+
+// freeAddr returns a loopback address that was free a moment ago.
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
