@@ -71,7 +71,7 @@ type Config struct {
 	Secure SecureMode
 
 	// SameSite is the cookie's SameSite attribute; zero means
-	// http.SameSiteLaxMode.
+	// http.SameSiteLaxMode. http.SameSiteNoneMode needs Secure: SecureAlways.
 	SameSite http.SameSite
 
 	// MaxAttempts bounds Update's compare-and-swap attempts before it returns
@@ -121,6 +121,10 @@ func (cfg Config) withDefaults() (Config, error) {
 	if cfg.HostPrefix {
 		cfg.CookieName = "__Host-" + cfg.CookieName
 		cfg.Secure = SecureAlways
+	}
+	if cfg.SameSite == http.SameSiteNoneMode && cfg.Secure != SecureAlways {
+		// Browsers drop SameSite=None cookies that are not Secure.
+		return cfg, errors.New("session: SameSite=None needs Secure: SecureAlways (or HostPrefix)")
 	}
 	return cfg, nil
 }
@@ -218,8 +222,10 @@ func (m *Manager) Load(ctx context.Context) ([]byte, error) {
 // Update applies fn to the current data (nil when there is no session yet)
 // and stores the result with compare-and-swap; on ErrConflict it re-reads
 // and re-applies fn (bounded attempts, jittered back-off), so concurrent
-// Updates of one session all take effect. fn may therefore run more than
-// once; it must not keep data, and must not call the Manager.
+// Updates of one session all take effect. Within one process, Updates of one
+// session also queue on a per-session lock, so that conflicts arise only
+// between processes (replicas) sharing the store. fn may run more than once;
+// it must not keep data, and must not call the Manager.
 //
 // When there is no session it creates one with a fresh 256-bit ID (strict
 // mode: an ID the server never issued is never adopted) and sets the cookie.

@@ -807,6 +807,7 @@ func TestBadConfig(t *testing.T) {
 		{AbsoluteTimeout: -time.Second},
 		{MaxAttempts: -1},
 		{Secure: session.SecureMode(9)},
+		{SameSite: http.SameSiteNoneMode},
 	}
 	for _, cfg := range tests {
 		if _, err := session.NewManager(s, cfg); err == nil {
