@@ -562,3 +562,30 @@ func grep(s, sub string) string {
 	}
 	return strings.Join(out, "\n")
 }
+
+func TestFullCartFitsInASealedCookie(t *testing.T) {
+	sealer, err := cookiestore.FromSecret("a secret for the full-cart test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	mgr, err := session.NewClientManager(sealer, session.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	hs := httptest.NewServer(newServer(t, Config{ID: "c", StoreName: "cookie", Manager: mgr, Logger: quiet}))
+	t.Cleanup(hs.Close)
+	shopper := newShopper(t)
+	for i := range MaxLines {
+		body := fmt.Sprintf(`{"sku":"SKU-%04d","qty":99}`, CatalogSize-i)
+		if r := do(t, shopper, hs.URL, "POST", "/api/cart/items", body); r.status != http.StatusOK {
+			t.Fatalf("add line %d: %d %s", i+1, r.status, r.body)
+		}
+	}
+	if v := do(t, shopper, hs.URL, "GET", "/api/cart", "").cart(t); len(v.Items) != MaxLines {
+		t.Fatalf("cart has %d lines, want %d", len(v.Items), MaxLines)
+	}
+	r := do(t, shopper, hs.URL, "POST", "/api/cart/items", `{"sku":"SKU-0001","qty":1}`)
+	if r.status != http.StatusBadRequest || r.errorCode(t) != "cart_full" {
+		t.Errorf("line %d: %d %s, want 400 cart_full", MaxLines+1, r.status, r.body)
+	}
+}
