@@ -54,7 +54,11 @@ func RunSuite(ctx context.Context, base Config, pairs []Pair, progress func(stri
 			run.Err = err.Error()
 		}
 		if err != nil && run.Result.Requests == 0 && run.Skipped == "" {
-			run.Skipped = "failed: " + err.Error()
+			if ctx.Err() != nil {
+				run.Skipped = "interrupted before it measured anything"
+			} else {
+				run.Skipped = "failed: " + err.Error()
+			}
 		}
 		runs = append(runs, run)
 		if progress != nil {
