@@ -864,3 +864,31 @@ func TestResponseWriterPassThrough(t *testing.T) {
 		t.Fatalf("flushed %v, body %q, cookies %v", rec.Flushed, rec.Body, rec.Result().Cookies())
 	}
 }
+
+// TestClientHeldResealOnEmptyResponse checks that reading a client-held
+// session counts as activity even when the handler writes no body.
+func TestClientHeldResealOnEmptyResponse(t *testing.T) {
+	e := newEnv(t, clientHeld, session.Config{IdleTimeout: 30 * time.Minute})
+	c := &client{e: e}
+	c.set(t, "quiet")
+	h := e.m.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if _, err := e.m.Load(r.Context()); err != nil {
+			t.Error(err)
+		}
+	}))
+	for range 3 {
+		e.clock.Advance(20 * time.Minute)
+		req := httptest.NewRequest("GET", "/", nil)
+		req.AddCookie(&http.Cookie{Name: e.m.CookieName(), Value: c.cookie})
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		cs := rec.Result().Cookies()
+		if len(cs) != 1 {
+			t.Fatalf("no resealed cookie after a read 20 minutes later: %v", rec.Header())
+		}
+		c.cookie = cs[0].Value
+	}
+	if got := c.load(t); got != "quiet" {
+		t.Fatalf("after 60 minutes of reads every 20: load %q", got)
+	}
+}

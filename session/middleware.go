@@ -58,6 +58,12 @@ func (m *Manager) Handler(next http.Handler) http.Handler {
 		}
 		sw := &responseWriter{ResponseWriter: w, m: m, st: st}
 		next.ServeHTTP(sw, r.WithContext(context.WithValue(r.Context(), ctxKey{m}, st)))
+		if !sw.done {
+			// The handler wrote nothing; net/http writes the header after
+			// we return, so this is the last moment to add to it.
+			sw.done = true
+			m.beforeHeader(st)
+		}
 	})
 }
 
