@@ -1,0 +1,40 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"strings"
+	"testing"
+)
+
+// TestLabDemoUsage checks that bad command lines of lab and demo are refused
+// with one line naming the flag and exit status 2, before anything starts.
+func TestLabDemoUsage(t *testing.T) {
+	tests := []struct {
+		args []string
+		want string
+	}{
+		{[]string{"lab"}, "--strategy is required"},
+		{[]string{"lab", "--strategy", "memcached"}, "--strategy"},
+		{[]string{"lab", "--strategy", "sticky", "--scenario", "earthquake"}, "--scenario"},
+		{[]string{"lab", "--strategy", "sticky", "--rate", "-5"}, "rate"},
+		{[]string{"lab", "--strategy", "sticky", "--replicas", "0", "--scenario", "failover", "--duration", "100ms"}, "duration"},
+		{[]string{"lab", "--strategy", "sticky", "--scenario", "tabs", "--tabs", "1"}, "tabs"},
+		{[]string{"lab", "--strategy", "sticky", "--bogus"}, "bogus"},
+		{[]string{"demo", "--strategies", "naive,nope"}, "--strategies"},
+		{[]string{"demo", "extra"}, "unexpected argument"},
+	}
+	for _, tt := range tests {
+		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {
+			var stdout, stderr bytes.Buffer
+			code := NewMain(&stdout, &stderr).Run(context.Background(), tt.args)
+			if code != 2 {
+				t.Fatalf("exit %d, want 2; stderr: %s", code, stderr.String())
+			}
+			first, _, _ := strings.Cut(stderr.String(), "\n")
+			if !strings.Contains(first, tt.want) {
+				t.Errorf("first line %q does not mention %q", first, tt.want)
+			}
+		})
+	}
+}
