@@ -216,7 +216,7 @@ func (m *Manager) Load(ctx context.Context) ([]byte, error) {
 	if m.store != nil {
 		m.touch(ctx, st, rec)
 	}
-	return clone(rec.Data), nil
+	return append([]byte{}, rec.Data...), nil // non-nil: the session exists
 }
 
 // Update applies fn to the current data (nil when there is no session yet)
@@ -272,7 +272,7 @@ func (m *Manager) Update(ctx context.Context, fn func(data []byte) ([]byte, erro
 		}
 		var old []byte
 		if ok {
-			old = clone(rec.Data)
+			old = append([]byte{}, rec.Data...) // non-nil: the session exists
 		}
 		data, err := fn(old)
 		if err != nil {
@@ -325,7 +325,7 @@ func (m *Manager) updateSealed(ctx context.Context, st *requestState, fn func([]
 	}
 	var old []byte
 	if ok {
-		old = clone(rec.Data)
+		old = append([]byte{}, rec.Data...) // non-nil: the session exists
 	}
 	data, err := fn(old)
 	if err != nil {
@@ -567,11 +567,4 @@ func unavailable(op string, err error) error {
 		return fmt.Errorf("session: %s: %w", op, err)
 	}
 	return fmt.Errorf("session: %s: %w: %w", op, ErrUnavailable, err)
-}
-
-func clone(b []byte) []byte {
-	if b == nil {
-		return nil
-	}
-	return append([]byte(nil), b...)
 }

@@ -892,3 +892,40 @@ func TestClientHeldResealOnEmptyResponse(t *testing.T) {
 		t.Fatalf("after 60 minutes of reads every 20: load %q", got)
 	}
 }
+
+// TestEmptyDataIsASession checks that a session whose data is empty is still
+// a session: Load returns non-nil and Update's fn gets non-nil.
+func TestEmptyDataIsASession(t *testing.T) {
+	bothModes(t, func(t *testing.T, md mode) {
+		e := newEnv(t, md, session.Config{})
+		var sawNil []bool
+		h := e.m.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			err := e.m.Update(r.Context(), func(b []byte) ([]byte, error) {
+				sawNil = append(sawNil, b == nil)
+				return []byte{}, nil
+			})
+			if err != nil {
+				t.Error(err)
+			}
+			data, err := e.m.Load(r.Context())
+			if err != nil || data == nil {
+				t.Errorf("Load of a session with empty data = %v, %v; want empty, non-nil", data, err)
+			}
+		}))
+		c := &client{e: e, cookie: ""}
+		for range 2 {
+			req := httptest.NewRequest("POST", "/", nil)
+			if c.cookie != "" {
+				req.AddCookie(&http.Cookie{Name: e.m.CookieName(), Value: c.cookie})
+			}
+			rec := httptest.NewRecorder()
+			h.ServeHTTP(rec, req)
+			for _, ck := range rec.Result().Cookies() {
+				c.cookie = ck.Value
+			}
+		}
+		if len(sawNil) != 2 || !sawNil[0] || sawNil[1] {
+			t.Fatalf("fn saw nil data: %v; want [true false] (new session, then existing)", sawNil)
+		}
+	})
+}
