@@ -33,7 +33,6 @@ func testConfig(tb testing.TB, name string) Config {
 	cfg.BindAddr = "127.0.0.1:0"
 	cfg.Secret = testSecret
 	cfg.Logger = testLogger()
-	cfg.ProbeInterval = 100 * time.Millisecond
 	return cfg
 }
 

@@ -109,7 +109,7 @@ func (s *Store) rebalance(ctx context.Context, full bool) error {
 				t = &target{node: o}
 				targets[o.Name] = t
 			}
-			t.items = append(t.items, mergeItem{Key: key, Entry: toWire(e)})
+			t.items = append(t.items, mergeItem{Key: key, Entry: e})
 			to = append(to, o.Name)
 		}
 		if !mine {
@@ -121,8 +121,7 @@ func (s *Store) rebalance(ctx context.Context, full bool) error {
 	for name, t := range targets {
 		for i := 0; i < len(t.items); i += mergeBatch {
 			batch := t.items[i:min(i+mergeBatch, len(t.items))]
-			var resp mergeResponse
-			if err := s.client.call(ctx, t.node.RPCAddr, pathMerge, mergeRequest{Items: batch}, &resp); err != nil {
+			if err := s.rpcMerge(ctx, t.node.RPCAddr, batch); err != nil {
 				failed[name] = err
 				break
 			}

@@ -1,346 +1,480 @@
 package replstore
 
 import (
-	"bytes"
+	"bufio"
 	"context"
 	"crypto/hmac"
+	"crypto/rand"
 	"crypto/sha256"
-	"encoding/base64"
-	"encoding/json"
+	"encoding/binary"
 	"errors"
 	"fmt"
+	"hash"
 	"io"
 	"net"
-	"net/http"
-	"strconv"
+	"sync"
 	"time"
 
 	"github.com/statelab/statelab/session"
 )
 
-// The replication RPC: JSON over HTTP/1.1 keep-alive connections between
-// replicas. Every request carries its sender, a timestamp and an HMAC-SHA-256
-// of both and the body; every response carries an HMAC binding its body to the
-// request's, so neither can be forged or swapped without the cluster secret.
+// The replication RPC: binary frames multiplexed over one TCP connection per
+// pair of replicas, each request tagged with an id its response carries.
+//
+// A connection starts with a mutual challenge: the client sends a magic
+// string and a random nonce, the server answers with its own nonce and an
+// HMAC of both under the cluster's RPC key, and the client answers with its
+// HMAC of both. Each side thereby proves it holds the key without sending it.
+// Every frame then carries a truncated HMAC, under a key derived from the RPC
+// key and both nonces, of its direction, id, kind and payload; request ids
+// must increase, so frames can be neither forged, altered, replayed nor
+// moved to another connection.
+//
+// Frame: uint32 length of the rest | uint64 id | byte kind | payload | MAC.
 const (
-	pathWrite     = "/replstore/v1/write"
-	pathReplicate = "/replstore/v1/replicate"
-	pathGet       = "/replstore/v1/get"
-	pathMerge     = "/replstore/v1/merge"
-
-	headerFrom = "X-Replstore-From"
-	headerTime = "X-Replstore-Time"
-	headerMAC  = "X-Replstore-Mac"
-
-	// maxRPCBody bounds a request or response body (a merge batch of
-	// mergeBatch records).
-	maxRPCBody = 64 << 20
-	// maxClockSkew is how far a request's timestamp may be from the
-	// receiver's clock; older requests are refused as replays.
-	maxClockSkew = time.Minute
+	handshakeMagic = "statelab-replstore/1"
+	nonceSize      = 16
+	macSize        = 16
+	frameHeader    = 4 + 8 + 1
+	// maxFrame bounds a frame (a merge batch of mergeBatch records).
+	maxFrame = 256 << 20
+	// handshakeTimeout bounds the challenge at connection start.
+	handshakeTimeout = 5 * time.Second
 	// maxHops bounds how often a write is forwarded between replicas that
 	// disagree on its primary.
 	maxHops = 2
 )
 
-// wireEntry is an entry on the wire. Times are Unix nanoseconds, 0 for the
-// zero time.
-type wireEntry struct {
-	Data      []byte `json:"d,omitempty"`
-	Version   uint64 `json:"v"`
-	Idle      int64  `json:"i"`
-	Absolute  int64  `json:"a,omitempty"`
-	Deleted   bool   `json:"x,omitempty"`
-	DeletedAt int64  `json:"xt,omitempty"`
+// errUnauthenticated is wrapped when a peer fails the challenge or sends a
+// frame with a bad MAC.
+var errUnauthenticated = errors.New("replstore: peer not authenticated (different secret?)")
+
+// challengeMAC is side's proof of the key for the nonce pair.
+func challengeMAC(key []byte, side string, nc, ns []byte) []byte {
+	m := hmac.New(sha256.New, key)
+	m.Write([]byte(side))
+	m.Write(nc)
+	m.Write(ns)
+	return m.Sum(nil)
 }
 
-func toWire(e entry) wireEntry {
-	return wireEntry{
-		Data:      e.Rec.Data,
-		Version:   e.Rec.Version,
-		Idle:      unixNano(e.Rec.IdleExpiry),
-		Absolute:  unixNano(e.Rec.AbsoluteExpiry),
-		Deleted:   e.Deleted,
-		DeletedAt: unixNano(e.DeletedAt),
-	}
+// framer computes frame MACs under a connection's session key. It reuses
+// one HMAC state, so each framer belongs to one goroutine (or one lock).
+type framer struct {
+	mac hash.Hash
+	sum []byte
 }
 
-func (w wireEntry) entry() entry {
-	return entry{
-		Rec: session.Record{
-			Data:           w.Data,
-			Version:        w.Version,
-			IdleExpiry:     fromUnixNano(w.Idle),
-			AbsoluteExpiry: fromUnixNano(w.Absolute),
-		},
-		Deleted:   w.Deleted,
-		DeletedAt: fromUnixNano(w.DeletedAt),
-	}
+func newFramer(skey []byte) *framer {
+	return &framer{mac: hmac.New(sha256.New, skey), sum: make([]byte, 0, sha256.Size)}
 }
 
-func unixNano(t time.Time) int64 {
-	if t.IsZero() {
-		return 0
-	}
-	return t.UnixNano()
+// frameMAC authenticates one frame: its direction, id, kind and payload.
+func (f *framer) frameMAC(dir byte, hdr, payload []byte) []byte {
+	f.mac.Reset()
+	f.mac.Write([]byte{dir})
+	f.mac.Write(hdr[4:frameHeader])
+	f.mac.Write(payload)
+	f.sum = f.mac.Sum(f.sum[:0])
+	return f.sum[:macSize]
 }
 
-func fromUnixNano(n int64) time.Time {
-	if n == 0 {
-		return time.Time{}
-	}
-	return time.Unix(0, n)
-}
-
-// Operations a write request carries.
+// Frame directions, bound into the MAC.
 const (
-	opPut    = "put"
-	opTouch  = "touch"
-	opDelete = "delete"
+	dirRequest  byte = 'q'
+	dirResponse byte = 'r'
 )
 
-type writeRequest struct {
-	Op    string    `json:"op"`
-	Key   string    `json:"key"`
-	Entry wireEntry `json:"e"`
-	Hops  int       `json:"hops"`
+// appendFrame builds a frame.
+func (f *framer) appendFrame(dir byte, id uint64, kind byte, payload []byte) []byte {
+	buf := make([]byte, frameHeader, frameHeader+len(payload)+macSize)
+	binary.BigEndian.PutUint32(buf, uint32(8+1+len(payload)+macSize))
+	binary.BigEndian.PutUint64(buf[4:], id)
+	buf[12] = kind
+	buf = append(buf, payload...)
+	return append(buf, f.frameMAC(dir, buf[:frameHeader], payload)...)
 }
 
-type writeResponse struct {
-	Version uint64 `json:"v"`
-	Error   string `json:"err,omitempty"`
-	Message string `json:"msg,omitempty"`
-}
-
-type replicateRequest struct {
-	Key   string    `json:"key"`
-	Prev  uint64    `json:"prev"`
-	Entry wireEntry `json:"e"`
-}
-
-type replicateResponse struct {
-	OK      bool      `json:"ok"`
-	Current wireEntry `json:"cur"`
-}
-
-type getRequest struct {
-	Key string `json:"key"`
-}
-
-type getResponse struct {
-	Held  bool      `json:"held"`
-	Entry wireEntry `json:"e"`
-}
-
-type mergeItem struct {
-	Key   string    `json:"key"`
-	Entry wireEntry `json:"e"`
-}
-
-type mergeRequest struct {
-	Items []mergeItem `json:"items"`
-}
-
-type mergeResponse struct {
-	Merged int `json:"merged"`
-}
-
-// Error codes carried by writeResponse.Error, mapped to and from sentinels.
-var errorCodes = []struct {
-	code string
-	err  error
-}{
-	{"conflict", session.ErrConflict},
-	{"not_found", session.ErrNotFound},
-	{"invalid_key", ErrInvalidKey},
-	{"unavailable", session.ErrUnavailable},
-}
-
-func errorCode(err error) string {
-	for _, c := range errorCodes {
-		if errors.Is(err, c.err) {
-			return c.code
-		}
+// readFrame reads and authenticates one frame.
+func (f *framer) readFrame(r *bufio.Reader, dir byte) (id uint64, kind byte, payload []byte, err error) {
+	var hdr [frameHeader]byte
+	if _, err := io.ReadFull(r, hdr[:]); err != nil {
+		return 0, 0, nil, err
 	}
-	return "internal"
-}
-
-func codeError(code, msg string) error {
-	for _, c := range errorCodes {
-		if c.code == code {
-			return fmt.Errorf("%w (remote: %s)", c.err, msg)
-		}
+	n := binary.BigEndian.Uint32(hdr[:])
+	if n < 8+1+macSize || n > maxFrame {
+		return 0, 0, nil, fmt.Errorf("%w: frame length %d", errMalformed, n)
 	}
-	return fmt.Errorf("replstore: remote error: %s", msg)
-}
-
-// rpcMAC authenticates a request: path, sender, timestamp and body.
-func rpcMAC(key []byte, path, from, ts string, body []byte) []byte {
-	m := hmac.New(sha256.New, key)
-	for _, s := range []string{"request", path, from, ts} {
-		m.Write([]byte(s))
-		m.Write([]byte{0})
+	rest := make([]byte, n-8-1)
+	if _, err := io.ReadFull(r, rest); err != nil {
+		return 0, 0, nil, err
 	}
-	m.Write(body)
-	return m.Sum(nil)
+	payload, mac := rest[:len(rest)-macSize], rest[len(rest)-macSize:]
+	if !hmac.Equal(mac, f.frameMAC(dir, hdr[:], payload)) {
+		return 0, 0, nil, errUnauthenticated
+	}
+	return binary.BigEndian.Uint64(hdr[4:]), hdr[12], payload, nil
 }
 
-// responseMAC authenticates a response body as the answer to the request
-// whose MAC is reqMAC.
-func responseMAC(key, reqMAC, body []byte) []byte {
-	m := hmac.New(sha256.New, key)
-	m.Write([]byte("response\x00"))
-	m.Write(reqMAC)
-	m.Write([]byte{0})
-	m.Write(body)
-	return m.Sum(nil)
-}
-
-// rpcClient calls peers' RPC servers.
+// rpcClient calls peers' RPC servers over one multiplexed connection each.
 type rpcClient struct {
-	from    string
 	key     []byte
 	timeout time.Duration
-	http    *http.Client
+
+	mu     sync.Mutex
+	conns  map[string]*clientConn
+	closed bool
 }
 
-func newRPCClient(from string, key []byte, timeout time.Duration) *rpcClient {
-	tr := &http.Transport{
-		DialContext:           (&net.Dialer{Timeout: timeout, KeepAlive: 15 * time.Second}).DialContext,
-		MaxIdleConns:          256,
-		MaxIdleConnsPerHost:   64,
-		IdleConnTimeout:       30 * time.Second,
-		DisableCompression:    true,
+func newRPCClient(key []byte, timeout time.Duration) *rpcClient {
+	return &rpcClient{key: key, timeout: timeout, conns: make(map[string]*clientConn)}
+}
+
+// clientConn is one authenticated connection to a peer.
+type clientConn struct {
+	conn net.Conn
+
+	wmu    sync.Mutex // serialises frame writes and id allocation
+	wf     *framer    // under wmu
+	nextID uint64
+
+	mu      sync.Mutex
+	pending map[uint64]chan rpcResult
+	err     error // set once the connection broke
+}
+
+type rpcResult struct {
+	kind    byte
+	payload []byte
+	err     error
+}
+
+// close closes every connection; later calls fail.
+func (c *rpcClient) close() {
+	c.mu.Lock()
+	c.closed = true
+	conns := c.conns
+	c.conns = map[string]*clientConn{}
+	c.mu.Unlock()
+	for _, cc := range conns {
+		cc.fail(net.ErrClosed)
 	}
-	return &rpcClient{from: from, key: key, timeout: timeout, http: &http.Client{Transport: tr}}
 }
 
-// call posts req to path on the peer at addr and decodes the answer into
-// resp. Transport failures wrap session.ErrUnavailable; a done ctx returns an
-// error wrapping ctx.Err().
-func (c *rpcClient) call(ctx context.Context, addr, path string, req, resp any) error {
-	return c.callTimeout(ctx, c.timeout, addr, path, req, resp)
+// conn returns an open connection to addr, dialing one if needed.
+func (c *rpcClient) conn(ctx context.Context, addr string) (*clientConn, error) {
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return nil, ErrClosed
+	}
+	if cc := c.conns[addr]; cc != nil && cc.broken() == nil {
+		c.mu.Unlock()
+		return cc, nil
+	}
+	c.mu.Unlock()
+	cc, err := c.dial(ctx, addr)
+	if err != nil {
+		return nil, err
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed {
+		cc.fail(net.ErrClosed)
+		return nil, ErrClosed
+	}
+	if old := c.conns[addr]; old != nil && old.broken() == nil {
+		cc.fail(net.ErrClosed) // lost a race with another dialer
+		return old, nil
+	}
+	c.conns[addr] = cc
+	return cc, nil
+}
+
+// dial connects to addr and runs the client side of the challenge.
+func (c *rpcClient) dial(ctx context.Context, addr string) (*clientConn, error) {
+	d := net.Dialer{Timeout: c.timeout, KeepAlive: 15 * time.Second}
+	conn, err := d.DialContext(ctx, "tcp", addr)
+	if err != nil {
+		return nil, err
+	}
+	deadline := time.Now().Add(handshakeTimeout)
+	if dl, ok := ctx.Deadline(); ok && dl.Before(deadline) {
+		deadline = dl
+	}
+	conn.SetDeadline(deadline)
+	nc := make([]byte, nonceSize)
+	rand.Read(nc)
+	if _, err := conn.Write(append([]byte(handshakeMagic), nc...)); err != nil {
+		conn.Close()
+		return nil, err
+	}
+	r := bufio.NewReader(conn)
+	resp := make([]byte, nonceSize+sha256.Size)
+	if _, err := io.ReadFull(r, resp); err != nil {
+		conn.Close()
+		return nil, fmt.Errorf("%w: %w", errUnauthenticated, err)
+	}
+	ns := resp[:nonceSize]
+	if !hmac.Equal(resp[nonceSize:], challengeMAC(c.key, "server", nc, ns)) {
+		conn.Close()
+		return nil, errUnauthenticated
+	}
+	if _, err := conn.Write(challengeMAC(c.key, "client", nc, ns)); err != nil {
+		conn.Close()
+		return nil, err
+	}
+	conn.SetDeadline(time.Time{})
+	skey := challengeMAC(c.key, "session", nc, ns)
+	cc := &clientConn{
+		conn:    conn,
+		wf:      newFramer(skey),
+		nextID:  1,
+		pending: make(map[uint64]chan rpcResult),
+	}
+	go cc.readLoop(r, newFramer(skey))
+	return cc, nil
+}
+
+func (cc *clientConn) broken() error {
+	cc.mu.Lock()
+	defer cc.mu.Unlock()
+	return cc.err
+}
+
+// fail marks the connection broken, closes it and fails every pending call.
+func (cc *clientConn) fail(err error) {
+	cc.mu.Lock()
+	if cc.err != nil {
+		cc.mu.Unlock()
+		return
+	}
+	cc.err = err
+	pending := cc.pending
+	cc.pending = nil
+	cc.mu.Unlock()
+	cc.conn.Close()
+	for _, ch := range pending {
+		ch <- rpcResult{err: err}
+	}
+}
+
+func (cc *clientConn) readLoop(r *bufio.Reader, f *framer) {
+	for {
+		id, kind, payload, err := f.readFrame(r, dirResponse)
+		if err != nil {
+			cc.fail(err)
+			return
+		}
+		cc.mu.Lock()
+		ch := cc.pending[id]
+		delete(cc.pending, id)
+		cc.mu.Unlock()
+		if ch != nil {
+			ch <- rpcResult{kind: kind, payload: payload}
+		}
+	}
+}
+
+// call sends a request of kind to the peer at addr and returns the response
+// payload, bounded by the client's timeout and ctx. Transport failures wrap
+// session.ErrUnavailable; a cancelled ctx returns an error wrapping
+// context.Canceled.
+func (c *rpcClient) call(ctx context.Context, addr string, kind byte, payload []byte) ([]byte, error) {
+	return c.callTimeout(ctx, c.timeout, addr, kind, payload)
 }
 
 // callTimeout is call with the given bound instead of the client's.
-func (c *rpcClient) callTimeout(ctx context.Context, timeout time.Duration, addr, path string, req, resp any) error {
-	body, err := json.Marshal(req)
-	if err != nil {
-		return fmt.Errorf("replstore: encode %s: %w", path, err)
-	}
-	parent := ctx
+func (c *rpcClient) callTimeout(parent context.Context, timeout time.Duration, addr string, kind byte, payload []byte) ([]byte, error) {
 	ctx, cancel := context.WithTimeout(parent, timeout)
 	defer cancel()
-	hreq, err := http.NewRequestWithContext(ctx, http.MethodPost, "http://"+addr+path, bytes.NewReader(body))
-	if err != nil {
-		return fmt.Errorf("replstore: %s to %s: %w: %w", path, addr, session.ErrUnavailable, err)
-	}
-	ts := strconv.FormatInt(time.Now().UnixNano(), 10)
-	mac := rpcMAC(c.key, path, c.from, ts, body)
-	hreq.Header.Set("Content-Type", "application/json")
-	hreq.Header.Set(headerFrom, c.from)
-	hreq.Header.Set(headerTime, ts)
-	hreq.Header.Set(headerMAC, base64.RawStdEncoding.EncodeToString(mac))
-	hresp, err := c.http.Do(hreq)
-	if err != nil {
+	fail := func(err error) ([]byte, error) {
 		if errors.Is(parent.Err(), context.Canceled) {
-			return fmt.Errorf("replstore: %s to %s: %w", path, addr, parent.Err())
+			return nil, fmt.Errorf("replstore: rpc to %s: %w", addr, parent.Err())
 		}
-		return fmt.Errorf("replstore: %s to %s: %w: %w", path, addr, session.ErrUnavailable, err)
+		return nil, fmt.Errorf("replstore: rpc to %s: %w: %w", addr, session.ErrUnavailable, err)
 	}
-	defer hresp.Body.Close()
-	rbody, err := io.ReadAll(io.LimitReader(hresp.Body, maxRPCBody))
+	cc, err := c.conn(ctx, addr)
 	if err != nil {
-		return fmt.Errorf("replstore: %s to %s: read response: %w: %w", path, addr, session.ErrUnavailable, err)
+		return fail(err)
 	}
-	if hresp.StatusCode != http.StatusOK {
-		return fmt.Errorf("replstore: %s to %s: status %d: %s: %w", path, addr, hresp.StatusCode, bytes.TrimSpace(rbody), session.ErrUnavailable)
+	ch := make(chan rpcResult, 1)
+	cc.wmu.Lock()
+	id := cc.nextID
+	cc.nextID++
+	cc.mu.Lock()
+	if cc.err != nil {
+		cc.mu.Unlock()
+		cc.wmu.Unlock()
+		return fail(cc.err)
 	}
-	got, err := base64.RawStdEncoding.DecodeString(hresp.Header.Get(headerMAC))
-	if err != nil || !hmac.Equal(got, responseMAC(c.key, mac, rbody)) {
-		return fmt.Errorf("replstore: %s to %s: response not authenticated (different secret?): %w", path, addr, session.ErrUnavailable)
+	cc.pending[id] = ch
+	cc.mu.Unlock()
+	frame := cc.wf.appendFrame(dirRequest, id, kind, payload)
+	dl, _ := ctx.Deadline()
+	cc.conn.SetWriteDeadline(dl)
+	_, err = cc.conn.Write(frame)
+	cc.wmu.Unlock()
+	if err != nil {
+		cc.fail(err)
+		return fail(err)
 	}
-	if err := json.Unmarshal(rbody, resp); err != nil {
-		return fmt.Errorf("replstore: %s to %s: decode response: %w: %w", path, addr, session.ErrUnavailable, err)
+	select {
+	case res := <-ch:
+		switch {
+		case res.err != nil:
+			return fail(res.err)
+		case res.kind == kindError:
+			return fail(errors.New(string(res.payload)))
+		case res.kind != kind:
+			return fail(fmt.Errorf("%w: answer of kind %d to a request of kind %d", errMalformed, res.kind, kind))
+		}
+		return res.payload, nil
+	case <-ctx.Done():
+		cc.mu.Lock()
+		if cc.pending != nil {
+			delete(cc.pending, id)
+		}
+		cc.mu.Unlock()
+		return fail(ctx.Err())
 	}
-	return nil
 }
 
-// rpcHandler serves the replication RPC for s.
-func (s *Store) rpcHandler() http.Handler {
-	mux := http.NewServeMux()
-	mux.HandleFunc("POST "+pathWrite, rpcEndpoint(s, func(ctx context.Context, req *writeRequest) (writeResponse, error) {
-		v, err := s.write(ctx, req.Op, req.Key, req.Entry.entry().Rec, req.Hops)
-		if err != nil {
-			return writeResponse{Error: errorCode(err), Message: err.Error()}, nil
-		}
-		return writeResponse{Version: v}, nil
-	}))
-	mux.HandleFunc("POST "+pathReplicate, rpcEndpoint(s, func(ctx context.Context, req *replicateRequest) (replicateResponse, error) {
-		cur, ok := s.tab.replicate(req.Key, req.Prev, req.Entry.entry(), time.Now())
-		return replicateResponse{OK: ok, Current: toWire(cur)}, nil
-	}))
-	mux.HandleFunc("POST "+pathGet, rpcEndpoint(s, func(ctx context.Context, req *getRequest) (getResponse, error) {
-		e, ok := s.tab.get(req.Key)
-		return getResponse{Held: ok, Entry: toWire(e)}, nil
-	}))
-	mux.HandleFunc("POST "+pathMerge, rpcEndpoint(s, func(ctx context.Context, req *mergeRequest) (mergeResponse, error) {
-		now := time.Now()
-		n := 0
-		for _, it := range req.Items {
-			if validKey(it.Key) != nil {
-				continue
-			}
-			if s.tab.merge(it.Key, it.Entry.entry(), now) {
-				n++
-			}
-		}
-		return mergeResponse{Merged: n}, nil
-	}))
-	return mux
+// rpcServer serves the replication RPC for a Store.
+type rpcServer struct {
+	s  *Store
+	ln net.Listener
+
+	mu     sync.Mutex
+	conns  map[net.Conn]struct{}
+	closed bool
+	wg     sync.WaitGroup // connections and in-flight requests
 }
 
-// rpcEndpoint adapts a typed RPC function to an authenticated HTTP handler.
-func rpcEndpoint[Req, Resp any](s *Store, fn func(context.Context, *Req) (Resp, error)) http.HandlerFunc {
-	return func(w http.ResponseWriter, r *http.Request) {
-		body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxRPCBody))
+func newRPCServer(s *Store, ln net.Listener) *rpcServer {
+	return &rpcServer{s: s, ln: ln, conns: make(map[net.Conn]struct{})}
+}
+
+// serve accepts connections until the listener closes.
+func (srv *rpcServer) serve() {
+	for {
+		conn, err := srv.ln.Accept()
 		if err != nil {
-			http.Error(w, "bad body", http.StatusBadRequest)
+			if !errors.Is(err, net.ErrClosed) {
+				srv.s.log.Error("replstore: RPC accept failed", "err", err)
+			}
 			return
 		}
-		from, ts := r.Header.Get(headerFrom), r.Header.Get(headerTime)
-		mac, err := base64.RawStdEncoding.DecodeString(r.Header.Get(headerMAC))
-		if err != nil || !hmac.Equal(mac, rpcMAC(s.rpcKey, r.URL.Path, from, ts, body)) {
-			s.log.Warn("replstore: refused unauthenticated RPC", "path", r.URL.Path, "remote", r.RemoteAddr)
-			http.Error(w, "unauthenticated", http.StatusForbidden)
+		srv.mu.Lock()
+		if srv.closed {
+			srv.mu.Unlock()
+			conn.Close()
 			return
 		}
-		n, err := strconv.ParseInt(ts, 10, 64)
-		if err != nil || time.Since(time.Unix(0, n)).Abs() > maxClockSkew {
-			http.Error(w, "stale request", http.StatusForbidden)
-			return
-		}
-		if s.closed.Load() {
-			http.Error(w, "closed", http.StatusServiceUnavailable)
-			return
-		}
-		var req Req
-		if err := json.Unmarshal(body, &req); err != nil {
-			http.Error(w, "bad request", http.StatusBadRequest)
-			return
-		}
-		resp, err := fn(r.Context(), &req)
-		if err != nil {
-			http.Error(w, err.Error(), http.StatusInternalServerError)
-			return
-		}
-		out, err := json.Marshal(resp)
-		if err != nil {
-			http.Error(w, err.Error(), http.StatusInternalServerError)
-			return
-		}
-		w.Header().Set("Content-Type", "application/json")
-		w.Header().Set(headerMAC, base64.RawStdEncoding.EncodeToString(responseMAC(s.rpcKey, mac, out)))
-		w.Write(out)
+		srv.conns[conn] = struct{}{}
+		srv.wg.Add(1)
+		srv.mu.Unlock()
+		go srv.handle(conn)
 	}
+}
+
+// close stops accepting, closes every connection (in-flight requests fail
+// at their callers) and waits for the handlers.
+func (srv *rpcServer) close() {
+	srv.mu.Lock()
+	srv.closed = true
+	srv.ln.Close()
+	for c := range srv.conns {
+		c.Close()
+	}
+	srv.mu.Unlock()
+	srv.wg.Wait()
+}
+
+func (srv *rpcServer) handle(conn net.Conn) {
+	defer srv.wg.Done()
+	defer func() {
+		srv.mu.Lock()
+		delete(srv.conns, conn)
+		srv.mu.Unlock()
+		conn.Close()
+	}()
+	r := bufio.NewReader(conn)
+	skey, err := srv.handshake(conn, r)
+	if err != nil {
+		srv.s.log.Warn("replstore: refused RPC connection", "remote", conn.RemoteAddr().String(), "err", err)
+		return
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	rf := newFramer(skey)
+	var wmu sync.Mutex // serialises response writes and wf
+	wf := newFramer(skey)
+	respond := func(id uint64, kind byte, payload []byte) {
+		rkind, resp := srv.s.dispatch(ctx, kind, payload)
+		wmu.Lock()
+		frame := wf.appendFrame(dirResponse, id, rkind, resp)
+		conn.SetWriteDeadline(time.Now().Add(srv.s.cfg.RPCTimeout))
+		_, err := conn.Write(frame)
+		wmu.Unlock()
+		if err != nil {
+			conn.Close()
+		}
+	}
+	var last uint64
+	for {
+		id, kind, payload, err := rf.readFrame(r, dirRequest)
+		if err != nil {
+			if errors.Is(err, errUnauthenticated) || errors.Is(err, errMalformed) {
+				srv.s.log.Warn("replstore: bad RPC frame; closing connection", "remote", conn.RemoteAddr().String(), "err", err)
+			}
+			return
+		}
+		if id <= last {
+			srv.s.log.Warn("replstore: replayed RPC frame; closing connection", "remote", conn.RemoteAddr().String())
+			return
+		}
+		last = id
+		if kind != kindWrite {
+			// Gets, replications and merges only touch local memory:
+			// answer them in order, without a goroutine.
+			respond(id, kind, payload)
+			continue
+		}
+		// A forwarded write may wait for the key's lock and for backups.
+		srv.wg.Add(1)
+		go func() {
+			defer srv.wg.Done()
+			respond(id, kind, payload)
+		}()
+	}
+}
+
+// handshake runs the server side of the challenge and returns the
+// connection's session key.
+func (srv *rpcServer) handshake(conn net.Conn, r *bufio.Reader) ([]byte, error) {
+	conn.SetDeadline(time.Now().Add(handshakeTimeout))
+	hello := make([]byte, len(handshakeMagic)+nonceSize)
+	if _, err := io.ReadFull(r, hello); err != nil {
+		return nil, err
+	}
+	if string(hello[:len(handshakeMagic)]) != handshakeMagic {
+		return nil, fmt.Errorf("%w: not a replstore client", errUnauthenticated)
+	}
+	nc := hello[len(handshakeMagic):]
+	ns := make([]byte, nonceSize)
+	rand.Read(ns)
+	key := srv.s.rpcKey
+	if _, err := conn.Write(append(ns, challengeMAC(key, "server", nc, ns)...)); err != nil {
+		return nil, err
+	}
+	proof := make([]byte, sha256.Size)
+	if _, err := io.ReadFull(r, proof); err != nil {
+		return nil, err
+	}
+	if !hmac.Equal(proof, challengeMAC(key, "client", nc, ns)) {
+		return nil, errUnauthenticated
+	}
+	conn.SetDeadline(time.Time{})
+	return challengeMAC(key, "session", nc, ns), nil
 }

@@ -8,7 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
-	"net/http"
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -37,8 +37,7 @@ type Store struct {
 	reg     prometheus.Registerer
 
 	ml      *memberlist.Memberlist
-	rpcLn   net.Listener
-	rpcSrv  *http.Server
+	rpcSrv  *rpcServer
 	rpcAddr string
 
 	// leaving is set by Close: this replica no longer owns any key and
@@ -98,9 +97,8 @@ func New(ctx context.Context, cfg Config) (*Store, error) {
 		rpcKey:  rpcKey,
 		tab:     newTable(),
 		locks:   newKeyLocks(),
-		client:  newRPCClient(cfg.NodeName, rpcKey, cfg.RPCTimeout),
+		client:  newRPCClient(rpcKey, cfg.RPCTimeout),
 		reg:     cfg.Registerer,
-		rpcLn:   ln,
 		changed: make(chan struct{}, 1),
 		ctx:     bg,
 		cancel:  cancel,
@@ -112,18 +110,11 @@ func New(ctx context.Context, cfg Config) (*Store, error) {
 		ln.Close()
 		return nil, err
 	}
-	s.rpcSrv = &http.Server{
-		Handler:           s.rpcHandler(),
-		ReadHeaderTimeout: cfg.RPCTimeout,
-		IdleTimeout:       time.Minute,
-		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
-	}
+	s.rpcSrv = newRPCServer(s, ln)
 	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()
-		if err := s.rpcSrv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			s.log.Error("replstore: RPC server stopped", "err", err)
-		}
+		s.rpcSrv.serve()
 	}()
 
 	s.rpcAddr = ln.Addr().String()
@@ -241,20 +232,21 @@ func (s *Store) Get(ctx context.Context, key string) (session.Record, error) {
 		return session.Record{}, fmt.Errorf("replstore: get: no live member: %w", session.ErrUnavailable)
 	}
 	mine := s.ownsLocally(own)
-	if mine {
-		if e, ok := s.tab.get(key); ok {
-			return result(e)
-		}
+	local, held := s.tab.get(key)
+	if mine && held {
+		return result(local)
 	}
-	// Not held here (not an owner, or an owner that has not received the
-	// record yet): ask the owners in rank order.
+	// Not held here, or held as an async backup that may lag: ask the
+	// other owners in rank order, falling back on a local owner's copy.
 	var errs []error
+	asked := 0
 	for _, o := range own {
 		if o.Name == s.name {
 			continue
 		}
-		var resp getResponse
-		if err := s.client.call(ctx, o.RPCAddr, pathGet, getRequest{Key: key}, &resp); err != nil {
+		asked++
+		resp, err := s.rpcGet(ctx, o.RPCAddr, key)
+		if err != nil {
 			if ctx.Err() != nil {
 				return session.Record{}, fmt.Errorf("replstore: get: %w", err)
 			}
@@ -265,13 +257,15 @@ func (s *Store) Get(ctx context.Context, key string) (session.Record, error) {
 		if !resp.Held {
 			continue
 		}
-		e := resp.Entry.entry()
 		if mine {
-			s.tab.merge(key, e, time.Now()) // read repair
+			s.tab.merge(key, resp.Entry, time.Now()) // read repair
 		}
-		return result(e)
+		return result(resp.Entry)
 	}
-	if len(errs) > 0 && len(errs) == len(own)-boolInt(mine) {
+	if held && slices.ContainsFunc(own, func(n node) bool { return n.Name == s.name }) {
+		return result(local)
+	}
+	if asked > 0 && len(errs) == asked {
 		return session.Record{}, fmt.Errorf("replstore: get: no owner answered: %w", errors.Join(errs...))
 	}
 	return session.Record{}, fmt.Errorf("replstore: get %s: %w", key, session.ErrNotFound)
@@ -299,13 +293,6 @@ func result(e entry) (session.Record, error) {
 	rec := e.Rec
 	rec.Data = append([]byte(nil), rec.Data...)
 	return rec, nil
-}
-
-func boolInt(b bool) int {
-	if b {
-		return 1
-	}
-	return 0
 }
 
 // Put writes rec under key if the stored version is rec.Version, through
@@ -389,30 +376,38 @@ func (s *Store) nodes() []node { return s.members.live(s.leaving.Load()) }
 
 // write runs op on key: as the primary, or by forwarding it to the primary.
 // hops counts how often the request was forwarded already.
-func (s *Store) write(ctx context.Context, op, key string, rec session.Record, hops int) (uint64, error) {
+func (s *Store) write(ctx context.Context, op byte, key string, rec session.Record, hops int) (uint64, error) {
 	if err := validKey(key); err != nil {
 		return 0, err
 	}
 	own := owners(key, s.nodes(), s.cfg.Backups)
 	if len(own) == 0 {
-		return 0, fmt.Errorf("replstore: %s: no live member: %w", op, session.ErrUnavailable)
+		return 0, fmt.Errorf("replstore: %s: no live member: %w", opName(op), session.ErrUnavailable)
 	}
 	if own[0].Name == s.name {
 		return s.primaryWrite(ctx, op, key, rec, own)
 	}
-	if hops >= maxHops {
-		return 0, fmt.Errorf("replstore: %s: members disagree on the primary of the key (membership changing): %w", op, session.ErrUnavailable)
+	if op == opPut && rec.Version != 0 {
+		// A backup's copy is never older than what its primary acknowledged,
+		// so a held version above the expected one is a final conflict:
+		// answer it here rather than at the primary.
+		if cur, ok := s.tab.get(key); ok && cur.Rec.Version > rec.Version && !s.cfg.Async {
+			return 0, fmt.Errorf("replstore: put: stored version is not %d: %w", rec.Version, session.ErrConflict)
+		}
 	}
-	s.metrics.forwarded.WithLabelValues(op).Inc()
-	var resp writeResponse
-	req := writeRequest{Op: op, Key: key, Entry: toWire(entry{Rec: rec}), Hops: hops + 1}
+	if hops >= maxHops {
+		return 0, fmt.Errorf("replstore: %s: members disagree on the primary of the key (membership changing): %w", opName(op), session.ErrUnavailable)
+	}
+	s.metrics.forwarded.WithLabelValues(opName(op)).Inc()
+	req := writeRequest{Op: op, Key: key, Entry: entry{Rec: rec}, Hops: byte(hops + 1)}
 	// The primary may wait for the key's lock and then for its backups, each
 	// bounded by RPCTimeout.
-	if err := s.client.callTimeout(ctx, 3*s.cfg.RPCTimeout, own[0].RPCAddr, pathWrite, req, &resp); err != nil {
-		return 0, fmt.Errorf("replstore: %s via primary %s: %w", op, own[0].Name, err)
+	resp, err := s.rpcWrite(ctx, 3*s.cfg.RPCTimeout, own[0].RPCAddr, req)
+	if err != nil {
+		return 0, fmt.Errorf("replstore: %s via primary %s: %w", opName(op), own[0].Name, err)
 	}
-	if resp.Error != "" {
-		return 0, fmt.Errorf("replstore: %s via primary %s: %w", op, own[0].Name, codeError(resp.Error, resp.Message))
+	if resp.Code != 0 {
+		return 0, fmt.Errorf("replstore: %s via primary %s: %w", opName(op), own[0].Name, codeError(resp.Code, resp.Message))
 	}
 	return resp.Version, nil
 }
@@ -424,7 +419,7 @@ const maxStaleRetries = 3
 // primaryWrite applies op as the key's primary: compare-and-swap against the
 // local copy, copy to the backups, then apply locally, all under the key's
 // lock so that writes to one key reach the backups in order.
-func (s *Store) primaryWrite(ctx context.Context, op, key string, rec session.Record, own []node) (uint64, error) {
+func (s *Store) primaryWrite(ctx context.Context, op byte, key string, rec session.Record, own []node) (uint64, error) {
 	if op == opPut {
 		// Fail a compare-and-swap that cannot succeed without queueing for
 		// the lock: versions only grow, so a held version above the
@@ -438,9 +433,9 @@ func (s *Store) primaryWrite(ctx context.Context, op, key string, rec session.Re
 	cancel()
 	if err != nil {
 		if ctx.Err() != nil {
-			return 0, fmt.Errorf("replstore: %s: %w", op, ctx.Err())
+			return 0, fmt.Errorf("replstore: %s: %w", opName(op), ctx.Err())
 		}
-		return 0, fmt.Errorf("replstore: %s: key busy for %v: %w", op, s.cfg.RPCTimeout, session.ErrUnavailable)
+		return 0, fmt.Errorf("replstore: %s: key busy for %v: %w", opName(op), s.cfg.RPCTimeout, session.ErrUnavailable)
 	}
 	defer unlock()
 	backups := own[1:]
@@ -475,7 +470,7 @@ func (s *Store) primaryWrite(ctx context.Context, op, key string, rec session.Re
 			continue
 		}
 		if stale != nil {
-			return 0, fmt.Errorf("replstore: %s: backups keep showing newer copies: %w", op, session.ErrConflict)
+			return 0, fmt.Errorf("replstore: %s: backups keep showing newer copies: %w", opName(op), session.ErrConflict)
 		}
 		// Apply even when a backup was unreachable: others may have the
 		// write already, and the caller learns it may not have happened.
@@ -489,7 +484,7 @@ func (s *Store) primaryWrite(ctx context.Context, op, key string, rec session.Re
 
 // apply computes the entry op makes of cur. skip means there is nothing to
 // write (deleting what is already deleted).
-func apply(op string, cur entry, held bool, rec session.Record, now time.Time) (next entry, skip bool, err error) {
+func apply(op byte, cur entry, held bool, rec session.Record, now time.Time) (next entry, skip bool, err error) {
 	live := held && cur.live(now)
 	var prev uint64
 	if held {
@@ -517,7 +512,7 @@ func apply(op string, cur entry, held bool, rec session.Record, now time.Time) (
 		}
 		return entry{Deleted: true, DeletedAt: now, Rec: session.Record{Version: nextVersion(prev, now)}}, false, nil
 	default:
-		return entry{}, false, fmt.Errorf("replstore: unknown operation %q", op)
+		return entry{}, false, fmt.Errorf("replstore: unknown operation %d", op)
 	}
 }
 
@@ -536,14 +531,18 @@ func (s *Store) replicate(ctx context.Context, key string, prev uint64, next ent
 		err  error
 	}
 	answers := make([]answer, len(backups))
-	req := replicateRequest{Key: key, Prev: prev, Entry: toWire(next)}
-	var wg sync.WaitGroup
-	for i, b := range backups {
-		wg.Go(func() {
-			answers[i].err = s.client.call(ctx, b.RPCAddr, pathReplicate, req, &answers[i].resp)
-		})
+	req := replicateRequest{Key: key, Prev: prev, Entry: next}
+	if len(backups) == 1 {
+		answers[0].resp, answers[0].err = s.rpcReplicate(ctx, backups[0].RPCAddr, req)
+	} else {
+		var wg sync.WaitGroup
+		for i, b := range backups {
+			wg.Go(func() {
+				answers[i].resp, answers[i].err = s.rpcReplicate(ctx, b.RPCAddr, req)
+			})
+		}
+		wg.Wait()
 	}
-	wg.Wait()
 	var stale *entry
 	var errs []error
 	for _, a := range answers {
@@ -551,7 +550,7 @@ func (s *Store) replicate(ctx context.Context, key string, prev uint64, next ent
 		case a.err != nil:
 			errs = append(errs, a.err)
 		case !a.resp.OK:
-			e := a.resp.Current.entry()
+			e := a.resp.Current
 			if stale == nil || e.newer(*stale) {
 				stale = &e
 			}
@@ -566,11 +565,11 @@ func (s *Store) replicate(ctx context.Context, key string, prev uint64, next ent
 // fetchFrom asks nodes in order for their copy of key.
 func (s *Store) fetchFrom(ctx context.Context, key string, nodes []node) (entry, bool) {
 	for _, n := range nodes {
-		var resp getResponse
-		if err := s.client.call(ctx, n.RPCAddr, pathGet, getRequest{Key: key}, &resp); err != nil || !resp.Held {
+		resp, err := s.rpcGet(ctx, n.RPCAddr, key)
+		if err != nil || !resp.Held {
 			continue
 		}
-		return resp.Entry.entry(), true
+		return resp.Entry, true
 	}
 	return entry{}, false
 }
@@ -580,7 +579,7 @@ func (s *Store) enqueue(key string, e entry, backups []node) {
 	for _, b := range backups {
 		q := s.queue(b)
 		select {
-		case q <- mergeItem{Key: key, Entry: toWire(e)}:
+		case q <- mergeItem{Key: key, Entry: e}:
 		case <-s.ctx.Done():
 			return
 		}
@@ -629,8 +628,7 @@ func (s *Store) asyncSender(b node, q chan mergeItem) {
 				addr = n.RPCAddr
 			}
 		}
-		var resp mergeResponse
-		if err := s.client.call(s.ctx, addr, pathMerge, mergeRequest{Items: batch}, &resp); err != nil {
+		if err := s.rpcMerge(s.ctx, addr, batch); err != nil {
 			s.log.Warn("replstore: async replication failed; the next rebalance repairs it", "backup", b.Name, "records", len(batch), "err", err)
 		}
 	}
@@ -690,16 +688,8 @@ func (s *Store) close(graceful bool) error {
 	if err := s.ml.Shutdown(); err != nil {
 		errs = append(errs, fmt.Errorf("replstore: memberlist shutdown: %w", err))
 	}
-	if graceful {
-		ctx, cancel := context.WithTimeout(context.Background(), s.cfg.RPCTimeout)
-		if err := s.rpcSrv.Shutdown(ctx); err != nil {
-			s.rpcSrv.Close()
-		}
-		cancel()
-	} else {
-		s.rpcSrv.Close()
-	}
-	s.client.http.CloseIdleConnections()
+	s.rpcSrv.close()
+	s.client.close()
 	s.wg.Wait()
 	s.unregister()
 	s.log.Info("replstore: replica stopped", "graceful", graceful)
@@ -710,7 +700,7 @@ func (s *Store) close(graceful bool) error {
 func (s *Store) shutdownPartial() {
 	s.closed.Store(true)
 	s.cancel()
-	s.rpcSrv.Close()
+	s.rpcSrv.close()
 	s.wg.Wait()
 	s.unregister()
 }

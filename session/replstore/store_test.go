@@ -2,12 +2,12 @@ package replstore
 
 import (
 	"context"
+	"crypto/sha256"
 	"errors"
 	"fmt"
-	"net/http"
+	"io"
+	"net"
 	"slices"
-	"strconv"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -298,58 +298,6 @@ func TestCloseHandsOver(t *testing.T) {
 	}
 }
 
-// TestConcurrentIncrementsAcrossMembers runs the 64×100 increment workload
-// with every worker bound to one replica, so the three replicas race on one
-// key through forwarding.
-func TestConcurrentIncrementsAcrossMembers(t *testing.T) {
-	nodes := startCluster(t, 3, nil)
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	key := storetest.NewKey(t)
-	if _, err := nodes[0].Put(ctx, key, session.Record{Data: []byte("0"), IdleExpiry: time.Now().Add(time.Hour)}); err != nil {
-		t.Fatalf("create: %v", err)
-	}
-	const workers, increments = 64, 100
-	var wg sync.WaitGroup
-	errc := make(chan error, workers)
-	for w := range workers {
-		s := nodes[w%len(nodes)]
-		wg.Go(func() {
-			for range increments {
-				for {
-					rec, err := s.Get(ctx, key)
-					if err != nil {
-						errc <- err
-						return
-					}
-					n, _ := strconv.Atoi(string(rec.Data))
-					rec.Data = []byte(strconv.Itoa(n + 1))
-					if _, err = s.Put(ctx, key, rec); err == nil {
-						break
-					} else if !errors.Is(err, session.ErrConflict) {
-						errc <- err
-						return
-					}
-				}
-			}
-		})
-	}
-	wg.Wait()
-	close(errc)
-	for err := range errc {
-		t.Fatalf("increment: %v", err)
-	}
-	for _, s := range nodes {
-		rec, err := s.Get(ctx, key)
-		if err != nil {
-			t.Fatalf("Get via %s: %v", s.name, err)
-		}
-		if string(rec.Data) != strconv.Itoa(workers*increments) {
-			t.Fatalf("counter via %s = %s, want %d", s.name, rec.Data, workers*increments)
-		}
-	}
-}
-
 // TestAsync checks that with Async a write is readable at once through any
 // replica and reaches the backup in the background.
 func TestAsync(t *testing.T) {
@@ -398,22 +346,29 @@ func TestWrongSecret(t *testing.T) {
 
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	var resp getResponse
-	err := intruder.client.call(ctx, nodes[0].rpcAddr, pathGet, getRequest{Key: "k"}, &resp)
-	if err == nil || !strings.Contains(err.Error(), "403") {
-		t.Fatalf("RPC signed with the wrong secret: err = %v, want a 403 refusal", err)
+	_, err := intruder.rpcGet(ctx, nodes[0].rpcAddr, "k")
+	if !errors.Is(err, errUnauthenticated) || !errors.Is(err, session.ErrUnavailable) {
+		t.Fatalf("RPC with the wrong secret: err = %v, want errUnauthenticated and ErrUnavailable", err)
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, "http://"+nodes[0].rpcAddr+pathGet, strings.NewReader(`{"key":"k"}`))
+
+	// A client that answers the challenge wrongly is disconnected.
+	conn, err := net.DialTimeout("tcp", nodes[0].rpcAddr, 5*time.Second)
 	if err != nil {
 		t.Fatal(err)
 	}
-	hresp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatalf("unsigned RPC: %v", err)
+	defer conn.Close()
+	conn.SetDeadline(time.Now().Add(10 * time.Second))
+	if _, err := conn.Write(append([]byte(handshakeMagic), make([]byte, nonceSize)...)); err != nil {
+		t.Fatal(err)
 	}
-	hresp.Body.Close()
-	if hresp.StatusCode != http.StatusForbidden {
-		t.Fatalf("unsigned RPC: status %d, want 403", hresp.StatusCode)
+	if _, err := io.ReadFull(conn, make([]byte, nonceSize+sha256.Size)); err != nil {
+		t.Fatalf("reading the server's challenge: %v", err)
+	}
+	if _, err := conn.Write(make([]byte, sha256.Size)); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := conn.Read(make([]byte, 1)); err == nil {
+		t.Fatalf("server sent %d bytes to a client that failed the challenge, want the connection closed", n)
 	}
 }
 
