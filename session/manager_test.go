@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strconv"
@@ -21,10 +22,12 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/redis/go-redis/v9"
 
 	"github.com/statelab/statelab/session"
 	"github.com/statelab/statelab/session/cookiestore"
 	"github.com/statelab/statelab/session/memstore"
+	"github.com/statelab/statelab/session/redisstore"
 )
 
 // errBoom is what the /fail handler's update function returns.
@@ -928,4 +931,37 @@ func TestEmptyDataIsASession(t *testing.T) {
 			t.Fatalf("fn saw nil data: %v; want [true false] (new session, then existing)", sawNil)
 		}
 	})
+}
+
+// TestUnreachableRedis runs a Manager over a redisstore whose server is not
+// there: requests must get ErrUnavailable promptly, never a hang or a 500.
+func TestUnreachableRedis(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close() // nothing listens there now
+	client := redis.NewClient(&redis.Options{Addr: addr, DialTimeout: time.Second, MaxRetries: -1, ContextTimeoutEnabled: true})
+	t.Cleanup(func() { client.Close() })
+	m, err := session.NewManager(redisstore.New(client, redisstore.Options{Prefix: "unreachable:"}), session.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []error
+	h := m.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ctx, cancel := context.WithTimeout(r.Context(), 10*time.Second)
+		defer cancel()
+		_, err := m.Load(ctx)
+		got = append(got, err)
+		got = append(got, m.Update(ctx, func(b []byte) ([]byte, error) { return []byte("x"), nil }))
+	}))
+	req := httptest.NewRequest("GET", "/", nil)
+	req.AddCookie(&http.Cookie{Name: m.CookieName(), Value: "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"})
+	h.ServeHTTP(httptest.NewRecorder(), req)
+	for i, err := range got {
+		if !errors.Is(err, session.ErrUnavailable) || errors.Is(err, context.DeadlineExceeded) {
+			t.Errorf("call %d: %v; want ErrUnavailable from the refused connection, not a timeout", i, err)
+		}
+	}
 }
