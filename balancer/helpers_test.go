@@ -143,3 +143,5 @@ func backendStatus(t *testing.T, lb *Balancer, id string) BackendStatus {
 	}
 	return st
 }
+
+func nopLogger() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
