@@ -29,6 +29,7 @@ type appFlags struct {
 	redisPrefix     string
 	asyncRepl       bool
 	postgres        string
+	pgSchema        string
 	sqlite          string
 	clusterListen   string
 	peers           listFlag
@@ -56,6 +57,7 @@ func runApp(ctx context.Context, m *Main, args []string) error {
 	fs.StringVar(&f.redis, "redis", "", "Redis `URL` for --store redis, e.g. redis://127.0.0.1:6379/0")
 	fs.StringVar(&f.redisPrefix, "redis-prefix", "", "`prefix` of every Redis key (default: the redisstore default)")
 	fs.StringVar(&f.postgres, "postgres", "", "PostgreSQL `URL` for --store postgres, e.g. postgres://user@127.0.0.1:5432/db?sslmode=disable")
+	fs.StringVar(&f.pgSchema, "postgres-schema", "", "`schema` of the session table for --store postgres (default: the pgstore default)")
 	fs.StringVar(&f.sqlite, "sqlite", "statelab-sessions.db", "SQLite database `file` for --store sqlite (replicas share it)")
 	fs.StringVar(&f.clusterListen, "cluster-listen", "127.0.0.1:7946", "`address` where a --store replicated replica meets its peers")
 	fs.Var(&f.peers, "peers", "peers' --cluster-listen `addresses` to join through (comma-separated or repeated)")
@@ -98,6 +100,7 @@ func runApp(ctx context.Context, m *Main, args []string) error {
 		RedisPrefix:      f.redisPrefix,
 		AsyncReplication: f.asyncRepl,
 		PostgresURL:      f.postgres,
+		PostgresSchema:   f.pgSchema,
 		SQLitePath:       f.sqlite,
 		ClusterListen:    f.clusterListen,
 		Peers:            f.peers,
@@ -140,8 +143,14 @@ func runApp(ctx context.Context, m *Main, args []string) error {
 	}
 	served := make(chan error, 1)
 	go func() { served <- hs.Serve(ln) }()
-	log.Info("app: serving", "addr", ln.Addr().String(), "store", f.store,
-		"work", f.work, "max_inflight", f.maxInflight, "queue", f.queue)
+	attrs := []any{"addr", ln.Addr().String(), "store", f.store,
+		"work", f.work, "max_inflight", f.maxInflight, "queue", f.queue}
+	if c, ok := backend.Store.(interface{ ClusterAddr() string }); ok {
+		// With --cluster-listen port 0 this is the only way to learn the
+		// port peers must join through.
+		attrs = append(attrs, "cluster_addr", c.ClusterAddr())
+	}
+	log.Info("app: serving", attrs...)
 
 	select {
 	case err := <-served:

@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/statelab/statelab/internal/testenv"
 	"github.com/statelab/statelab/session"
 	"github.com/statelab/statelab/session/replstore"
@@ -102,7 +103,8 @@ func openBenchStore(b *testing.B, kind string) *Backend {
 	case "redis":
 		cfg.RedisURL, cfg.RedisPrefix = testenv.RedisURL(b), "statelab-bench-"+run+":"
 	case "postgres":
-		cfg.PostgresURL = testenv.PostgresURL(b)
+		cfg.PostgresURL, cfg.PostgresSchema = testenv.PostgresURL(b), "statelab_bench_"+run
+		b.Cleanup(func() { dropSchema(b, cfg.PostgresURL, cfg.PostgresSchema) })
 	case "sqlite":
 		cfg.SQLitePath = filepath.Join(b.TempDir(), "sessions.db")
 	}
@@ -143,4 +145,20 @@ func openBenchCluster(b *testing.B, ctx context.Context, async bool) *Backend {
 		time.Sleep(10 * time.Millisecond) // polling interval
 	}
 	return first
+}
+
+// dropSchema removes a benchmark's PostgreSQL schema and everything in it.
+func dropSchema(tb testing.TB, url, schema string) {
+	tb.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	conn, err := pgx.Connect(ctx, url)
+	if err != nil {
+		tb.Errorf("drop schema %s: %v", schema, err)
+		return
+	}
+	defer conn.Close(ctx)
+	if _, err := conn.Exec(ctx, "DROP SCHEMA IF EXISTS "+pgx.Identifier{schema}.Sanitize()+" CASCADE"); err != nil {
+		tb.Errorf("drop schema %s: %v", schema, err)
+	}
 }

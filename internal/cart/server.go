@@ -79,7 +79,7 @@ type Server struct {
 	handler      http.Handler
 
 	catalogJSON []byte       // the whole catalog response, encoded once
-	inflight    atomic.Int64 // requests being served (limited routes)
+	inflight    atomic.Int64 // shop requests (API and page) being served
 	draining    atomic.Bool  // set by Drain: /readyz answers 503
 }
 

@@ -12,6 +12,7 @@ import (
 	"github.com/statelab/statelab/session"
 	"github.com/statelab/statelab/session/cookiestore"
 	"github.com/statelab/statelab/session/memstore"
+	"github.com/statelab/statelab/session/pgstore"
 	"github.com/statelab/statelab/session/redisstore"
 	"github.com/statelab/statelab/session/replstore"
 )
@@ -37,6 +38,9 @@ type StoreConfig struct {
 	// PostgresURL is the PostgreSQL database, e.g.
 	// postgres://user@host:5432/db?sslmode=disable (postgres).
 	PostgresURL string
+	// PostgresSchema is the schema of the session table; empty means the
+	// pgstore default (postgres).
+	PostgresSchema string
 	// SQLitePath is the SQLite database file; every replica of a cluster
 	// must name the same one (sqlite).
 	SQLitePath string
@@ -99,6 +103,12 @@ func OpenStore(ctx context.Context, cfg StoreConfig) (*Backend, error) {
 		s, err := redisstore.OpenURL(ctx, cfg.RedisURL, redisstore.Options{Prefix: cfg.RedisPrefix})
 		if err != nil {
 			return nil, fmt.Errorf("cart: redis store: %w", err)
+		}
+		b.Store, b.close = s, s.Close
+	case "postgres":
+		s, err := pgstore.Open(ctx, cfg.PostgresURL, pgstore.Options{Schema: cfg.PostgresSchema, Logger: cfg.Logger})
+		if err != nil {
+			return nil, fmt.Errorf("cart: postgres store: %w", err)
 		}
 		b.Store, b.close = s, s.Close
 	case "cookie":
