@@ -92,7 +92,9 @@ type Observer struct {
 	mu       sync.Mutex
 	you      You
 	expected map[string]CartLine // the cart you should have; valid when you.Known
-	fault    string              // a fault since your last response, such as "r2 was killed"
+	// fault is set by a fault that concerns you since your last response:
+	// one on the replica that served you, or on the store.
+	fault bool
 }
 
 func newObserver(log *eventLog, context func() (strategy, storeKind string)) *Observer {
@@ -108,12 +110,14 @@ func (o *Observer) You() You {
 	return y
 }
 
-// Fault tells the observer that something happened to the cluster (what,
-// such as "r2 was killed"), so the next cart you see is reported even when
-// nothing was lost.
-func (o *Observer) Fault(what string) {
+// Fault tells the observer that a replica (or, with replica "", the store)
+// failed or was restarted. When it is the replica that served you last, or
+// the store, the next cart you see is reported even when nothing was lost.
+func (o *Observer) Fault(replica string) {
 	o.mu.Lock()
-	o.fault = what
+	if replica == "" || replica == o.you.ServedBy {
+		o.fault = true
+	}
 	o.mu.Unlock()
 }
 
@@ -123,7 +127,7 @@ func (o *Observer) Reset() {
 	o.mu.Lock()
 	o.you = You{}
 	o.expected = map[string]CartLine{}
-	o.fault = ""
+	o.fault = false
 	o.mu.Unlock()
 }
 
@@ -193,14 +197,14 @@ func (o *Observer) Observe(op cartOp, status int, servedBy string, body []byte) 
 					}
 					say(EventLoss, fmt.Sprintf("your next request went to %s: %s — %s",
 						orUnknown(servedBy), what, lostWhere(len(lost), prevServer, servedBy, storeKind)))
-				case o.fault != "" && len(got) > 0:
+				case o.fault && len(got) > 0:
 					say(EventSafe, safeText(servedBy, prevServer, strategy, storeKind))
 				}
 			}
 			o.expected = got
 			o.you.Known = true
 			o.you.Items = sortedLines(got)
-			o.fault = ""
+			o.fault = false
 		} else if o.you.Known {
 			o.expected = expected
 			o.you.Items = sortedLines(expected)

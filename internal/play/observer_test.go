@@ -70,15 +70,19 @@ func TestObserverSequences(t *testing.T) {
 			{add("a"), 201, "r1", `{"sku":"a","qty":1}`},
 			{read, 200, "r2", `{"items":[]}`},
 		}, "your next request went to r2: your cart is empty — the item you had lived only on r1"},
-		{"same replica restarted", "memory", "r1 was restarted", []resp{
+		{"same replica restarted", "memory", "r1", []resp{
 			{read, 200, "r1", `{"items":[{"sku":"a","qty":1},{"sku":"b","qty":1}]}`},
 			{read, 200, "r1", `{"items":[]}`},
 		}, "your next request went to r1: your cart is empty — r1 lost its memory, and your 2 items with it"},
-		{"store lost data", "redis", "Redis was restarted", []resp{
+		{"store lost data", "redis", "-store-", []resp{
 			{read, 200, "r1", `{"items":[{"sku":"a","qty":1}]}`},
 			{read, 200, "r2", `{"items":[]}`},
 		}, "your next request went to r2: your cart is empty — the item you had is gone"},
-		{"unaffected by the fault", "memory", "r3 was killed", []resp{
+		{"a fault elsewhere is not yours", "memory", "r3", []resp{
+			{read, 200, "r1", `{"items":[{"sku":"a","qty":1}]}`},
+			{read, 200, "r1", `{"items":[{"sku":"a","qty":1}]}`},
+		}, ""},
+		{"paused and resumed, still yours", "memory", "r1", []resp{
 			{read, 200, "r1", `{"items":[{"sku":"a","qty":1}]}`},
 			{read, 200, "r1", `{"items":[{"sku":"a","qty":1}]}`},
 		}, "r1 served you again: your cart is intact"},
@@ -92,7 +96,7 @@ func TestObserverSequences(t *testing.T) {
 			o := newObserver(log, func() (string, string) { return "sticky", tt.kind })
 			for i, st := range tt.steps {
 				if i == len(tt.steps)-1 && tt.fault != "" {
-					o.Fault(tt.fault)
+					o.Fault(strings.TrimSuffix(tt.fault, "-store-"))
 				}
 				o.Observe(st.op, st.status, st.servedBy, []byte(st.body))
 			}

@@ -317,7 +317,18 @@ func (s *Server) State() State {
 	}
 	if c != nil {
 		sp := c.Store()
-		st.Store = StoreState{Kind: sp.Kind, Name: storeName(sp.Kind), Addr: sp.Addr, External: sp.External, Up: sp.Up}
+		st.Store = StoreState{Kind: sp.Kind, Name: storeName(sp.Kind), External: sp.External, Up: sp.Up}
+		if sp.External {
+			st.Store.Addr = sp.Addr
+			// Every replica reports the shared store's count: it belongs
+			// to the store, not to any one replica.
+			for i := range st.Replicas {
+				if st.Replicas[i].Sessions != nil && st.Store.Sessions == nil {
+					st.Store.Sessions = st.Replicas[i].Sessions
+				}
+				st.Replicas[i].Sessions = nil
+			}
+		}
 		if sp.Kind == "sqlite" || sp.Kind == "postgres" {
 			st.Where = "in " + storeName(sp.Kind)
 		}
@@ -502,23 +513,23 @@ func (s *Server) ReplicaAction(act, id string) error {
 	switch act {
 	case "kill":
 		s.events.add(EventAction, killedText(id, c.Strategy(), storeKind, sessions, counted))
-		s.obs.Fault(id + " was killed")
+		s.obs.Fault(id)
 	case "pause":
 		s.events.add(EventAction, fmt.Sprintf("%s paused (SIGSTOP) — it keeps its memory but answers nothing until it is resumed", id))
-		s.obs.Fault(id + " was paused")
+		s.obs.Fault(id)
 	case "resume":
 		s.events.add(EventAction, fmt.Sprintf("%s resumed (SIGCONT) — it answers again, with the memory it had", id))
-		s.obs.Fault(id + " was resumed")
+		s.obs.Fault(id)
 	case "restart":
 		s.events.add(EventAction, restartedText(id, storeKind))
-		s.obs.Fault(id + " was restarted")
+		s.obs.Fault(id)
 	case "remove":
 		text := fmt.Sprintf("%s removed — the balancer drained it, then it was stopped", id)
 		if storeKind == "memory" && counted && sessions > 0 {
 			text += fmt.Sprintf("; %s that lived only there went with it", plural(sessions, "cart", "carts"))
 		}
 		s.events.add(EventAction, text)
-		s.obs.Fault(id + " was removed")
+		s.obs.Fault(id)
 	}
 	return nil
 }
@@ -584,10 +595,10 @@ func (s *Server) StoreAction(act string) error {
 	}
 	if act == "stop" {
 		s.events.add(EventAction, fmt.Sprintf("%s stopped — replicas cannot read or write carts: expect 503s, not wrong carts", name))
-		s.obs.Fault(name + " was stopped")
+		s.obs.Fault("")
 	} else {
 		s.events.add(EventAction, fmt.Sprintf("%s started again — carts are reachable", name))
-		s.obs.Fault(name + " was restarted")
+		s.obs.Fault("")
 	}
 	return nil
 }

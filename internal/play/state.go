@@ -80,6 +80,9 @@ type StoreState struct {
 	External bool `json:"external"`
 	// Up reports whether it is running.
 	Up bool `json:"up"`
+	// Sessions is how many carts an external store holds, when the
+	// replicas can tell (nil otherwise).
+	Sessions *int `json:"sessions"`
 }
 
 // ShoppersState is the background workload as the dashboard shows it.

@@ -46,7 +46,15 @@
     }
   }
 
-  const disabled = () => pending || !state || state.phase !== "running" || !!state.busy;
+  const disabled = () => !state || state.phase !== "running" || !!state.busy;
+
+  // setOff marks a control unavailable with aria-disabled rather than the
+  // disabled property: a disabled element drops keyboard focus, and these
+  // controls change availability while a person is using them.
+  function setOff(el, off) {
+    el.setAttribute("aria-disabled", off ? "true" : "false");
+  }
+  const isOff = (el) => el.getAttribute("aria-disabled") === "true";
 
   function fmtRate(x) {
     if (!x) return "0 req/s";
@@ -78,7 +86,7 @@
       b.type = "button";
       b.textContent = label;
       if (cls) b.className = cls;
-      b.addEventListener("click", onclick);
+      b.addEventListener("click", () => { if (!isOff(b)) onclick(); });
       buttons.append(b);
       return b;
     };
@@ -115,11 +123,11 @@
       row.youTag.textContent = r.id === mine ? "served you last" : "";
       const carts = r.sessions === null || r.sessions === undefined ? "" : ` · ${r.sessions} ${r.sessions === 1 ? "cart" : "carts"}`;
       row.metrics.textContent = `${fmtRate(r.rps)} · ${r.inflight} in flight${carts}`;
-      row.kill.disabled = off || r.status === "down";
+      setOff(row.kill, off || r.status === "down");
       row.pause.textContent = r.status === "paused" ? `Resume ${r.id}` : `Pause ${r.id}`;
-      row.pause.disabled = off || r.status === "down";
-      row.restart.disabled = off;
-      row.remove.disabled = off || reps.length <= 1;
+      setOff(row.pause, off || r.status === "down");
+      setOff(row.restart, off);
+      setOff(row.remove, off || reps.length <= 1);
       if (list.children[i] !== row.li) list.insertBefore(row.li, list.children[i] || null);
     });
   }
@@ -136,7 +144,7 @@
       }
     }
     if (state.strategy !== lastStrategy && document.activeElement !== sel) sel.value = state.strategy;
-    $("rebuild").disabled = pending || !!state.busy;
+    setOff($("rebuild"), !!state.busy);
     $("where").textContent = state.phase === "running"
       ? `${state.strategy}: your cart lives ${state.where}.`
       : state.phase === "failed" ? `${state.strategy}: the cluster failed to start.` : `${state.strategy}: starting the cluster…`;
@@ -152,27 +160,28 @@
 
     const s = state.store || {};
     $("store-kind").textContent = s.name ? (s.addr ? `${s.name} (${s.addr})` : s.name) : "–";
-    $("store-state").textContent = !s.kind ? "–" : !s.external ? "nothing to stop" : s.up ? "up" : "stopped";
+    const held = s.sessions === null || s.sessions === undefined ? "" : ` · ${s.sessions} ${s.sessions === 1 ? "cart" : "carts"}`;
+    $("store-state").textContent = !s.kind ? "–" : !s.external ? "nothing to stop" : (s.up ? "up" : "stopped") + held;
     const stop = $("store-stop"), start = $("store-start");
     const name = s.name || "store";
     stop.textContent = `Stop ${name}`;
     start.textContent = `Start ${name}`;
     $("store-buttons").hidden = !s.external;
-    stop.disabled = off || !s.external || !s.up;
-    start.disabled = off || !s.external || s.up;
+    setOff(stop, off || !s.external || !s.up);
+    setOff(start, off || !s.external || s.up);
 
     renderReplicas();
-    $("add-replica").disabled = off || (state.replicas || []).length >= 9;
+    setOff($("add-replica"), off || (state.replicas || []).length >= 9);
 
     const sh = state.shoppers || {};
     const on = $("shoppers-on"), rate = $("shoppers-rate");
     on.checked = !!sh.on;
-    on.disabled = off || !sh.available;
+    setOff(on, off || !sh.available);
     if (document.activeElement !== rate) {
       rate.value = sh.rate || 5;
       $("shoppers-rate-out").textContent = rate.value;
     }
-    rate.disabled = off || !sh.available;
+    rate.disabled = !sh.available;
     $("shoppers-note").textContent = sh.available
       ? "Simulated shoppers go straight to the balancer; only the shop pane is “you”."
       : "Background shoppers are not available in this build.";
@@ -186,7 +195,7 @@
     const mine = (state.replicas || []).find((r) => r.id === you.served_by);
     const kill = $("kill-mine");
     kill.textContent = mine ? `Kill ${mine.id}, the replica that served me` : "Kill the replica that served me";
-    kill.disabled = off || !mine || mine.status === "down";
+    setOff(kill, off || !mine || mine.status === "down");
 
     if (lastPhase && lastPhase !== "running" && state.phase === "running" && lastStrategy && lastStrategy !== state.strategy) {
       reloadShop();
@@ -230,17 +239,20 @@
   document.addEventListener("DOMContentLoaded", () => {
     $("strategy-form").addEventListener("submit", async (ev) => {
       ev.preventDefault();
+      if (isOff($("rebuild"))) return;
       const data = await control("POST", "/play/api/strategy", { strategy: $("strategy").value });
       if (data) reloadShop();
     });
-    $("add-replica").addEventListener("click", () => control("POST", "/play/api/replicas"));
+    $("add-replica").addEventListener("click", () => { if (!isOff($("add-replica"))) control("POST", "/play/api/replicas"); });
     for (const b of document.querySelectorAll("[data-store]")) {
-      b.addEventListener("click", () => control("POST", `/play/api/store/${b.dataset.store}`));
+      b.addEventListener("click", () => { if (!isOff(b)) control("POST", `/play/api/store/${b.dataset.store}`); });
     }
+    $("shoppers-on").addEventListener("click", (ev) => { if (isOff(ev.target)) ev.preventDefault(); });
     $("shoppers-on").addEventListener("change", (ev) => control("POST", "/play/api/shoppers", { on: ev.target.checked }));
     $("shoppers-rate").addEventListener("input", (ev) => { $("shoppers-rate-out").textContent = ev.target.value; });
     $("shoppers-rate").addEventListener("change", (ev) => control("POST", "/play/api/shoppers", { rate: Number(ev.target.value) }));
     $("kill-mine").addEventListener("click", () => {
+      if (isOff($("kill-mine"))) return;
       const id = state && state.you && state.you.served_by;
       if (id) control("POST", `/play/api/replicas/${encodeURIComponent(id)}/kill`);
     });
