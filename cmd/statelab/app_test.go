@@ -84,7 +84,9 @@ func startApp(t *testing.T, args ...string) (base string, log *appLog, stop func
 	log = &appLog{}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan int, 1)
-	go func() { done <- NewMain(io.Discard, log).Run(ctx, append([]string{"app", "--listen", "127.0.0.1:0"}, args...)) }()
+	go func() {
+		done <- NewMain(io.Discard, log).Run(ctx, append([]string{"app", "--listen", "127.0.0.1:0"}, args...))
+	}()
 	deadline := time.Now().Add(20 * time.Second)
 	for {
 		if m := servingAddr.FindStringSubmatch(log.String()); m != nil {
