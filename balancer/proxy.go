@@ -17,18 +17,17 @@ import (
 // newServer returns the fasthttp server of one Serve call.
 func (lb *Balancer) newServer() *fasthttp.Server {
 	return &fasthttp.Server{
-		Handler:                       lb.handle,
-		ErrorHandler:                  lb.handleParseError,
-		ReadTimeout:                   lb.cfg.ReadTimeout,
-		IdleTimeout:                   lb.cfg.IdleTimeout,
-		MaxRequestBodySize:            lb.cfg.MaxRequestBodySize,
-		NoDefaultServerHeader:         true,
-		NoDefaultDate:                 true,
-		NoDefaultContentType:          true,
-		DisableHeaderNamesNormalizing: true,
-		DisablePreParseMultipartForm:  true,
-		CloseOnShutdown:               true,
-		Logger:                        fasthttpLogger{lb.log},
+		Handler:                      lb.handle,
+		ErrorHandler:                 lb.handleParseError,
+		ReadTimeout:                  lb.cfg.ReadTimeout,
+		IdleTimeout:                  lb.cfg.IdleTimeout,
+		MaxRequestBodySize:           lb.cfg.MaxRequestBodySize,
+		NoDefaultServerHeader:        true,
+		NoDefaultDate:                true,
+		NoDefaultContentType:         true,
+		DisablePreParseMultipartForm: true,
+		CloseOnShutdown:              true,
+		Logger:                       fasthttpLogger{lb.log},
 	}
 }
 
@@ -36,16 +35,15 @@ func (lb *Balancer) newServer() *fasthttp.Server {
 func (lb *Balancer) newHostClient(b *Backend) *fasthttp.HostClient {
 	dialer := &net.Dialer{Timeout: lb.cfg.DialTimeout, KeepAlive: 30 * time.Second}
 	hc := &fasthttp.HostClient{
-		Addr:                          b.addr,
-		IsTLS:                         b.isTLS,
-		NoDefaultUserAgentHeader:      true,
-		DisableHeaderNamesNormalizing: true,
-		DisablePathNormalizing:        true,
-		MaxConns:                      lb.cfg.MaxConnsPerBackend,
-		MaxIdleConnDuration:           10 * time.Second,
-		MaxIdemponentCallAttempts:     2,
-		RetryIfErr:                    retryIfErr,
-		StreamResponseBody:            true,
+		Addr:                      b.addr,
+		IsTLS:                     b.isTLS,
+		NoDefaultUserAgentHeader:  true,
+		DisablePathNormalizing:    true,
+		MaxConns:                  lb.cfg.MaxConnsPerBackend,
+		MaxIdleConnDuration:       10 * time.Second,
+		MaxIdemponentCallAttempts: 2,
+		RetryIfErr:                retryIfErr,
+		StreamResponseBody:        true,
 		Dial: func(addr string) (net.Conn, error) {
 			c, err := dialer.Dial("tcp", addr)
 			if err != nil {

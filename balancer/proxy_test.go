@@ -384,3 +384,27 @@ func TestGracefulShutdown(t *testing.T) {
 		t.Fatalf("Serve: %v", err)
 	}
 }
+
+func TestLowerCaseHopHeaders(t *testing.T) {
+	// Header names are case-insensitive: a raw client sending lower-case
+	// names gets the same treatment as a canonical one.
+	got := make(chan http.Header, 1)
+	a := newTestBackend(t, "a", func(w http.ResponseWriter, r *http.Request) { got <- r.Header.Clone() })
+	_, url := startLB(t, Config{Backends: []BackendConfig{a.config()}})
+	conn, err := net.Dial("tcp", strings.TrimPrefix(url, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	conn.SetDeadline(time.Now().Add(10 * time.Second))
+	io.WriteString(conn, "GET / HTTP/1.1\r\nhost: x\r\nconnection: x-hop\r\nx-hop: 1\r\nkeep-alive: timeout=5\r\nx-forwarded-for: 198.51.100.1\r\n\r\n")
+	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	h := <-got
+	if h.Get("X-Hop") != "" || h.Get("Keep-Alive") != "" || h.Get("X-Forwarded-For") != "198.51.100.1, 127.0.0.1" {
+		t.Fatalf("backend saw %v", h)
+	}
+}
