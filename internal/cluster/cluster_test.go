@@ -3,10 +3,12 @@ package cluster
 import (
 	"bufio"
 	"context"
+	"encoding/json"
 	"errors"
 	"io"
 	"net"
 	"net/http"
+	"net/http/cookiejar"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -383,6 +385,106 @@ func TestStartBadConfig(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			if _, err := Start(context.Background(), tt.cfg); !errors.Is(err, tt.want) {
 				t.Errorf("Start = %v, want %v", err, tt.want)
+			}
+		})
+	}
+}
+
+// shop adds sku to the cart of client's session through the balancer and
+// returns the status (0 when the request failed or timed out).
+func shop(t *testing.T, client *http.Client, base, sku string) int {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, base+"/api/cart/items", strings.NewReader(`{"sku":"`+sku+`","qty":1}`))
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := client.Do(req)
+	if err != nil {
+		return 0
+	}
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	return resp.StatusCode
+}
+
+// firstSKUs reads the catalog through the balancer.
+func firstSKUs(t *testing.T, base string, n int) []string {
+	t.Helper()
+	resp, err := http.Get(base + "/api/catalog")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var cat struct {
+		Products []struct {
+			SKU string `json:"sku"`
+		} `json:"products"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&cat); err != nil || len(cat.Products) < n {
+		t.Fatalf("catalog: %v (%d products)", err, len(cat.Products))
+	}
+	var out []string
+	for _, p := range cat.Products[:n] {
+		out = append(out, p.SKU)
+	}
+	return out
+}
+
+// TestClusterStoreOutage stops and starts each kind of external store the
+// cluster can fail, checking that writes fail while it is down, work again
+// after, and that nothing written before is lost.
+func TestClusterStoreOutage(t *testing.T) {
+	tests := []struct {
+		name string
+		cfg  func(t *testing.T) Config
+	}{
+		{"sqlite", func(t *testing.T) Config { return Config{Strategy: Database} }},
+		{"postgres", func(t *testing.T) Config { return Config{Strategy: Database, PostgresURL: testenv.PostgresURL(t)} }},
+		{"redis by URL", func(t *testing.T) Config { return Config{Strategy: Cache, RedisURL: testenv.RedisURL(t)} }},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg := tt.cfg(t)
+			cfg.Replicas = 1
+			c := startCluster(t, cfg)
+			jar, _ := cookiejar.New(nil)
+			client := &http.Client{Jar: jar}
+			skus := firstSKUs(t, c.URL(), 3)
+			if code := shop(t, client, c.URL(), skus[0]); code/100 != 2 {
+				t.Fatalf("add before the outage: status %d", code)
+			}
+			if err := c.StopStore(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+			if c.Store().Up {
+				t.Fatal("store reported up after StopStore")
+			}
+			if code := shop(t, client, c.URL(), skus[1]); code/100 == 2 {
+				t.Fatalf("add with the store down: status %d, want a failure", code)
+			}
+			if err := c.StartStore(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+			eventually(t, "writes to work again", func() bool { return shop(t, client, c.URL(), skus[2])/100 == 2 })
+			resp, err := client.Get(c.URL() + "/api/cart")
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer resp.Body.Close()
+			var cart struct {
+				Items []struct {
+					SKU string `json:"sku"`
+				} `json:"items"`
+			}
+			if err := json.NewDecoder(resp.Body).Decode(&cart); err != nil {
+				t.Fatal(err)
+			}
+			have := map[string]bool{}
+			for _, it := range cart.Items {
+				have[it.SKU] = true
+			}
+			if !have[skus[0]] || !have[skus[2]] {
+				t.Errorf("cart after the outage has %v, want %s and %s", have, skus[0], skus[2])
 			}
 		})
 	}

@@ -66,7 +66,9 @@ func startStore(ctx context.Context, c *Cluster) (*storeRuntime, error) {
 		}
 		s.proxy = p
 		u.Host = p.addr
-		s.appArgs = []string{"--redis", u.String()}
+		// A Redis the cluster does not own may be shared: give this
+		// cluster's keys their own prefix.
+		s.appArgs = []string{"--redis", u.String(), "--redis-prefix", "statelab:lab:" + randomHex(6) + ":"}
 		s.info.Detail = "Redis at " + c.cfg.RedisURL + " (through a fault proxy at " + p.addr + ")"
 	case Database:
 		s.info.External = true
@@ -142,6 +144,13 @@ func (s *storeRuntime) launchRedis(ctx context.Context, bin string) error {
 	}
 }
 
+// randomHex returns 2n random hex digits.
+func randomHex(n int) string {
+	b := make([]byte, n)
+	_, _ = rand.Read(b) // crypto/rand.Read never fails on Linux
+	return hex.EncodeToString(b)
+}
+
 // redisCommand sends one command in RESP and returns the first reply line.
 func redisCommand(ctx context.Context, port int, args ...string) (string, error) {
 	d := net.Dialer{Timeout: time.Second}
@@ -176,11 +185,7 @@ func (s *storeRuntime) preparePostgres(ctx context.Context) error {
 	if err != nil || (u.Scheme != "postgres" && u.Scheme != "postgresql") || u.Host == "" {
 		return fmt.Errorf("%w: PostgreSQL URL %q: want postgres://user@host:port/db", ErrBadConfig, s.c.cfg.PostgresURL)
 	}
-	b := make([]byte, 6)
-	if _, err := rand.Read(b); err != nil {
-		return err
-	}
-	schema := "statelab_lab_" + hex.EncodeToString(b)
+	schema := "statelab_lab_" + randomHex(6)
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	conn, err := pgx.Connect(ctx, s.c.cfg.PostgresURL)
@@ -198,10 +203,7 @@ func (s *storeRuntime) preparePostgres(ctx context.Context) error {
 	}
 	s.proxy = p
 	u.Host = p.addr
-	q := u.Query()
-	q.Set("search_path", schema)
-	u.RawQuery = q.Encode()
-	s.appArgs = []string{"--postgres", u.String()}
+	s.appArgs = []string{"--postgres", u.String(), "--postgres-schema", schema}
 	s.info.Detail = "PostgreSQL schema " + schema + " (through a fault proxy at " + p.addr + ")"
 	return nil
 }
