@@ -3,14 +3,20 @@ package main
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/cookiejar"
+	"os/exec"
 	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/statelab/statelab/internal/testenv"
 )
 
 func TestAppBadFlagsExit2WithOneLine(t *testing.T) {
@@ -177,5 +183,66 @@ func TestAppCookieStoreWithSecret(t *testing.T) {
 	resp.Body.Close()
 	if !strings.Contains(string(body), `"sku":"SKU-0100","name":`) || !strings.Contains(string(body), `"served_by":"b"`) {
 		t.Errorf("replica b's view of the cart: %s", body)
+	}
+}
+
+// startRedis runs a throwaway redis-server on port and returns a function
+// that SIGKILLs it. The test fails if it does not answer in time.
+func startRedis(t *testing.T, port int) (stop func()) {
+	t.Helper()
+	p := startProc(t, "redis-server", "redis-server", "--port", strconv.Itoa(port), "--bind", "127.0.0.1",
+		"--save", "", "--appendonly", "no", "--protected-mode", "no", "--loglevel", "warning")
+	poll(t, "redis-server to accept connections", 10*time.Second, func() bool {
+		c, err := net.DialTimeout("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)), time.Second)
+		if err == nil {
+			c.Close()
+		}
+		return err == nil
+	})
+	return p.kill
+}
+
+func TestAppAnswers503WhileRedisIsDownAndRecovers(t *testing.T) {
+	_, err := exec.LookPath("redis-server")
+	testenv.Need(t, err == nil, "redis-server is not on PATH")
+	port := freePort(t)
+	stopRedis := startRedis(t, port)
+	base, _, _ := startApp(t, "--store", "redis", "--id", "r", "--redis", fmt.Sprintf("redis://127.0.0.1:%d/0", port))
+	jar, _ := cookiejar.New(nil)
+	client := &http.Client{Jar: jar}
+	add := func() int {
+		code, _, _ := shopperRequest(client, "POST", base+"/api/cart/items", `{"sku":"SKU-0001","qty":1}`)
+		return code
+	}
+	if code := add(); code != http.StatusOK {
+		t.Fatalf("add with redis up: %d", code)
+	}
+
+	stopRedis()
+	for _, path := range []string{"/api/cart", "/readyz"} {
+		resp, err := client.Get(base + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Retry-After") == "" {
+			t.Errorf("GET %s with redis down: %s, Retry-After %q; want 503 with Retry-After", path, resp.Status, resp.Header.Get("Retry-After"))
+		}
+	}
+	if code := add(); code != http.StatusServiceUnavailable {
+		t.Errorf("add with redis down: %d, want 503", code)
+	}
+
+	startRedis(t, port) // an empty Redis on the same address: the app must reconnect by itself
+	poll(t, "the app to serve again without a restart", 20*time.Second, func() bool {
+		return add() == http.StatusOK
+	})
+	resp, err := client.Get(base + "/readyz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Errorf("readyz after redis came back: %s", resp.Status)
 	}
 }
