@@ -15,7 +15,7 @@ const MaxBackgroundRate = 1000.0
 // backgroundSegment is how long one stretch of background load runs before
 // a fresh workload (and an empty history) replaces it, so that a
 // background workload running for hours keeps no growing history.
-const backgroundSegment = 10 * time.Second
+const backgroundSegment = time.Minute
 
 // Background is the lab's shopper workload running until it is stopped, as
 // the playground's background shoppers: the same script and the same

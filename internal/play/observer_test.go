@@ -4,6 +4,7 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestParseCartOp(t *testing.T) {
@@ -154,6 +155,32 @@ func TestAllowSameOriginFraming(t *testing.T) {
 		}
 		if got := h.Get("X-Frame-Options"); got != "SAMEORIGIN" {
 			t.Errorf("X-Frame-Options = %q, want SAMEORIGIN", got)
+		}
+	}
+}
+
+func TestRateOf(t *testing.T) {
+	t0 := time.Unix(1000, 0)
+	at := func(ms int) time.Time { return t0.Add(time.Duration(ms) * time.Millisecond) }
+	var h []sample
+	steps := []struct {
+		ms       int
+		requests int64
+		want     float64
+	}{
+		{0, 100, 0},     // one reading: no rate yet
+		{500, 110, 20},  // 10 in 0.5s
+		{1000, 110, 10}, // 10 in 1s
+		{2500, 140, 15}, // the reading at 0 leaves the window: 30 since 500ms, in 2s
+		{3000, 140, 15}, // 30 since 1000ms, in 2s
+		{3500, 5, 0},    // counter restarted: history reset
+		{4000, 15, 20},  // 10 in 0.5s
+	}
+	for _, st := range steps {
+		var got float64
+		h, got = rateOf(h, at(st.ms), st.requests)
+		if got != st.want {
+			t.Fatalf("at %dms with %d requests: rate %g, want %g", st.ms, st.requests, got, st.want)
 		}
 	}
 }

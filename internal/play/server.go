@@ -105,7 +105,7 @@ type Server struct {
 
 	// pollMu serialises polls, which share prev.
 	pollMu sync.Mutex
-	prev   map[string]sample
+	prev   map[string][]sample
 
 	mu         sync.Mutex
 	cluster    Cluster
@@ -131,7 +131,7 @@ func New(cfg Config) (*Server, error) {
 		cfg:      cfg,
 		log:      cfg.Logger,
 		hub:      newHub(),
-		prev:     map[string]sample{},
+		prev:     map[string][]sample{},
 		strategy: cfg.Strategy,
 		phase:    "starting",
 		rate:     cfg.ShopperRate,

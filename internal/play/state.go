@@ -145,9 +145,31 @@ type sample struct {
 	requests int64
 }
 
+// rateWindow is how far back requests per second look: long enough to
+// smooth bursts of a few requests, short enough to show a kill at once.
+const rateWindow = 2 * time.Second
+
+// rateOf appends the reading (now, requests) to history, drops readings
+// older than rateWindow (keeping at least one before now), and returns the
+// requests per second over what remains.
+func rateOf(history []sample, now time.Time, requests int64) ([]sample, float64) {
+	if n := len(history); n > 0 && requests < history[n-1].requests {
+		history = history[:0] // the counter restarted (a restarted balancer)
+	}
+	history = append(history, sample{at: now, requests: requests})
+	for len(history) > 2 && now.Sub(history[1].at) >= rateWindow {
+		history = history[1:]
+	}
+	first := history[0]
+	if d := now.Sub(first.at); d > 0 {
+		return history, float64(requests-first.requests) / d.Seconds()
+	}
+	return history, 0
+}
+
 // poll reads the balancer's and every replica's view of the cluster c.
-// prev holds the previous counter readings and is updated.
-func poll(ctx context.Context, client *http.Client, c Cluster, prev map[string]sample, now time.Time) (BalancerState, []ReplicaState) {
+// prev holds the recent counter readings of each replica and is updated.
+func poll(ctx context.Context, client *http.Client, c Cluster, prev map[string][]sample, now time.Time) (BalancerState, []ReplicaState) {
 	procs := c.Replicas()
 	var (
 		backends []backendView
@@ -211,10 +233,7 @@ func poll(ctx context.Context, client *http.Client, c Cluster, prev map[string]s
 			seen[key] = true
 			r.Inflight = b.Inflight
 			r.Requests = b.Requests
-			if s, ok := prev[key]; ok && now.After(s.at) && b.Requests >= s.requests {
-				r.RPS = float64(b.Requests-s.requests) / now.Sub(s.at).Seconds()
-			}
-			prev[key] = sample{at: now, requests: b.Requests}
+			prev[key], r.RPS = rateOf(prev[key], now, b.Requests)
 			bal.RPS += r.RPS
 		}
 		if v := views[i]; v != nil {
