@@ -2,13 +2,16 @@ package balancer
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	neturl "net/url"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -407,4 +410,66 @@ func TestLowerCaseHopHeaders(t *testing.T) {
 	if h.Get("X-Hop") != "" || h.Get("Keep-Alive") != "" || h.Get("X-Forwarded-For") != "198.51.100.1, 127.0.0.1" {
 		t.Fatalf("backend saw %v", h)
 	}
+}
+
+func TestHashPolicyThroughProxy(t *testing.T) {
+	var cfgs []BackendConfig
+	for _, id := range []string{"a", "b", "c"} {
+		cfgs = append(cfgs, newTestBackend(t, id, nil).config())
+	}
+	_, url := startLB(t, Config{Policy: PolicyHash, Backends: cfgs})
+	c := newClient(t)
+	owners := map[string]bool{}
+	for s := 0; s < 30; s++ {
+		var first string
+		for i := 0; i < 3; i++ {
+			req, _ := http.NewRequest("GET", url+"/", nil)
+			req.AddCookie(&http.Cookie{Name: "statelab_session", Value: fmt.Sprintf("session-%d", s)})
+			resp, err := c.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			by := resp.Header.Get("X-Served-By")
+			if i == 0 {
+				first = by
+			} else if by != first {
+				t.Fatalf("session %d moved from %s to %s with no load", s, first, by)
+			}
+		}
+		owners[first] = true
+	}
+	if len(owners) != 3 {
+		t.Fatalf("30 sessions landed on %v only", owners)
+	}
+}
+
+func TestAccessLog(t *testing.T) {
+	a := newTestBackend(t, "a", nil)
+	var buf lockedBuffer
+	_, url := startLB(t, Config{Backends: []BackendConfig{a.config()}, AccessLog: true,
+		Logger: slog.New(slog.NewJSONHandler(&buf, nil))})
+	get(t, newClient(t), url+"/logged?x=1")
+	eventually(t, "access log record", func() bool {
+		return strings.Contains(buf.String(), `"uri":"/logged?x=1"`) && strings.Contains(buf.String(), `"backend":"a"`) &&
+			strings.Contains(buf.String(), `"status":200`)
+	})
+}
+
+// lockedBuffer is a bytes.Buffer safe for a logger and a test to share.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
 }
