@@ -2,7 +2,6 @@ package replstore
 
 import (
 	"context"
-	"fmt"
 	"testing"
 	"time"
 
@@ -101,5 +100,3 @@ func BenchmarkUpdate(b *testing.B) {
 		b.Run(st.name, func(b *testing.B) { storetest.BenchUpdate(b, st.store) })
 	}
 }
-
-var _ = fmt.Sprint

@@ -27,9 +27,6 @@ func TestConformance(t *testing.T) {
 // TestConformanceAllBackups runs the suite with every replica holding every
 // session (Backups -1).
 func TestConformanceAllBackups(t *testing.T) {
-	if testing.Short() {
-		t.Skip("the default-backups run covers the suite in -short mode")
-	}
 	nodes := startCluster(t, 3, func(c *Config) { c.Backups = -1 })
 	rr := &roundRobin{nodes: nodes}
 	storetest.Run(t, func(t *testing.T) session.Store { return rr })
