@@ -42,13 +42,18 @@ func (c *Cluster) startBalancer(ctx context.Context, reps []*replica) error {
 		"--listen", "127.0.0.1:" + strconv.Itoa(port),
 		"--admin", "127.0.0.1:" + strconv.Itoa(admin),
 		"--policy", c.cfg.Strategy.Policy(),
+		// Readiness, not liveness: a replica that is shutting down or cannot
+		// reach its store stops getting requests (the balancer's panic mode
+		// still spreads load when none is ready).
+		"--health-path", "/readyz",
 		"--health-interval", c.cfg.HealthInterval.String(),
+		"--secret", c.secret,
 	}
 	if len(reps) == 0 {
 		return fmt.Errorf("%w: a cluster needs at least one replica", ErrBadConfig)
 	}
 	for _, r := range reps {
-		args = append(args, "--backend", r.url())
+		args = append(args, "--backend", r.id+"="+r.url())
 	}
 	p, err := startProcess("lb", c.cfg.Binary, args, filepath.Join(c.dir, "lb.log"), func(p *process, expected bool, err error) {
 		if !expected {
