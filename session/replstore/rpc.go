@@ -284,8 +284,11 @@ func (c *rpcClient) call(ctx context.Context, addr string, kind byte, payload []
 	return c.callTimeout(ctx, c.timeout, addr, kind, payload)
 }
 
-// callTimeout is call with the given bound instead of the client's.
+// callTimeout is call with the given bound instead of the client's. Large
+// payloads get one more timeout per full MiB, so that a 1 MiB session on a
+// busy machine is not mistaken for a dead peer.
 func (c *rpcClient) callTimeout(parent context.Context, timeout time.Duration, addr string, kind byte, payload []byte) ([]byte, error) {
+	timeout += time.Duration(len(payload)>>20) * c.timeout
 	ctx, cancel := context.WithTimeout(parent, timeout)
 	defer cancel()
 	fail := func(err error) ([]byte, error) {
