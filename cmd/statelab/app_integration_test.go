@@ -13,7 +13,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
-	"runtime"
 	"slices"
 	"strings"
 	"testing"
@@ -34,9 +33,10 @@ import (
 func buildStatelab(t *testing.T) string {
 	t.Helper()
 	bin := filepath.Join(t.TempDir(), "statelab")
-	goTool := filepath.Join(runtime.GOROOT(), "bin", "go")
-	if _, err := os.Stat(goTool); err != nil {
-		goTool = "go"
+	// go test puts its own GOROOT/bin first on the test's PATH.
+	goTool, err := exec.LookPath("go")
+	if err != nil {
+		t.Fatalf("the go command is not on PATH: %v", err)
 	}
 	cmd := exec.Command(goTool, "build", "-o", bin, ".")
 	cmd.Env = append(os.Environ(), "GOFLAGS=")
@@ -190,6 +190,9 @@ func TestKillServingReplica(t *testing.T) {
 	stores := []e2eStore{
 		{store: "memory", policy: "sticky", survives: false},
 		{store: "cookie", policy: "round_robin", survives: true},
+		{store: "sqlite", policy: "round_robin", survives: true, args: func(t *testing.T) []string {
+			return []string{"--sqlite", filepath.Join(t.TempDir(), "sessions.db")}
+		}},
 		{store: "redis", policy: "round_robin", survives: true, args: func(t *testing.T) []string {
 			return []string{"--redis", testenv.RedisURL(t), "--redis-prefix", "statelab-e2e-" + strings.ToLower(rand.Text()[:10]) + ":"}
 		}},
