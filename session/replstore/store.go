@@ -459,7 +459,7 @@ func (s *Store) primaryWrite(ctx context.Context, op byte, key string, rec sessi
 		}
 		if s.cfg.Async {
 			s.tab.set(key, next)
-			s.enqueue(key, next, backups)
+			s.enqueue(ctx, key, next, backups)
 			return next.Rec.Version, nil
 		}
 		stale, err := s.replicate(ctx, key, prev, next, backups)
@@ -575,11 +575,16 @@ func (s *Store) fetchFrom(ctx context.Context, key string, nodes []node) (entry,
 }
 
 // enqueue hands an async write to the background replicators of backups.
-func (s *Store) enqueue(key string, e entry, backups []node) {
+// A full queue slows the writer down (until ctx ends) rather than dropping
+// the copy.
+func (s *Store) enqueue(ctx context.Context, key string, e entry, backups []node) {
 	for _, b := range backups {
 		q := s.queue(b)
 		select {
 		case q <- mergeItem{Key: key, Entry: e}:
+		case <-ctx.Done():
+			s.log.Warn("replstore: async replication queue full; copy left to the next rebalance", "backup", b.Name)
+			return
 		case <-s.ctx.Done():
 			return
 		}
@@ -622,11 +627,19 @@ func (s *Store) asyncSender(b node, q chan mergeItem) {
 				break drain
 			}
 		}
-		addr := b.RPCAddr
+		addr := ""
 		for _, n := range s.members.live(false) {
 			if n.Name == b.Name {
 				addr = n.RPCAddr
 			}
+		}
+		if addr == "" {
+			// The backup left or died: its copies are moot, and the
+			// rebalance after its departure places them on new owners.
+			s.queuesMu.Lock()
+			delete(s.queues, b.Name)
+			s.queuesMu.Unlock()
+			return
 		}
 		if err := s.rpcMerge(s.ctx, addr, batch); err != nil {
 			s.log.Warn("replstore: async replication failed; the next rebalance repairs it", "backup", b.Name, "records", len(batch), "err", err)
