@@ -130,9 +130,9 @@ func TestTableMerge(t *testing.T) {
 		{"expired into nothing", nil, rec(5, -time.Hour), false},
 		{"tombstone into nothing", nil, tomb, true},
 		{"higher version", ptr(rec(5, time.Hour)), rec(6, time.Hour), true},
-		{"lower version", ptr(rec(6, time.Hour)), rec(5, 2 * time.Hour), false},
-		{"same version, later expiry (touch)", ptr(rec(5, time.Hour)), rec(5, 2 * time.Hour), true},
-		{"same version, earlier expiry", ptr(rec(5, 2 * time.Hour)), rec(5, time.Hour), false},
+		{"lower version", ptr(rec(6, time.Hour)), rec(5, 2*time.Hour), false},
+		{"same version, later expiry (touch)", ptr(rec(5, time.Hour)), rec(5, 2*time.Hour), true},
+		{"same version, earlier expiry", ptr(rec(5, 2*time.Hour)), rec(5, time.Hour), false},
 		{"tombstone over same version", ptr(rec(5, time.Hour)), tomb, true},
 		{"record over newer tombstone", ptr(tomb), rec(4, time.Hour), false},
 	}
