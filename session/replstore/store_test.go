@@ -421,3 +421,45 @@ func TestJoinLater(t *testing.T) {
 	lateNode := startNode(t, late)
 	waitMembers(t, []*Store{early, lateNode}, 2)
 }
+
+// TestRestartSameName checks the lab's failover scenario: a replica killed
+// and restarted under the same name and address rejoins, and the records it
+// owns are copied back to it.
+func TestRestartSameName(t *testing.T) {
+	nodes := startCluster(t, 3, nil)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	var keys []string
+	for i := range 60 {
+		k := storetest.NewKey(t)
+		keys = append(keys, k)
+		if _, err := nodes[i%3].Put(ctx, k, session.Record{Data: []byte(k), IdleExpiry: time.Now().Add(time.Hour)}); err != nil {
+			t.Fatalf("Put: %v", err)
+		}
+	}
+	addr := nodes[0].ClusterAddr()
+	nodes[0].kill()
+	waitMembers(t, nodes[1:], 2)
+
+	cfg := testConfig(t, "n0")
+	cfg.BindAddr = addr
+	cfg.Peers = []string{nodes[1].ClusterAddr()}
+	nodes[0] = startNode(t, cfg)
+	waitMembers(t, nodes, 3)
+	poll(t, 15*time.Second, "records to be held by exactly their owners again", func() bool {
+		for _, k := range keys {
+			want := ownerNames(nodes[0], k)
+			slices.Sort(want)
+			if !slices.Equal(holders(nodes, k), want) {
+				return false
+			}
+		}
+		return true
+	})
+	for _, k := range keys {
+		rec, err := nodes[0].Get(ctx, k)
+		if err != nil || string(rec.Data) != k {
+			t.Fatalf("Get %s via the restarted replica = %q, %v", k, rec.Data, err)
+		}
+	}
+}
