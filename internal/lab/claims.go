@@ -207,8 +207,8 @@ func EvaluateClaims(runs []*Run) []ClaimResult {
 			verdict = DoesNotHold
 		}
 		if sf := ix.get("cache", "storefail"); sf != nil {
-			out[5].Evidence += fmt.Sprintf("; with Redis down for 30%% of the run the error rate was %s and %d items were lost — Redis is a dependency every request needs", pct(sf.ErrorRate), sf.ItemsLost)
-			if verdict == Holds && sf.ErrorRate > 0 {
+			out[5].Evidence += fmt.Sprintf("; with Redis down for 30%% of the run the error rate was %s, p99 %.0f ms, and %d items were lost — Redis is a dependency every request needs", pct(sf.ErrorRate), sf.LatencyMS.P99, sf.ItemsLost)
+			if verdict == Holds && outageHurts(sf, ix.get("cache", "steady")) {
 				verdict = HoldsWithCost
 			}
 		}
@@ -233,8 +233,8 @@ func EvaluateClaims(runs []*Run) []ClaimResult {
 			out[6].Evidence += fmt.Sprintf("; scale-out %d→%d replicas: %.0f of %.0f req/s offered served, imbalance %.2f", so.Replicas/2, so.Replicas, so.AchievedRPS, so.OfferedRPS, so.Imbalance)
 		}
 		if sf := ix.get("database", "storefail"); sf != nil {
-			out[6].Evidence += fmt.Sprintf("; with the database unavailable for 30%% of the run the error rate was %s and %d items were lost", pct(sf.ErrorRate), sf.ItemsLost)
-			if verdict == Holds && sf.ErrorRate > 0 {
+			out[6].Evidence += fmt.Sprintf("; with the database unavailable for 30%% of the run the error rate was %s, p99 %.0f ms, and %d items were lost", pct(sf.ErrorRate), sf.LatencyMS.P99, sf.ItemsLost)
+			if verdict == Holds && outageHurts(sf, st) {
 				verdict = HoldsWithCost
 			}
 		}
@@ -287,6 +287,15 @@ func EvaluateClaims(runs []*Run) []ClaimResult {
 		}
 	}
 	return out
+}
+
+// outageHurts reports whether a store outage showed to clients: errors, or
+// a p99 latency over twice the steady run's.
+func outageHurts(outage, steady *RunResult) bool {
+	if outage.ErrorRate > 0 {
+		return true
+	}
+	return steady != nil && outage.LatencyMS.P99 > 2*steady.LatencyMS.P99
 }
 
 func (ix runIndex) run(strategy, scenario string) *Run { return ix[strategy+"/"+scenario] }
