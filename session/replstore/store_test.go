@@ -64,7 +64,7 @@ func TestUnreachablePrimary(t *testing.T) {
 }
 
 // keyOwnedBy returns a fresh key whose primary, as s sees it, is primary.
-func keyOwnedBy(t *testing.T, s *Store, primary string) string {
+func keyOwnedBy(t testing.TB, s *Store, primary string) string {
 	t.Helper()
 	for i := 0; i < 10000; i++ {
 		k := storetest.NewKey(t)
