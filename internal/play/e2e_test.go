@@ -27,7 +27,8 @@ func chromiumPath() string {
 // TestPlaygroundInBrowser starts the playground over a real cluster and
 // runs e2e/play.test.mjs in headless Chromium: add items, kill the replica
 // that served them, and find the cart gone under sticky and intact under
-// cache. STATELAB_PLAY_SCREENSHOT=FILE also saves a screenshot.
+// cache. STATELAB_PLAY_SCREENSHOT=FILE (relative to the module root) also
+// saves a screenshot.
 func TestPlaygroundInBrowser(t *testing.T) {
 	if testing.Short() {
 		t.Skip("the browser test starts real clusters; skipped in -short mode")
@@ -47,7 +48,9 @@ func TestPlaygroundInBrowser(t *testing.T) {
 
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
+	began := time.Now()
 	bin := buildStatelab(ctx, t)
+	t.Logf("go build statelab: %s", time.Since(began).Round(time.Millisecond))
 
 	s, err := New(Config{
 		Strategy: "sticky",
@@ -57,15 +60,18 @@ func TestPlaygroundInBrowser(t *testing.T) {
 			Dir:    t.TempDir(),
 			Logger: slog.New(slog.DiscardHandler),
 		}),
-		Logger: slog.New(slog.DiscardHandler),
+		Shoppers: NewLabShoppers(),
+		Logger:   slog.New(slog.DiscardHandler),
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = s.Close() })
+	began = time.Now()
 	if err := s.Start(ctx); err != nil {
 		t.Fatalf("Start: %v", err)
 	}
+	t.Logf("sticky cluster started: %s", time.Since(began).Round(time.Millisecond))
 	hs := httptest.NewServer(s.Handler())
 	// Close the playground first so its event streams end, then the
 	// server (Cleanup runs last-registered first).
@@ -80,14 +86,20 @@ func TestPlaygroundInBrowser(t *testing.T) {
 	cmd.Dir = e2eDir
 	cmd.Env = append(os.Environ(), "CHROMIUM="+chromiumPath())
 	if shot := os.Getenv("STATELAB_PLAY_SCREENSHOT"); shot != "" {
+		if !filepath.IsAbs(shot) {
+			// Relative to the module root, where make runs, not to this
+			// package's directory, where go test runs.
+			shot = filepath.Join("..", "..", shot)
+		}
 		abs, err := filepath.Abs(shot)
 		if err != nil {
 			t.Fatal(err)
 		}
 		cmd.Env = append(cmd.Env, "PLAY_SCREENSHOT="+abs)
 	}
+	began = time.Now()
 	out, err := cmd.CombinedOutput()
-	t.Logf("node play.test.mjs:\n%s", out)
+	t.Logf("node play.test.mjs (%s):\n%s", time.Since(began).Round(time.Millisecond), out)
 	if err != nil {
 		var log []string
 		for _, e := range s.Events() {

@@ -234,6 +234,9 @@ func poll(ctx context.Context, client *http.Client, c Cluster, prev map[string][
 			r.Inflight = b.Inflight
 			r.Requests = b.Requests
 			prev[key], r.RPS = rateOf(prev[key], now, b.Requests)
+			if p.State == ProcessDown {
+				r.RPS = 0 // what the window remembers from before its death
+			}
 			bal.RPS += r.RPS
 		}
 		if v := views[i]; v != nil {

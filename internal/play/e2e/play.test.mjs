@@ -24,6 +24,9 @@ if (!base) {
 const strategies = (process.env.PLAY_STRATEGIES || "sticky,cache").split(",");
 const expectLoss = { naive: null, sticky: true, replicated: false, cache: false, database: false, client: false };
 
+const t0 = Date.now();
+function step(msg) { console.log(`play.e2e: ${((Date.now() - t0) / 1000).toFixed(1)}s ${msg}`); }
+
 const userDataDir = fs.mkdtempSync(path.join(os.tmpdir(), "statelab-play-e2e-"));
 const context = await chromium.launchPersistentContext(userDataDir, {
   executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
@@ -35,7 +38,7 @@ const context = await chromium.launchPersistentContext(userDataDir, {
 
 const problems = []; // console errors and page errors of the dashboard itself
 const elsewhere = []; // console errors of the shop frame (failed requests during a kill)
-function step(msg) { console.log(`play.e2e: ${msg}`); }
+step("chromium started");
 
 try {
   const page = context.pages()[0] || (await context.newPage());
@@ -49,6 +52,7 @@ try {
   page.on("pageerror", (e) => problems.push(`page error: ${e.message}`));
 
   await page.goto(base);
+  step("dashboard loaded");
   await page.getByRole("button", { name: "Kill r1", exact: true }).waitFor();
   const shop = page.frameLocator("#shop-frame");
 
@@ -124,6 +128,7 @@ try {
       shot = "";
     }
 
+    if (strategy === strategies[strategies.length - 1]) break;
     // Bring the replica back for the next round.
     await page.getByRole("button", { name: `Restart ${servedBy}`, exact: true }).click();
     await page.locator(`li.replica[data-id="${servedBy}"] .badge`, { hasText: "up" }).waitFor({ timeout: 30000 });
@@ -139,5 +144,6 @@ try {
   step("PASS");
 } finally {
   await context.close();
+  step("chromium closed");
   fs.rmSync(userDataDir, { recursive: true, force: true });
 }

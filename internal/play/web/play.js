@@ -36,6 +36,9 @@
         return null;
       }
       say("");
+      // Controls answer with the new state: show it without waiting for
+      // the next event.
+      if (data && Array.isArray(data.strategies)) state = data;
       return data;
     } catch (err) {
       say(`The playground did not answer: ${err.message}`, true);
@@ -175,7 +178,9 @@
 
     const sh = state.shoppers || {};
     const on = $("shoppers-on"), rate = $("shoppers-rate");
-    on.checked = !!sh.on;
+    // While a control is on its way, the box shows the person's click,
+    // not the state from before it.
+    if (!pending) on.checked = !!sh.on;
     setOff(on, off || !sh.available);
     if (document.activeElement !== rate) {
       rate.value = sh.rate || 5;
