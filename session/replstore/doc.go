@@ -16,9 +16,11 @@
 // When a member joins or dies, every replica pushes the records it holds to
 // their new owners, so every session again has Backups+1 live copies. Close
 // hands this replica's records over to their new owners before leaving.
-// Replicas talk to each other over a small HTTP RPC whose address travels in
-// the memberlist node metadata; gossip is encrypted and every RPC request and
-// response is authenticated with keys derived from Config.Secret.
+// Replicas talk to each other over a small binary RPC (one multiplexed TCP
+// connection per pair, a deadline on every call) whose address travels in the
+// memberlist node metadata; gossip is encrypted, and RPC connections are
+// mutually authenticated and every frame MACed, with keys derived from
+// Config.Secret.
 //
 // The package does not persist anything: a cluster that loses every copy of a
 // session (all owners killed at once, or every replica restarted) loses the

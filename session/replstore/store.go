@@ -79,6 +79,9 @@ func New(ctx context.Context, cfg Config) (*Store, error) {
 		return nil, fmt.Errorf("replstore: derive rpc key: %w", err)
 	}
 	host, port, _ := splitHostPort(cfg.BindAddr)
+	if host, err = resolveHost(ctx, host); err != nil {
+		return nil, fmt.Errorf("%w: BindAddr %q: %w", ErrInvalidConfig, cfg.BindAddr, err)
+	}
 	rpcListen := net.JoinHostPort(host, "0")
 	if cfg.RPCAddr != "" {
 		rpcListen = cfg.RPCAddr
@@ -148,6 +151,27 @@ func New(ctx context.Context, cfg Config) (*Store, error) {
 	go s.rebalanceLoop()
 	go s.tidyLoop()
 	return s, nil
+}
+
+// resolveHost turns a bind host into an IP literal, as memberlist needs: an
+// empty host means every interface, a name is looked up.
+func resolveHost(ctx context.Context, host string) (string, error) {
+	if host == "" {
+		return "0.0.0.0", nil
+	}
+	if net.ParseIP(host) != nil {
+		return host, nil
+	}
+	ips, err := net.DefaultResolver.LookupIP(ctx, "ip", host)
+	if err != nil {
+		return "", err
+	}
+	for _, ip := range ips {
+		if ip.To4() != nil {
+			return ip.String(), nil
+		}
+	}
+	return ips[0].String(), nil
 }
 
 // advertiseIP picks the IP to advertise for a wildcard bind host.

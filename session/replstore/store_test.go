@@ -463,3 +463,18 @@ func TestRestartSameName(t *testing.T) {
 		}
 	}
 }
+
+// TestBindHostName checks that a host name in BindAddr is resolved (memberlist
+// needs an IP) and advertised as an address peers can use.
+func TestBindHostName(t *testing.T) {
+	cfg := testConfig(t, "named")
+	cfg.BindAddr = "localhost:0"
+	s := startNode(t, cfg)
+	host, _, err := net.SplitHostPort(s.ClusterAddr())
+	if err != nil || !net.ParseIP(host).IsLoopback() {
+		t.Fatalf("ClusterAddr = %q (%v), want a loopback IP", s.ClusterAddr(), err)
+	}
+	peer := testConfig(t, "peer")
+	peer.Peers = []string{s.ClusterAddr()}
+	waitMembers(t, []*Store{s, startNode(t, peer)}, 2)
+}
