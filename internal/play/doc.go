@@ -32,6 +32,6 @@
 //
 // Everything proxied to the balancer is "you": the play server reads the
 // cart in each response to tell you which replica served you and whether
-// your cart survived (see Observer). Background shoppers go to the balancer
+// your cart survived (see the event log). Background shoppers go to the balancer
 // directly and are not "you".
 package play

@@ -60,7 +60,10 @@ func (s *Server) Handler() http.Handler {
 	// The shop page may use absolute paths (/api/cart, /static/…): whatever
 	// is not the playground's goes to the balancer too.
 	mux.HandleFunc("/", s.serveShop)
-	return securityHeaders(mux)
+	// The controls kill processes: another site open in the same browser
+	// must not be able to post to them (CSRF). Same-origin pages and
+	// non-browser clients such as curl pass.
+	return securityHeaders(http.NewCrossOriginProtection().Handler(mux))
 }
 
 // securityHeaders forbids every origin but this one: no CDN, no inline

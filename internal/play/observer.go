@@ -79,12 +79,12 @@ func parseCartOp(method, path string, body []byte) (cartOp, bool) {
 	return cartOp{kind: "other"}, true
 }
 
-// Observer watches the requests that go through the shop pane and tells, in
+// observer watches the requests that go through the shop pane and tells, in
 // the event log, what happened to your cart: which replica served you, and
 // whether your cart survived the last fault. It compares each cart that
 // comes back with the cart you should have: the previous one plus what you
 // did since.
-type Observer struct {
+type observer struct {
 	log *eventLog
 	// context returns the running strategy and store kind.
 	context func() (strategy, storeKind string)
@@ -97,12 +97,12 @@ type Observer struct {
 	fault bool
 }
 
-func newObserver(log *eventLog, context func() (strategy, storeKind string)) *Observer {
-	return &Observer{log: log, context: context, expected: map[string]CartLine{}}
+func newObserver(log *eventLog, context func() (strategy, storeKind string)) *observer {
+	return &observer{log: log, context: context, expected: map[string]CartLine{}}
 }
 
 // You returns what the observer knows about you.
-func (o *Observer) You() You {
+func (o *observer) You() You {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	y := o.you
@@ -113,7 +113,7 @@ func (o *Observer) You() You {
 // Fault tells the observer that a replica (or, with replica "", the store)
 // failed or was restarted. When it is the replica that served you last, or
 // the store, the next cart you see is reported even when nothing was lost.
-func (o *Observer) Fault(replica string) {
+func (o *observer) Fault(replica string) {
 	o.mu.Lock()
 	if replica == "" || replica == o.you.ServedBy {
 		o.fault = true
@@ -123,7 +123,7 @@ func (o *Observer) Fault(replica string) {
 
 // Reset forgets your cart: the cluster was rebuilt and the old carts are
 // gone with it, by design rather than by failure.
-func (o *Observer) Reset() {
+func (o *observer) Reset() {
 	o.mu.Lock()
 	o.you = You{}
 	o.expected = map[string]CartLine{}
@@ -144,7 +144,7 @@ type cartBody struct {
 // Observe records one response to a request through the shop pane: op is
 // what the request did to the cart, status, servedBy (X-Served-By) and body
 // what came back.
-func (o *Observer) Observe(op cartOp, status int, servedBy string, body []byte) {
+func (o *observer) Observe(op cartOp, status int, servedBy string, body []byte) {
 	strategy, storeKind := o.context()
 	var cb cartBody
 	_ = json.Unmarshal(body, &cb) // a body that is not a cart is simply not compared
@@ -217,7 +217,7 @@ func (o *Observer) Observe(op cartOp, status int, servedBy string, body []byte) 
 }
 
 // applyLocked returns the cart you should have after op succeeds.
-func (o *Observer) applyLocked(op cartOp) map[string]CartLine {
+func (o *observer) applyLocked(op cartOp) map[string]CartLine {
 	next := make(map[string]CartLine, len(o.expected)+1)
 	for k, v := range o.expected {
 		next[k] = v

@@ -91,7 +91,7 @@ type Server struct {
 	log    *slog.Logger
 	hub    *hub
 	events *eventLog
-	obs    *Observer
+	obs    *observer
 	client *http.Client
 	proxy  http.Handler
 	tr     *http.Transport

@@ -186,6 +186,43 @@ func TestControlErrors(t *testing.T) {
 // TestFailoverWording shops three items, kills the replica that served
 // them and reads the cart again: the log must say, in plain words, what the
 // strategy did to the cart.
+// TestCrossSiteControlsRefused: a page of another site cannot post to the
+// controls from the person's browser.
+func TestCrossSiteControlsRefused(t *testing.T) {
+	ts := newTestServer(t, "sticky")
+	for _, h := range []struct{ name, value string }{
+		{"Sec-Fetch-Site", "cross-site"},
+		{"Origin", "http://evil.example"},
+	} {
+		req, err := http.NewRequest("POST", ts.http.URL+"/play/api/replicas/r1/kill", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header.Set(h.name, h.value)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusForbidden {
+			t.Fatalf("%s: %s: status %d, want 403", h.name, h.value, resp.StatusCode)
+		}
+	}
+	if calls := ts.starter.last().Calls(); len(calls) != 0 {
+		t.Fatalf("a cross-site control reached the cluster: %v", calls)
+	}
+	req, _ := http.NewRequest("POST", ts.http.URL+"/play/api/replicas/r1/kill", nil)
+	req.Header.Set("Sec-Fetch-Site", "same-origin")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("same-origin control: status %d, want 200", resp.StatusCode)
+	}
+}
+
 func TestFailoverWording(t *testing.T) {
 	tests := []struct {
 		strategy string
