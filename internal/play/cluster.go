@@ -72,7 +72,7 @@ type StoreProcess struct {
 }
 
 // Cluster is the running cluster the playground drives: a balancer, its
-// replicas and a store. Package cluster satisfies it through NewLabStarter;
+// replicas and a store. Package cluster satisfies it through NewClusterStarter;
 // tests use a fake. Every method is safe for concurrent use.
 type Cluster interface {
 	// Strategy returns the strategy the cluster was started for.

@@ -11,8 +11,8 @@
 //
 // It does not own the cluster or the workload: it drives them through the
 // small Cluster and Shoppers interfaces, which package cluster and package
-// lab satisfy (see NewLabStarter). It never talks to a replica or the
-// balancer except over HTTP, exactly as a user would.
+// lab satisfy (see NewClusterStarter and NewLabShoppers). It never talks to
+// a replica or the balancer except over HTTP, exactly as a user would.
 //
 // # Routes
 //

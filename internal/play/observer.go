@@ -11,10 +11,14 @@ import (
 
 // CartLine is one line of your cart as the last response showed it.
 type CartLine struct {
-	SKU        string `json:"sku"`
-	Name       string `json:"name"`
-	Qty        int    `json:"qty"`
-	PriceCents int    `json:"price_cents"`
+	// SKU identifies the product.
+	SKU string `json:"sku"`
+	// Name is the product's name (empty until a cart response names it).
+	Name string `json:"name"`
+	// Qty is the quantity, 1 to 99.
+	Qty int `json:"qty"`
+	// PriceCents is the unit price in cents.
+	PriceCents int `json:"price_cents"`
 }
 
 // You is what the playground knows about the person shopping in the shop
