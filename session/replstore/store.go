@@ -107,6 +107,18 @@ func New(ctx context.Context, cfg Config) (*Store, error) {
 		cancel:  cancel,
 		queues:  make(map[string]chan mergeItem),
 	}
+	s.rpcAddr = ln.Addr().String()
+	if h, p, _ := net.SplitHostPort(s.rpcAddr); net.ParseIP(h) == nil || net.ParseIP(h).IsUnspecified() {
+		// Wildcard bind: advertise an address peers can reach.
+		ip, err := advertiseIP(host)
+		if err != nil {
+			cancel()
+			ln.Close()
+			return nil, fmt.Errorf("replstore: pick an address to advertise: %w", err)
+		}
+		s.rpcAddr = net.JoinHostPort(ip, p)
+	}
+	s.members = newMembership(s.name, nodeMeta{RPC: s.rpcAddr}, s.membershipChanged)
 	s.metrics, err = newMetrics(cfg.Registerer, cfg.NodeName, func() float64 { return float64(len(s.members.live(false))) })
 	if err != nil {
 		cancel()
@@ -119,18 +131,6 @@ func New(ctx context.Context, cfg Config) (*Store, error) {
 		defer s.wg.Done()
 		s.rpcSrv.serve()
 	}()
-
-	s.rpcAddr = ln.Addr().String()
-	if h, p, _ := net.SplitHostPort(s.rpcAddr); net.ParseIP(h) == nil || net.ParseIP(h).IsUnspecified() {
-		// Wildcard bind: advertise an address peers can reach.
-		ip, err := advertiseIP(host)
-		if err != nil {
-			s.shutdownPartial()
-			return nil, fmt.Errorf("replstore: pick an address to advertise: %w", err)
-		}
-		s.rpcAddr = net.JoinHostPort(ip, p)
-	}
-	s.members = newMembership(s.name, nodeMeta{RPC: s.rpcAddr}, s.membershipChanged)
 	mlc := memberlistConfig(cfg, host, port, gossipKey, s.members)
 	s.ml, err = memberlist.Create(mlc)
 	if err != nil {
