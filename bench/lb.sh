@@ -127,7 +127,8 @@ to_ms() {
 		else print v }'
 }
 
-declare -A rps p50 p99
+declare -A rps p50 p99 last
+ratios=""
 echo "nproc=$(nproc)  wrk -t$THREADS -c$CONNS -d$DURATION  rounds=$ROUNDS  $(go version | awk '{print $3}')"
 printf "%-6s %-9s %12s %9s %9s\n" round target req/s p50_ms p99_ms
 for r in $(seq "$ROUNDS"); do
@@ -142,7 +143,9 @@ for r in $(seq "$ROUNDS"); do
 		[ -n "$errs" ] && echo "  $t: $errs" >&2
 		rps[$t]+="$q "; p50[$t]+="$l50 "; p99[$t]+="$l99 "
 		printf "%-6s %-9s %12.0f %9.3f %9.3f\n" "$r" "$t" "$q" "$l50" "$l99"
+		last[$t]=$q
 	done
+	ratios+="$(awk -v s="${last[statelab]}" -v h="${last[haproxy]}" 'BEGIN {printf "%.3f", s / h}') "
 done
 
 # median of a space-separated list
@@ -159,5 +162,7 @@ done
 echo
 awk -v s="${m[statelab]}" -v h="${m[haproxy]}" -v n="${m[nginx]}" 'BEGIN {
 	printf "statelab/haproxy = %.2fx   statelab/nginx = %.2fx\n", s / h, s / n }'
-awk -v s="$(median "${p99[statelab]}")" -v d="$(median "${p99[direct]}")" 'BEGIN {
-	printf "p99 added by statelab lb over direct access: %.3f ms\n", s - d }'
+echo "statelab/haproxy per round: $ratios(median $(median "$ratios")x)"
+awk -v s50="$(median "${p50[statelab]}")" -v d50="$(median "${p50[direct]}")" \
+	-v s99="$(median "${p99[statelab]}")" -v d99="$(median "${p99[direct]}")" 'BEGIN {
+	printf "latency added by statelab lb over direct access: p50 %+.3f ms, p99 %+.3f ms\n", s50 - d50, s99 - d99 }'
