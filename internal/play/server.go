@@ -448,6 +448,12 @@ func (s *Server) SetStrategy(strategy string) error {
 		return err
 	}
 	s.mu.Lock()
+	if s.closed {
+		// Close ran while this cluster was starting: it must not outlive
+		// the server.
+		s.mu.Unlock()
+		return errors.Join(ErrNoCluster, c.Close())
+	}
 	s.cluster, s.phase = c, "running"
 	s.mu.Unlock()
 	where := info.where

@@ -411,6 +411,34 @@ func TestBusyAndFailedStart(t *testing.T) {
 	}
 }
 
+// TestCloseDuringRebuild: a cluster that finishes starting after Close is
+// closed at once, never left running.
+func TestCloseDuringRebuild(t *testing.T) {
+	ts := newTestServer(t, "sticky")
+	gate := make(chan struct{})
+	ts.starter.mu.Lock()
+	ts.starter.gate = gate
+	ts.starter.mu.Unlock()
+	done := make(chan error, 1)
+	go func() { done <- ts.s.SetStrategy("cache") }()
+	waitFor(t, func() bool { return ts.s.State().Phase == "rebuilding" })
+	closed := make(chan error, 1)
+	go func() { closed <- ts.s.Close() }()
+	// Close cancels the start; the starter sees its context end.
+	if err := <-done; err == nil {
+		t.Fatal("SetStrategy succeeded although the server closed")
+	}
+	if err := <-closed; err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+	close(gate)
+	for _, c := range ts.starter.started {
+		if !c.isClosed() {
+			t.Fatalf("cluster %s left running after Close", c.Strategy())
+		}
+	}
+}
+
 func TestShoppers(t *testing.T) {
 	var (
 		mu      sync.Mutex
