@@ -95,8 +95,16 @@ func (lb *Balancer) adminRemove(w http.ResponseWriter, r *http.Request) {
 		adminError(w, http.StatusNotFound, "unknown_backend", err.Error())
 		return
 	}
-	// The drain outlives the admin request; Close cuts it short.
+	// The drain outlives the admin request; Close cuts it short. Adding to
+	// the WaitGroup under lb.mu keeps it from racing with Close's Wait.
+	lb.mu.Lock()
+	if lb.closed {
+		lb.mu.Unlock()
+		adminError(w, http.StatusServiceUnavailable, "closed", ErrClosed.Error())
+		return
+	}
 	lb.wg.Add(1)
+	lb.mu.Unlock()
 	go func() {
 		defer lb.wg.Done()
 		_ = lb.RemoveBackend(context.Background(), id)

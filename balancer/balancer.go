@@ -173,8 +173,10 @@ type Config struct {
 	// AccessLog logs every proxied request at Info level.
 	AccessLog bool
 
-	// Registry is where the balancer registers its metrics. Nil means a new
-	// private registry, served by AdminHandler's /metrics either way.
+	// Registry is where the balancer registers its metrics, and what
+	// AdminHandler's /metrics serves. Nil means a new private registry. Give
+	// each Balancer its own registry: two on one registry would export
+	// clashing series.
 	Registry *prometheus.Registry
 }
 
