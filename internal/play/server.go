@@ -174,9 +174,7 @@ func (s *Server) Start(ctx context.Context) error {
 	}
 	s.cluster, s.phase = c, "running"
 	s.mu.Unlock()
-	info, _ := lookupStrategy(strategy)
-	s.events.add(EventInfo, fmt.Sprintf("cluster ready: %s strategy, %d replicas behind a %s balancer — your cart lives %s",
-		strategy, len(c.Replicas()), info.policy, info.where))
+	s.events.add(EventInfo, readyText(c))
 	s.refresh()
 	s.wg.Add(1)
 	go s.pollLoop()
@@ -404,10 +402,20 @@ func (s *Server) actionContext() (context.Context, context.CancelFunc) {
 	return context.WithTimeout(s.ctx, s.cfg.ActionTimeout)
 }
 
+// readyText is the log line for a cluster that has just started.
+func readyText(c Cluster) string {
+	info, _ := lookupStrategy(c.Strategy())
+	where := info.where
+	if k := c.Store().Kind; k == "sqlite" || k == "postgres" {
+		where = "in " + storeName(k)
+	}
+	return fmt.Sprintf("cluster ready: %s strategy, %d replicas behind a %s balancer — your cart lives %s",
+		c.Strategy(), len(c.Replicas()), info.policy, where)
+}
+
 // SetStrategy closes the running cluster and starts one for strategy.
 func (s *Server) SetStrategy(strategy string) error {
-	info, err := lookupStrategy(strategy)
-	if err != nil {
+	if _, err := lookupStrategy(strategy); err != nil {
 		return err
 	}
 	_, done, err := s.begin("rebuilding the cluster for " + strategy)
@@ -456,12 +464,7 @@ func (s *Server) SetStrategy(strategy string) error {
 	}
 	s.cluster, s.phase = c, "running"
 	s.mu.Unlock()
-	where := info.where
-	if k := c.Store().Kind; k == "sqlite" || k == "postgres" {
-		where = "in " + storeName(k)
-	}
-	s.events.add(EventInfo, fmt.Sprintf("cluster ready: %s strategy, %d replicas behind a %s balancer — your cart lives %s",
-		strategy, len(c.Replicas()), info.policy, where))
+	s.events.add(EventInfo, readyText(c))
 	if on {
 		if err := s.startShoppers(ctx, c); err != nil {
 			s.events.add(EventError, fmt.Sprintf("background shoppers could not restart: %v", err))

@@ -373,6 +373,14 @@ func TestRebuild(t *testing.T) {
 	ts.mustDo(t, 200, "GET", "/shop/api/cart", "")
 }
 
+func TestReadyNamesTheDatabase(t *testing.T) {
+	ts := newTestServer(t, "database")
+	ts.requireEvent(t, "cluster ready: database strategy, 3 replicas behind a round_robin balancer — your cart lives in SQLite")
+	if st := ts.s.State(); st.Where != "in SQLite" || st.Store.Name != "SQLite" {
+		t.Fatalf("state names %q / %q, want SQLite", st.Where, st.Store.Name)
+	}
+}
+
 func TestBusyAndFailedStart(t *testing.T) {
 	ts := newTestServer(t, "sticky")
 	gate := make(chan struct{})
