@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/memberlist"
@@ -36,6 +37,9 @@ type membership struct {
 	meta    []byte
 	changed func()
 
+	// departures counts members that left or were declared dead.
+	departures atomic.Int64
+
 	mu      sync.RWMutex
 	members map[string]Member
 	nodes   []node // sorted by name, rebuilt on every change
@@ -54,6 +58,7 @@ func (m *membership) NotifyUpdate(n *memberlist.Node) { m.upsert(n) }
 
 // NotifyLeave implements memberlist.EventDelegate.
 func (m *membership) NotifyLeave(n *memberlist.Node) {
+	m.departures.Add(1)
 	m.mu.Lock()
 	delete(m.members, n.Name)
 	m.rebuild()

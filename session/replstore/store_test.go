@@ -20,6 +20,7 @@ import (
 // replicas (one backup per session), each call going to the next replica.
 func TestConformance(t *testing.T) {
 	nodes := startCluster(t, 3, nil)
+	logDepartures(t, nodes)
 	rr := &roundRobin{nodes: nodes}
 	storetest.Run(t, func(t *testing.T) session.Store { return rr })
 }
@@ -28,6 +29,7 @@ func TestConformance(t *testing.T) {
 // session (Backups -1).
 func TestConformanceAllBackups(t *testing.T) {
 	nodes := startCluster(t, 3, func(c *Config) { c.Backups = -1 })
+	logDepartures(t, nodes)
 	rr := &roundRobin{nodes: nodes}
 	storetest.Run(t, func(t *testing.T) session.Store { return rr })
 }
