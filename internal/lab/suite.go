@@ -69,6 +69,9 @@ func RunSuite(ctx context.Context, base Config, pairs []Pair, progress func(stri
 				r := run.Result
 				progress(fmt.Sprintf("[%d/%d] %s × %s: %.0f req/s, p99 %.1f ms, errors %s, items lost %d/%d, stale reads %d (%v)",
 					i+1, len(pairs), p.Strategy, p.Scenario, r.AchievedRPS, r.LatencyMS.P99, pct(r.ErrorRate), r.ItemsLost, r.ItemsAcked, r.StaleReads, time.Since(began).Round(100*time.Millisecond)))
+				if run.Err != "" {
+					progress(fmt.Sprintf("[%d/%d] %s × %s: note: %s", i+1, len(pairs), p.Strategy, p.Scenario, run.Err))
+				}
 			}
 		}
 		if ctx.Err() != nil {
