@@ -153,11 +153,15 @@ type StoreInfo struct {
 
 // Snapshot is the cluster's state at one moment, for dashboards to poll.
 type Snapshot struct {
-	Strategy Strategy  `json:"strategy"`
-	Policy   string    `json:"policy"`
-	URL      string    `json:"url"`
-	AdminURL string    `json:"admin_url"`
-	Store    StoreInfo `json:"store"`
+	// Strategy is the cluster's strategy; Policy is its balancer policy.
+	Strategy Strategy `json:"strategy"`
+	Policy   string   `json:"policy"`
+	// URL is the balancer's base URL; AdminURL its admin API's.
+	URL      string `json:"url"`
+	AdminURL string `json:"admin_url"`
+	// Store describes the store and whether it is up.
+	Store StoreInfo `json:"store"`
+	// Replicas lists the replicas in creation order.
 	Replicas []Replica `json:"replicas"`
 	// LastEvent is the sequence number of the newest event (see Events).
 	LastEvent int `json:"last_event"`
