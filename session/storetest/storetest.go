@@ -417,16 +417,19 @@ func testConcurrentIncrements(t *testing.T, s session.Store) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 
-	var wg sync.WaitGroup
+	var (
+		wg        sync.WaitGroup
+		conflicts sync.Map
+	)
 	errs := make(chan error, workers)
-	var conflicts sync.Map
 	for w := 0; w < workers; w++ {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			n := 0
+			var pacer retryPacer
 			for i := 0; i < increments; i++ {
-				c, err := increment(ctx, s, key)
+				c, err := increment(ctx, s, key, &pacer)
 				n += c
 				if err != nil {
 					errs <- err
@@ -454,9 +457,28 @@ func testConcurrentIncrements(t *testing.T, s session.Store) {
 	t.Logf("%d increments, %d conflicts retried", workers*increments, total)
 }
 
+// retryPacer spaces out the retries of one writer contending with others
+// for one key. It keeps its delay across increments (halving it on success,
+// doubling it on conflict, starting from the length of the failed attempt),
+// so the writers settle at a rate the store can serve with few conflicts
+// instead of all rushing back after each success. Delays are jittered and
+// capped at maxRetryDelay.
+type retryPacer struct {
+	delay time.Duration
+}
+
+const maxRetryDelay = time.Second
+
+func (p *retryPacer) succeeded() { p.delay /= 2 }
+
+func (p *retryPacer) conflicted(attempt time.Duration) {
+	p.delay = min(max(2*p.delay, attempt, time.Microsecond), maxRetryDelay)
+	time.Sleep(mrand.N(p.delay))
+}
+
 // increment adds one to the counter under key, retrying on ErrConflict with
 // jittered backoff. It returns how many conflicts it met.
-func increment(ctx context.Context, s session.Store, key string) (int, error) {
+func increment(ctx context.Context, s session.Store, key string, pacer *retryPacer) (int, error) {
 	for attempt := 0; ; attempt++ {
 		start := time.Now()
 		rec, err := s.Get(ctx, key)
@@ -470,17 +492,13 @@ func increment(ctx context.Context, s session.Store, key string) (int, error) {
 		rec.Data = []byte(strconv.Itoa(n + 1))
 		rec.IdleExpiry = time.Now().Add(time.Hour)
 		if _, err = s.Put(ctx, key, rec); err == nil {
+			pacer.succeeded()
 			return attempt, nil
 		}
 		if !errors.Is(err, session.ErrConflict) {
 			return attempt, err
 		}
-		// Back off so 64 writers do not spin on one key: jittered,
-		// exponential, capped, and scaled by how long this attempt took,
-		// so a store with millisecond round trips backs off in
-		// milliseconds and an in-memory one in microseconds.
-		limit := max(time.Since(start), time.Microsecond) << min(attempt, 6)
-		time.Sleep(mrand.N(limit))
+		pacer.conflicted(time.Since(start))
 	}
 }
 
