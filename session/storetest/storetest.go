@@ -52,8 +52,8 @@ const (
 	// declares that it hangs.
 	hangGrace = 10 * time.Second
 
-	// Workers and Increments shape the concurrent-increment test: Workers
-	// goroutines each add Increments to one counter by Get and Put.
+	// workers and increments shape the concurrent-increment test: workers
+	// goroutines each add increments to one counter by Get and Put.
 	workers    = 64
 	increments = 100
 
