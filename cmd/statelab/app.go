@@ -38,6 +38,7 @@ type appFlags struct {
 	maxInflight     int
 	queue           int
 	shutdownTimeout time.Duration
+	drainDelay      time.Duration
 }
 
 // minSecretLen is the shortest --secret accepted (the cookie sealer's
@@ -46,8 +47,9 @@ const minSecretLen = 16
 
 // runApp runs one replica of the shopping-cart service until ctx is
 // cancelled (SIGINT, SIGTERM), then shuts down gracefully: /readyz turns
-// 503, the listener closes, in-flight requests finish, the store closes (a
-// replicated store hands its sessions to its peers).
+// 503 (and the replica keeps serving for --drain-delay), the listener
+// closes, in-flight requests finish, the store closes (a replicated store
+// hands its sessions to its peers).
 func runApp(ctx context.Context, m *Main, args []string) error {
 	var f appFlags
 	fs := newFlagSet(m, "app", "--listen ADDR --store KIND [flags]")
@@ -66,6 +68,7 @@ func runApp(ctx context.Context, m *Main, args []string) error {
 	fs.DurationVar(&f.work, "work", 0, "capacity model: how long each request waits (a timer, not CPU)")
 	fs.IntVar(&f.maxInflight, "max-inflight", 0, "capacity model: requests served at once (0: unlimited)")
 	fs.IntVar(&f.queue, "queue", 64, "capacity model: requests waiting for a slot before 503s (with --max-inflight)")
+	fs.DurationVar(&f.drainDelay, "drain-delay", 0, "on SIGTERM, keep serving this long with /readyz at 503 so balancers stop sending first")
 	fs.DurationVar(&f.shutdownTimeout, "shutdown-timeout", 10*time.Second, "how long a graceful shutdown waits for in-flight requests")
 	if err := parseFlags(fs, args); err != nil {
 		return err
@@ -157,8 +160,14 @@ func runApp(ctx context.Context, m *Main, args []string) error {
 		return fmt.Errorf("app: serve: %w", err)
 	case <-ctx.Done():
 	}
-	log.Info("app: shutting down: draining in-flight requests")
 	srv.Drain()
+	if f.drainDelay > 0 {
+		// Readiness is now 503: give the balancers' health checks time to
+		// notice and stop sending, while still serving what they do send.
+		log.Info("app: shutting down: readiness off, still serving", "drain_delay", f.drainDelay)
+		time.Sleep(f.drainDelay)
+	}
+	log.Info("app: shutting down: draining in-flight requests")
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), f.shutdownTimeout)
 	defer cancel()
 	if err := hs.Shutdown(shutdownCtx); err != nil {
@@ -197,6 +206,8 @@ func (f *appFlags) validate() error {
 		return bad("--queue must not be negative")
 	case f.shutdownTimeout <= 0:
 		return bad("--shutdown-timeout must be positive")
+	case f.drainDelay < 0:
+		return bad("--drain-delay must not be negative")
 	}
 	if _, _, err := net.SplitHostPort(f.listen); err != nil {
 		return bad("invalid value %q for --listen: %v", f.listen, err)

@@ -35,6 +35,7 @@ func TestAppBadFlagsExit2WithOneLine(t *testing.T) {
 		{[]string{"--work", "soon"}, "-work"},
 		{[]string{"--max-inflight", "-1"}, "--max-inflight"},
 		{[]string{"--queue", "-1"}, "--queue"},
+		{[]string{"--drain-delay", "-1s"}, "--drain-delay"},
 		{[]string{"--listen", "nope"}, "--listen"},
 		{[]string{"--bogus"}, "bogus"},
 		{[]string{"extra"}, "extra"},
@@ -244,5 +245,25 @@ func TestAppAnswers503WhileRedisIsDownAndRecovers(t *testing.T) {
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
 		t.Errorf("readyz after redis came back: %s", resp.Status)
+	}
+}
+
+func TestAppDrainDelayKeepsServingWithReadinessOff(t *testing.T) {
+	base, log, stop := startApp(t, "--store", "memory", "--id", "d", "--drain-delay", "4s")
+	exited := make(chan int, 1)
+	go func() { exited <- stop() }()
+	poll(t, "readiness to turn 503 after SIGTERM", 10*time.Second, func() bool {
+		code, _, _ := shopperRequest(http.DefaultClient, "GET", base+"/readyz", "")
+		return code == http.StatusServiceUnavailable
+	})
+	// Readiness is off, but the replica still serves what it is sent.
+	if code, by, body := shopperRequest(http.DefaultClient, "GET", base+"/api/catalog?limit=1", ""); code != http.StatusOK || by != "d" {
+		t.Errorf("request during the drain delay: %d by %q: %s", code, by, body)
+	}
+	if code := <-exited; code != 0 {
+		t.Errorf("exit %d; log: %s", code, log.String())
+	}
+	if !strings.Contains(log.String(), "still serving") {
+		t.Errorf("no drain line in the log: %s", log.String())
 	}
 }
