@@ -101,7 +101,7 @@ func Run(t *testing.T, newStore func(t *testing.T) session.Store) {
 		if !ok {
 			t.Skipf("%T does not implement session.Counter", s)
 		}
-		TestCounter(t, s, c)
+		RunCounter(t, s, c)
 	})
 	t.Run("Pinger", func(t *testing.T) {
 		s := newStore(t)
@@ -116,11 +116,11 @@ func Run(t *testing.T, newStore func(t *testing.T) session.Store) {
 	})
 }
 
-// TestCounter checks c, the session.Counter view of s: Count goes up by one
+// RunCounter checks c, the session.Counter view of s: Count goes up by one
 // for each record created, down by one for each record deleted, and does not
 // count an expired record. It uses relative counts, so s may hold other
 // records, but nobody else may write to s while it runs.
-func TestCounter(t *testing.T, s session.Store, c session.Counter) {
+func RunCounter(t *testing.T, s session.Store, c session.Counter) {
 	t.Helper()
 	ctx := testContext(t)
 	count := func() int {
