@@ -34,6 +34,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgconn/ctxwatch"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/statelab/statelab/session"
@@ -50,6 +51,11 @@ const (
 	// DefaultConnectTimeout bounds one connection attempt of a pool made by
 	// Open when the URL sets no connect_timeout.
 	DefaultConnectTimeout = 2 * time.Second
+
+	// CancelGrace is how long a call of a Store made by Open waits, after
+	// its context is done, for the server to cancel the running statement
+	// before it drops the connection.
+	CancelGrace = time.Second
 
 	// sweepBatch is how many expired rows one sweeper statement deletes, so
 	// a sweep never holds many row locks at once.
@@ -123,6 +129,14 @@ func Open(ctx context.Context, url string, opts Options) (*Store, error) {
 	if cfg.ConnConfig.ConnectTimeout == 0 {
 		cfg.ConnConfig.ConnectTimeout = DefaultConnectTimeout
 	}
+	// pgx's default reaction to a done context is to drop the connection,
+	// which leaves the server running the statement: a Put blocked on a row
+	// lock would still commit once the lock is released, after its caller
+	// was told it failed. Ask the server to cancel the statement instead,
+	// and drop the connection only if that takes longer than CancelGrace.
+	cfg.ConnConfig.BuildContextWatcherHandler = func(c *pgconn.PgConn) ctxwatch.Handler {
+		return &pgconn.CancelRequestContextWatcherHandler{Conn: c, DeadlineDelay: CancelGrace}
+	}
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("pgstore: %w", err)
@@ -137,7 +151,10 @@ func Open(ctx context.Context, url string, opts Options) (*Store, error) {
 }
 
 // New returns a Store on pool, after running the migration. The caller keeps
-// ownership of pool: Close does not close it.
+// ownership of pool: Close does not close it. Configure the pool's
+// connections with a pgconn.CancelRequestContextWatcherHandler (as Open does)
+// so that a call whose context ends while it waits in the server is cancelled
+// there, not left to commit later.
 func New(ctx context.Context, pool *pgxpool.Pool, opts Options) (*Store, error) {
 	schema, table := opts.Schema, opts.Table
 	if schema == "" {
@@ -455,11 +472,11 @@ func (s *Store) sweepLoop(interval time.Duration) {
 	}
 }
 
-// unavailableClasses are the SQLSTATE classes and codes that mean the server
-// cannot serve now, rather than that the statement was wrong: connection
-// exceptions, insufficient resources, operator intervention (shutdown,
+// unavailableClasses are the SQLSTATE classes that mean the server cannot
+// serve now, rather than that the statement was wrong: connection exceptions,
+// insufficient resources, operator intervention (statement cancelled, shutdown,
 // cannot connect now), system errors.
-var unavailableClasses = []string{"08", "53", "57P", "58"}
+var unavailableClasses = []string{"08", "53", "57", "58"}
 
 // fail wraps err from a database call made for ctx. A cancelled ctx gives
 // ctx's error alone; an error from a working server about the statement stays
@@ -467,8 +484,17 @@ var unavailableClasses = []string{"08", "53", "57P", "58"}
 // closed) wraps session.ErrUnavailable, and ctx's error too when its deadline
 // passed.
 func (s *Store) fail(ctx context.Context, op string, err error) error {
-	if errors.Is(ctx.Err(), context.Canceled) {
-		return fmt.Errorf("pgstore: %s: %w", op, ctx.Err())
+	switch ctxErr := ctx.Err(); {
+	case errors.Is(ctxErr, context.Canceled):
+		return fmt.Errorf("pgstore: %s: %w", op, ctxErr)
+	case ctxErr != nil:
+		// The caller's deadline passed while the backend worked: whatever
+		// err says (a timeout, a cancelled statement), the backend was too
+		// slow to serve.
+		if errors.Is(err, ctxErr) {
+			return fmt.Errorf("pgstore: %s: %w: %w", op, session.ErrUnavailable, err)
+		}
+		return fmt.Errorf("pgstore: %s: %w: %w (%w)", op, session.ErrUnavailable, err, ctxErr)
 	}
 	var pgErr *pgconn.PgError
 	if errors.As(err, &pgErr) {
@@ -482,9 +508,6 @@ func (s *Store) fail(ctx context.Context, op string, err error) error {
 		if !unavailable {
 			return fmt.Errorf("pgstore: %s: %w", op, err)
 		}
-	}
-	if ctxErr := ctx.Err(); ctxErr != nil && !errors.Is(err, ctxErr) {
-		return fmt.Errorf("pgstore: %s: %w: %w (%w)", op, session.ErrUnavailable, err, ctxErr)
 	}
 	return fmt.Errorf("pgstore: %s: %w: %w", op, session.ErrUnavailable, err)
 }

@@ -314,3 +314,61 @@ func startProxy(t *testing.T, dbURL string) proxy {
 
 func BenchmarkGet(b *testing.B)    { storetest.BenchGet(b, newStore(b, pgstore.Options{})) }
 func BenchmarkUpdate(b *testing.B) { storetest.BenchUpdate(b, newStore(b, pgstore.Options{})) }
+
+// TestDeadlineWhileBlocked holds a row lock in another transaction so that
+// Put, Touch and Delete block in the server, and checks that they return when
+// their context's deadline passes, with an error wrapping
+// context.DeadlineExceeded, and that the server cancelled them: once the
+// lock is released, none of them has taken effect late.
+func TestDeadlineWhileBlocked(t *testing.T) {
+	url := testenv.PostgresURL(t)
+	schema := testSchema(t, url)
+	s := newStore(t, pgstore.Options{Schema: schema})
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	key := storetest.NewKey(t)
+	v, err := s.Put(ctx, key, session.Record{Data: []byte("locked"), IdleExpiry: time.Now().Add(time.Hour)})
+	if err != nil {
+		t.Fatalf("Put: %v", err)
+	}
+	conn, err := pgx.Connect(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	tx, err := conn.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback(ctx)
+	if _, err := tx.Exec(ctx, "SELECT 1 FROM "+pgx.Identifier{schema, pgstore.DefaultTable}.Sanitize()+" WHERE key = $1 FOR UPDATE", key); err != nil {
+		t.Fatal(err)
+	}
+	ops := []struct {
+		name string
+		call func(ctx context.Context) error
+	}{
+		{"Put", func(ctx context.Context) error {
+			_, err := s.Put(ctx, key, session.Record{Data: []byte("blocked"), Version: v, IdleExpiry: time.Now().Add(time.Hour)})
+			return err
+		}},
+		{"Touch", func(ctx context.Context) error { return s.Touch(ctx, key, time.Now().Add(2*time.Hour)) }},
+		{"Delete", func(ctx context.Context) error { return s.Delete(ctx, key) }},
+	}
+	for _, op := range ops {
+		t.Run(op.name, func(t *testing.T) {
+			octx, ocancel := context.WithTimeout(ctx, 200*time.Millisecond)
+			defer ocancel()
+			if err := op.call(octx); !errors.Is(err, context.DeadlineExceeded) {
+				t.Fatalf("%s on a locked row past its deadline: %v, want an error wrapping context.DeadlineExceeded", op.name, err)
+			}
+		})
+	}
+	if err := tx.Rollback(ctx); err != nil {
+		t.Fatal(err)
+	}
+	rec, err := s.Get(ctx, key)
+	if err != nil || string(rec.Data) != "locked" || rec.Version != v {
+		t.Fatalf("after the blocked calls: %q v%d, %v; want %q v%d", rec.Data, rec.Version, err, "locked", v)
+	}
+}

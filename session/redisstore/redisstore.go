@@ -385,8 +385,17 @@ var unavailablePrefixes = []string{"LOADING", "READONLY", "MASTERDOWN", "CLUSTER
 // or down) wraps session.ErrUnavailable, and ctx's error too when its deadline
 // passed.
 func (s *Store) fail(ctx context.Context, op string, err error) error {
-	if errors.Is(ctx.Err(), context.Canceled) {
-		return fmt.Errorf("redisstore: %s: %w", op, ctx.Err())
+	switch ctxErr := ctx.Err(); {
+	case errors.Is(ctxErr, context.Canceled):
+		return fmt.Errorf("redisstore: %s: %w", op, ctxErr)
+	case ctxErr != nil:
+		// The caller's deadline passed while the backend worked: whatever
+		// err says (a timeout, a cancelled statement), the backend was too
+		// slow to serve.
+		if errors.Is(err, ctxErr) {
+			return fmt.Errorf("redisstore: %s: %w: %w", op, session.ErrUnavailable, err)
+		}
+		return fmt.Errorf("redisstore: %s: %w: %w (%w)", op, session.ErrUnavailable, err, ctxErr)
 	}
 	var rerr redis.Error
 	if errors.As(err, &rerr) {
@@ -400,9 +409,6 @@ func (s *Store) fail(ctx context.Context, op string, err error) error {
 		if !unavailable {
 			return fmt.Errorf("redisstore: %s: %w", op, err)
 		}
-	}
-	if ctxErr := ctx.Err(); ctxErr != nil && !errors.Is(err, ctxErr) {
-		return fmt.Errorf("redisstore: %s: %w: %w (%w)", op, session.ErrUnavailable, err, ctxErr)
 	}
 	return fmt.Errorf("redisstore: %s: %w: %w", op, session.ErrUnavailable, err)
 }

@@ -505,8 +505,17 @@ var unavailableCodes = []int{
 // that cannot be used (see unavailableCodes), a closed Store or a passed
 // deadline wraps session.ErrUnavailable.
 func (s *Store) fail(ctx context.Context, op string, err error) error {
-	if errors.Is(ctx.Err(), context.Canceled) {
-		return fmt.Errorf("sqlitestore: %s: %w", op, ctx.Err())
+	switch ctxErr := ctx.Err(); {
+	case errors.Is(ctxErr, context.Canceled):
+		return fmt.Errorf("sqlitestore: %s: %w", op, ctxErr)
+	case ctxErr != nil:
+		// The caller's deadline passed while the backend worked: whatever
+		// err says (a timeout, a cancelled statement), the backend was too
+		// slow to serve.
+		if errors.Is(err, ctxErr) {
+			return fmt.Errorf("sqlitestore: %s: %w: %w", op, session.ErrUnavailable, err)
+		}
+		return fmt.Errorf("sqlitestore: %s: %w: %w (%w)", op, session.ErrUnavailable, err, ctxErr)
 	}
 	unavailable := errors.Is(err, sql.ErrConnDone) || errors.Is(err, context.DeadlineExceeded) ||
 		strings.Contains(err.Error(), "sql: database is closed")
@@ -521,9 +530,6 @@ func (s *Store) fail(ctx context.Context, op string, err error) error {
 	}
 	if !unavailable {
 		return fmt.Errorf("sqlitestore: %s: %w", op, err)
-	}
-	if ctxErr := ctx.Err(); ctxErr != nil && !errors.Is(err, ctxErr) {
-		return fmt.Errorf("sqlitestore: %s: %w: %w (%w)", op, session.ErrUnavailable, err, ctxErr)
 	}
 	return fmt.Errorf("sqlitestore: %s: %w: %w", op, session.ErrUnavailable, err)
 }
