@@ -49,6 +49,17 @@ const (
 // frame with a bad MAC.
 var errUnauthenticated = errors.New("replstore: peer not authenticated (different secret?)")
 
+// errNoEffect is wrapped by a call's error when the peer certainly did not
+// act on the request: it did not reach the peer whole (no connection could
+// be made, the connection was already broken, the frame could not be
+// written), or the peer answered that it refused it. Any other failed call
+// may have taken effect.
+var errNoEffect = errors.New("replstore: request had no effect")
+
+// noEffect reports whether err is a call error whose request the peer
+// certainly did not act on.
+func noEffect(err error) bool { return errors.Is(err, errNoEffect) }
+
 // challengeMAC is side's proof of the key for the nonce pair.
 func challengeMAC(key []byte, side string, nc, ns []byte) []byte {
 	m := hmac.New(sha256.New, key)
@@ -286,7 +297,8 @@ func (c *rpcClient) call(ctx context.Context, addr string, kind byte, payload []
 
 // callTimeout is call with the given bound instead of the client's. Large
 // payloads get one more timeout per full MiB, so that a 1 MiB session on a
-// busy machine is not mistaken for a dead peer.
+// busy machine is not mistaken for a dead peer. An error wraps errNoEffect
+// when the peer certainly did not act on the request.
 func (c *rpcClient) callTimeout(parent context.Context, timeout time.Duration, addr string, kind byte, payload []byte) ([]byte, error) {
 	timeout += time.Duration(len(payload)>>20) * c.timeout
 	ctx, cancel := context.WithTimeout(parent, timeout)
@@ -297,9 +309,12 @@ func (c *rpcClient) callTimeout(parent context.Context, timeout time.Duration, a
 		}
 		return nil, fmt.Errorf("replstore: rpc to %s: %w: %w", addr, session.ErrUnavailable, err)
 	}
+	failNoEffect := func(err error) ([]byte, error) {
+		return fail(fmt.Errorf("%w: %w", errNoEffect, err))
+	}
 	cc, err := c.conn(ctx, addr)
 	if err != nil {
-		return fail(err)
+		return failNoEffect(err)
 	}
 	ch := make(chan rpcResult, 1)
 	cc.wmu.Lock()
@@ -307,19 +322,25 @@ func (c *rpcClient) callTimeout(parent context.Context, timeout time.Duration, a
 	cc.nextID++
 	cc.mu.Lock()
 	if cc.err != nil {
+		err := cc.err
 		cc.mu.Unlock()
 		cc.wmu.Unlock()
-		return fail(cc.err)
+		return failNoEffect(err)
 	}
 	cc.pending[id] = ch
 	cc.mu.Unlock()
 	frame := cc.wf.appendFrame(dirRequest, id, kind, payload)
 	dl, _ := ctx.Deadline()
 	cc.conn.SetWriteDeadline(dl)
-	_, err = cc.conn.Write(frame)
+	n, err := cc.conn.Write(frame)
 	cc.wmu.Unlock()
 	if err != nil {
 		cc.fail(err)
+		if n < len(frame) {
+			// The peer got at most part of the frame, and the connection
+			// is closed: it cannot act on the request.
+			return failNoEffect(err)
+		}
 		return fail(err)
 	}
 	select {
@@ -328,7 +349,9 @@ func (c *rpcClient) callTimeout(parent context.Context, timeout time.Duration, a
 		case res.err != nil:
 			return fail(res.err)
 		case res.kind == kindError:
-			return fail(errors.New(string(res.payload)))
+			// The peer refused the request (it is closing, or could not
+			// decode it) without acting on it.
+			return failNoEffect(errors.New(string(res.payload)))
 		case res.kind != kind:
 			return fail(fmt.Errorf("%w: answer of kind %d to a request of kind %d", errMalformed, res.kind, kind))
 		}

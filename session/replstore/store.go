@@ -246,7 +246,10 @@ func (s *Store) ClusterAddr() string {
 func (s *Store) Members() []Member { return s.members.list() }
 
 // Get returns the live record under key: from this replica's copy when it
-// owns the key, otherwise from the owners, primary first.
+// owns the key, otherwise from the owners, primary first, and when none of
+// them holds it from the other members. It returns session.ErrNotFound only
+// when every member answered and none holds a live copy; an owner that
+// could not be asked makes it an error wrapping session.ErrUnavailable.
 func (s *Store) Get(ctx context.Context, key string) (session.Record, error) {
 	if err := s.check(ctx, key); err != nil {
 		return session.Record{}, err
@@ -289,10 +292,81 @@ func (s *Store) Get(ctx context.Context, key string) (session.Record, error) {
 	if held && slices.ContainsFunc(own, func(n node) bool { return n.Name == s.name }) {
 		return result(local)
 	}
-	if asked > 0 && len(errs) == asked {
-		return session.Record{}, fmt.Errorf("replstore: get: no owner answered: %w", errors.Join(errs...))
+	if len(errs) > 0 {
+		// An owner that could not be asked may hold the record (the
+		// primary that died before failure detection noticed, the one
+		// backup that has it): the answer is unknown, not "no session".
+		return session.Record{}, fmt.Errorf("replstore: get: %d of %d owners did not answer and none of the others holds the key: %w",
+			len(errs), asked, errors.Join(errs...))
+	}
+	// No owner holds the key. Until the rebalance after a membership
+	// change (a partition healing, replicas that started apart meeting, a
+	// member joining) has moved the records, one may still live only on a
+	// member that is no longer its owner: ask the others before answering
+	// that there is no session, which would make the session manager issue
+	// a new one and the client lose its cart.
+	e, found, err := s.findElsewhere(ctx, key, own)
+	if held && (!found || local.newer(e)) {
+		// This replica was an owner and has not handed its copy over yet.
+		e, found = local, true
+	}
+	if found {
+		if mine {
+			s.tab.merge(key, e, time.Now()) // read repair
+		}
+		return result(e)
+	}
+	if err != nil {
+		return session.Record{}, fmt.Errorf("replstore: get: no owner holds the key and %w", err)
 	}
 	return session.Record{}, fmt.Errorf("replstore: get %s: %w", key, session.ErrNotFound)
+}
+
+// findElsewhere asks every live member other than this replica and the
+// owners already asked for its copy of key, all at once, and returns the
+// newest copy held. It returns an error wrapping session.ErrUnavailable
+// when none holds a copy and some did not answer.
+func (s *Store) findElsewhere(ctx context.Context, key string, asked []node) (entry, bool, error) {
+	var others []node
+	for _, n := range s.members.live(true) {
+		if !slices.ContainsFunc(asked, func(o node) bool { return o.Name == n.Name }) {
+			others = append(others, n)
+		}
+	}
+	if len(others) == 0 {
+		return entry{}, false, nil
+	}
+	type answer struct {
+		resp getResponse
+		err  error
+	}
+	answers := make([]answer, len(others))
+	var wg sync.WaitGroup
+	for i, n := range others {
+		wg.Go(func() {
+			answers[i].resp, answers[i].err = s.rpcGet(ctx, n.RPCAddr, key)
+		})
+	}
+	wg.Wait()
+	var newest entry
+	found := false
+	var errs []error
+	for _, a := range answers {
+		switch {
+		case a.err != nil:
+			errs = append(errs, a.err)
+		case a.resp.Held && (!found || a.resp.Entry.newer(newest)):
+			newest, found = a.resp.Entry, true
+		}
+	}
+	if found {
+		s.metrics.forwarded.WithLabelValues("get").Inc()
+		return newest, true, nil
+	}
+	if len(errs) > 0 {
+		return entry{}, false, fmt.Errorf("%d other members did not answer: %w", len(errs), errors.Join(errs...))
+	}
+	return entry{}, false, nil
 }
 
 // ownsLocally reports whether reads of a key with owner set own may be
@@ -466,9 +540,20 @@ func (s *Store) primaryWrite(ctx context.Context, op byte, key string, rec sessi
 	for attempt := 0; ; attempt++ {
 		now := time.Now()
 		cur, held := s.tab.get(key)
-		if !held && op == opTouch {
-			// A new primary may not have the record yet: ask the backups.
-			if e, ok := s.fetchFrom(ctx, key, backups); ok {
+		if !held && (op == opTouch || (op == opPut && rec.Version != 0)) {
+			// A new primary (after a death, or a restart with empty
+			// memory) may not have the record yet: get it from the
+			// backups before deciding, rather than failing a
+			// compare-and-swap against nothing.
+			e, ok, err := s.fetchFrom(ctx, key, backups)
+			if err == nil && !ok {
+				// Nor do the backups, yet: see Get.
+				e, ok, err = s.findElsewhere(ctx, key, own)
+			}
+			if err != nil {
+				return 0, fmt.Errorf("replstore: %s: new primary could not fetch the record: %w", opName(op), err)
+			}
+			if ok {
 				s.tab.merge(key, e, now)
 				cur, held = s.tab.get(key)
 			}
@@ -486,7 +571,7 @@ func (s *Store) primaryWrite(ctx context.Context, op byte, key string, rec sessi
 			s.enqueue(ctx, key, next, backups)
 			return next.Rec.Version, nil
 		}
-		stale, err := s.replicate(ctx, key, prev, next, backups)
+		stale, reached, err := s.replicate(ctx, key, prev, next, backups)
 		if stale != nil && attempt < maxStaleRetries {
 			// A backup holds a newer record than this primary did: adopt
 			// it and decide again.
@@ -496,8 +581,17 @@ func (s *Store) primaryWrite(ctx context.Context, op byte, key string, rec sessi
 		if stale != nil {
 			return 0, fmt.Errorf("replstore: %s: backups keep showing newer copies: %w", opName(op), session.ErrConflict)
 		}
-		// Apply even when a backup was unreachable: others may have the
-		// write already, and the caller learns it may not have happened.
+		if err != nil && !reached {
+			// No backup has the write or can have it (typically the one
+			// backup died and failure detection has not noticed yet).
+			// Leave it undone here too, so that the caller's
+			// ErrUnavailable means it did not happen: a retry, or a read
+			// through another replica, must not find it done.
+			return 0, err
+		}
+		// Apply even when a backup may have missed it: others have the
+		// write already, or may have, and the caller learns it may not
+		// have happened.
 		s.tab.set(key, next)
 		if err != nil {
 			return 0, err
@@ -542,11 +636,14 @@ func apply(op byte, cur entry, held bool, rec session.Record, now time.Time) (ne
 
 // replicate sends a primary's write to every backup at once and waits for
 // all. It returns the newest copy a backup refused the write with, if any,
-// and an error wrapping session.ErrUnavailable if a backup could not be
-// reached.
-func (s *Store) replicate(ctx context.Context, key string, prev uint64, next entry, backups []node) (*entry, error) {
+// whether any backup has or may have applied the write (reached), and an
+// error wrapping session.ErrUnavailable if a backup could not be reached.
+// A call whose answer was lost after it was sent is made once more
+// (applying a write twice is harmless), so that a backup that is alive ends
+// up with the write and one that died is known not to count.
+func (s *Store) replicate(ctx context.Context, key string, prev uint64, next entry, backups []node) (stale *entry, reached bool, err error) {
 	if len(backups) == 0 {
-		return nil, nil
+		return nil, true, nil
 	}
 	start := time.Now()
 	defer func() { s.metrics.replication.Observe(time.Since(start).Seconds()) }()
@@ -567,35 +664,49 @@ func (s *Store) replicate(ctx context.Context, key string, prev uint64, next ent
 		}
 		wg.Wait()
 	}
-	var stale *entry
+	for i, a := range answers {
+		if a.err != nil && !noEffect(a.err) && !errors.Is(a.err, context.DeadlineExceeded) && ctx.Err() == nil {
+			answers[i].resp, answers[i].err = s.rpcReplicate(ctx, backups[i].RPCAddr, req)
+		}
+	}
 	var errs []error
 	for _, a := range answers {
 		switch {
 		case a.err != nil:
 			errs = append(errs, a.err)
+			if !noEffect(a.err) {
+				reached = true
+			}
 		case !a.resp.OK:
 			e := a.resp.Current
 			if stale == nil || e.newer(*stale) {
 				stale = &e
 			}
+		default:
+			reached = true
 		}
 	}
 	if len(errs) > 0 {
-		return stale, fmt.Errorf("replstore: replicate to backups: %w", errors.Join(errs...))
+		return stale, reached, fmt.Errorf("replstore: replicate to backups: %w", errors.Join(errs...))
 	}
-	return stale, nil
+	return stale, reached, nil
 }
 
-// fetchFrom asks nodes in order for their copy of key.
-func (s *Store) fetchFrom(ctx context.Context, key string, nodes []node) (entry, bool) {
+// fetchFrom asks nodes in order for their copy of key. It returns an error
+// when none of the nodes that answered holds one and some did not answer.
+func (s *Store) fetchFrom(ctx context.Context, key string, nodes []node) (entry, bool, error) {
+	var errs []error
 	for _, n := range nodes {
 		resp, err := s.rpcGet(ctx, n.RPCAddr, key)
-		if err != nil || !resp.Held {
+		if err != nil {
+			errs = append(errs, err)
 			continue
 		}
-		return resp.Entry, true
+		if resp.Held {
+			return resp.Entry, true, nil
+		}
 	}
-	return entry{}, false
+	return entry{}, false, errors.Join(errs...)
 }
 
 // enqueue hands an async write to the background replicators of backups.
