@@ -22,29 +22,12 @@ import (
 	"github.com/statelab/statelab/internal/testenv"
 )
 
+func TestMain(m *testing.M) { testenv.Main(m) }
+
 // This file is the cart's end-to-end lesson: three `statelab app` processes
 // behind a `statelab lb` process, for every store; a shopper adds three items
 // through the balancer, the replica that served them is SIGKILLed, and the
 // shopper reads the cart again. Every store but bare memory keeps the cart.
-
-// buildStatelab builds the statelab binary from this tree into a
-// temporary directory of t (without -race: the processes under test are the
-// product, not the test) and returns its path.
-func buildStatelab(t *testing.T) string {
-	t.Helper()
-	bin := filepath.Join(t.TempDir(), "statelab")
-	// go test puts its own GOROOT/bin first on the test's PATH.
-	goTool, err := exec.LookPath("go")
-	if err != nil {
-		t.Fatalf("the go command is not on PATH: %v", err)
-	}
-	cmd := exec.Command(goTool, "build", "-o", bin, ".")
-	cmd.Env = append(os.Environ(), "GOFLAGS=")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
-	return bin
-}
 
 // proc is a statelab child process with its log.
 type proc struct {
@@ -185,7 +168,7 @@ type e2eStore struct {
 }
 
 func TestKillServingReplica(t *testing.T) {
-	bin := buildStatelab(t)
+	bin := testenv.StatelabBinary(t)
 	secret := "e2e shared secret " + rand.Text()
 	stores := []e2eStore{
 		{store: "memory", policy: "sticky", survives: false},

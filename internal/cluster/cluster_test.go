@@ -11,9 +11,7 @@ import (
 	"net/http/cookiejar"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -21,47 +19,13 @@ import (
 	"github.com/statelab/statelab/internal/testenv"
 )
 
-var (
-	buildOnce sync.Once
-	buildPath string
-	buildErr  error
-)
-
-// statelabBinary builds ./cmd/statelab from this tree once per test binary
-// and returns its path.
-func statelabBinary(t *testing.T) string {
-	t.Helper()
-	buildOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "statelab-cluster-test-bin-*")
-		if err != nil {
-			buildErr = err
-			return
-		}
-		buildPath = filepath.Join(dir, "statelab")
-		out, err := exec.Command("go", "build", "-o", buildPath, "github.com/statelab/statelab/cmd/statelab").CombinedOutput()
-		if err != nil {
-			buildErr = errors.New(string(out))
-		}
-	})
-	if buildErr != nil {
-		t.Fatalf("build statelab: %v", buildErr)
-	}
-	return buildPath
-}
-
-func TestMain(m *testing.M) {
-	code := m.Run()
-	if buildPath != "" {
-		os.RemoveAll(filepath.Dir(buildPath))
-	}
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { testenv.Main(m) }
 
 // startCluster starts a cluster for the test and closes it at cleanup,
 // failing the test if Close reports an error (a crash).
 func startCluster(t *testing.T, cfg Config) *Cluster {
 	t.Helper()
-	cfg.Binary = statelabBinary(t)
+	cfg.Binary = testenv.StatelabBinary(t)
 	cfg.Dir = t.TempDir()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -219,7 +183,7 @@ func TestClusterLifecycle(t *testing.T) {
 }
 
 func TestClusterReportsCrash(t *testing.T) {
-	cfg := Config{Strategy: Sticky, Replicas: 1, Binary: statelabBinary(t), Dir: t.TempDir()}
+	cfg := Config{Strategy: Sticky, Replicas: 1, Binary: testenv.StatelabBinary(t), Dir: t.TempDir()}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	c, err := Start(ctx, cfg)

@@ -3,12 +3,9 @@ package lab
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -16,40 +13,7 @@ import (
 	"github.com/statelab/statelab/internal/testenv"
 )
 
-var (
-	buildOnce sync.Once
-	buildPath string
-	buildErr  error
-)
-
-// statelabBinary builds ./cmd/statelab from this tree once per test binary.
-func statelabBinary(t *testing.T) string {
-	t.Helper()
-	buildOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "statelab-lab-test-bin-*")
-		if err != nil {
-			buildErr = err
-			return
-		}
-		buildPath = filepath.Join(dir, "statelab")
-		out, err := exec.Command("go", "build", "-o", buildPath, "github.com/statelab/statelab/cmd/statelab").CombinedOutput()
-		if err != nil {
-			buildErr = errors.New(string(out))
-		}
-	})
-	if buildErr != nil {
-		t.Fatalf("build statelab: %v", buildErr)
-	}
-	return buildPath
-}
-
-func TestMain(m *testing.M) {
-	code := m.Run()
-	if buildPath != "" {
-		os.RemoveAll(filepath.Dir(buildPath))
-	}
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { testenv.Main(m) }
 
 // e2eConfig is a short failover run: small enough for a test, long enough
 // that carts live on the killed replica.
@@ -59,7 +23,7 @@ func e2eConfig(t *testing.T, s cluster.Strategy) Config {
 		Replicas: 3, Rate: 150, Duration: 3 * time.Second, Think: 60 * time.Millisecond,
 		Timeout: 2 * time.Second, Work: 2 * time.Millisecond, MaxInflight: 16, Seed: 7,
 		LinBudget: 3 * time.Second,
-		Binary:    statelabBinary(t), Dir: t.TempDir(), OutDir: t.TempDir(),
+		Binary:    testenv.StatelabBinary(t), Dir: t.TempDir(), OutDir: t.TempDir(),
 	}
 }
 

@@ -15,6 +15,8 @@ import (
 	"github.com/statelab/statelab/internal/testenv"
 )
 
+func TestMain(m *testing.M) { testenv.Main(m) }
+
 // chromiumPath is the browser the end-to-end test drives (Debian's
 // chromium package); STATELAB_CHROMIUM overrides it.
 func chromiumPath() string {
@@ -49,7 +51,7 @@ func TestPlaygroundInBrowser(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	began := time.Now()
-	bin := buildStatelab(ctx, t)
+	bin := testenv.StatelabBinary(t)
 	t.Logf("go build statelab: %s", time.Since(began).Round(time.Millisecond))
 
 	s, err := New(Config{
@@ -107,19 +109,4 @@ func TestPlaygroundInBrowser(t *testing.T) {
 		}
 		t.Fatalf("browser test failed: %v\nplayground log:\n%s", err, strings.Join(log, "\n"))
 	}
-}
-
-// buildStatelab builds the statelab binary the cluster's processes run.
-func buildStatelab(ctx context.Context, t *testing.T) string {
-	t.Helper()
-	gobin, err := exec.LookPath("go")
-	if err != nil {
-		gobin = filepath.Join(os.Getenv("GOROOT"), "bin", "go")
-	}
-	bin := filepath.Join(t.TempDir(), "statelab")
-	cmd := exec.CommandContext(ctx, gobin, "build", "-o", bin, "github.com/statelab/statelab/cmd/statelab")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("go build statelab: %v\n%s", err, out)
-	}
-	return bin
 }
