@@ -56,7 +56,8 @@ type BackendStatus struct {
 type Backend struct {
 	id, url string
 	weight  int
-	client  *fasthttp.HostClient
+	client  *fasthttp.HostClient // proxied requests
+	health  *fasthttp.HostClient // active health checks
 	isTLS   bool
 	addr    string // host:port for dialing
 
@@ -195,7 +196,8 @@ func (lb *Balancer) newBackend(bc BackendConfig) (*Backend, error) {
 		ConstLabels: prometheus.Labels{"backend": b.id},
 		Buckets:     []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10},
 	})
-	b.client = lb.newHostClient(b)
+	b.client = lb.newHostClient(b, proxyTransport{})
+	b.health = lb.newHostClient(b, nil)
 	return b, nil
 }
 

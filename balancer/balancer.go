@@ -443,6 +443,7 @@ func (lb *Balancer) Close() error {
 	lb.wg.Wait()
 	for _, b := range lb.pool.Load().backends {
 		b.client.CloseIdleConnections()
+		b.health.CloseIdleConnections()
 	}
 	return nil
 }
@@ -518,6 +519,7 @@ func (lb *Balancer) RemoveBackend(ctx context.Context, id string) error {
 	lb.pool.Store(newPool(keep))
 	b.stop()
 	b.client.CloseIdleConnections()
+	b.health.CloseIdleConnections()
 	lb.log.Info("balancer: backend removed", "backend", id)
 	return nil
 }

@@ -85,7 +85,7 @@ func (lb *Balancer) check(b *Backend) bool {
 	req.Header.SetMethod(fasthttp.MethodGet)
 	req.Header.Set("User-Agent", "statelab-lb-health")
 	resp.SkipBody = false
-	if err := b.client.DoTimeout(req, resp, lb.cfg.HealthTimeout); err != nil {
+	if err := b.health.DoTimeout(req, resp, lb.cfg.HealthTimeout); err != nil {
 		lb.log.Debug("balancer: health check failed", "backend", b.id, "err", err)
 		return false
 	}

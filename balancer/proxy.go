@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/tls"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -31,8 +32,10 @@ func (lb *Balancer) newServer() *fasthttp.Server {
 	}
 }
 
-// newHostClient returns the pooled keep-alive client of one backend.
-func (lb *Balancer) newHostClient(b *Backend) *fasthttp.HostClient {
+// newHostClient returns a pooled keep-alive client of one backend. The
+// proxy's client uses proxyTransport; the health checker's (transport nil)
+// uses fasthttp's default one, which honours DoTimeout.
+func (lb *Balancer) newHostClient(b *Backend, transport fasthttp.RoundTripper) *fasthttp.HostClient {
 	dialer := &net.Dialer{Timeout: lb.cfg.DialTimeout, KeepAlive: 30 * time.Second}
 	hc := &fasthttp.HostClient{
 		Addr:                      b.addr,
@@ -43,13 +46,13 @@ func (lb *Balancer) newHostClient(b *Backend) *fasthttp.HostClient {
 		MaxIdleConnDuration:       10 * time.Second,
 		MaxIdemponentCallAttempts: 2,
 		RetryIfErr:                retryIfErr,
-		StreamResponseBody:        true,
+		Transport:                 transport,
 		Dial: func(addr string) (net.Conn, error) {
 			c, err := dialer.Dial("tcp", addr)
 			if err != nil {
 				return nil, &dialError{err}
 			}
-			return &upstreamConn{Conn: c}, nil
+			return c, nil
 		},
 	}
 	if lb.cfg.ResponseTimeout > 0 {
@@ -57,6 +60,151 @@ func (lb *Balancer) newHostClient(b *Backend) *fasthttp.HostClient {
 		hc.WriteTimeout = lb.cfg.ResponseTimeout
 	}
 	return hc
+}
+
+// maxBufferedBody is the largest response body, announced by Content-Length,
+// that the proxy reads whole before answering the client. Larger bodies,
+// chunked or close-delimited ones and event streams are streamed to the
+// client as the backend sends them.
+const maxBufferedBody = 64 << 10
+
+// maxInterimResponses bounds the 1xx responses skipped before the final one.
+const maxInterimResponses = 16
+
+var errTooManyInterim = errors.New("balancer: too many interim (1xx) responses from the backend")
+
+// proxyTransport is the RoundTripper of the proxy's backend clients. It
+// does what fasthttp's default transport does, except that:
+//
+//   - it chooses per response, once the header is read, whether to stream
+//     the body (fasthttp's StreamResponseBody streams every response, which
+//     costs four allocations and a streamed write per request, and keeps the
+//     backend connection busy until the client has the whole body);
+//   - it marks a failed request write with sendError, so that a request that
+//     never reached the backend can be retried elsewhere.
+//
+// It ignores a request's own timeout (DoTimeout): the health checker uses
+// another client.
+type proxyTransport struct{}
+
+func (proxyTransport) RoundTrip(hc *fasthttp.HostClient, req *fasthttp.Request, resp *fasthttp.Response) (bool, error) {
+	cc, err := hc.AcquireConn(0, req.ConnectionClose())
+	if err != nil {
+		return false, err
+	}
+	conn := cc.Conn()
+	if hc.WriteTimeout > 0 {
+		if err := conn.SetWriteDeadline(time.Now().Add(hc.WriteTimeout)); err != nil {
+			hc.CloseConn(cc)
+			return true, &sendError{err}
+		}
+	}
+	bw := hc.AcquireWriter(conn)
+	err = req.Write(bw)
+	if err == nil {
+		err = bw.Flush()
+	}
+	hc.ReleaseWriter(bw)
+	if err != nil {
+		hc.CloseConn(cc)
+		return true, &sendError{err}
+	}
+	if hc.ReadTimeout > 0 {
+		if err := conn.SetReadDeadline(time.Now().Add(hc.ReadTimeout)); err != nil {
+			hc.CloseConn(cc)
+			return true, err
+		}
+	}
+
+	br := hc.AcquireReader(conn)
+	fail := func(err error) (bool, error) {
+		hc.ReleaseReader(br)
+		hc.CloseConn(cc)
+		return err != fasthttp.ErrBodyTooLarge, err
+	}
+	for n := 0; ; n++ {
+		if err := resp.Header.Read(br); err != nil {
+			return fail(err)
+		}
+		if code := resp.StatusCode(); code < 100 || code > 199 || code == fasthttp.StatusSwitchingProtocols {
+			break
+		}
+		if n >= maxInterimResponses {
+			return fail(errTooManyInterim)
+		}
+	}
+	if req.Header.IsHead() {
+		resp.SkipBody = true
+	}
+	closeConn := req.ConnectionClose() || resp.ConnectionClose()
+	code := resp.StatusCode()
+	cl := resp.Header.ContentLength()
+	switch {
+	case resp.SkipBody || code < 200 || code == fasthttp.StatusNoContent || code == fasthttp.StatusNotModified:
+		// no body
+	case cl >= 0 && cl <= maxBufferedBody && !bytes.HasPrefix(resp.Header.ContentType(), []byte("text/event-stream")):
+		resp.StreamBody = false
+		if err := resp.ReadBody(br, hc.MaxResponseBodySize); err != nil {
+			return fail(err)
+		}
+	default:
+		// Stream: a separate Response owns fasthttp's body reader, so that
+		// resp can carry a stream that returns the connection when closed.
+		sr := fasthttp.AcquireResponse()
+		resp.Header.CopyTo(&sr.Header)
+		sr.StreamBody = true
+		if err := sr.ReadBody(br, 0); err != nil {
+			fasthttp.ReleaseResponse(sr)
+			return fail(err)
+		}
+		reusable := !closeConn && cl != -2 // a close-delimited body ends with the connection
+		resp.SetBodyStream(&upstreamStream{r: sr.BodyStream(), release: func(eof bool) {
+			_ = sr.CloseBodyStream()
+			fasthttp.ReleaseResponse(sr)
+			hc.ReleaseReader(br)
+			if eof && reusable {
+				hc.ReleaseConn(cc)
+			} else {
+				hc.CloseConn(cc)
+			}
+		}}, cl)
+		return false, nil
+	}
+	hc.ReleaseReader(br)
+	if closeConn {
+		hc.CloseConn(cc)
+	} else {
+		hc.ReleaseConn(cc)
+	}
+	return false, nil
+}
+
+// upstreamStream is a streamed backend response body. Closing it returns
+// the backend connection to the pool if the body was read to its end, and
+// closes the connection otherwise.
+type upstreamStream struct {
+	r       io.Reader
+	eof     bool
+	release func(eof bool)
+}
+
+func (s *upstreamStream) Read(p []byte) (int, error) {
+	if s.release == nil {
+		return 0, io.ErrClosedPipe
+	}
+	n, err := s.r.Read(p)
+	if err == io.EOF {
+		s.eof = true
+	}
+	return n, err
+}
+
+func (s *upstreamStream) Close() error {
+	if s.release != nil {
+		s.release(s.eof)
+		s.release = nil
+	}
+	return nil
 }
 
 // requestPool recycles the per-request selection state.

@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	neturl "net/url"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -231,31 +232,81 @@ func TestForwardedAndHopByHopHeaders(t *testing.T) {
 }
 
 func TestStreamingResponse(t *testing.T) {
-	next := make(chan struct{})
+	// An event stream, and a plain chunked response: both are forwarded as
+	// the backend flushes them.
+	for _, ctype := range []string{"text/event-stream", "text/plain"} {
+		t.Run(ctype, func(t *testing.T) {
+			next := make(chan struct{})
+			a := newTestBackend(t, "a", func(w http.ResponseWriter, r *http.Request) {
+				w.Header().Set("Content-Type", ctype)
+				for i := 0; i < 3; i++ {
+					fmt.Fprintf(w, "event %d\n", i)
+					w.(http.Flusher).Flush()
+					<-next // the client must have read this event before the next is written
+				}
+			})
+			_, url := startLB(t, Config{Backends: []BackendConfig{a.config()}})
+			resp, err := newClient(t).Get(url + "/events")
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer resp.Body.Close()
+			br := bufio.NewReader(resp.Body)
+			for i := 0; i < 3; i++ {
+				line, err := br.ReadString('\n')
+				if err != nil || line != fmt.Sprintf("event %d\n", i) {
+					t.Fatalf("read %q, %v", line, err)
+				}
+				next <- struct{}{}
+			}
+			if rest, _ := io.ReadAll(br); len(rest) != 0 {
+				t.Fatalf("trailing data %q", rest)
+			}
+		})
+	}
+}
+
+// TestResponseBodies checks each way a backend frames a body — small and
+// large Content-Length, chunked, none (HEAD, 204) — several times over the
+// pooled backend connections, so that a buffered or streamed body that
+// left the connection out of step would show up on the next request.
+func TestResponseBodies(t *testing.T) {
+	large := strings.Repeat("0123456789abcdef", 200<<10/16) // 200 KiB, streamed
 	a := newTestBackend(t, "a", func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "text/event-stream")
-		for i := 0; i < 3; i++ {
-			fmt.Fprintf(w, "event %d\n", i)
-			w.(http.Flusher).Flush()
-			<-next // the client must have read this event before the next is written
+		switch r.URL.Path {
+		case "/small":
+			w.Header().Set("Content-Length", "5")
+			io.WriteString(w, "small")
+		case "/large":
+			w.Header().Set("Content-Length", strconv.Itoa(len(large)))
+			io.WriteString(w, large)
+		case "/chunked":
+			for i := 0; i < 4; i++ {
+				io.WriteString(w, large[:50<<10])
+				w.(http.Flusher).Flush()
+			}
+		case "/empty":
+			w.WriteHeader(http.StatusNoContent)
 		}
 	})
 	_, url := startLB(t, Config{Backends: []BackendConfig{a.config()}})
-	resp, err := newClient(t).Get(url + "/events")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	br := bufio.NewReader(resp.Body)
-	for i := 0; i < 3; i++ {
-		line, err := br.ReadString('\n')
-		if err != nil || line != fmt.Sprintf("event %d\n", i) {
-			t.Fatalf("read %q, %v", line, err)
+	c := newClient(t)
+	for round := 0; round < 3; round++ {
+		for path, want := range map[string]string{"/small": "small", "/large": large, "/chunked": strings.Repeat(large[:50<<10], 4), "/empty": ""} {
+			code, _, body := get(t, c, url+path)
+			if (code != 200 && code != 204) || body != want {
+				t.Fatalf("GET %s: %d, %d bytes, want %d bytes", path, code, len(body), len(want))
+			}
 		}
-		next <- struct{}{}
-	}
-	if rest, _ := io.ReadAll(br); len(rest) != 0 {
-		t.Fatalf("trailing data %q", rest)
+		req, _ := http.NewRequest(http.MethodHead, url+"/large", nil)
+		resp, err := c.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != 200 || resp.ContentLength != int64(len(large)) {
+			t.Fatalf("HEAD /large: %d, length %d", resp.StatusCode, resp.ContentLength)
+		}
 	}
 }
 

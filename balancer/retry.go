@@ -38,20 +38,6 @@ type sendError struct{ err error }
 func (e *sendError) Error() string { return "write to backend: " + e.err.Error() }
 func (e *sendError) Unwrap() error { return e.err }
 
-// upstreamConn wraps a backend connection so that write failures can be told
-// apart from read failures.
-type upstreamConn struct {
-	net.Conn
-}
-
-func (c *upstreamConn) Write(p []byte) (int, error) {
-	n, err := c.Conn.Write(p)
-	if err != nil {
-		err = &sendError{err}
-	}
-	return n, err
-}
-
 // notReached reports whether err means the request never reached the
 // backend, so that any method may be retried elsewhere.
 func notReached(err error) bool {
