@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"iter"
 	"log/slog"
 	"net"
 	"sync"
@@ -93,8 +94,11 @@ func (proxyTransport) RoundTrip(hc *fasthttp.HostClient, req *fasthttp.Request, 
 		return false, err
 	}
 	conn := cc.Conn()
-	if hc.WriteTimeout > 0 {
-		if err := conn.SetWriteDeadline(time.Now().Add(hc.WriteTimeout)); err != nil {
+	// ResponseTimeout bounds the whole attempt, from writing the request to
+	// the last byte of the response, so one deadline set once covers both
+	// directions (newHostClient sets ReadTimeout = WriteTimeout).
+	if hc.ReadTimeout > 0 {
+		if err := conn.SetDeadline(time.Now().Add(hc.ReadTimeout)); err != nil {
 			hc.CloseConn(cc)
 			return true, &sendError{err}
 		}
@@ -109,13 +113,6 @@ func (proxyTransport) RoundTrip(hc *fasthttp.HostClient, req *fasthttp.Request, 
 		hc.CloseConn(cc)
 		return true, &sendError{err}
 	}
-	if hc.ReadTimeout > 0 {
-		if err := conn.SetReadDeadline(time.Now().Add(hc.ReadTimeout)); err != nil {
-			hc.CloseConn(cc)
-			return true, err
-		}
-	}
-
 	br := hc.AcquireReader(conn)
 	fail := func(err error) (bool, error) {
 		hc.ReleaseReader(br)
@@ -242,7 +239,10 @@ func (lb *Balancer) handle(ctx *fasthttp.RequestCtx) {
 		tries   int
 	)
 	for tries < lb.cfg.MaxTries {
-		now := time.Now().UnixNano()
+		now := start.UnixNano()
+		if tries > 0 {
+			now = time.Now().UnixNano()
+		}
 		r.Now = now
 		r.Panic = pool.panicking(now, lb.cfg.PanicThreshold)
 		b := lb.selector.Select(pool, r)
@@ -365,8 +365,10 @@ func (lb *Balancer) finish(ctx *fasthttp.RequestCtx, r *Request, b *Backend) {
 	// The backend's Connection header is about the backend connection,
 	// which the HostClient already handled.
 	h.Del("Connection")
-	for _, k := range hopHeaders {
-		h.Del(k)
+	if hasHopHeader(h.All()) {
+		for _, k := range hopHeaders {
+			h.Del(k)
+		}
 	}
 	if lb.cfg.Policy == PolicySticky && string(r.Cookie) != b.stickyValue {
 		c := fasthttp.AcquireCookie()
@@ -392,9 +394,24 @@ func stripHopHeaders(h *fasthttp.RequestHeader) {
 		}
 		h.Del("Connection") // also clears "close": the backend connection is ours
 	}
-	for _, k := range hopHeaders {
-		h.Del(k)
+	if hasHopHeader(h.All()) {
+		for _, k := range hopHeaders {
+			h.Del(k)
+		}
 	}
+}
+
+// hasHopHeader reports whether headers hold one of hopHeaders. Scanning
+// once is cheaper than a Del per name on the common header without any.
+func hasHopHeader(headers iter.Seq2[[]byte, []byte]) bool {
+	for k := range headers {
+		for _, hop := range hopHeaders {
+			if len(k) == len(hop) && bytes.EqualFold(k, []byte(hop)) {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // setForwarded appends the client address to X-Forwarded-For and sets
