@@ -187,6 +187,13 @@ func EvaluateClaims(runs []*Run) []ClaimResult {
 		out[4].Evidence = fmt.Sprintf("%s; steady latency p50 %.2f ms / p99 %.2f ms with replication vs %.2f / %.2f ms for sticky memory alone; error rate %s vs %s",
 			lostText(f), rs.LatencyMS.P50, rs.LatencyMS.P99, ss.LatencyMS.P50, ss.LatencyMS.P99, pct(rs.ErrorRate), pct(ss.ErrorRate))
 		costly := rs.LatencyMS.P50 > ss.LatencyMS.P50*1.05 || rs.LatencyMS.P99 > ss.LatencyMS.P99*1.10 || rs.ErrorRate > ss.ErrorRate+0.005
+		// Replication also costs during a failure: writes whose backup is
+		// gone fail (503) until membership notices, where sticky memory just
+		// drops the carts.
+		if sf := ix.get("sticky", "failover"); sf != nil {
+			out[4].Evidence += fmt.Sprintf("; failover error rate %s with replication vs %s for sticky memory", pct(f.ErrorRate), pct(sf.ErrorRate))
+			costly = costly || f.ErrorRate > sf.ErrorRate+0.005
+		}
 		switch {
 		case f.ItemsLost > 0:
 			out[4].Verdict = DoesNotHold

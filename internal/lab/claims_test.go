@@ -58,6 +58,19 @@ func TestEvaluateClaims(t *testing.T) {
 		t.Errorf("claim 7 does not say which runs are missing: %s", claims[6].Evidence)
 	}
 
+	// Replication whose only cost shows during a failure: steady latency
+	// equal to sticky's, but writes failing while the killed backup is
+	// noticed.
+	even := append([]*Run(nil), runs...)
+	even[4] = fakeRun("replicated", "steady", nil)
+	if got := EvaluateClaims(even)[4].Verdict; got != Holds {
+		t.Errorf("claim 5 with no overhead at all: %s, want holds", got)
+	}
+	even[5] = fakeRun("replicated", "failover", func(r *RunResult) { r.ErrorRate = 0.06 })
+	if c := EvaluateClaims(even)[4]; c.Verdict != HoldsWithCost || !strings.Contains(c.Evidence, "failover error rate 6.0%") {
+		t.Errorf("claim 5 with 6%% failover errors: %s (%s), want holds with a cost", c.Verdict, c.Evidence)
+	}
+
 	// A contradiction is reported as such.
 	runs[2] = fakeRun("sticky", "failover", nil)
 	if got := EvaluateClaims(runs)[3].Verdict; got != DoesNotHold {
