@@ -23,7 +23,7 @@
 //	err = lb.Serve(ctx, ln) // returns after ctx is done and in-flight requests finished
 //
 // The proxy is built on github.com/valyala/fasthttp, chosen on measurements
-// (see docs/bench-balancer.md): a net/http ReverseProxy reached about a third
+// (see docs/benchmarks.md): a net/http ReverseProxy reached about a third
 // of HAProxy's throughput on the reference machine. Because of that the proxy
 // is not an http.Handler; use Serve with a net.Listener.
 package balancer

@@ -4,7 +4,7 @@
 // uncontended updates, and how many updates each loses when many requests of
 // one session change it at once. The tests and benchmarks of this package and
 // the scscompare command (which interleaves rounds of both, so that a busy
-// machine's drift hits both alike) use it; docs/bench-session.md has the
+// machine's drift hits both alike) use it; docs/benchmarks.md has the
 // commands and the numbers.
 package scsbench
 
