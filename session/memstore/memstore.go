@@ -19,6 +19,7 @@ import (
 
 	"github.com/statelab/statelab/session"
 	"github.com/statelab/statelab/session/internal/storekey"
+	"github.com/statelab/statelab/session/internal/sweeper"
 )
 
 // shardCount is the number of independently locked maps; a power of two so
@@ -46,9 +47,7 @@ type Store struct {
 	// or expired under the same key never reuses one of its versions.
 	lastVersion atomic.Uint64
 
-	stop      chan struct{}
-	done      chan struct{}
-	closeOnce sync.Once
+	sweeper *sweeper.Sweeper
 }
 
 type shard struct {
@@ -85,19 +84,18 @@ func NewWithOptions(opts Options) *Store {
 	if interval <= 0 {
 		interval = DefaultSweepInterval
 	}
-	s := &Store{stop: make(chan struct{}), done: make(chan struct{})}
+	s := &Store{}
 	for i := range s.shards {
 		s.shards[i].records = make(map[string]entry)
 	}
-	go s.sweepLoop(interval)
+	s.sweeper = sweeper.Start(interval, func(context.Context) { s.sweep(time.Now()) })
 	return s
 }
 
 // Close stops the sweeper and waits for it to exit. The records stay readable;
 // Close only ends the background work. It is safe to call more than once.
 func (s *Store) Close() error {
-	s.closeOnce.Do(func() { close(s.stop) })
-	<-s.done
+	s.sweeper.Stop()
 	return nil
 }
 
@@ -239,20 +237,6 @@ func (s *Store) sweep(now time.Time) int {
 		sh.mu.Unlock()
 	}
 	return freed
-}
-
-func (s *Store) sweepLoop(interval time.Duration) {
-	defer close(s.done)
-	t := time.NewTicker(interval)
-	defer t.Stop()
-	for {
-		select {
-		case <-s.stop:
-			return
-		case now := <-t.C:
-			s.sweep(now)
-		}
-	}
 }
 
 // held returns how many records are in memory, expired or not.

@@ -39,6 +39,7 @@ import (
 
 	"github.com/statelab/statelab/session"
 	"github.com/statelab/statelab/session/internal/storekey"
+	"github.com/statelab/statelab/session/internal/sweeper"
 )
 
 // Defaults for the zero values of Options.
@@ -93,8 +94,7 @@ type Store struct {
 	log     *slog.Logger
 	q       queries
 
-	stop      chan struct{}
-	done      chan struct{}
+	sweeper   *sweeper.Sweeper
 	closeOnce sync.Once
 }
 
@@ -173,8 +173,6 @@ func New(ctx context.Context, pool *pgxpool.Pool, opts Options) (*Store, error) 
 		timeout: opts.Timeout,
 		log:     opts.Logger,
 		q:       makeQueries(pgx.Identifier{schema, table}.Sanitize()),
-		stop:    make(chan struct{}),
-		done:    make(chan struct{}),
 	}
 	if s.timeout <= 0 {
 		s.timeout = DefaultTimeout
@@ -189,11 +187,7 @@ func New(ctx context.Context, pool *pgxpool.Pool, opts Options) (*Store, error) 
 	if interval == 0 {
 		interval = DefaultSweepInterval
 	}
-	if interval > 0 {
-		go s.sweepLoop(interval)
-	} else {
-		close(s.done)
-	}
+	s.sweeper = sweeper.Start(interval, s.sweepOnce)
 	return s, nil
 }
 
@@ -264,8 +258,7 @@ func (s *Store) migrate(ctx context.Context, schema, table string) error {
 // It is safe to call more than once.
 func (s *Store) Close() error {
 	s.closeOnce.Do(func() {
-		close(s.stop)
-		<-s.done
+		s.sweeper.Stop()
 		if s.owned {
 			s.pool.Close()
 		}
@@ -443,32 +436,14 @@ func (s *Store) Sweep(ctx context.Context) (int64, error) {
 	}
 }
 
-func (s *Store) sweepLoop(interval time.Duration) {
-	defer close(s.done)
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	go func() {
-		select {
-		case <-s.stop:
-			cancel()
-		case <-ctx.Done():
-		}
-	}()
-	t := time.NewTicker(interval)
-	defer t.Stop()
-	for {
-		select {
-		case <-s.stop:
-			return
-		case <-t.C:
-			if n, err := s.Sweep(ctx); err != nil {
-				if ctx.Err() == nil {
-					s.log.Warn("pgstore: sweep failed", "err", err)
-				}
-			} else if n > 0 {
-				s.log.Debug("pgstore: swept expired sessions", "deleted", n)
-			}
-		}
+// sweepOnce is the background sweep: it logs what Sweep did.
+func (s *Store) sweepOnce(ctx context.Context) {
+	n, err := s.Sweep(ctx)
+	switch {
+	case err != nil && ctx.Err() == nil:
+		s.log.Warn("pgstore: sweep failed", "err", err)
+	case n > 0:
+		s.log.Debug("pgstore: swept expired sessions", "deleted", n)
 	}
 }
 

@@ -42,6 +42,7 @@ import (
 
 	"github.com/statelab/statelab/session"
 	"github.com/statelab/statelab/session/internal/storekey"
+	"github.com/statelab/statelab/session/internal/sweeper"
 )
 
 // Defaults for the zero values of Options.
@@ -95,8 +96,7 @@ type Store struct {
 	log     *slog.Logger
 	now     func() time.Time
 
-	stop      chan struct{}
-	done      chan struct{}
+	sweeper   *sweeper.Sweeper
 	closeOnce sync.Once
 	closeErr  error
 }
@@ -181,8 +181,6 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 		timeout: opts.Timeout,
 		log:     opts.Logger,
 		now:     time.Now,
-		stop:    make(chan struct{}),
-		done:    make(chan struct{}),
 	}
 	if s.timeout <= 0 {
 		s.timeout = DefaultTimeout
@@ -199,11 +197,7 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 	if interval == 0 {
 		interval = DefaultSweepInterval
 	}
-	if interval > 0 {
-		go s.sweepLoop(interval)
-	} else {
-		close(s.done)
-	}
+	s.sweeper = sweeper.Start(interval, s.sweepOnce)
 	return s, nil
 }
 
@@ -224,8 +218,7 @@ func (s *Store) migrate(ctx context.Context) error {
 // than once.
 func (s *Store) Close() error {
 	s.closeOnce.Do(func() {
-		close(s.stop)
-		<-s.done
+		s.sweeper.Stop()
 		if err := errors.Join(s.writer.Close(), s.reader.Close()); err != nil {
 			s.closeErr = fmt.Errorf("sqlitestore: close: %w", err)
 		}
@@ -462,32 +455,14 @@ func (s *Store) Sweep(ctx context.Context) (int64, error) {
 	}
 }
 
-func (s *Store) sweepLoop(interval time.Duration) {
-	defer close(s.done)
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	go func() {
-		select {
-		case <-s.stop:
-			cancel()
-		case <-ctx.Done():
-		}
-	}()
-	t := time.NewTicker(interval)
-	defer t.Stop()
-	for {
-		select {
-		case <-s.stop:
-			return
-		case <-t.C:
-			if n, err := s.Sweep(ctx); err != nil {
-				if ctx.Err() == nil {
-					s.log.Warn("sqlitestore: sweep failed", "path", s.path, "err", err)
-				}
-			} else if n > 0 {
-				s.log.Debug("sqlitestore: swept expired sessions", "path", s.path, "deleted", n)
-			}
-		}
+// sweepOnce is the background sweep: it logs what Sweep did.
+func (s *Store) sweepOnce(ctx context.Context) {
+	n, err := s.Sweep(ctx)
+	switch {
+	case err != nil && ctx.Err() == nil:
+		s.log.Warn("sqlitestore: sweep failed", "path", s.path, "err", err)
+	case n > 0:
+		s.log.Debug("sqlitestore: swept expired sessions", "path", s.path, "deleted", n)
 	}
 }
 
