@@ -105,14 +105,9 @@ func (s *Store) shard(key string) *shard {
 	return &s.shards[h.Sum32()&(shardCount-1)]
 }
 
+// check is the precondition of every method: a live ctx and a valid key.
 func check(ctx context.Context, op, key string) error {
-	if err := ctx.Err(); err != nil {
-		return fmt.Errorf("memstore: %s: %w", op, err)
-	}
-	if err := storekey.Check(key); err != nil {
-		return fmt.Errorf("memstore: %s: %w", op, err)
-	}
-	return nil
+	return storekey.CheckCall(ctx, "memstore", op, key)
 }
 
 // Get returns the live record under key, or an error wrapping

@@ -275,14 +275,9 @@ func (s *Store) bound(ctx context.Context) (context.Context, context.CancelFunc)
 	return context.WithTimeout(ctx, s.timeout)
 }
 
+// check is the precondition of every method: a live ctx and a valid key.
 func check(ctx context.Context, op, key string) error {
-	if err := ctx.Err(); err != nil {
-		return fmt.Errorf("pgstore: %s: %w", op, err)
-	}
-	if err := storekey.Check(key); err != nil {
-		return fmt.Errorf("pgstore: %s: %w", op, err)
-	}
-	return nil
+	return storekey.CheckCall(ctx, "pgstore", op, key)
 }
 
 // Get returns the live record under key, or an error wrapping

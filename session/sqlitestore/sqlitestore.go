@@ -266,14 +266,9 @@ func isBusy(err error) bool {
 	return code == sqlite3.SQLITE_BUSY || code == sqlite3.SQLITE_LOCKED
 }
 
+// check is the precondition of every method: a live ctx and a valid key.
 func check(ctx context.Context, op, key string) error {
-	if err := ctx.Err(); err != nil {
-		return fmt.Errorf("sqlitestore: %s: %w", op, err)
-	}
-	if err := storekey.Check(key); err != nil {
-		return fmt.Errorf("sqlitestore: %s: %w", op, err)
-	}
-	return nil
+	return storekey.CheckCall(ctx, "sqlitestore", op, key)
 }
 
 // Get returns the live record under key, or an error wrapping

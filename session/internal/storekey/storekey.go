@@ -6,6 +6,7 @@
 package storekey
 
 import (
+	"context"
 	"errors"
 	"fmt"
 )
@@ -32,6 +33,19 @@ func Check(key string) error {
 			continue
 		}
 		return fmt.Errorf("%w: byte %d is %q, want [A-Za-z0-9_-]", ErrInvalid, i, c)
+	}
+	return nil
+}
+
+// CheckCall is the precondition every store method shares: it returns an
+// error, prefixed "store: op: ", wrapping ctx.Err() when ctx is already done,
+// or wrapping ErrInvalid when key is malformed; otherwise nil.
+func CheckCall(ctx context.Context, store, op, key string) error {
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("%s: %s: %w", store, op, err)
+	}
+	if err := Check(key); err != nil {
+		return fmt.Errorf("%s: %s: %w", store, op, err)
 	}
 	return nil
 }

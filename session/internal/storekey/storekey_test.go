@@ -1,6 +1,7 @@
 package storekey
 
 import (
+	"context"
 	"errors"
 	"strings"
 	"testing"
@@ -34,5 +35,29 @@ func TestCheck(t *testing.T) {
 				t.Fatalf("Check(%q) = %v, want an error wrapping ErrInvalid", tt.key, err)
 			}
 		})
+	}
+}
+
+func TestCheckCall(t *testing.T) {
+	cancelled, cancel := context.WithCancel(context.Background())
+	cancel()
+	tests := []struct {
+		name    string
+		ctx     context.Context
+		key     string
+		wantErr error
+	}{
+		{"valid", context.Background(), "abc_DEF-123", nil},
+		{"cancelled context", cancelled, "abc", context.Canceled},
+		{"bad key", context.Background(), "a b", ErrInvalid},
+	}
+	for _, tt := range tests {
+		err := CheckCall(tt.ctx, "memstore", "get", tt.key)
+		if !errors.Is(err, tt.wantErr) || (err == nil) != (tt.wantErr == nil) {
+			t.Errorf("%s: CheckCall = %v, want %v", tt.name, err, tt.wantErr)
+		}
+		if err != nil && !strings.HasPrefix(err.Error(), "memstore: get: ") {
+			t.Errorf("%s: error %q lacks the store: op: prefix", tt.name, err)
+		}
 	}
 }
