@@ -40,14 +40,21 @@ type membership struct {
 	// departures counts members that left or were declared dead.
 	departures atomic.Int64
 
+	// joined is set once another member has been seen alive.
+	joined atomic.Bool
+
 	mu      sync.RWMutex
 	members map[string]Member
 	nodes   []node // sorted by name, rebuilt on every change
+	// known holds every member seen alive that has not left gracefully,
+	// dead ones included, by name: their cluster addresses. A quorum is
+	// counted against it, and its dead members are asked to rejoin.
+	known map[string]string
 }
 
 func newMembership(self string, meta nodeMeta, changed func()) *membership {
 	b, _ := json.Marshal(meta)
-	return &membership{self: self, meta: b, changed: changed, members: make(map[string]Member)}
+	return &membership{self: self, meta: b, changed: changed, members: make(map[string]Member), known: make(map[string]string)}
 }
 
 // NotifyJoin implements memberlist.EventDelegate.
@@ -61,6 +68,10 @@ func (m *membership) NotifyLeave(n *memberlist.Node) {
 	m.departures.Add(1)
 	m.mu.Lock()
 	delete(m.members, n.Name)
+	if n.State == memberlist.StateLeft {
+		// A graceful leave shrinks the cluster; a death does not.
+		delete(m.known, n.Name)
+	}
 	m.rebuild()
 	m.mu.Unlock()
 	m.changed()
@@ -74,8 +85,12 @@ func (m *membership) upsert(n *memberlist.Node) {
 	}
 	m.mu.Lock()
 	m.members[n.Name] = Member{Name: n.Name, Addr: n.Address(), RPCAddr: meta.RPC, Self: n.Name == m.self}
+	m.known[n.Name] = n.Address()
 	m.rebuild()
 	m.mu.Unlock()
+	if n.Name != m.self {
+		m.joined.Store(true)
+	}
 	m.changed()
 }
 
@@ -101,6 +116,39 @@ func (m *membership) live(excludeSelf bool) []node {
 			out = append(out, n)
 		}
 	}
+	return out
+}
+
+// view returns the live nodes, without this replica when excludeSelf, and
+// how many members are alive and known (alive or dead, not left), all from
+// one state of the membership.
+func (m *membership) view(excludeSelf bool) (nodes []node, alive, known int) {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	nodes = m.nodes
+	if excludeSelf {
+		nodes = make([]node, 0, len(m.nodes))
+		for _, n := range m.nodes {
+			if n.Name != m.self {
+				nodes = append(nodes, n)
+			}
+		}
+	}
+	return nodes, len(m.nodes), len(m.known)
+}
+
+// missing returns the cluster addresses of known members that are not
+// alive, sorted.
+func (m *membership) missing() []string {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	var out []string
+	for name, addr := range m.known {
+		if _, ok := m.members[name]; !ok {
+			out = append(out, addr)
+		}
+	}
+	sort.Strings(out)
 	return out
 }
 

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"strconv"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -25,7 +26,52 @@ var (
 	// ErrInvalidKey is wrapped by the error a method returns for a key that
 	// is empty, longer than 128 bytes, or has a byte outside [A-Za-z0-9_-].
 	ErrInvalidKey = errors.New("replstore: invalid key")
+
+	// ErrNoQuorum is wrapped (together with session.ErrUnavailable) by the
+	// error of a write refused because this replica does not see a quorum
+	// of the cluster's members (Config.Quorum), or has not joined its
+	// Peers yet, and by Ping's error then.
+	ErrNoQuorum = errors.New("replstore: no quorum")
 )
+
+// Values of Config.Quorum with a name; any other positive value is a member
+// count.
+const (
+	// QuorumMajority (the default) accepts writes only while this replica
+	// sees more than half of the members it knows alive, itself included.
+	QuorumMajority = 0
+	// QuorumOne accepts writes whatever the membership: a replica cut off
+	// from its peers serves writes alone, and they can be lost when the
+	// partition heals.
+	QuorumOne = 1
+)
+
+// ParseQuorum parses a quorum as a command line gives it: "majority", "one",
+// or a member count of at least 1.
+func ParseQuorum(s string) (int, error) {
+	switch s {
+	case "majority", "":
+		return QuorumMajority, nil
+	case "one":
+		return QuorumOne, nil
+	}
+	n, err := strconv.Atoi(s)
+	if err != nil || n < 1 {
+		return 0, fmt.Errorf("%w: quorum %q (want majority, one, or a member count >= 1)", ErrInvalidConfig, s)
+	}
+	return n, nil
+}
+
+// QuorumString is the inverse of ParseQuorum.
+func QuorumString(q int) string {
+	switch q {
+	case QuorumMajority:
+		return "majority"
+	case QuorumOne:
+		return "one"
+	}
+	return strconv.Itoa(q)
+}
 
 // Config configures one replica of a replicated store. Start from
 // DefaultConfig and set NodeName, BindAddr, Peers and Secret.
@@ -60,6 +106,22 @@ type Config struct {
 	// write acknowledged just before the primary dies can be lost. The
 	// default (false) acknowledges only after the backups have the write.
 	Async bool
+
+	// Quorum is how many members of the cluster this replica must see
+	// alive, itself included, to accept a write (as the replica a client
+	// called, and as a key's primary); otherwise the write fails with an
+	// error wrapping ErrNoQuorum and session.ErrUnavailable, having
+	// changed nothing. QuorumMajority (0, the default) means more than half
+	// of the members this replica knows: every member it has seen alive
+	// that has not left gracefully, the dead ones included, so a replica
+	// cut off from its peers (the minority side of a partition) refuses
+	// writes instead of accepting writes that the other side overwrites
+	// when the partition heals. In that mode a replica given Peers also
+	// refuses writes until it has joined them, and a primary applies a
+	// write only once every backup confirmed it. QuorumOne is the
+	// behaviour without a quorum: any replica accepts writes alone. A
+	// larger value is a fixed member count.
+	Quorum int
 
 	// Secret is the key material the cluster shares; replicas given
 	// different secrets cannot talk. The gossip encryption key and the RPC
@@ -100,6 +162,10 @@ type Config struct {
 	// LeaveTimeout bounds Close's handover and its leave broadcast. Zero
 	// means 5 s.
 	LeaveTimeout time.Duration
+
+	// faults, set only by tests, drops the traffic between replicas a
+	// test has cut apart.
+	faults *faultNet
 }
 
 // DefaultConfig returns a Config with every default filled in: the host name
@@ -157,6 +223,9 @@ func (cfg Config) withDefaults() (Config, error) {
 		cfg.Backups = def.Backups
 	case cfg.Backups < -1:
 		return cfg, fmt.Errorf("%w: Backups %d (want -1 for all, or >= 0)", ErrInvalidConfig, cfg.Backups)
+	}
+	if cfg.Quorum < 0 {
+		return cfg, fmt.Errorf("%w: Quorum %d (want 0 for a majority, 1 for none, or a member count)", ErrInvalidConfig, cfg.Quorum)
 	}
 	durations := []struct {
 		p   *time.Duration

@@ -14,6 +14,7 @@ type metrics struct {
 	rereplicated prometheus.Counter
 	forwarded    *prometheus.CounterVec
 	members      prometheus.GaugeFunc
+	refused      prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer, node string, members func() float64) (*metrics, error) {
@@ -48,11 +49,18 @@ func newMetrics(reg prometheus.Registerer, node string, members func() float64) 
 			Help:        "Live cluster members as this replica sees them, itself included.",
 			ConstLabels: labels,
 		}, members),
+		refused: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace:   "statelab",
+			Subsystem:   "replstore",
+			Name:        "quorum_refused_writes_total",
+			Help:        "Writes this replica refused because it did not see a quorum of the cluster's members.",
+			ConstLabels: labels,
+		}),
 	}
 	if reg == nil {
 		return m, nil
 	}
-	for _, c := range []prometheus.Collector{m.replication, m.rereplicated, m.forwarded, m.members} {
+	for _, c := range []prometheus.Collector{m.replication, m.rereplicated, m.forwarded, m.members, m.refused} {
 		if err := reg.Register(c); err != nil {
 			var are prometheus.AlreadyRegisteredError
 			if errors.As(err, &are) {

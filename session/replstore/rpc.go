@@ -131,14 +131,16 @@ func (f *framer) readFrame(r *bufio.Reader, dir byte) (id uint64, kind byte, pay
 type rpcClient struct {
 	key     []byte
 	timeout time.Duration
+	from    string    // this replica's name, for faults
+	faults  *faultNet // a test's partition; nil drops nothing
 
 	mu     sync.Mutex
 	conns  map[string]*clientConn
 	closed bool
 }
 
-func newRPCClient(key []byte, timeout time.Duration) *rpcClient {
-	return &rpcClient{key: key, timeout: timeout, conns: make(map[string]*clientConn)}
+func newRPCClient(key []byte, timeout time.Duration, from string, faults *faultNet) *rpcClient {
+	return &rpcClient{key: key, timeout: timeout, from: from, faults: faults, conns: make(map[string]*clientConn)}
 }
 
 // clientConn is one authenticated connection to a peer.
@@ -311,6 +313,12 @@ func (c *rpcClient) callTimeout(parent context.Context, timeout time.Duration, a
 	}
 	failNoEffect := func(err error) ([]byte, error) {
 		return fail(fmt.Errorf("%w: %w", errNoEffect, err))
+	}
+	if c.faults.dropped(c.from, addr) {
+		// A test partition: the request is lost on the way, or its answer
+		// is; the caller cannot tell which.
+		<-ctx.Done()
+		return fail(ctx.Err())
 	}
 	cc, err := c.conn(ctx, addr)
 	if err != nil {

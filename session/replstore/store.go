@@ -100,7 +100,7 @@ func New(ctx context.Context, cfg Config) (*Store, error) {
 		rpcKey:  rpcKey,
 		tab:     newTable(),
 		locks:   newKeyLocks(),
-		client:  newRPCClient(rpcKey, cfg.RPCTimeout),
+		client:  newRPCClient(rpcKey, cfg.RPCTimeout, cfg.NodeName, cfg.faults),
 		reg:     cfg.Registerer,
 		changed: make(chan struct{}, 1),
 		ctx:     bg,
@@ -132,22 +132,29 @@ func New(ctx context.Context, cfg Config) (*Store, error) {
 		s.rpcSrv.serve()
 	}()
 	mlc := memberlistConfig(cfg, host, port, gossipKey, s.members)
+	if cfg.faults != nil {
+		t, err := newFaultTransport(host, port, cfg.NodeName, cfg.faults, mlc.Logger)
+		if err != nil {
+			s.shutdownPartial()
+			return nil, fmt.Errorf("replstore: start memberlist on %s: %w", cfg.BindAddr, err)
+		}
+		mlc.Transport = t
+	}
 	s.ml, err = memberlist.Create(mlc)
 	if err != nil {
 		s.shutdownPartial()
 		return nil, fmt.Errorf("replstore: start memberlist on %s: %w", cfg.BindAddr, err)
 	}
 	s.log.Info("replstore: replica started", "cluster_addr", s.ClusterAddr(), "rpc_addr", s.rpcAddr,
-		"backups", cfg.Backups, "async", cfg.Async)
+		"backups", cfg.Backups, "async", cfg.Async, "quorum", QuorumString(cfg.Quorum))
 
-	if len(cfg.Peers) > 0 {
-		if err := s.join(ctx); err != nil {
-			s.log.Warn("replstore: no peer answered yet; retrying in the background", "peers", cfg.Peers, "err", err)
-			s.wg.Add(1)
-			go s.joinLoop()
-		}
+	if len(cfg.Peers) == 0 {
+		s.members.joined.Store(true) // the first replica of a new cluster
+	} else if err := s.join(ctx); err != nil {
+		s.log.Warn("replstore: no peer answered yet; retrying in the background", "peers", cfg.Peers, "err", err)
 	}
-	s.wg.Add(2)
+	s.wg.Add(3)
+	go s.joinLoop()
 	go s.rebalanceLoop()
 	go s.tidyLoop()
 	return s, nil
@@ -192,25 +199,33 @@ func advertiseIP(host string) (string, error) {
 }
 
 // join tries once to join the cluster through the configured peers.
-func (s *Store) join(ctx context.Context) error {
+func (s *Store) join(ctx context.Context) error { return s.joinAddrs(ctx, s.cfg.Peers) }
+
+// joinAddrs tries once to join the cluster through addrs.
+func (s *Store) joinAddrs(ctx context.Context, addrs []string) error {
 	done := make(chan error, 1)
 	go func() {
-		_, err := s.ml.Join(s.cfg.Peers)
+		_, err := s.ml.Join(addrs)
 		done <- err
 	}()
 	select {
 	case err := <-done:
 		if err != nil {
-			return fmt.Errorf("replstore: join %v: %w", s.cfg.Peers, err)
+			return fmt.Errorf("replstore: join %v: %w", addrs, err)
 		}
-		s.log.Info("replstore: joined cluster", "members", s.ml.NumMembers())
+		s.log.Info("replstore: joined cluster", "through", addrs, "members", s.ml.NumMembers())
 		return nil
 	case <-ctx.Done():
-		return fmt.Errorf("replstore: join %v: %w", s.cfg.Peers, ctx.Err())
+		return fmt.Errorf("replstore: join %v: %w", addrs, ctx.Err())
 	}
 }
 
-// joinLoop retries joining until it succeeds or the store stops.
+// joinLoop runs until the store stops. Every JoinRetry it tries to join
+// the configured peers if no other member has been seen yet, and otherwise
+// to reach the known members that are not alive: a member declared dead
+// may be alive behind a partition that has healed, and memberlist stops
+// talking to dead members after a few seconds, so without this the two
+// sides would never meet again.
 func (s *Store) joinLoop() {
 	defer s.wg.Done()
 	t := time.NewTicker(s.cfg.JoinRetry)
@@ -221,16 +236,22 @@ func (s *Store) joinLoop() {
 			return
 		case <-t.C:
 		}
-		if len(s.members.live(true)) > 0 {
-			return // someone joined us
-		}
-		ctx, cancel := context.WithTimeout(s.ctx, s.cfg.RPCTimeout)
-		err := s.join(ctx)
-		cancel()
-		if err == nil {
+		if s.leaving.Load() {
 			return
 		}
-		s.log.Debug("replstore: join failed, will retry", "err", err)
+		addrs := s.cfg.Peers
+		if len(s.members.live(true)) > 0 || len(addrs) == 0 {
+			addrs = s.members.missing()
+		}
+		if len(addrs) == 0 {
+			continue
+		}
+		ctx, cancel := context.WithTimeout(s.ctx, s.cfg.RPCTimeout)
+		err := s.joinAddrs(ctx, addrs)
+		cancel()
+		if err != nil {
+			s.log.Debug("replstore: join failed, will retry", "addrs", addrs, "err", err)
+		}
 	}
 }
 
@@ -435,7 +456,37 @@ func (s *Store) Ping(ctx context.Context) error {
 	if len(s.members.live(false)) == 0 {
 		return fmt.Errorf("replstore: ping: no live member: %w", session.ErrUnavailable)
 	}
+	if !s.members.joined.Load() {
+		return fmt.Errorf("replstore: ping: not joined to peers %v yet: %w: %w", s.cfg.Peers, session.ErrUnavailable, ErrNoQuorum)
+	}
+	if _, err := s.writeNodes(); err != nil {
+		return fmt.Errorf("replstore: ping: %w", err)
+	}
 	return nil
+}
+
+// writeNodes returns the live members keys are placed on for a write, or an
+// error wrapping ErrNoQuorum and session.ErrUnavailable when this replica
+// may not accept writes (Config.Quorum).
+func (s *Store) writeNodes() ([]node, error) {
+	leaving := s.leaving.Load()
+	nodes, alive, known := s.members.view(leaving)
+	q := s.cfg.Quorum
+	if q == QuorumOne || leaving {
+		// A leaving replica only forwards; the primary decides.
+		return nodes, nil
+	}
+	if q == QuorumMajority {
+		if !s.members.joined.Load() {
+			return nil, fmt.Errorf("replstore: not joined to peers %v yet: %w: %w", s.cfg.Peers, session.ErrUnavailable, ErrNoQuorum)
+		}
+		q = known/2 + 1
+	}
+	if alive < q {
+		s.metrics.refused.Inc()
+		return nil, fmt.Errorf("replstore: %d of %d known members alive, quorum is %d: %w: %w", alive, known, q, session.ErrUnavailable, ErrNoQuorum)
+	}
+	return nodes, nil
 }
 
 // Count returns how many live records this replica holds a copy of.
@@ -478,7 +529,11 @@ func (s *Store) write(ctx context.Context, op byte, key string, rec session.Reco
 	if err := validKey(key); err != nil {
 		return 0, err
 	}
-	own := owners(key, s.nodes(), s.cfg.Backups)
+	nodes, err := s.writeNodes()
+	if err != nil {
+		return 0, fmt.Errorf("replstore: %s: %w", opName(op), err)
+	}
+	own := owners(key, nodes, s.cfg.Backups)
 	if len(own) == 0 {
 		return 0, fmt.Errorf("replstore: %s: no live member: %w", opName(op), session.ErrUnavailable)
 	}
@@ -581,12 +636,21 @@ func (s *Store) primaryWrite(ctx context.Context, op byte, key string, rec sessi
 		if stale != nil {
 			return 0, fmt.Errorf("replstore: %s: backups keep showing newer copies: %w", opName(op), session.ErrConflict)
 		}
-		if err != nil && !reached {
+		if err != nil && (!reached || s.cfg.Quorum != QuorumOne) {
 			// No backup has the write or can have it (typically the one
 			// backup died and failure detection has not noticed yet).
 			// Leave it undone here too, so that the caller's
 			// ErrUnavailable means it did not happen: a retry, or a read
 			// through another replica, must not find it done.
+			//
+			// With a quorum, leave it undone even when a backup may have
+			// it: the backup may be behind a partition, and this
+			// replica about to find itself in the minority. A version
+			// applied here now would be newer than the writes the
+			// majority acknowledges meanwhile, and win over them when
+			// the partition heals. A backup that did apply it refuses
+			// this primary's next write with its newer copy, which the
+			// primary then adopts.
 			return 0, err
 		}
 		// Apply even when a backup may have missed it: others have the
@@ -861,4 +925,5 @@ func (s *Store) unregister() {
 	s.reg.Unregister(s.metrics.rereplicated)
 	s.reg.Unregister(s.metrics.forwarded)
 	s.reg.Unregister(s.metrics.members)
+	s.reg.Unregister(s.metrics.refused)
 }

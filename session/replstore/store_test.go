@@ -386,6 +386,7 @@ func TestConfigErrors(t *testing.T) {
 		{"bad peer", func(c *Config) { c.Peers = []string{"no-port"} }},
 		{"bad backups", func(c *Config) { c.Backups = -2 }},
 		{"negative timeout", func(c *Config) { c.RPCTimeout = -time.Second }},
+		{"negative quorum", func(c *Config) { c.Quorum = -1 }},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -418,10 +419,51 @@ func TestJoinLater(t *testing.T) {
 	if got := len(early.Members()); got != 1 {
 		t.Fatalf("early replica sees %d members before its peer exists", got)
 	}
+	// Not joined yet: not ready, and (majority quorum) refuses writes.
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := early.Ping(ctx); !errors.Is(err, ErrNoQuorum) || !errors.Is(err, session.ErrUnavailable) {
+		t.Fatalf("Ping before joining = %v, want ErrNoQuorum and ErrUnavailable", err)
+	}
+	key := storetest.NewKey(t)
+	rec := session.Record{Data: []byte("x"), IdleExpiry: time.Now().Add(time.Hour)}
+	if _, err := early.Put(ctx, key, rec); !errors.Is(err, ErrNoQuorum) {
+		t.Fatalf("Put before joining = %v, want ErrNoQuorum", err)
+	}
 	late := testConfig(t, "late")
 	late.BindAddr = addr
 	lateNode := startNode(t, late)
+	if err := lateNode.Ping(ctx); err != nil {
+		t.Fatalf("Ping of the first replica of a new cluster = %v, want nil", err)
+	}
 	waitMembers(t, []*Store{early, lateNode}, 2)
+	if err := early.Ping(ctx); err != nil {
+		t.Fatalf("Ping after joining = %v, want nil", err)
+	}
+	if _, err := early.Put(ctx, key, rec); err != nil {
+		t.Fatalf("Put after joining: %v", err)
+	}
+}
+
+// TestNotJoinedQuorumOne checks that without a quorum a replica that has not
+// joined its peers still accepts writes, as before quorums existed, but is
+// not ready.
+func TestNotJoinedQuorumOne(t *testing.T) {
+	placeholder := startNode(t, testConfig(t, "placeholder"))
+	addr := placeholder.ClusterAddr()
+	placeholder.kill()
+	cfg := testConfig(t, "alone")
+	cfg.Peers = []string{addr}
+	cfg.Quorum = QuorumOne
+	s := startNode(t, cfg)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := s.Ping(ctx); !errors.Is(err, session.ErrUnavailable) {
+		t.Fatalf("Ping before joining = %v, want ErrUnavailable", err)
+	}
+	if _, err := s.Put(ctx, storetest.NewKey(t), session.Record{Data: []byte("x"), IdleExpiry: time.Now().Add(time.Hour)}); err != nil {
+		t.Fatalf("Put before joining with QuorumOne: %v", err)
+	}
 }
 
 // TestRestartSameName checks the lab's failover scenario: a replica killed

@@ -271,3 +271,32 @@ func FuzzDecode(f *testing.F) {
 		_ = d.done()
 	})
 }
+
+func TestParseQuorum(t *testing.T) {
+	tests := []struct {
+		in      string
+		want    int
+		wantErr bool
+	}{
+		{"majority", QuorumMajority, false},
+		{"", QuorumMajority, false},
+		{"one", QuorumOne, false},
+		{"1", QuorumOne, false},
+		{"3", 3, false},
+		{"0", 0, true},
+		{"-2", 0, true},
+		{"most", 0, true},
+	}
+	for _, tt := range tests {
+		got, err := ParseQuorum(tt.in)
+		if (err != nil) != tt.wantErr || (err == nil && got != tt.want) {
+			t.Errorf("ParseQuorum(%q) = %d, %v; want %d, error %v", tt.in, got, err, tt.want, tt.wantErr)
+		}
+		if err != nil && !errors.Is(err, ErrInvalidConfig) {
+			t.Errorf("ParseQuorum(%q) error %v does not wrap ErrInvalidConfig", tt.in, err)
+		}
+		if err == nil && tt.in != "" && tt.in != "1" && QuorumString(got) != tt.in {
+			t.Errorf("QuorumString(%d) = %q, want %q", got, QuorumString(got), tt.in)
+		}
+	}
+}
