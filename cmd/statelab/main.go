@@ -45,6 +45,7 @@ var commands = []command{
 	{"lab", "run one strategy through one scenario", runLab},
 	{"lb", "run the HTTP load balancer", runLB},
 	{"app", "run one replica of the shopping-cart service", runApp},
+	{"game", "run one replica of the real-time game server", runGame},
 	{"play", "serve the live playground in a browser", runPlay},
 	{"version", "print the version", runVersion},
 }

@@ -1,0 +1,200 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/statelab/statelab/internal/cart"
+	"github.com/statelab/statelab/internal/game"
+)
+
+// gameFlags are the command line of statelab game.
+type gameFlags struct {
+	listen        string
+	id            string
+	strategy      string
+	store         string
+	redis         string
+	postgres      string
+	sqlite        string
+	clusterListen string
+	peers         listFlag
+	secret        string
+	tick          time.Duration
+	checkpoint    time.Duration
+	lease         time.Duration
+	drainDelay    time.Duration
+}
+
+// gameStores are the --store values statelab game accepts.
+var gameStores = []string{"redis", "postgres", "sqlite"}
+
+// runGame runs one replica of the game server until ctx is cancelled, then
+// hands its rooms over (final checkpoint, lease released) and leaves the
+// cluster.
+func runGame(ctx context.Context, m *Main, args []string) error {
+	var f gameFlags
+	fs := newFlagSet(m, "game", "--listen ADDR --id NAME --strategy S [--store KIND ...] [flags]")
+	fs.StringVar(&f.listen, "listen", "127.0.0.1:8090", "`address` to serve HTTP and WebSocket on (port 0 picks a free port)")
+	fs.StringVar(&f.id, "id", "", "replica `name`, unique in the cluster (default: host name and port)")
+	fs.StringVar(&f.strategy, "strategy", "memory", "where rooms live: "+strings.Join(game.StrategyNames(), "|"))
+	fs.StringVar(&f.store, "store", "", "store `kind` for checkpoint and external: "+strings.Join(gameStores, "|"))
+	fs.StringVar(&f.redis, "redis", "", "Redis `URL` for --store redis")
+	fs.StringVar(&f.postgres, "postgres", "", "PostgreSQL `URL` for --store postgres")
+	fs.StringVar(&f.sqlite, "sqlite", "statelab-game.db", "SQLite database `file` for --store sqlite (replicas share it)")
+	fs.StringVar(&f.clusterListen, "cluster-listen", "", "`address` where replicas gossip membership (empty: this replica alone owns every room)")
+	fs.Var(&f.peers, "peers", "peers' --cluster-listen `addresses` to join through (comma-separated or repeated)")
+	fs.StringVar(&f.secret, "secret", "", "key `material` that encrypts gossip; every replica needs the same (at least 16 bytes)")
+	fs.DurationVar(&f.tick, "tick", game.DefaultTick, "room tick period")
+	fs.DurationVar(&f.checkpoint, "checkpoint", game.DefaultCheckpoint, "checkpoint interval (--strategy checkpoint)")
+	fs.DurationVar(&f.lease, "lease", game.DefaultLease, "owner lease duration; renewed every min(checkpoint, lease/3)")
+	fs.DurationVar(&f.drainDelay, "drain-delay", 0, "on SIGTERM, keep serving this long with /readyz at 503 first")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	info, err := f.validate()
+	if err != nil {
+		return err
+	}
+	log := slog.New(slog.NewTextHandler(m.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	ln, err := net.Listen("tcp", f.listen)
+	if err != nil {
+		return usageErrorf("game", "cannot listen on --listen %q: %v", f.listen, err)
+	}
+	defer ln.Close()
+	if f.id == "" {
+		host, _ := os.Hostname()
+		f.id = host + "-" + strconv.Itoa(ln.Addr().(*net.TCPAddr).Port)
+	}
+	log = log.With("replica", f.id)
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+
+	cfg := game.Config{ID: f.id, Strategy: game.Strategy(f.strategy), Tick: f.tick, Checkpoint: f.checkpoint,
+		Lease: f.lease, Registry: reg, Logger: log}
+	if info.NeedsStore {
+		openCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		backend, err := cart.OpenStore(openCtx, cart.StoreConfig{Kind: f.store, RedisURL: f.redis,
+			RedisPrefix: "statelab-game:", PostgresURL: f.postgres, SQLitePath: f.sqlite, Logger: log, Registerer: reg})
+		cancel()
+		if err != nil {
+			return fmt.Errorf("game: %w", err)
+		}
+		defer backend.Close()
+		cfg.Store = backend.Store
+	}
+	self := game.Member{Name: f.id, HTTP: ln.Addr().String()}
+	attrs := []any{"addr", ln.Addr().String(), "strategy", f.strategy, "store", f.store}
+	if f.clusterListen != "" {
+		cp, err := game.NewClusterPlacement(game.ClusterConfig{Self: self, BindAddr: f.clusterListen,
+			Peers: f.peers, Secret: f.secret, Logger: log})
+		if err != nil {
+			return fmt.Errorf("game: %w", err)
+		}
+		defer func() {
+			cctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+			defer cancel()
+			if err := cp.Close(cctx); err != nil {
+				log.Warn("game: leaving the cluster", "err", err)
+			}
+		}()
+		cfg.Placement = cp
+		attrs = append(attrs, "cluster_addr", cp.Addr())
+	}
+	srv, err := game.NewServer(cfg)
+	if err != nil {
+		return fmt.Errorf("game: %w", err)
+	}
+	return serveGame(ctx, log, ln, srv, f.drainDelay, attrs)
+}
+
+// serveGame serves srv on ln until ctx ends, then drains, hands the rooms
+// over and stops.
+func serveGame(ctx context.Context, log *slog.Logger, ln net.Listener, srv *game.Server, drainDelay time.Duration, attrs []any) error {
+	hs := &http.Server{Handler: srv, ReadHeaderTimeout: 5 * time.Second, IdleTimeout: 2 * time.Minute,
+		ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
+	served := make(chan error, 1)
+	go func() { served <- hs.Serve(ln) }()
+	log.Info("game: serving", attrs...)
+	select {
+	case err := <-served:
+		return fmt.Errorf("game: serve: %w", err)
+	case <-ctx.Done():
+	}
+	srv.Drain()
+	if drainDelay > 0 {
+		log.Info("game: shutting down: readiness off, still serving", "drain_delay", drainDelay)
+		time.Sleep(drainDelay)
+	}
+	log.Info("game: shutting down: handing rooms over")
+	srv.Close()
+	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := hs.Shutdown(sctx); err != nil {
+		hs.Close()
+	}
+	if err := <-served; err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return fmt.Errorf("game: serve: %w", err)
+	}
+	log.Info("game: stopped")
+	return nil
+}
+
+// validate checks the flags and returns a usage error naming the first bad
+// one.
+func (f *gameFlags) validate() (game.StrategyInfo, error) {
+	bad := func(format string, args ...any) (game.StrategyInfo, error) {
+		return game.StrategyInfo{}, usageErrorf("game", format, args...)
+	}
+	info, ok := game.Lookup(f.strategy)
+	switch {
+	case !ok:
+		return bad("invalid value %q for --strategy: want one of %s", f.strategy, strings.Join(game.StrategyNames(), ", "))
+	case info.NeedsStore && f.store == "":
+		return bad("--strategy %s needs --store (%s)", f.strategy, strings.Join(gameStores, ", "))
+	case f.store != "" && !slices.Contains(gameStores, f.store):
+		return bad("invalid value %q for --store: want one of %s", f.store, strings.Join(gameStores, ", "))
+	case f.store == "redis" && f.redis == "":
+		return bad("--store redis needs --redis URL")
+	case f.store == "postgres" && f.postgres == "":
+		return bad("--store postgres needs --postgres URL")
+	case f.store == "sqlite" && f.sqlite == "":
+		return bad("--store sqlite needs --sqlite PATH")
+	case f.tick <= 0:
+		return bad("--tick must be positive")
+	case f.checkpoint <= 0:
+		return bad("--checkpoint must be positive")
+	case f.lease < 3*f.tick:
+		return bad("--lease must be at least 3 ticks")
+	case f.drainDelay < 0:
+		return bad("--drain-delay must not be negative")
+	case f.secret != "" && len(f.secret) < minSecretLen:
+		return bad("--secret must be at least %d bytes", minSecretLen)
+	case f.id != "" && game.ValidateID(f.id) != nil:
+		return bad("invalid value %q for --id: use 1-64 of A-Z a-z 0-9 - _", f.id)
+	case len(f.peers) > 0 && f.clusterListen == "":
+		return bad("--peers needs --cluster-listen ADDR")
+	}
+	for name, addrs := range map[string][]string{"--listen": {f.listen}, "--cluster-listen": {f.clusterListen}, "--peers": f.peers} {
+		for _, a := range addrs {
+			if a == "" {
+				continue
+			}
+			if _, _, err := net.SplitHostPort(a); err != nil {
+				return bad("invalid value %q for %s: %v", a, name, err)
+			}
+		}
+	}
+	return info, nil
+}

@@ -1,0 +1,326 @@
+package game
+
+import (
+	"context"
+	"errors"
+	"slices"
+	"sync"
+	"time"
+)
+
+// MaxPending is how many inputs a room queues for its next tick; more are
+// refused with ErrBusy.
+const MaxPending = 4096
+
+// Snapshot is a room's state as clients see it.
+type Snapshot struct {
+	Room     string   `json:"room"`
+	Tick     uint64   `json:"tick"`
+	Owner    string   `json:"owner"`
+	Epoch    uint64   `json:"epoch"`
+	Strategy Strategy `json:"strategy"`
+	Players  []Player `json:"players"`
+	Coins    []Point  `json:"coins"`
+}
+
+// Ack acknowledges one input: the tick that applied it (or, for a
+// duplicate, the tick at which it was recognized as already applied) and
+// the player's state after it.
+type Ack struct {
+	Room      string `json:"room"`
+	Player    string `json:"player"`
+	Seq       uint64 `json:"seq"`
+	Tick      uint64 `json:"tick"`
+	Epoch     uint64 `json:"epoch"`
+	Owner     string `json:"owner"`
+	Duplicate bool   `json:"duplicate,omitempty"`
+	Applied   uint64 `json:"applied"`
+	Score     int    `json:"score"`
+}
+
+// outcome is the answer to one submitted input.
+type outcome struct {
+	ack Ack
+	err error
+}
+
+// pending is an input waiting for the next tick.
+type pending struct {
+	in    Input
+	reply chan outcome
+}
+
+// room is one room this replica owns: a tick loop applying queued inputs
+// and, for a keeper with a store, a loop renewing the lease and writing
+// checkpoints.
+type room struct {
+	id    string
+	srv   *Server
+	ready chan struct{} // closed when activation ended; err says how
+	err   error
+	done  chan struct{} // closed when the room stopped
+	quit  chan struct{} // closed to ask the loops to stop
+	wg    sync.WaitGroup
+
+	mu      sync.Mutex
+	state   *State
+	saved   *State // last state written to the store
+	lease   lease
+	pending []pending
+	subs    map[chan Snapshot]struct{}
+	stopped error // why the room stopped, once it has
+}
+
+// activate becomes the room's owner through the keeper and starts the
+// loops; on failure it records the error and removes the room.
+func (r *room) activate() {
+	defer close(r.ready)
+	ctx, cancel := context.WithTimeout(context.Background(), r.srv.storeTimeout)
+	defer cancel()
+	l, st, resumed, err := r.srv.keeper.activate(ctx, r.id)
+	if err != nil {
+		r.err = err
+		close(r.done)
+		r.srv.forget(r)
+		return
+	}
+	r.state, r.saved, r.lease = st, st.Clone(), l
+	origin := "new"
+	if resumed {
+		origin = "resumed"
+	}
+	r.srv.metrics.activations.WithLabelValues(origin).Inc()
+	r.srv.log.Info("game: room activated", "room", r.id, "epoch", l.epoch, "tick", st.Tick, "origin", origin)
+	r.wg.Add(1)
+	go r.tickLoop()
+	if every, _ := r.srv.keeper.interval(); every > 0 {
+		r.wg.Add(1)
+		go r.persistLoop()
+	}
+}
+
+// enqueue queues in for the next tick and returns where its outcome will
+// be sent.
+func (r *room) enqueue(in Input) (<-chan outcome, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.stopped != nil {
+		return nil, r.stopped
+	}
+	if len(r.pending) >= MaxPending {
+		return nil, ErrBusy
+	}
+	reply := make(chan outcome, 1)
+	r.pending = append(r.pending, pending{in, reply})
+	return reply, nil
+}
+
+// wait returns the outcome sent on reply, or an error when the room stops
+// or ctx ends first.
+func (r *room) wait(ctx context.Context, reply <-chan outcome) (Ack, error) {
+	select {
+	case o := <-reply:
+		return o.ack, o.err
+	case <-ctx.Done():
+		return Ack{}, ctx.Err()
+	}
+}
+
+// tickLoop runs the room's ticks until the room stops.
+func (r *room) tickLoop() {
+	defer r.wg.Done()
+	t := time.NewTicker(r.srv.tick)
+	defer t.Stop()
+	for {
+		select {
+		case <-r.quit:
+			return
+		case due := <-t.C:
+			r.srv.metrics.tickLag.Observe(time.Since(due).Seconds())
+			r.srv.metrics.ticks.Inc()
+			r.step()
+		}
+	}
+}
+
+// step runs one tick: it applies the queued inputs, answers them and
+// sends the new snapshot to the subscribers. While the lease is not proven
+// valid it applies nothing and refuses the inputs.
+func (r *room) step() {
+	r.mu.Lock()
+	batch := r.pending
+	r.pending = nil
+	if time.Now().After(r.lease.validUntil) {
+		r.mu.Unlock()
+		for _, p := range batch {
+			p.reply <- outcome{err: ErrLeaseLost}
+		}
+		r.srv.metrics.inputs.WithLabelValues("unavailable").Add(float64(len(batch)))
+		return
+	}
+	inputs := make([]Input, len(batch))
+	for i, p := range batch {
+		inputs[i] = p.in
+	}
+	results := r.state.Step(inputs)
+	acks := make([]outcome, len(batch))
+	for i, res := range results {
+		acks[i] = r.outcomeLocked(res)
+	}
+	var snap Snapshot
+	subs := len(r.subs) > 0 && len(batch) > 0
+	if subs {
+		snap = r.snapshotLocked()
+		for c := range r.subs {
+			select {
+			case c <- snap:
+			default: // a slow subscriber misses a snapshot, not the room
+			}
+		}
+	}
+	r.mu.Unlock()
+	for i, p := range batch {
+		p.reply <- acks[i]
+	}
+}
+
+// outcomeLocked turns a rules result into the answer to its input.
+func (r *room) outcomeLocked(res Result) outcome {
+	switch {
+	case res.Err != nil:
+		r.srv.metrics.inputs.WithLabelValues("refused").Inc()
+		return outcome{err: res.Err}
+	case res.Duplicate:
+		r.srv.metrics.inputs.WithLabelValues("duplicate").Inc()
+	default:
+		r.srv.metrics.inputs.WithLabelValues("applied").Inc()
+	}
+	p := r.state.Player(res.Input.Player)
+	return outcome{ack: Ack{
+		Room: r.id, Player: p.ID, Seq: res.Input.Seq, Tick: res.Tick, Epoch: r.lease.epoch,
+		Owner: r.srv.id, Duplicate: res.Duplicate, Applied: p.Applied, Score: p.Score,
+	}}
+}
+
+// snapshot returns the room's current snapshot.
+func (r *room) snapshot() Snapshot {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.snapshotLocked()
+}
+
+func (r *room) snapshotLocked() Snapshot {
+	return snapshotOf(r.state, r.srv.id, r.lease.epoch, r.srv.strategy)
+}
+
+// snapshotOf builds the snapshot of st.
+func snapshotOf(st *State, owner string, epoch uint64, strategy Strategy) Snapshot {
+	players := slices.Clone(st.Players)
+	if players == nil {
+		players = []Player{}
+	}
+	return Snapshot{Room: st.Room, Tick: st.Tick, Owner: owner, Epoch: epoch, Strategy: strategy,
+		Players: players, Coins: slices.Clone(st.Coins)}
+}
+
+// subscribe returns a channel receiving the room's snapshot after every
+// tick that applied inputs, and a function to unsubscribe. The channel is
+// closed when the room stops.
+func (r *room) subscribe() (<-chan Snapshot, func(), error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.stopped != nil {
+		return nil, nil, r.stopped
+	}
+	c := make(chan Snapshot, 8)
+	r.subs[c] = struct{}{}
+	return c, func() {
+		r.mu.Lock()
+		defer r.mu.Unlock()
+		if _, ok := r.subs[c]; ok {
+			delete(r.subs, c)
+			close(c)
+		}
+	}, nil
+}
+
+// persistLoop renews the lease and writes checkpoints until the room stops;
+// a write refused for a newer epoch stops the room.
+func (r *room) persistLoop() {
+	defer r.wg.Done()
+	every, checkpoint := r.srv.keeper.interval()
+	t := time.NewTicker(every)
+	defer t.Stop()
+	lastCheckpoint := time.Now()
+	for {
+		select {
+		case <-r.quit:
+			return
+		case <-t.C:
+		}
+		r.mu.Lock()
+		l, st := r.lease, r.saved
+		fresh := time.Since(lastCheckpoint) >= checkpoint-every/2
+		if fresh {
+			st = r.state.Clone()
+		}
+		r.mu.Unlock()
+		ctx, cancel := context.WithTimeout(context.Background(), r.srv.storeTimeout)
+		err := r.srv.keeper.save(ctx, r.id, &l, st, false)
+		cancel()
+		switch {
+		case errors.Is(err, ErrFenced):
+			r.srv.log.Warn("game: fenced: dropping the room", "room", r.id, "err", err)
+			r.srv.metrics.stops.WithLabelValues("fenced").Inc()
+			go r.stop(err, false)
+			return
+		case err != nil:
+			r.srv.log.Warn("game: lease renewal failed", "room", r.id, "epoch", l.epoch, "err", err)
+			continue
+		}
+		r.mu.Lock()
+		r.lease = l
+		if fresh {
+			r.saved, lastCheckpoint = st, time.Now()
+		}
+		r.mu.Unlock()
+	}
+}
+
+// stop ends the room's ownership for reason: it stops the loops, refuses
+// what is queued, closes the subscriptions and, when release is true,
+// writes the final state and releases the lease so the next owner can
+// start at once. It returns when the room is gone from the server.
+func (r *room) stop(reason error, release bool) {
+	r.mu.Lock()
+	if r.stopped != nil {
+		r.mu.Unlock()
+		<-r.done
+		return
+	}
+	r.stopped = reason
+	r.mu.Unlock()
+	close(r.quit)
+	r.wg.Wait()
+	r.mu.Lock()
+	batch := r.pending
+	r.pending = nil
+	for c := range r.subs {
+		close(c)
+	}
+	r.subs = nil
+	l, st := r.lease, r.state.Clone()
+	r.mu.Unlock()
+	for _, p := range batch {
+		p.reply <- outcome{err: reason}
+	}
+	if release && time.Now().Before(l.validUntil) {
+		ctx, cancel := context.WithTimeout(context.Background(), r.srv.storeTimeout)
+		if err := r.srv.keeper.save(ctx, r.id, &l, st, true); err != nil {
+			r.srv.log.Warn("game: final checkpoint failed", "room", r.id, "err", err)
+		}
+		cancel()
+	}
+	r.srv.forget(r)
+	close(r.done)
+}
