@@ -59,6 +59,7 @@ type Backend struct {
 	client  *fasthttp.HostClient // proxied requests
 	health  *fasthttp.HostClient // active health checks
 	isTLS   bool
+	scheme  string // "http" or "https", set on each forwarded request
 	addr    string // host:port for dialing
 
 	// stickyValue is the HMAC cookie value naming this backend.
@@ -183,7 +184,7 @@ func (lb *Balancer) newBackend(bc BackendConfig) (*Backend, error) {
 	w := max(bc.Weight, 1)
 	b := &Backend{
 		id: bc.ID, url: u.Scheme + "://" + u.Host, weight: w, addr: addr,
-		isTLS: u.Scheme == "https",
+		isTLS: u.Scheme == "https", scheme: u.Scheme,
 		stopc: make(chan struct{}),
 	}
 	b.healthy.Store(true)

@@ -3,6 +3,7 @@ package balancer
 import (
 	"context"
 	"crypto/rand"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -150,6 +151,18 @@ type Config struct {
 	// get 413. Default 10 MiB.
 	MaxRequestBodySize int
 
+	// MaxHeaderBytes is the largest request line plus header block accepted
+	// (431 beyond it), and the largest response header block read from a
+	// backend. Default 16 KiB, which fits a 4 KiB sealed cookie with room
+	// to spare.
+	MaxHeaderBytes int
+
+	// BackendTLS configures connections to https:// backends: RootCAs for
+	// a private CA, InsecureSkipVerify to skip verification (testing
+	// only). ServerName defaults to each backend's host. Nil means the
+	// system roots.
+	BackendTLS *tls.Config
+
 	// MaxConnsPerBackend caps the pooled connections to one backend.
 	// Default 1024.
 	MaxConnsPerBackend int
@@ -246,6 +259,9 @@ func (c *Config) setDefaults() {
 	if c.MaxRequestBodySize == 0 {
 		c.MaxRequestBodySize = 10 << 20
 	}
+	if c.MaxHeaderBytes == 0 {
+		c.MaxHeaderBytes = 16 << 10
+	}
 	if c.MaxConnsPerBackend == 0 {
 		c.MaxConnsPerBackend = 1024
 	}
@@ -274,7 +290,7 @@ func (c *Config) validate() error {
 		c.DialTimeout < 0, c.ReadTimeout < 0, c.IdleTimeout < 0, c.DrainQuiet < 0,
 		c.DrainTimeout < 0, c.ShutdownTimeout < 0:
 		return fmt.Errorf("%w: negative duration", ErrInvalidConfig)
-	case c.Rise < 0, c.Fall < 0, c.MaxTries < 0, c.MaxRequestBodySize < 0, c.MaxConnsPerBackend < 0:
+	case c.Rise < 0, c.Fall < 0, c.MaxTries < 0, c.MaxRequestBodySize < 0, c.MaxConnsPerBackend < 0, c.MaxHeaderBytes < 0:
 		return fmt.Errorf("%w: negative count", ErrInvalidConfig)
 	case c.HealthPath != "" && c.HealthPath[0] != '/':
 		return fmt.Errorf("%w: health path %q must start with /", ErrInvalidConfig, c.HealthPath)
@@ -312,6 +328,7 @@ type Balancer struct {
 
 	retries   atomic.Uint64
 	noBackend atomic.Uint64
+	refused   atomic.Uint64 // requests refused as the client's error
 
 	srvMu   sync.Mutex
 	servers []*fasthttp.Server

@@ -1,6 +1,7 @@
 package balancer
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"crypto/tls"
@@ -24,6 +25,7 @@ func (lb *Balancer) newServer() *fasthttp.Server {
 		ReadTimeout:                  lb.cfg.ReadTimeout,
 		IdleTimeout:                  lb.cfg.IdleTimeout,
 		MaxRequestBodySize:           lb.cfg.MaxRequestBodySize,
+		ReadBufferSize:               lb.cfg.MaxHeaderBytes,
 		NoDefaultServerHeader:        true,
 		NoDefaultDate:                true,
 		NoDefaultContentType:         true,
@@ -41,6 +43,8 @@ func (lb *Balancer) newHostClient(b *Backend, transport fasthttp.RoundTripper) *
 	hc := &fasthttp.HostClient{
 		Addr:                      b.addr,
 		IsTLS:                     b.isTLS,
+		TLSConfig:                 lb.cfg.BackendTLS,
+		ReadBufferSize:            lb.cfg.MaxHeaderBytes,
 		NoDefaultUserAgentHeader:  true,
 		DisablePathNormalizing:    true,
 		MaxConns:                  lb.cfg.MaxConnsPerBackend,
@@ -81,8 +85,10 @@ var errTooManyInterim = errors.New("balancer: too many interim (1xx) responses f
 //     the body (fasthttp's StreamResponseBody streams every response, which
 //     costs four allocations and a streamed write per request, and keeps the
 //     backend connection busy until the client has the whole body);
-//   - it marks a failed request write with sendError, so that a request that
-//     never reached the backend can be retried elsewhere.
+//   - it marks a request write that failed before any byte reached the
+//     backend with sendError, so that it can be retried elsewhere, and one
+//     that failed half-way with partialSendError after trying to read the
+//     backend's early answer (retry.go has the rules).
 //
 // It ignores a request's own timeout (DoTimeout): the health checker uses
 // another client.
@@ -103,20 +109,36 @@ func (proxyTransport) RoundTrip(hc *fasthttp.HostClient, req *fasthttp.Request, 
 			return true, &sendError{err}
 		}
 	}
-	bw := hc.AcquireWriter(conn)
+	cw := countingConnPool.Get().(*countingConn)
+	cw.Conn, cw.n = conn, 0
+	bw := hc.AcquireWriter(cw)
 	err = req.Write(bw)
 	if err == nil {
 		err = bw.Flush()
 	}
+	bw.Reset(nil)
 	hc.ReleaseWriter(bw)
+	wrote := cw.n
+	cw.Conn = nil
+	countingConnPool.Put(cw)
+	var writeErr error
 	if err != nil {
-		hc.CloseConn(cc)
-		return true, &sendError{err}
+		if wrote == 0 {
+			hc.CloseConn(cc)
+			return true, &sendError{err}
+		}
+		// Part of the request reached the backend: it may have answered
+		// early (a 413, a redirect) and closed. Read that answer, if any;
+		// never resend.
+		writeErr = err
 	}
 	br := hc.AcquireReader(conn)
 	fail := func(err error) (bool, error) {
 		hc.ReleaseReader(br)
 		hc.CloseConn(cc)
+		if writeErr != nil {
+			return false, &partialSendError{writeErr}
+		}
 		return err != fasthttp.ErrBodyTooLarge, err
 	}
 	for n := 0; ; n++ {
@@ -133,7 +155,7 @@ func (proxyTransport) RoundTrip(hc *fasthttp.HostClient, req *fasthttp.Request, 
 	if req.Header.IsHead() {
 		resp.SkipBody = true
 	}
-	closeConn := req.ConnectionClose() || resp.ConnectionClose()
+	closeConn := req.ConnectionClose() || resp.ConnectionClose() || writeErr != nil
 	code := resp.StatusCode()
 	cl := resp.Header.ContentLength()
 	switch {
@@ -176,6 +198,21 @@ func (proxyTransport) RoundTrip(hc *fasthttp.HostClient, req *fasthttp.Request, 
 	return false, nil
 }
 
+// countingConn counts the bytes written to a backend connection, which
+// tells a request that never reached the backend from one that may have.
+type countingConn struct {
+	net.Conn
+	n int64
+}
+
+func (c *countingConn) Write(p []byte) (int, error) {
+	n, err := c.Conn.Write(p)
+	c.n += int64(n)
+	return n, err
+}
+
+var countingConnPool = sync.Pool{New: func() any { return new(countingConn) }}
+
 // upstreamStream is a streamed backend response body. Closing it returns
 // the backend connection to the pool if the body was read to its end, and
 // closes the connection otherwise.
@@ -215,25 +252,54 @@ var hopHeaders = []string{"Keep-Alive", "Proxy-Connection", "Proxy-Authenticate"
 // handle proxies one request.
 func (lb *Balancer) handle(ctx *fasthttp.RequestCtx) {
 	req := &ctx.Request
+	start := time.Now()
+	if e := checkRequest(req); e != nil {
+		lb.refuse(ctx, e, start)
+		return
+	}
 	if req.Header.ConnectionUpgrade() && len(req.Header.Peek("Upgrade")) > 0 {
 		lb.serveUpgrade(ctx)
 		return
 	}
-	start := time.Now()
 	clientClose := req.Header.ConnectionClose()
 	stripHopHeaders(&req.Header)
 	lb.setForwarded(ctx)
 
-	pool := lb.pool.Load()
 	r := requestPool.Get().(*Request)
 	defer func() {
 		*r = Request{}
 		requestPool.Put(r)
 	}()
 	lb.fillRequest(ctx, r)
-	isIdem := idempotent(&req.Header)
-	resp := &ctx.Response
+	code, backend, tries := lb.forward(ctx, r, start)
+	if clientClose {
+		ctx.SetConnectionClose()
+	}
+	if lb.cfg.AccessLog {
+		lb.logAccess(ctx, backend, code, tries, start)
+	}
+}
 
+// refuse answers a request that checkRequest refused, and closes the
+// connection: what follows a malformed request cannot be trusted.
+func (lb *Balancer) refuse(ctx *fasthttp.RequestCtx, e *requestError, start time.Time) {
+	lb.refused.Add(1)
+	writeError(ctx, e.status, e.code, e.msg)
+	ctx.SetConnectionClose()
+	if lb.cfg.AccessLog {
+		lb.logAccess(ctx, "", e.status, 0, start)
+	}
+}
+
+// forward sends the request to backends under the retry rules (retry.go)
+// until one answers or the try budget is spent, and leaves the answer in
+// ctx.Response. It returns the status, the backend that answered (empty if
+// none) and the number of attempts.
+func (lb *Balancer) forward(ctx *fasthttp.RequestCtx, r *Request, start time.Time) (int, string, int) {
+	req, resp := &ctx.Request, &ctx.Response
+	pool := lb.pool.Load()
+	isIdem := idempotent(&req.Header)
+	streamed := req.IsBodyStream()
 	var (
 		lastErr error
 		tries   int
@@ -257,24 +323,24 @@ func (lb *Balancer) handle(ctx *fasthttp.RequestCtx) {
 		if b.draining.Load() {
 			b.lastUse.Store(now)
 		}
+		req.URI().SetScheme(b.scheme)
 		b.inflight.Add(1)
 		b.requests.Add(1)
 		err := b.client.Do(req, resp)
 		b.inflight.Add(-1)
 		done := time.Now()
 		if err != nil {
-			lastErr = err
-			b.statusClass[0].Add(1)
-			switch {
-			case notReached(err):
-				b.errDial.Add(1)
-			case isTimeout(err):
-				b.errTimeout.Add(1)
-			default:
-				b.errUpstream.Add(1)
+			if clientFault(err) {
+				// The request, not the backend, is at fault: no mark.
+				_ = resp.CloseBodyStream()
+				lb.refused.Add(1)
+				writeError(ctx, fasthttp.StatusBadRequest, "bad_request", "the request cannot be forwarded")
+				ctx.SetConnectionClose()
+				return fasthttp.StatusBadRequest, "", tries
 			}
-			lb.failed(b, done.UnixNano(), err)
-			if notReached(err) || isIdem {
+			lastErr = err
+			lb.recordError(b, done.UnixNano(), err)
+			if retryable(err, isIdem, streamed) {
 				continue
 			}
 			break
@@ -284,7 +350,7 @@ func (lb *Balancer) handle(ctx *fasthttp.RequestCtx) {
 		b.statusClass[min(max(code/100, 1), 5)].Add(1)
 		if code >= 500 {
 			lb.failed(b, done.UnixNano(), nil)
-			if isIdem && retryStatus(code) && tries < lb.cfg.MaxTries && lb.hasCandidate(pool, r) {
+			if isIdem && !streamed && retryStatus(code) && tries < lb.cfg.MaxTries && lb.hasCandidate(pool, r) {
 				_ = resp.CloseBodyStream()
 				resp.Reset()
 				continue
@@ -293,35 +359,40 @@ func (lb *Balancer) handle(ctx *fasthttp.RequestCtx) {
 			b.recordSuccess(done.UnixNano())
 		}
 		lb.finish(ctx, r, b)
-		if clientClose {
-			ctx.SetConnectionClose()
-		}
-		if lb.cfg.AccessLog {
-			lb.logAccess(ctx, b.id, code, tries, start)
-		}
-		return
+		return code, b.id, tries
 	}
+	return lb.answerFailure(ctx, lastErr), "", tries
+}
 
-	// No attempt succeeded.
-	_ = resp.CloseBodyStream()
-	var code int
+// recordError counts a failed attempt on b and marks it for passive health.
+func (lb *Balancer) recordError(b *Backend, now int64, err error) {
+	b.statusClass[0].Add(1)
+	switch {
+	case notReached(err):
+		b.errDial.Add(1)
+	case isTimeout(err):
+		b.errTimeout.Add(1)
+	default:
+		b.errUpstream.Add(1)
+	}
+	lb.failed(b, now, err)
+}
+
+// answerFailure answers a request no attempt succeeded for, after lastErr
+// (nil: no backend was available), and returns the status.
+func (lb *Balancer) answerFailure(ctx *fasthttp.RequestCtx, lastErr error) int {
+	_ = ctx.Response.CloseBodyStream()
 	switch {
 	case lastErr == nil || notReached(lastErr):
 		lb.noBackend.Add(1)
-		code = fasthttp.StatusServiceUnavailable
-		writeError(ctx, code, "no_backend", "no backend is available; retry later")
+		writeError(ctx, fasthttp.StatusServiceUnavailable, "no_backend", "no backend is available; retry later")
+		return fasthttp.StatusServiceUnavailable
 	case isTimeout(lastErr):
-		code = fasthttp.StatusGatewayTimeout
-		writeError(ctx, code, "upstream_timeout", "the backend did not answer in time")
+		writeError(ctx, fasthttp.StatusGatewayTimeout, "upstream_timeout", "the backend did not answer in time")
+		return fasthttp.StatusGatewayTimeout
 	default:
-		code = fasthttp.StatusBadGateway
-		writeError(ctx, code, "bad_gateway", "the backend failed to answer")
-	}
-	if clientClose {
-		ctx.SetConnectionClose()
-	}
-	if lb.cfg.AccessLog {
-		lb.logAccess(ctx, "", code, tries, start)
+		writeError(ctx, fasthttp.StatusBadGateway, "bad_gateway", "the backend failed to answer")
+		return fasthttp.StatusBadGateway
 	}
 }
 
@@ -455,7 +526,10 @@ func writeError(ctx *fasthttp.RequestCtx, status int, code, msg string) {
 
 // handleParseError answers requests fasthttp could not read.
 func (lb *Balancer) handleParseError(ctx *fasthttp.RequestCtx, err error) {
+	var small *fasthttp.ErrSmallBuffer
 	switch {
+	case errors.As(err, &small):
+		writeError(ctx, fasthttp.StatusRequestHeaderFieldsTooLarge, "header_too_large", "request header block too large")
 	case isBodyTooLarge(err):
 		writeError(ctx, fasthttp.StatusRequestEntityTooLarge, "body_too_large", "request body too large")
 	case isTimeout(err):
@@ -483,24 +557,70 @@ func (lb *Balancer) logAccess(ctx *fasthttp.RequestCtx, backend string, code, tr
 	)
 }
 
-// serveUpgrade passes an Upgrade request (WebSocket and the like) through to
-// a backend over a dedicated connection, then splices the two connections
-// until either side closes. The backend's answer, 101 or not, goes to the
-// client unchanged (so a sticky cookie is not set on it).
+// serveUpgrade passes an Upgrade request (WebSocket and the like) to a
+// backend over a dedicated connection. Only if the backend answers 101
+// Switching Protocols are the two connections spliced until either side
+// closes (the 101 goes to the client unchanged, so a sticky cookie is not
+// set on it). Any other answer is an ordinary response: it is passed on,
+// the backend connection is closed, and the client connection goes on being
+// parsed as HTTP, with the balancer's limits, timeouts and X-Forwarded-*.
 func (lb *Balancer) serveUpgrade(ctx *fasthttp.RequestCtx) {
 	lb.setForwarded(ctx)
-	pool := lb.pool.Load()
 	r := &Request{}
 	lb.fillRequest(ctx, r)
-	var (
-		b    *Backend
-		conn net.Conn
-	)
+	b, conn := lb.dialUpgrade(r)
+	if conn == nil {
+		lb.noBackend.Add(1)
+		writeError(ctx, fasthttp.StatusServiceUnavailable, "no_backend", "no backend is available; retry later")
+		return
+	}
+	b.inflight.Add(1)
+	defer b.inflight.Add(-1)
+	if lb.cfg.ResponseTimeout > 0 {
+		_ = conn.SetDeadline(time.Now().Add(lb.cfg.ResponseTimeout))
+	}
+	br := bufio.NewReaderSize(conn, lb.cfg.MaxHeaderBytes)
+	rh, err := sendUpgrade(conn, br, &ctx.Request)
+	if err != nil {
+		conn.Close()
+		lb.recordError(b, time.Now().UnixNano(), &partialSendError{err})
+		lb.answerFailure(ctx, &partialSendError{err})
+		return
+	}
+	code := rh.StatusCode()
+	b.statusClass[min(max(code/100, 1), 5)].Add(1)
+	if code != fasthttp.StatusSwitchingProtocols {
+		lb.relayNotUpgraded(ctx, r, b, conn, br, rh)
+		return
+	}
+	b.recordSuccess(time.Now().UnixNano())
+	buffered, _ := br.Peek(br.Buffered())
+	early := append(append([]byte(nil), rh.Header()...), buffered...)
+	fasthttp.ReleaseResponse(rh.resp)
+	b.inflight.Add(1) // the tunnel outlives the handler
+	ctx.HijackSetNoResponse(true)
+	ctx.Hijack(func(client net.Conn) {
+		defer b.inflight.Add(-1)
+		defer conn.Close()
+		_ = client.SetDeadline(time.Time{})
+		_ = conn.SetDeadline(time.Time{})
+		if _, err := client.Write(early); err != nil {
+			return
+		}
+		splice(client, conn)
+	})
+}
+
+// dialUpgrade picks a backend for an Upgrade request and opens a dedicated
+// connection to it, trying up to Config.MaxTries backends. It returns a nil
+// connection if none could be reached.
+func (lb *Balancer) dialUpgrade(r *Request) (*Backend, net.Conn) {
+	pool := lb.pool.Load()
 	for tries := 0; tries < lb.cfg.MaxTries; tries++ {
 		now := time.Now().UnixNano()
 		r.Now = now
 		r.Panic = pool.panicking(now, lb.cfg.PanicThreshold)
-		b = lb.selector.Select(pool, r)
+		b := lb.selector.Select(pool, r)
 		if b == nil {
 			break
 		}
@@ -508,35 +628,78 @@ func (lb *Balancer) serveUpgrade(ctx *fasthttp.RequestCtx) {
 		b.requests.Add(1)
 		c, err := lb.dialBackend(b)
 		if err == nil {
-			conn = c
-			break
+			return b, c
 		}
-		b.errDial.Add(1)
-		b.statusClass[0].Add(1)
-		lb.failed(b, time.Now().UnixNano(), err)
+		lb.recordError(b, time.Now().UnixNano(), &dialError{err})
 	}
-	if conn == nil {
-		lb.noBackend.Add(1)
-		writeError(ctx, fasthttp.StatusServiceUnavailable, "no_backend", "no backend is available; retry later")
+	return nil, nil
+}
+
+// upgradeHead is a backend's answer header to an Upgrade request.
+type upgradeHead struct {
+	*fasthttp.ResponseHeader
+	resp *fasthttp.Response
+}
+
+// sendUpgrade writes req to conn and reads the final response header (or a
+// 101) from br.
+func sendUpgrade(conn net.Conn, br *bufio.Reader, req *fasthttp.Request) (upgradeHead, error) {
+	head := req.Header.Header()
+	if _, err := conn.Write(append(append([]byte(nil), head...), req.Body()...)); err != nil {
+		return upgradeHead{}, err
+	}
+	resp := fasthttp.AcquireResponse()
+	resp.Header.SetNoDefaultContentType(true)
+	for n := 0; ; n++ {
+		if err := resp.Header.Read(br); err != nil {
+			fasthttp.ReleaseResponse(resp)
+			return upgradeHead{}, err
+		}
+		if code := resp.StatusCode(); code < 100 || code > 199 || code == fasthttp.StatusSwitchingProtocols {
+			return upgradeHead{&resp.Header, resp}, nil
+		}
+		if n >= maxInterimResponses {
+			fasthttp.ReleaseResponse(resp)
+			return upgradeHead{}, errTooManyInterim
+		}
+	}
+}
+
+// relayNotUpgraded passes on a backend's non-101 answer to an Upgrade
+// request as an ordinary response, streaming its body, and closes the
+// backend connection once the body is sent.
+func (lb *Balancer) relayNotUpgraded(ctx *fasthttp.RequestCtx, r *Request, b *Backend, conn net.Conn, br *bufio.Reader, rh upgradeHead) {
+	resp := &ctx.Response
+	rh.CopyTo(&resp.Header)
+	src := rh.resp
+	code := rh.StatusCode()
+	if ctx.Request.Header.IsHead() || code == fasthttp.StatusNoContent || code == fasthttp.StatusNotModified {
+		src.SkipBody = true
+	}
+	src.StreamBody = true
+	if err := src.ReadBody(br, 0); err != nil {
+		fasthttp.ReleaseResponse(src)
+		conn.Close()
+		lb.recordError(b, time.Now().UnixNano(), err)
+		lb.answerFailure(ctx, err)
 		return
 	}
-	head := append([]byte(nil), ctx.Request.Header.Header()...)
-	body := append([]byte(nil), ctx.Request.Body()...)
-	b.inflight.Add(1)
-	ctx.HijackSetNoResponse(true)
-	ctx.Hijack(func(client net.Conn) {
-		defer b.inflight.Add(-1)
-		defer conn.Close()
-		_ = client.SetDeadline(time.Time{})
-		_ = conn.SetWriteDeadline(time.Now().Add(lb.cfg.DialTimeout + time.Second))
-		if _, err := conn.Write(append(head, body...)); err != nil {
-			lb.failed(b, time.Now().UnixNano(), err)
-			return
-		}
-		_ = conn.SetWriteDeadline(time.Time{})
+	if src.SkipBody {
+		fasthttp.ReleaseResponse(src)
+		conn.Close()
+	} else {
+		resp.SetBodyStream(&upstreamStream{r: src.BodyStream(), release: func(bool) {
+			_ = src.CloseBodyStream()
+			fasthttp.ReleaseResponse(src)
+			conn.Close()
+		}}, resp.Header.ContentLength())
+	}
+	if code >= 500 {
+		lb.failed(b, time.Now().UnixNano(), nil)
+	} else {
 		b.recordSuccess(time.Now().UnixNano())
-		splice(client, conn)
-	})
+	}
+	lb.finish(ctx, r, b)
 }
 
 // dialBackend opens a dedicated connection to b.

@@ -2,11 +2,14 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
 	"slices"
 	"strings"
 	"time"
@@ -33,6 +36,9 @@ func runLB(ctx context.Context, m *Main, args []string) error {
 	maxTries := fs.Int("max-tries", 3, "attempts per request, including retries")
 	drainTimeout := fs.Duration("drain-timeout", 10*time.Second, "longest wait for a removed backend to drain")
 	accessLog := fs.Bool("access-log", false, "log every request")
+	maxHeader := fs.Int("max-header-bytes", 16<<10, "largest request header block; larger ones get 431")
+	backendCA := fs.String("backend-ca", "", "PEM `FILE` of the CA that signs https:// backends' certificates (default: system roots)")
+	backendInsecure := fs.Bool("backend-insecure", false, "do not verify https:// backends' certificates (testing only)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -50,6 +56,12 @@ func runLB(ctx context.Context, m *Main, args []string) error {
 		return usageErrorf("lb", "invalid --max-tries %d: must be at least 1", *maxTries)
 	case *drainTimeout <= 0:
 		return usageErrorf("lb", "invalid --drain-timeout %v: must be positive", *drainTimeout)
+	case *maxHeader < 1024:
+		return usageErrorf("lb", "invalid --max-header-bytes %d: must be at least 1024", *maxHeader)
+	}
+	tlsCfg, err := backendTLS(*backendCA, *backendInsecure)
+	if err != nil {
+		return usageErrorf("lb", "%v", err)
 	}
 	log := slog.New(slog.NewTextHandler(m.Stderr, nil))
 	reg := prometheus.NewRegistry()
@@ -64,6 +76,8 @@ func runLB(ctx context.Context, m *Main, args []string) error {
 		MaxTries:       *maxTries,
 		DrainTimeout:   *drainTimeout,
 		AccessLog:      *accessLog,
+		MaxHeaderBytes: *maxHeader,
+		BackendTLS:     tlsCfg,
 		Logger:         log,
 		Registry:       reg,
 	}
@@ -79,17 +93,22 @@ func runLB(ctx context.Context, m *Main, args []string) error {
 		return usageErrorf("lb", "%v", err)
 	}
 	defer lb.Close()
+	return serveLB(ctx, lb, log, *listen, *admin)
+}
 
-	ln, err := net.Listen("tcp", *listen)
+// serveLB serves lb on the listen address and its admin API on the admin
+// address until ctx is done.
+func serveLB(ctx context.Context, lb *balancer.Balancer, log *slog.Logger, listen, admin string) error {
+	ln, err := net.Listen("tcp", listen)
 	if err != nil {
-		return usageErrorf("lb", "cannot listen on --listen %q: %v", *listen, err)
+		return usageErrorf("lb", "cannot listen on --listen %q: %v", listen, err)
 	}
-	adminLn, err := net.Listen("tcp", *admin)
+	adminLn, err := net.Listen("tcp", admin)
 	if err != nil {
 		ln.Close()
-		return usageErrorf("lb", "cannot listen on --admin %q: %v", *admin, err)
+		return usageErrorf("lb", "cannot listen on --admin %q: %v", admin, err)
 	}
-	if host, _, _ := net.SplitHostPort(*admin); !isLoopback(host) {
+	if host, _, _ := net.SplitHostPort(admin); !isLoopback(host) {
 		log.Warn("statelab lb: the admin API is not on loopback; anyone who can reach it can change the backends", "admin", adminLn.Addr().String())
 	}
 	adminSrv := &http.Server{Handler: lb.AdminHandler(), ReadHeaderTimeout: 5 * time.Second}
@@ -97,7 +116,7 @@ func runLB(ctx context.Context, m *Main, args []string) error {
 	go func() { adminErr <- adminSrv.Serve(adminLn) }()
 
 	log.Info("statelab lb: serving", "listen", ln.Addr().String(), "admin", adminLn.Addr().String(),
-		"policy", *policy, "backends", len(cfg.Backends))
+		"policy", lb.Config().Policy, "backends", len(lb.Backends()))
 	serveErr := lb.Serve(ctx, ln)
 
 	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
@@ -113,6 +132,28 @@ func runLB(ctx context.Context, m *Main, args []string) error {
 	}
 	log.Info("statelab lb: stopped")
 	return nil
+}
+
+// backendTLS returns the TLS configuration for https:// backends from the
+// --backend-ca and --backend-insecure flags (nil: system roots).
+func backendTLS(caFile string, insecure bool) (*tls.Config, error) {
+	switch {
+	case caFile != "" && insecure:
+		return nil, errors.New("--backend-ca and --backend-insecure exclude each other")
+	case insecure:
+		return &tls.Config{InsecureSkipVerify: true}, nil // #nosec G402 -- asked for by --backend-insecure
+	case caFile == "":
+		return nil, nil
+	}
+	pem, err := os.ReadFile(caFile)
+	if err != nil {
+		return nil, fmt.Errorf("cannot read --backend-ca: %v", err)
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(pem) {
+		return nil, fmt.Errorf("invalid --backend-ca %q: no PEM certificate in it", caFile)
+	}
+	return &tls.Config{RootCAs: pool}, nil
 }
 
 // isLoopback reports whether host names only loopback interfaces.

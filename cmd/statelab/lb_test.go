@@ -3,10 +3,13 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/pem"
 	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -32,6 +35,9 @@ func TestLBBadFlags(t *testing.T) {
 		{"bad health path", append([]string{"--backend", "http://127.0.0.1:1", "--health-path", "readyz"}, ok...), "--health-path"},
 		{"admin address taken", []string{"--backend", "http://127.0.0.1:1", "--listen", "127.0.0.1:0", "--admin", busy.Addr().String()}, "--admin"},
 		{"admin address unresolvable", []string{"--backend", "http://127.0.0.1:1", "--listen", "127.0.0.1:0", "--admin", "no-such-host.invalid:1"}, "--admin"},
+		{"missing backend CA", append([]string{"--backend", "https://127.0.0.1:1", "--backend-ca", "/no/such/ca.pem"}, ok...), "--backend-ca"},
+		{"CA and insecure", append([]string{"--backend", "https://127.0.0.1:1", "--backend-ca", "/etc/hostname", "--backend-insecure"}, ok...), "--backend-insecure"},
+		{"tiny header limit", append([]string{"--backend", "http://127.0.0.1:1", "--max-header-bytes", "10"}, ok...), "--max-header-bytes"},
 		{"positional argument", append([]string{"--backend", "http://127.0.0.1:1", "extra"}, ok...), "unexpected argument"},
 	}
 	for _, tt := range tests {
@@ -98,4 +104,49 @@ func freeAddr(t *testing.T) string {
 	}
 	defer ln.Close()
 	return ln.Addr().String()
+}
+
+// TestLBHTTPSBackendWithPrivateCA runs `statelab lb` in front of a real TLS
+// backend whose certificate is signed by a private CA given with
+// --backend-ca.
+func TestLBHTTPSBackendWithPrivateCA(t *testing.T) {
+	backend := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.WriteString(w, "over tls")
+	}))
+	t.Cleanup(backend.Close)
+	ca := filepath.Join(t.TempDir(), "ca.pem")
+	if err := os.WriteFile(ca, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: backend.Certificate().Raw}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, flags := range [][]string{{"--backend-ca", ca}, {"--backend-insecure"}} {
+		t.Run(flags[0], func(t *testing.T) {
+			listen, admin := freeAddr(t), freeAddr(t)
+			ctx, cancel := context.WithCancel(context.Background())
+			done := make(chan int, 1)
+			go func() {
+				done <- NewMain(io.Discard, io.Discard).Run(ctx, append([]string{"lb", "--listen", listen, "--admin", admin,
+					"--backend", "s=" + backend.URL}, flags...))
+			}()
+			deadline := time.Now().Add(10 * time.Second)
+			for {
+				resp, err := http.Get("http://" + listen + "/")
+				if err == nil {
+					body, _ := io.ReadAll(resp.Body)
+					resp.Body.Close()
+					if resp.StatusCode != 200 || string(body) != "over tls" {
+						t.Fatalf("got %d %q", resp.StatusCode, body)
+					}
+					break
+				}
+				if time.Now().After(deadline) {
+					t.Fatalf("lb never answered: %v", err)
+				}
+				time.Sleep(10 * time.Millisecond)
+			}
+			cancel()
+			if code := <-done; code != 0 {
+				t.Fatalf("exit %d", code)
+			}
+		})
+	}
 }
