@@ -78,6 +78,13 @@ type Config struct {
 	// Default "statelab_session".
 	HashCookie string
 
+	// HashKey, if set, replaces HashCookie: what the hash policy hashes,
+	// as "cookie:NAME", "header:NAME" or "path:/PREFIX/" (the path
+	// segment right after PREFIX, e.g. the room of /rooms/{room}/ws with
+	// "path:/rooms/"). A request without the key is hashed by client
+	// address. Empty means "cookie:" + HashCookie.
+	HashKey string
+
 	// HashFactor is the bounded-load factor of the hash policy: no backend
 	// takes a new request while its in-flight count is at or above
 	// ceil(HashFactor × mean in-flight). Default 1.25; must be ≥ 1.
@@ -297,6 +304,11 @@ func (c *Config) validate() error {
 	case !validCookieName(c.StickyCookie) || !validCookieName(c.HashCookie):
 		return fmt.Errorf("%w: invalid cookie name", ErrInvalidConfig)
 	}
+	if c.HashKey != "" {
+		if _, err := parseHashKeySpec(c.HashKey); err != nil {
+			return err
+		}
+	}
 	return nil
 }
 
@@ -316,6 +328,7 @@ type Balancer struct {
 	cfg      Config
 	log      *slog.Logger
 	selector Selector
+	hashKey  hashKeySpec
 	secret   []byte
 	metrics  *metrics
 
@@ -346,6 +359,10 @@ func New(cfg Config) (*Balancer, error) {
 		return nil, err
 	}
 	lb := &Balancer{cfg: cfg, log: cfg.Logger, selector: sel, secret: cfg.Secret, done: make(chan struct{})}
+	lb.hashKey = hashKeySpec{source: "cookie", name: cfg.HashCookie}
+	if cfg.HashKey != "" {
+		lb.hashKey, _ = parseHashKeySpec(cfg.HashKey) // validated above
+	}
 	if len(lb.secret) == 0 {
 		lb.secret = make([]byte, 32)
 		_, _ = rand.Read(lb.secret) // crypto/rand.Read never fails (Go ≥ 1.24)

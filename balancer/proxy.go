@@ -402,7 +402,7 @@ func (lb *Balancer) fillRequest(ctx *fasthttp.RequestCtx, r *Request) {
 	case PolicySticky:
 		r.Cookie = ctx.Request.Header.Cookie(lb.cfg.StickyCookie)
 	case PolicyHash:
-		r.HashKey = ctx.Request.Header.Cookie(lb.cfg.HashCookie)
+		r.HashKey = lb.hashKey.extract(&ctx.Request)
 		if len(r.HashKey) == 0 {
 			r.HashKey = clientIP(ctx)
 		}

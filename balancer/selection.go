@@ -75,8 +75,9 @@ type Request struct {
 	// Cookie is the value of the sticky cookie the client sent, or nil.
 	Cookie []byte
 
-	// HashKey is the key the hash policy hashes: the session cookie's value,
-	// or the client address when there is none.
+	// HashKey is the key the hash policy hashes (Config.HashKey: a cookie,
+	// a header or a path segment), or the client address when there is
+	// none.
 	HashKey []byte
 
 	// Now is the time of the attempt in unix nanoseconds.

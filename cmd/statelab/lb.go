@@ -30,6 +30,7 @@ func runLB(ctx context.Context, m *Main, args []string) error {
 	admin := fs.String("admin", "127.0.0.1:9090", "address of the admin API and /metrics (keep it on loopback)")
 	stickyCookie := fs.String("sticky-cookie", "statelab_backend", "cookie the sticky policy sets")
 	hashCookie := fs.String("hash-cookie", "statelab_session", "session cookie the hash policy hashes (client address without it)")
+	hashKey := fs.String("hash-key", "", "what the hash policy hashes instead of --hash-cookie: cookie:NAME, header:NAME or path:/PREFIX/ (the path segment after PREFIX)")
 	healthPath := fs.String("health-path", "", "path of the active health check, e.g. /readyz (empty: no active checks)")
 	healthInterval := fs.Duration("health-interval", 2*time.Second, "time between active health checks")
 	secret := fs.String("secret", "", "key for the sticky cookie HMAC; share it between balancers (empty: random)")
@@ -70,6 +71,7 @@ func runLB(ctx context.Context, m *Main, args []string) error {
 		Policy:         *policy,
 		StickyCookie:   *stickyCookie,
 		HashCookie:     *hashCookie,
+		HashKey:        *hashKey,
 		HealthPath:     *healthPath,
 		HealthInterval: *healthInterval,
 		Secret:         []byte(*secret),
