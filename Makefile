@@ -10,10 +10,14 @@ build:
 
 # test: vet, then every Go test with the race detector. Store tests need
 # STATELAB_TEST_REDIS / STATELAB_TEST_POSTGRES (see README); without them they
-# skip, and with STATELAB_REQUIRE_SERVICES=1 they fail instead.
+# skip, and with STATELAB_REQUIRE_SERVICES=1 they fail instead. Then the
+# deployment files: deploy/validate is a module of its own (so k8s.io/api and
+# compose-go stay out of statelab's dependencies; ./... does not descend into
+# it); its Kubernetes checks skip, saying why, where kubectl is missing.
 test:
 	$(GO) vet ./...
 	$(GO) test -race -count=1 -timeout 15m ./...
+	cd deploy/validate && $(GO) vet ./... && $(GO) test -count=1 -timeout 5m ./...
 
 # bench: the Go benchmarks. See docs/benchmarks.md for the wrk comparisons.
 bench:

@@ -47,6 +47,7 @@ var commands = []command{
 	{"app", "run one replica of the shopping-cart service", runApp},
 	{"game", "run one replica of the real-time game server", runGame},
 	{"play", "serve the live playground in a browser", runPlay},
+	{"healthcheck", "probe a URL, exit 0 on 2xx (for container health checks)", runHealthcheck},
 	{"version", "print the version", runVersion},
 }
 
@@ -89,7 +90,7 @@ func (m *Main) exitCode(err error) int {
 func (m *Main) usage() {
 	fmt.Fprintln(m.Stderr, "statelab: stateful vs stateless, measured.\n\nUsage:\n  statelab <command> [flags]\n\nCommands:")
 	for _, c := range commands {
-		fmt.Fprintf(m.Stderr, "  %-8s %s\n", c.name, c.summary)
+		fmt.Fprintf(m.Stderr, "  %-11s %s\n", c.name, c.summary)
 	}
 	fmt.Fprintln(m.Stderr, "\nEvery flag --name can also be set with the environment variable STATELAB_NAME\n(dashes become underscores), e.g. STATELAB_REDIS=redis://127.0.0.1:6379.\nRun 'statelab <command> -h' for a command's flags.")
 }
