@@ -17,6 +17,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/statelab/statelab/internal/cart"
+	"github.com/statelab/statelab/internal/httpapi"
 	"github.com/statelab/statelab/session"
 )
 
@@ -39,6 +40,7 @@ type appFlags struct {
 	queue           int
 	shutdownTimeout time.Duration
 	drainDelay      time.Duration
+	deps            dependencyFlags
 }
 
 // minSecretLen is the shortest --secret accepted (the cookie sealer's
@@ -70,10 +72,15 @@ func runApp(ctx context.Context, m *Main, args []string) error {
 	fs.IntVar(&f.queue, "queue", 64, "capacity model: requests waiting for a slot before 503s (with --max-inflight)")
 	fs.DurationVar(&f.drainDelay, "drain-delay", 0, "on SIGTERM, keep serving this long with /readyz at 503 so balancers stop sending first")
 	fs.DurationVar(&f.shutdownTimeout, "shutdown-timeout", 10*time.Second, "how long a graceful shutdown waits for in-flight requests")
+	f.deps.register(fs)
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	if err := f.validate(); err != nil {
+		return err
+	}
+	products, pricer, err := f.deps.clients()
+	if err != nil {
 		return err
 	}
 
@@ -129,7 +136,9 @@ func runApp(ctx context.Context, m *Main, args []string) error {
 		StoreName: f.store,
 		Manager:   mgr,
 		Store:     backend.Store,
-		Limiter:   cart.NewLimiter(f.work, f.maxInflight, f.queue),
+		Limiter:   httpapi.NewLimiter(f.work, f.maxInflight, f.queue),
+		Products:  products,
+		Pricer:    pricer,
 		Registry:  reg,
 		Logger:    log,
 	})
@@ -146,7 +155,7 @@ func runApp(ctx context.Context, m *Main, args []string) error {
 	}
 	served := make(chan error, 1)
 	go func() { served <- hs.Serve(ln) }()
-	attrs := []any{"addr", ln.Addr().String(), "store", f.store,
+	attrs := []any{"addr", ln.Addr().String(), "store", f.store, "pricing", f.deps.pricing.String(), "catalog", f.deps.catalog.String(),
 		"work", f.work, "max_inflight", f.maxInflight, "queue", f.queue}
 	if c, ok := backend.Store.(interface{ ClusterAddr() string }); ok {
 		// With --cluster-listen port 0 this is the only way to learn the

@@ -46,6 +46,8 @@ var commands = []command{
 	{"lb", "run the HTTP load balancer", runLB},
 	{"app", "run one replica of the shopping-cart service", runApp},
 	{"game", "run one replica of the real-time game server", runGame},
+	{"pricing", "run one replica of the stateless pricing service", runPricing},
+	{"catalog", "run one replica of the stateless catalog service", runCatalog},
 	{"play", "serve the live playground in a browser", runPlay},
 	{"healthcheck", "probe a URL, exit 0 on 2xx (for container health checks)", runHealthcheck},
 	{"version", "print the version", runVersion},

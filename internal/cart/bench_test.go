@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/statelab/statelab/internal/catalog"
 	"github.com/statelab/statelab/internal/testenv"
 	"github.com/statelab/statelab/session"
 	"github.com/statelab/statelab/session/replstore"
@@ -63,7 +64,7 @@ func BenchmarkCart(b *testing.B) {
 					case i%40 == 39:
 						req, _ = http.NewRequest("POST", hs.URL+"/api/cart/checkout", nil)
 					case i%2 == 0:
-						sku := fmt.Sprintf("SKU-%04d", 1+(n*37+i)%CatalogSize)
+						sku := fmt.Sprintf("SKU-%04d", 1+(n*37+i)%catalog.Size)
 						req, _ = http.NewRequest("POST", hs.URL+"/api/cart/items", strings.NewReader(`{"sku":"`+sku+`","qty":1}`))
 					default:
 						req, _ = http.NewRequest("GET", hs.URL+"/api/cart", nil)

@@ -6,13 +6,16 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+
+	"github.com/statelab/statelab/internal/catalog"
+	"github.com/statelab/statelab/internal/pricing"
 )
 
 // Limits of a cart.
 const (
 	// MinQty and MaxQty bound the quantity of one line.
-	MinQty = 1
-	MaxQty = 99
+	MinQty = pricing.MinQty
+	MaxQty = pricing.MaxQty
 	// MaxLines bounds the number of distinct products in one cart, so that a
 	// cart always fits in a sealed cookie (4 KiB) as well as in every store.
 	MaxLines = 50
@@ -35,10 +38,7 @@ var (
 )
 
 // Line is one product in a cart and how many of it.
-type Line struct {
-	SKU string `json:"sku"`
-	Qty int    `json:"qty"`
-}
+type Line = pricing.Line
 
 // Cart is a shopper's cart: lines in the order they were first added, at most
 // one per SKU. Its zero value is an empty cart. A Cart is a value held by one
@@ -97,7 +97,7 @@ func (c Cart) Qty(sku string) int {
 // otherwise as a new last line. qty must be in MinQty..MaxQty and so must
 // the line's resulting quantity (ErrQtyRange); sku must be in the catalog
 // (ErrUnknownSKU). On error the cart is unchanged.
-func (c *Cart) Add(cat *Catalog, sku string, qty int) error {
+func (c *Cart) Add(cat *catalog.Catalog, sku string, qty int) error {
 	if _, ok := cat.Lookup(sku); !ok {
 		return fmt.Errorf("%w: %q", ErrUnknownSKU, sku)
 	}
@@ -141,13 +141,14 @@ func (c *Cart) Set(sku string, qty int) error {
 // Remove removes sku's line (ErrNoLine when there is none).
 func (c *Cart) Remove(sku string) error { return c.Set(sku, 0) }
 
-// Checkout places an order for the cart's lines, empties the cart and
-// returns the order. An empty cart returns ErrEmptyCart.
-func (c *Cart) Checkout(cat *Catalog) (Order, error) {
+// Checkout places an order for the cart's lines at the price q (the
+// quote of exactly those lines), empties the cart and returns the order.
+// An empty cart returns ErrEmptyCart.
+func (c *Cart) Checkout(q pricing.Quote) (Order, error) {
 	if len(c.Lines) == 0 {
 		return Order{}, ErrEmptyCart
 	}
-	o := Order{ID: newOrderID(), Quote: Price(cat, c.Lines)}
+	o := Order{ID: newOrderID(), Quote: q}
 	c.Lines = nil
 	return o, nil
 }
@@ -156,7 +157,7 @@ func (c *Cart) Checkout(cat *Catalog) (Order, error) {
 type Order struct {
 	// ID identifies the order: "ord_" and 20 random base-32 characters.
 	ID string `json:"order_id"`
-	Quote
+	pricing.Quote
 }
 
 // newOrderID returns a fresh random order ID. crypto/rand.Read never fails

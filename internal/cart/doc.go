@@ -1,11 +1,12 @@
 // Package cart is statelab's stateful service: a shopping cart whose state
 // lives in a session, wherever the session layer keeps it.
 //
-// It owns the product catalog (deterministic, generated at start-up, no
-// randomness), the cart domain (lines, quantities 1..99, totals, checkout),
-// the cart's HTTP API and shop page, the replica's capacity model (Limiter),
-// its Prometheus metrics, and the wiring from a store name to a
-// session.Manager (OpenStore).
+// It owns the cart domain (lines, quantities 1..99, checkout), the cart's
+// HTTP API and shop page, its Prometheus metrics, and the wiring from a
+// store name to a session.Manager (OpenStore). Products come from
+// internal/catalog and prices from internal/pricing: in process (the
+// monolith, the default) or, with Config.Products and Config.Pricer set to
+// their clients, from the catalog and pricing services over HTTP.
 //
 // It does not own sessions: every change goes through
 // session.Manager.Update, a compare-and-swap loop, so the same handler code

@@ -14,6 +14,7 @@ type metrics struct {
 	requests    *prometheus.CounterVec   // by route and status code
 	latency     *prometheus.HistogramVec // by route
 	storeErrors *prometheus.CounterVec   // by operation
+	depErrors   *prometheus.CounterVec   // by operation
 }
 
 // newMetrics registers s's collectors on reg.
@@ -32,9 +33,13 @@ func newMetrics(reg prometheus.Registerer, s *Server) (*metrics, error) {
 			Name: "statelab_app_store_errors_total",
 			Help: "Session store operations that failed because the store was unavailable, by operation.",
 		}, []string{"op"}),
+		depErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "statelab_app_dependency_errors_total",
+			Help: "Requests answered 503 because the catalog or pricing service was unavailable, by operation.",
+		}, []string{"op"}),
 	}
 	cs := []prometheus.Collector{
-		m.requests, m.latency, m.storeErrors,
+		m.requests, m.latency, m.storeErrors, m.depErrors,
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "statelab_app_inflight_requests",
 			Help: "Shop requests (API and page) being served now, queued ones included.",

@@ -8,18 +8,24 @@ import (
 	"log/slog"
 	"net/http"
 	"strconv"
-	"strings"
 	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/statelab/statelab/internal/catalog"
+	"github.com/statelab/statelab/internal/httpapi"
+	"github.com/statelab/statelab/internal/pricing"
 	"github.com/statelab/statelab/session"
 )
 
 // DefaultStoreTimeout is the deadline of a request's session store work when
 // Config.StoreTimeout is zero.
 const DefaultStoreTimeout = 5 * time.Second
+
+// DefaultDependencyTimeout is the deadline of a request's calls to the
+// catalog and pricing services when Config.DependencyTimeout is zero.
+const DefaultDependencyTimeout = 5 * time.Second
 
 // Config configures a Server. Zero values mean the documented defaults.
 type Config struct {
@@ -41,12 +47,28 @@ type Config struct {
 	// /api/replica and the sessions gauge.
 	Store session.Store
 
-	// Catalog is the product catalog; nil means NewCatalog().
-	Catalog *Catalog
+	// Catalog is the reference copy of the products the cart shows names
+	// and unit prices from; nil means catalog.New(). The catalog service's
+	// database is seeded from the same generator.
+	Catalog *catalog.Catalog
+
+	// Products is where GET /api/catalog reads and where an added SKU is
+	// checked; nil means Catalog in process (the monolith). A
+	// *catalog.Client makes the cart call the catalog service.
+	Products catalog.Source
+
+	// Pricer prices POST /api/quote and checkout; nil means pricing.Local
+	// on Catalog (the monolith). A *pricing.Client makes the cart call the
+	// pricing service.
+	Pricer pricing.Pricer
+
+	// DependencyTimeout bounds one request's calls to Products and Pricer
+	// (retries included); default DefaultDependencyTimeout.
+	DependencyTimeout time.Duration
 
 	// Limiter is the capacity model applied to the API and the shop page
 	// (not to /healthz, /readyz and /metrics); nil means unlimited.
-	Limiter *Limiter
+	Limiter *httpapi.Limiter
 
 	// Registry is where the Server registers its metrics and what /metrics
 	// serves; nil means a fresh registry. Register the session Manager's
@@ -70,8 +92,12 @@ type Server struct {
 	storeName    string
 	mgr          *session.Manager
 	store        session.Store
-	catalog      *Catalog
-	limiter      *Limiter
+	catalog      *catalog.Catalog
+	products     catalog.Source
+	pricer       pricing.Pricer
+	depTimeout   time.Duration
+	remote       bool // Products or Pricer is another service
+	limiter      *httpapi.Limiter
 	registry     *prometheus.Registry
 	storeTimeout time.Duration
 	log          *slog.Logger
@@ -99,16 +125,26 @@ func NewServer(cfg Config) (*Server, error) {
 		mgr:          cfg.Manager,
 		store:        cfg.Store,
 		catalog:      cfg.Catalog,
+		products:     cfg.Products,
+		pricer:       cfg.Pricer,
+		depTimeout:   cmp.Or(cfg.DependencyTimeout, DefaultDependencyTimeout),
 		limiter:      cfg.Limiter,
 		registry:     cfg.Registry,
 		storeTimeout: cmp.Or(cfg.StoreTimeout, DefaultStoreTimeout),
 		log:          cfg.Logger,
 	}
 	if s.catalog == nil {
-		s.catalog = NewCatalog()
+		s.catalog = catalog.New()
+	}
+	s.remote = s.products != nil || s.pricer != nil
+	if s.products == nil {
+		s.products = s.catalog
+	}
+	if s.pricer == nil {
+		s.pricer = pricing.Local{Catalog: s.catalog}
 	}
 	if s.limiter == nil {
-		s.limiter = NewLimiter(0, 0, 0)
+		s.limiter = httpapi.NewLimiter(0, 0, 0)
 	}
 	if s.registry == nil {
 		s.registry = prometheus.NewRegistry()
@@ -120,7 +156,7 @@ func NewServer(cfg Config) (*Server, error) {
 	if s.metrics, err = newMetrics(s.registry, s); err != nil {
 		return nil, err
 	}
-	if s.catalogJSON, err = json.Marshal(catalogPage{Products: s.catalog.Products(), Total: s.catalog.Len()}); err != nil {
+	if s.catalogJSON, err = json.Marshal(catalog.Page{Products: s.catalog.Products(), Total: s.catalog.Len()}); err != nil {
 		return nil, err
 	}
 	s.handler = s.routes()
@@ -167,7 +203,7 @@ func (s *Server) routes() http.Handler {
 	mux.Handle("/static/", api("static", map[string]http.HandlerFunc{http.MethodGet: staticHandler().ServeHTTP}))
 	page := api("page", map[string]http.HandlerFunc{http.MethodGet: servePage})
 	notFound := s.instrument("not_found", false, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		writeError(w, &apiError{http.StatusNotFound, "not_found", "no such route: " + r.URL.Path})
+		writeError(w, &apiError{Status: http.StatusNotFound, Code: "not_found", Message: "no such route: " + r.URL.Path})
 	}))
 	mux.Handle("/{$}", page)
 	mux.Handle("/", notFound)
@@ -194,58 +230,15 @@ func (s *Server) instrument(route string, inflight bool, next http.Handler) http
 			s.inflight.Add(1)
 			defer s.inflight.Add(-1)
 		}
-		sw := &statusWriter{ResponseWriter: w, status: http.StatusOK}
+		sw := httpapi.NewStatusWriter(w)
 		next.ServeHTTP(sw, r)
 		latency.Observe(time.Since(start).Seconds())
-		s.metrics.requests.WithLabelValues(route, strconv.Itoa(sw.status)).Inc()
+		s.metrics.requests.WithLabelValues(route, strconv.Itoa(sw.Status())).Inc()
 	})
 }
 
-// statusWriter remembers the status code written through it.
-type statusWriter struct {
-	http.ResponseWriter
-	status      int
-	wroteHeader bool
-}
-
-func (w *statusWriter) WriteHeader(code int) {
-	if !w.wroteHeader {
-		w.status, w.wroteHeader = code, true
-	}
-	w.ResponseWriter.WriteHeader(code)
-}
-
-func (w *statusWriter) Write(b []byte) (int, error) {
-	w.wroteHeader = true
-	return w.ResponseWriter.Write(b)
-}
-
-// Unwrap lets http.ResponseController reach the underlying writer.
-func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
-
-// byMethod dispatches on the request method; GET handlers also serve HEAD.
-// Any other method is answered 405 with an Allow header.
-func byMethod(methods map[string]http.HandlerFunc) http.HandlerFunc {
-	allowed := make([]string, 0, len(methods)+1)
-	for _, m := range []string{http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete} {
-		if methods[m] != nil || (m == http.MethodHead && methods[http.MethodGet] != nil) {
-			allowed = append(allowed, m)
-		}
-	}
-	allow := strings.Join(allowed, ", ")
-	return func(w http.ResponseWriter, r *http.Request) {
-		h := methods[r.Method]
-		if h == nil && r.Method == http.MethodHead {
-			h = methods[http.MethodGet]
-		}
-		if h == nil {
-			w.Header().Set("Allow", allow)
-			writeError(w, &apiError{http.StatusMethodNotAllowed, "method_not_allowed", r.Method + " is not allowed here; use " + allow})
-			return
-		}
-		h(w, r)
-	}
-}
+// byMethod dispatches on the request method (see httpapi.ByMethod).
+func byMethod(methods map[string]http.HandlerFunc) http.HandlerFunc { return httpapi.ByMethod(methods) }
 
 // fail answers r with the API error err maps to, counting store failures
 // and logging what is not the client's fault.
@@ -255,95 +248,77 @@ func (s *Server) fail(w http.ResponseWriter, r *http.Request, op string, err err
 	case storeFailure:
 		s.metrics.storeErrors.WithLabelValues(op).Inc()
 		s.log.Warn("cart: session store unavailable", "op", op, "path", r.URL.Path, "err", err)
-	case e.status >= 500 && e.code != "canceled":
+	case e.Code == "dependency_unavailable":
+		s.metrics.depErrors.WithLabelValues(op).Inc()
+		s.log.Warn("cart: dependency unavailable", "op", op, "path", r.URL.Path, "err", err)
+	case e.Status >= 500 && e.Code != "canceled":
 		s.log.Error("cart: request failed", "op", op, "path", r.URL.Path, "err", err)
 	}
 	writeError(w, e)
 }
 
-// catalogPage is the body of GET /api/catalog.
-type catalogPage struct {
-	Products []Product `json:"products"`
-	// Total is the number of products matching the query, on every page.
-	Total int `json:"total"`
-}
-
 // handleCatalog serves GET /api/catalog: the whole catalog, or with
-// ?q=words&offset=N&limit=N one page of the matching products. It is
-// stateless: it reads no session and any replica gives the same answer.
+// ?q=words&offset=N&limit=N one page of the matching products (see
+// catalog.ParseQuery). It is stateless: it reads no session and any
+// replica gives the same answer. In the monolith the whole catalog is one
+// precomputed answer; otherwise the page comes from the catalog service.
 func (s *Server) handleCatalog(w http.ResponseWriter, r *http.Request) {
-	q := r.URL.Query()
-	if !q.Has("q") && !q.Has("offset") && !q.Has("limit") {
+	v := r.URL.Query()
+	if !s.remote && !v.Has("q") && !v.Has("offset") && !v.Has("limit") {
 		w.Header().Set("Content-Type", "application/json; charset=utf-8")
 		w.Header().Set("Cache-Control", "public, max-age=3600")
 		w.Write(s.catalogJSON)
 		return
 	}
-	offset, err1 := queryInt(q.Get("offset"), 0, 0, s.catalog.Len())
-	limit, err2 := queryInt(q.Get("limit"), s.catalog.Len(), 1, s.catalog.Len())
-	if err := errors.Join(err1, err2); err != nil {
-		writeError(w, &apiError{http.StatusBadRequest, "bad_query", err.Error()})
+	q, err := catalog.ParseQuery(v)
+	if err != nil {
+		s.fail(w, r, "catalog", err)
 		return
 	}
-	page, total := s.catalog.Search(q.Get("q"), offset, limit)
-	if page == nil {
-		page = []Product{}
+	ctx, cancel := context.WithTimeout(r.Context(), s.depTimeout)
+	defer cancel()
+	page, err := s.products.Page(ctx, q)
+	if err != nil {
+		s.fail(w, r, "catalog", err)
+		return
 	}
 	w.Header().Set("Cache-Control", "public, max-age=3600")
-	writeJSON(w, http.StatusOK, catalogPage{Products: page, Total: total})
+	writeJSON(w, http.StatusOK, page)
 }
-
-// queryInt parses a query parameter that must be an integer in lo..hi;
-// empty means def.
-func queryInt(v string, def, lo, hi int) (int, error) {
-	if v == "" {
-		return def, nil
-	}
-	n, err := strconv.Atoi(v)
-	if err != nil || n < lo || n > hi {
-		return 0, errors.New("offset and limit must be integers in " + strconv.Itoa(lo) + ".." + strconv.Itoa(hi))
-	}
-	return n, nil
-}
-
-// quoteRequest is the body of POST /api/quote.
-type quoteRequest struct {
-	Items []Line `json:"items"`
-}
-
-// maxQuoteLines bounds the lines of one quote.
-const maxQuoteLines = 1000
 
 // handleQuote serves POST /api/quote: it prices the lines in the request
 // body (subtotal, tax, shipping, total). It is stateless: it reads no
 // session and writes nothing, so any replica gives the same answer.
 func (s *Server) handleQuote(w http.ResponseWriter, r *http.Request) {
-	var req quoteRequest
+	var req pricing.Request
 	if err := decodeBody(w, r, &req); err != nil {
 		s.fail(w, r, "quote", err)
 		return
 	}
-	if len(req.Items) > maxQuoteLines {
-		s.fail(w, r, "quote", &apiError{http.StatusBadRequest, "too_many_items", "at most " + strconv.Itoa(maxQuoteLines) + " items per quote"})
+	ctx, cancel := context.WithTimeout(r.Context(), s.depTimeout)
+	defer cancel()
+	q, err := s.pricer.Quote(ctx, req.Items)
+	if err != nil {
+		s.fail(w, r, "quote", err)
 		return
 	}
-	for _, l := range req.Items {
-		if err := s.validate(l.SKU, l.Qty, MinQty); err != nil {
-			s.fail(w, r, "quote", err)
-			return
-		}
-	}
-	writeJSON(w, http.StatusOK, Price(s.catalog, req.Items))
+	writeJSON(w, http.StatusOK, q)
 }
 
-// validate checks a SKU against the catalog and a quantity against
-// minQty..MaxQty, before any session work.
-func (s *Server) validate(sku string, qty, minQty int) error {
-	if _, ok := s.catalog.Lookup(sku); !ok {
-		return &apiError{http.StatusBadRequest, "unknown_sku", "unknown sku " + strconv.Quote(sku)}
+// validate checks a SKU against the catalog (the catalog service, when
+// there is one) and a quantity against minQty..MaxQty, before any session
+// work.
+func (s *Server) validate(ctx context.Context, sku string, qty, minQty int) error {
+	ctx, cancel := context.WithTimeout(ctx, s.depTimeout)
+	defer cancel()
+	if _, err := s.products.Product(ctx, sku); err != nil {
+		if errors.Is(err, catalog.ErrUnknownSKU) {
+			return &apiError{Status: http.StatusBadRequest, Code: "unknown_sku", Message: "unknown sku " + strconv.Quote(sku)}
+		}
+		return err
 	}
 	if qty < minQty || qty > MaxQty {
-		return &apiError{http.StatusBadRequest, "qty_out_of_range", "qty " + strconv.Itoa(qty) + " is not in " + strconv.Itoa(minQty) + ".." + strconv.Itoa(MaxQty)}
+		return &apiError{Status: http.StatusBadRequest, Code: "qty_out_of_range", Message: "qty " + strconv.Itoa(qty) + " is not in " + strconv.Itoa(minQty) + ".." + strconv.Itoa(MaxQty)}
 	}
 	return nil
 }
@@ -370,7 +345,7 @@ type CartItem struct {
 // view renders c for the API.
 func (s *Server) view(c Cart) CartView {
 	v := CartView{Items: make([]CartItem, 0, len(c.Lines)), ServedBy: s.id}
-	for _, pl := range Price(s.catalog, c.Lines).Items {
+	for _, pl := range pricing.Price(s.catalog, c.Lines).Items {
 		v.Items = append(v.Items, CartItem{SKU: pl.SKU, Name: pl.Name, Qty: pl.Qty, PriceCents: pl.PriceCents})
 		v.TotalCents += pl.LineCents
 	}
@@ -442,7 +417,7 @@ func (s *Server) handleAdd(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, "add", err)
 		return
 	}
-	if err := s.validate(req.SKU, req.Qty, MinQty); err != nil {
+	if err := s.validate(r.Context(), req.SKU, req.Qty, MinQty); err != nil {
 		s.fail(w, r, "add", err)
 		return
 	}
@@ -463,12 +438,12 @@ func (s *Server) handleSet(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if req.Qty == nil {
-		s.fail(w, r, "set", &apiError{http.StatusBadRequest, "bad_json", `request body must be {"qty": N}`})
+		s.fail(w, r, "set", &apiError{Status: http.StatusBadRequest, Code: "bad_json", Message: `request body must be {"qty": N}`})
 		return
 	}
 	qty := *req.Qty
 	if qty < 0 || qty > MaxQty {
-		s.fail(w, r, "set", &apiError{http.StatusBadRequest, "qty_out_of_range", "qty " + strconv.Itoa(qty) + " is not in 0.." + strconv.Itoa(MaxQty)})
+		s.fail(w, r, "set", &apiError{Status: http.StatusBadRequest, Code: "qty_out_of_range", Message: "qty " + strconv.Itoa(qty) + " is not in 0.." + strconv.Itoa(MaxQty)})
 		return
 	}
 	sku := r.PathValue("sku")
@@ -497,7 +472,18 @@ func (s *Server) handleCheckout(w http.ResponseWriter, r *http.Request) {
 	var order Order
 	err := s.mgr.Update(ctx, func(data []byte) ([]byte, error) {
 		c := s.decode(data)
-		o, err := c.Checkout(s.catalog)
+		if len(c.Lines) == 0 {
+			return nil, ErrEmptyCart
+		}
+		// Price inside the compare-and-swap, so the order is for exactly
+		// the lines it empties; if pricing fails nothing is written.
+		qctx, qcancel := context.WithTimeout(ctx, s.depTimeout)
+		q, err := s.pricer.Quote(qctx, c.Lines)
+		qcancel()
+		if err != nil {
+			return nil, err
+		}
+		o, err := c.Checkout(q)
 		if err != nil {
 			return nil, err
 		}
@@ -551,7 +537,7 @@ func (s *Server) handleHealthz(w http.ResponseWriter, r *http.Request) {
 // draining for shutdown.
 func (s *Server) handleReadyz(w http.ResponseWriter, r *http.Request) {
 	if s.draining.Load() {
-		writeError(w, &apiError{http.StatusServiceUnavailable, "draining", "the replica is shutting down"})
+		writeError(w, &apiError{Status: http.StatusServiceUnavailable, Code: "draining", Message: "the replica is shutting down"})
 		return
 	}
 	if p, ok := s.store.(session.Pinger); ok {
@@ -559,7 +545,7 @@ func (s *Server) handleReadyz(w http.ResponseWriter, r *http.Request) {
 		defer cancel()
 		if err := p.Ping(ctx); err != nil {
 			s.metrics.storeErrors.WithLabelValues("ping").Inc()
-			writeError(w, &apiError{http.StatusServiceUnavailable, "store_unavailable", "the session store is unreachable: " + err.Error()})
+			writeError(w, &apiError{Status: http.StatusServiceUnavailable, Code: "store_unavailable", Message: "the session store is unreachable: " + err.Error()})
 			return
 		}
 	}

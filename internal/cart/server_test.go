@@ -16,6 +16,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/statelab/statelab/internal/catalog"
+	"github.com/statelab/statelab/internal/httpapi"
+	"github.com/statelab/statelab/internal/pricing"
 	"github.com/statelab/statelab/session"
 	"github.com/statelab/statelab/session/cookiestore"
 	"github.com/statelab/statelab/session/memstore"
@@ -181,7 +184,7 @@ func (r response) cart(t *testing.T) CartView {
 // test when the body is not {"error":{"code","message"}}.
 func (r response) errorCode(t *testing.T) string {
 	t.Helper()
-	var e errorBody
+	var e httpapi.ErrorBody
 	if err := json.Unmarshal(r.body, &e); err != nil || e.Error.Code == "" || e.Error.Message == "" {
 		t.Fatalf("status %d: body is not a JSON error (%v): %s", r.status, err, r.body)
 	}
@@ -223,7 +226,7 @@ func TestCartFlow(t *testing.T) {
 		}
 		var total int64
 		for _, it := range v.Items {
-			p, _ := NewCatalog().Lookup(it.SKU)
+			p, _ := catalog.New().Lookup(it.SKU)
 			if it.Name != p.Name || it.PriceCents != p.PriceCents {
 				t.Errorf("item %+v does not match the catalog's %+v", it, p)
 			}
@@ -242,7 +245,7 @@ func TestCartFlow(t *testing.T) {
 	if r.status != http.StatusOK || json.Unmarshal(r.body, &order) != nil || !strings.HasPrefix(order.OrderID, "ord_") {
 		t.Fatalf("checkout: %d %s", r.status, r.body)
 	}
-	if want := Price(NewCatalog(), []Line{{"SKU-0002", 7}}).TotalCents; order.TotalCents != want {
+	if want := pricing.Price(catalog.New(), []Line{{SKU: "SKU-0002", Qty: 7}}).TotalCents; order.TotalCents != want {
 		t.Errorf("order total %d, want %d", order.TotalCents, want)
 	}
 	if got := lines(ts.do(t, "GET", "/api/cart", "").cart(t)); got != "" {
@@ -463,20 +466,20 @@ func TestSealedCookieCartMovesBetweenReplicas(t *testing.T) {
 
 func TestCatalogEndpoint(t *testing.T) {
 	ts := newTestServer(t)
-	var all catalogPage
+	var all catalog.Page
 	r := ts.do(t, "GET", "/api/catalog", "")
 	if err := json.Unmarshal(r.body, &all); err != nil || r.status != http.StatusOK {
 		t.Fatalf("catalog: %d %v", r.status, err)
 	}
-	if len(all.Products) != CatalogSize || all.Products[0].SKU != "SKU-0001" || all.Products[0].Name == "" {
+	if len(all.Products) != catalog.Size || all.Products[0].SKU != "SKU-0001" || all.Products[0].Name == "" {
 		t.Fatalf("catalog has %d products, first %+v", len(all.Products), all.Products[0])
 	}
-	var page catalogPage
+	var page catalog.Page
 	r = ts.do(t, "GET", "/api/catalog?q=lamp&offset=10&limit=5", "")
 	if err := json.Unmarshal(r.body, &page); err != nil {
 		t.Fatal(err)
 	}
-	wantPage, wantTotal := NewCatalog().Search("lamp", 10, 5)
+	wantPage, wantTotal := catalog.New().Search("lamp", 10, 5)
 	if page.Total != wantTotal || len(page.Products) != 5 || page.Products[0] != wantPage[0] {
 		t.Errorf("page %+v, want %d total starting %+v", page, wantTotal, wantPage[0])
 	}
@@ -489,11 +492,11 @@ func TestCatalogEndpoint(t *testing.T) {
 func TestQuoteEndpoint(t *testing.T) {
 	ts := newTestServer(t)
 	r := ts.do(t, "POST", "/api/quote", `{"items":[{"sku":"SKU-0001","qty":2},{"sku":"SKU-0002","qty":1}]}`)
-	var q Quote
+	var q pricing.Quote
 	if err := json.Unmarshal(r.body, &q); err != nil || r.status != http.StatusOK {
 		t.Fatalf("quote: %d %s", r.status, r.body)
 	}
-	want := Price(NewCatalog(), []Line{{"SKU-0001", 2}, {"SKU-0002", 1}})
+	want := pricing.Price(catalog.New(), []Line{{SKU: "SKU-0001", Qty: 2}, {SKU: "SKU-0002", Qty: 1}})
 	if q.TotalCents != want.TotalCents || q.TaxCents != want.TaxCents || len(q.Items) != 2 {
 		t.Errorf("quote %+v, want %+v", q, want)
 	}
@@ -576,7 +579,7 @@ func TestFullCartFitsInASealedCookie(t *testing.T) {
 	t.Cleanup(hs.Close)
 	shopper := newShopper(t)
 	for i := range MaxLines {
-		body := fmt.Sprintf(`{"sku":"SKU-%04d","qty":99}`, CatalogSize-i)
+		body := fmt.Sprintf(`{"sku":"SKU-%04d","qty":99}`, catalog.Size-i)
 		if r := do(t, shopper, hs.URL, "POST", "/api/cart/items", body); r.status != http.StatusOK {
 			t.Fatalf("add line %d: %d %s", i+1, r.status, r.body)
 		}

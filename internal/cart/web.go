@@ -34,7 +34,7 @@ func staticHandler() http.Handler {
 	files := http.FileServerFS(webRoot)
 	return http.StripPrefix("/static/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if fi, err := fs.Stat(webRoot, r.URL.Path); err != nil || fi.IsDir() || r.URL.Path == "index.html" {
-			writeError(w, &apiError{http.StatusNotFound, "not_found", "no such file: /static/" + r.URL.Path})
+			writeError(w, &apiError{Status: http.StatusNotFound, Code: "not_found", Message: "no such file: /static/" + r.URL.Path})
 			return
 		}
 		files.ServeHTTP(w, r)

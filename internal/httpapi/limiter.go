@@ -1,4 +1,4 @@
-package cart
+package httpapi
 
 import (
 	"net/http"
@@ -84,7 +84,7 @@ func (l *Limiter) acquire(w http.ResponseWriter, r *http.Request) bool {
 	if l.queued.Add(1) > l.queueMax {
 		l.queued.Add(-1)
 		l.rejected.Add(1)
-		writeError(w, &apiError{http.StatusServiceUnavailable, "overloaded", "the replica is at capacity; try again shortly"})
+		WriteError(w, &Error{http.StatusServiceUnavailable, "overloaded", "the replica is at capacity; try again shortly"})
 		return false
 	}
 	defer l.queued.Add(-1)

@@ -1,12 +1,14 @@
-package cart
+package catalog
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"strings"
 )
 
-// CatalogSize is the number of products in the catalog NewCatalog builds.
-const CatalogSize = 1200
+// Size is the number of products in the catalog New builds.
+const Size = 1200
 
 // Product is one item the shop sells. It is immutable.
 type Product struct {
@@ -18,33 +20,35 @@ type Product struct {
 	PriceCents int64 `json:"price_cents"`
 }
 
-// Catalog is the shop's product list, ordered by SKU. It is built once and
-// never changes, so it is safe for concurrent use without locking.
+// Catalog is the shop's product list in memory, ordered by SKU: the
+// generator the database is seeded from, and the monolith's catalog. It is
+// built once and never changes, so it is safe for concurrent use without
+// locking. It is a Source.
 type Catalog struct {
 	products []Product
 	bySKU    map[string]int
 	search   []string // lower-case "sku name" of each product, for Search
 }
 
-// The name parts NewCatalog combines: len(finishes)*len(materials)*len(kinds)
-// must be at least CatalogSize so that every name is distinct.
+// The name parts New combines: len(finishes)*len(materials)*len(kinds)
+// must be at least Size so that every name is distinct.
 var (
 	finishes  = []string{"Classic", "Compact", "Deluxe", "Rustic", "Modern", "Vintage", "Nordic", "Urban", "Coastal", "Alpine", "Studio", "Heritage"}
 	materials = []string{"Oak", "Walnut", "Steel", "Linen", "Ceramic", "Copper", "Bamboo", "Glass", "Wool", "Leather"}
 	kinds     = []string{"Chair", "Lamp", "Table", "Mug", "Shelf", "Clock", "Vase", "Rug", "Bowl", "Stool"}
 )
 
-// NewCatalog returns the shop's catalog of CatalogSize products, SKU-0001 to
-// SKU-1200. It is a pure function of the constants above: every replica, on
-// every run, builds exactly the same catalog, so replicas agree on names and
+// New returns the shop's catalog of Size products, SKU-0001 to SKU-1200.
+// It is a pure function of the constants above: every replica, on every
+// run, builds exactly the same catalog, so replicas agree on names and
 // prices without sharing anything.
-func NewCatalog() *Catalog {
+func New() *Catalog {
 	c := &Catalog{
-		products: make([]Product, CatalogSize),
-		bySKU:    make(map[string]int, CatalogSize),
-		search:   make([]string, CatalogSize),
+		products: make([]Product, Size),
+		bySKU:    make(map[string]int, Size),
+		search:   make([]string, Size),
 	}
-	for i := range CatalogSize {
+	for i := range Size {
 		n := i + 1
 		// Walk the name space with strides coprime to each list's length, so
 		// neighbouring SKUs get visibly different names.
@@ -58,7 +62,18 @@ func NewCatalog() *Catalog {
 		}
 		c.products[i] = p
 		c.bySKU[p.SKU] = i
-		c.search[i] = strings.ToLower(p.SKU + " " + p.Name)
+		c.search[i] = searchText(p)
+	}
+	return c
+}
+
+// FromProducts returns a catalog of the given products (in SKU order, SKUs
+// distinct), for tests and tools that need other products than New's.
+func FromProducts(ps []Product) *Catalog {
+	c := &Catalog{products: ps, bySKU: make(map[string]int, len(ps)), search: make([]string, len(ps))}
+	for i, p := range ps {
+		c.bySKU[p.SKU] = i
+		c.search[i] = searchText(p)
 	}
 	return c
 }
@@ -115,3 +130,28 @@ func containsAll(text string, words []string) bool {
 	}
 	return true
 }
+
+// Product returns the product with the given SKU, or an error wrapping
+// ErrUnknownSKU. It implements Source.
+func (c *Catalog) Product(_ context.Context, sku string) (Product, error) {
+	p, ok := c.Lookup(sku)
+	if !ok {
+		return Product{}, fmt.Errorf("%w %q", ErrUnknownSKU, sku)
+	}
+	return p, nil
+}
+
+// Page returns the page of products q asks for. It implements Source.
+func (c *Catalog) Page(_ context.Context, q Query) (Page, error) {
+	if err := q.Validate(); err != nil {
+		return Page{}, err
+	}
+	products, total := c.Search(q.Text, q.Offset, q.Limit)
+	if products == nil {
+		products = []Product{}
+	}
+	return Page{Products: products, Total: total}, nil
+}
+
+// ErrUnknownSKU is returned when no product has the SKU asked for.
+var ErrUnknownSKU = errors.New("unknown sku")

@@ -1,4 +1,4 @@
-package cart
+package catalog
 
 import (
 	"fmt"
@@ -8,7 +8,7 @@ import (
 )
 
 func TestCatalogIsDeterministicAndWellFormed(t *testing.T) {
-	a, b := NewCatalog(), NewCatalog()
+	a, b := New(), New()
 	if !slices.Equal(a.Products(), b.Products()) {
 		t.Fatal("two catalogs differ: the catalog must be a pure function")
 	}
@@ -46,7 +46,7 @@ func TestCatalogIsDeterministicAndWellFormed(t *testing.T) {
 }
 
 func TestCatalogLookupMisses(t *testing.T) {
-	c := NewCatalog()
+	c := New()
 	for _, sku := range []string{"", "SKU-0000", "SKU-9999", "sku-0001", "SKU-1", " SKU-0001"} {
 		if p, ok := c.Lookup(sku); ok {
 			t.Errorf("Lookup(%q) = %+v, want a miss", sku, p)
@@ -55,7 +55,7 @@ func TestCatalogLookupMisses(t *testing.T) {
 }
 
 func TestCatalogSearch(t *testing.T) {
-	c := NewCatalog()
+	c := New()
 	tests := []struct {
 		query         string
 		offset, limit int
@@ -63,16 +63,16 @@ func TestCatalogSearch(t *testing.T) {
 		wantFirst     string // SKU of the first result, "" for none
 		wantLen       int
 	}{
-		{"", 0, 0, CatalogSize, "SKU-0001", CatalogSize},
-		{"", 0, 20, CatalogSize, "SKU-0001", 20},
-		{"", 20, 20, CatalogSize, "SKU-0021", 20},
-		{"", CatalogSize - 5, 20, CatalogSize, "SKU-1196", 5},
-		{"", CatalogSize, 20, CatalogSize, "", 0},
+		{"", 0, 0, Size, "SKU-0001", Size},
+		{"", 0, 20, Size, "SKU-0001", 20},
+		{"", 20, 20, Size, "SKU-0021", 20},
+		{"", Size - 5, 20, Size, "SKU-1196", 5},
+		{"", Size, 20, Size, "", 0},
 		{"sku-0042", 0, 10, 1, "SKU-0042", 1},
 		{"OAK lamp", 0, 100, 12, "SKU-0002", 12},
 		{"  oak   lamp  classic ", 0, 100, 1, "SKU-0002", 1},
 		{"no such thing", 0, 10, 0, "", 0},
-		{"", -3, 1, CatalogSize, "SKU-0001", 1},
+		{"", -3, 1, Size, "SKU-0001", 1},
 	}
 	for _, tt := range tests {
 		t.Run(fmt.Sprintf("%q/%d/%d", tt.query, tt.offset, tt.limit), func(t *testing.T) {
