@@ -202,11 +202,19 @@ func (r *room) outcomeLocked(res Result) outcome {
 	}}
 }
 
-// snapshot returns the room's current snapshot.
-func (r *room) snapshot() Snapshot {
+// snapshot returns the room's current snapshot. Like inputs, it is
+// refused while the owner cannot prove its lease: a stale owner must not
+// show clients a state a newer owner may have moved past.
+func (r *room) snapshot() (Snapshot, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	return r.snapshotLocked()
+	switch {
+	case r.stopped != nil:
+		return Snapshot{}, r.stopped
+	case time.Now().After(r.lease.validUntil):
+		return Snapshot{}, ErrLeaseLost
+	}
+	return r.snapshotLocked(), nil
 }
 
 func (r *room) snapshotLocked() Snapshot {

@@ -378,7 +378,7 @@ func (s *Server) handleRoom(w http.ResponseWriter, r *http.Request) {
 	if s.info.Owned {
 		var rm *room
 		if rm, err = s.roomFor(r.Context(), id); err == nil {
-			snap = rm.snapshot()
+			snap, err = rm.snapshot()
 		}
 	} else {
 		snap, err = s.externalSnapshot(r.Context(), id)

@@ -51,7 +51,7 @@ func (s *Server) handleWS(w http.ResponseWriter, r *http.Request) {
 	var err error
 	if s.info.Owned {
 		if rm, err = s.roomFor(r.Context(), id); err == nil {
-			snap = rm.snapshot()
+			snap, err = rm.snapshot()
 		}
 	} else {
 		snap, err = s.externalSnapshot(r.Context(), id)
