@@ -2,11 +2,16 @@ package balancer
 
 import (
 	"context"
+	"crypto/sha256"
+	"crypto/subtle"
 	"encoding/json"
 	"errors"
 	"io"
+	"mime"
 	"net/http"
 	"strings"
+
+	"github.com/statelab/statelab/internal/webguard"
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
@@ -15,14 +20,21 @@ import (
 //
 //	GET    /admin/backends       → 200, JSON array of BackendStatus
 //	POST   /admin/backends       {"url","id"?,"weight"?} → 201 with the BackendStatus;
-//	                               400 bad JSON or URL, 409 duplicate id
+//	                               400 bad JSON or URL, 409 duplicate id or
+//	                               Config.MaxBackends reached
 //	GET    /admin/backends/{id}  → 200 with the BackendStatus, 404 unknown id
 //	DELETE /admin/backends/{id}  → 202 with the (draining) BackendStatus; the
 //	                               backend is removed once drained; 404 unknown id
 //	GET    /metrics              → Prometheus text format
+//	GET    /healthz              → 200 {"status":"ok"}: the balancer runs (for
+//	                               container health checks; needs no token)
 //
-// Errors are JSON {"error":{"code","message"}}. The handler has no
-// authentication: serve it on a loopback address.
+// Errors are JSON {"error":{"code","message"}}. Every request first passes
+// guardAdmin: the bearer token if Config.AdminToken is set (401 without
+// it), else a Host that is an IP literal or localhost (403 bad_host: DNS
+// rebinding); cross-site browser requests are refused (403 cross_origin)
+// and POST bodies must be application/json (415). Without a token, serve
+// it on a loopback address only.
 func (lb *Balancer) AdminHandler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /admin/backends", lb.adminList)
@@ -30,6 +42,9 @@ func (lb *Balancer) AdminHandler() http.Handler {
 	mux.HandleFunc("GET /admin/backends/{id}", lb.adminGet)
 	mux.HandleFunc("DELETE /admin/backends/{id}", lb.adminRemove)
 	mux.Handle("GET /metrics", promhttp.HandlerFor(lb.metrics.registry, promhttp.HandlerOpts{}))
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+	})
 	notAllowed := func(allow string) http.HandlerFunc {
 		return func(w http.ResponseWriter, r *http.Request) {
 			w.Header().Set("Allow", allow)
@@ -41,7 +56,42 @@ func (lb *Balancer) AdminHandler() http.Handler {
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		adminError(w, http.StatusNotFound, "not_found", "no such admin endpoint")
 	})
-	return mux
+	return lb.guardAdmin(mux)
+}
+
+// guardAdmin refuses admin requests that a web page could have made on the
+// operator's behalf, and, with a token configured, any request without it.
+func (lb *Balancer) guardAdmin(next http.Handler) http.Handler {
+	cop := http.NewCrossOriginProtection()
+	cop.SetDenyHandler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		adminError(w, http.StatusForbidden, "cross_origin", "cross-site requests to the admin API are refused")
+	}))
+	inner := cop.Handler(next)
+	var want [sha256.Size]byte
+	if lb.cfg.AdminToken != "" {
+		want = sha256.Sum256([]byte(lb.cfg.AdminToken))
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if lb.cfg.AdminToken != "" && !(r.URL.Path == "/healthz" && r.Method == http.MethodGet) {
+			token, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+			got := sha256.Sum256([]byte(strings.TrimSpace(token)))
+			if !ok || subtle.ConstantTimeCompare(got[:], want[:]) != 1 {
+				w.Header().Set("WWW-Authenticate", `Bearer realm="statelab lb admin"`)
+				adminError(w, http.StatusUnauthorized, "unauthorized", "a valid Authorization: Bearer token is required")
+				return
+			}
+		} else if lb.cfg.AdminToken == "" && !webguard.LocalHost(r.Host) {
+			adminError(w, http.StatusForbidden, "bad_host", "the Host must be an IP address or localhost (DNS rebinding protection); configure an admin token to use a name")
+			return
+		}
+		if r.Method == http.MethodPost {
+			if mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type")); err != nil || mt != "application/json" {
+				adminError(w, http.StatusUnsupportedMediaType, "unsupported_media_type", "the request body must be sent as Content-Type: application/json")
+				return
+			}
+		}
+		inner.ServeHTTP(w, r)
+	})
 }
 
 func (lb *Balancer) adminList(w http.ResponseWriter, r *http.Request) {
@@ -77,6 +127,8 @@ func (lb *Balancer) adminAdd(w http.ResponseWriter, r *http.Request) {
 	switch {
 	case errors.Is(err, ErrDuplicateBackend):
 		adminError(w, http.StatusConflict, "duplicate_backend", err.Error())
+	case errors.Is(err, ErrTooManyBackends):
+		adminError(w, http.StatusConflict, "too_many_backends", err.Error())
 	case errors.Is(err, ErrInvalidBackend):
 		adminError(w, http.StatusBadRequest, "invalid_backend", err.Error())
 	case errors.Is(err, ErrClosed):

@@ -3,6 +3,7 @@ package balancer
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -15,6 +16,9 @@ func adminDo(t *testing.T, base, method, path, body string) (int, string) {
 	req, err := http.NewRequest(method, base+path, strings.NewReader(body))
 	if err != nil {
 		t.Fatal(err)
+	}
+	if body != "" {
+		req.Header.Set("Content-Type", "application/json")
 	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
@@ -123,5 +127,144 @@ func TestNewValidates(t *testing.T) {
 	}
 	if _, err := New(Config{Logger: testLogger(t)}); err != nil {
 		t.Fatalf("zero Config: %v", err)
+	}
+}
+
+// TestAdminRefusesBrowserWrites: a web page the operator visits must not be
+// able to change the backends, by a cross-site form post or by DNS
+// rebinding. Before the fix a text/plain POST with Origin: http://evil got
+// 201 and the new backend took the traffic.
+func TestAdminRefusesBrowserWrites(t *testing.T) {
+	evil := newTestBackend(t, "evil", nil)
+	lb, _ := startLB(t, Config{Backends: []BackendConfig{newTestBackend(t, "a", nil).config()}})
+	admin := httptest.NewServer(lb.AdminHandler())
+	t.Cleanup(admin.Close)
+	add := `{"url":"` + evil.srv.URL + `","id":"evil","weight":1000}`
+	tests := []struct {
+		name     string
+		header   map[string]string
+		host     string
+		want     int
+		wantCode string
+	}{
+		{"form post, text/plain, cross-site Origin", map[string]string{"Content-Type": "text/plain", "Origin": "http://evil"}, "", 415, "unsupported_media_type"},
+		{"no content type", map[string]string{"Content-Type": ""}, "", 415, "unsupported_media_type"},
+		{"JSON, cross-site Origin", map[string]string{"Origin": "http://evil.example"}, "", 403, "cross_origin"},
+		{"JSON, Sec-Fetch-Site cross-site", map[string]string{"Sec-Fetch-Site": "cross-site"}, "", 403, "cross_origin"},
+		{"rebinding: Host and Origin both the attacker's", map[string]string{"Origin": "http://evil.example:9090"}, "evil.example:9090", 403, "bad_host"},
+		{"rebinding, no Origin", nil, "evil.example:9090", 403, "bad_host"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			req, _ := http.NewRequest("POST", admin.URL+"/admin/backends", strings.NewReader(add))
+			req.Header.Set("Content-Type", "application/json")
+			for k, v := range tt.header {
+				req.Header.Set(k, v)
+			}
+			if tt.host != "" {
+				req.Host = tt.host
+			}
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			body, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != tt.want || !strings.Contains(string(body), tt.wantCode) {
+				t.Fatalf("got %d %s, want %d %s", resp.StatusCode, body, tt.want, tt.wantCode)
+			}
+			if len(lb.Backends()) != 1 {
+				t.Fatalf("a refused request added a backend: %v", lb.Backends())
+			}
+		})
+	}
+	// A same-origin or non-browser client on the loopback address passes.
+	if code, body := adminDo(t, admin.URL, "POST", "/admin/backends", add); code != 201 {
+		t.Fatalf("plain JSON POST: %d %s", code, body)
+	}
+}
+
+// TestAdminToken: with a token, every request needs it, and names other
+// than IP literals are accepted in Host.
+func TestAdminToken(t *testing.T) {
+	lb, _ := startLB(t, Config{AdminToken: "s3cret-token"})
+	admin := httptest.NewServer(lb.AdminHandler())
+	t.Cleanup(admin.Close)
+	tests := []struct {
+		name, method, auth, host string
+		want                     int
+	}{
+		{"no token, GET", "GET", "", "", 401},
+		{"no token, metrics", "GET", "", "", 401},
+		{"wrong token", "POST", "Bearer nope", "", 401},
+		{"basic auth", "POST", "Basic czNjcmV0LXRva2Vu", "", 401},
+		{"right token", "POST", "Bearer s3cret-token", "", 201},
+		{"right token, list by name", "GET", "Bearer s3cret-token", "lb-admin.internal:9090", 200},
+		{"healthz needs no token", "GET", "", "", 200},
+	}
+	for i, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			path, body := "/admin/backends", ""
+			switch tt.name {
+			case "no token, metrics":
+				path = "/metrics"
+			case "healthz needs no token":
+				path = "/healthz"
+			}
+			if tt.method == "POST" {
+				body = fmt.Sprintf(`{"url":"http://127.0.0.1:%d"}`, 1000+i)
+			}
+			req, _ := http.NewRequest(tt.method, admin.URL+path, strings.NewReader(body))
+			req.Header.Set("Content-Type", "application/json")
+			if tt.auth != "" {
+				req.Header.Set("Authorization", tt.auth)
+			}
+			if tt.host != "" {
+				req.Host = tt.host
+			}
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			if resp.StatusCode != tt.want {
+				t.Fatalf("got %d, want %d", resp.StatusCode, tt.want)
+			}
+			if tt.want == 401 && !strings.HasPrefix(resp.Header.Get("WWW-Authenticate"), "Bearer") {
+				t.Fatalf("401 without a Bearer challenge")
+			}
+		})
+	}
+}
+
+// TestAdminLimitsAndURLs: the number of backends is capped, and backend
+// URLs are validated (port range, IPv6 in brackets).
+func TestAdminLimitsAndURLs(t *testing.T) {
+	lb, _ := startLB(t, Config{MaxBackends: 2})
+	admin := httptest.NewServer(lb.AdminHandler())
+	t.Cleanup(admin.Close)
+	steps := []struct {
+		url      string
+		want     int
+		wantCode string
+	}{
+		{"http://h:99999", 400, "invalid_backend"},
+		{"http://h:0", 400, "invalid_backend"},
+		{"http://h:", 400, "invalid_backend"},
+		{"http://:80", 400, "invalid_backend"},
+		{"http://::1:80", 400, "invalid_backend"},
+		{"http://h:80/?q=1", 400, "invalid_backend"},
+		{"http://[::1]:8080", 201, `"id":"[::1]:8080"`},
+		{"https://h.example", 201, `"url":"https://h.example"`},
+		{"http://h:81", 409, "too_many_backends"},
+	}
+	for _, s := range steps {
+		code, body := adminDo(t, admin.URL, "POST", "/admin/backends", `{"url":"`+s.url+`"}`)
+		if code != s.want || !strings.Contains(body, s.wantCode) {
+			t.Fatalf("add %s: %d %s, want %d %s", s.url, code, body, s.want, s.wantCode)
+		}
+	}
+	if _, err := New(Config{MaxBackends: 1, Backends: []BackendConfig{{URL: "http://a:1"}, {URL: "http://b:1"}}, Logger: testLogger(t)}); !errors.Is(err, ErrInvalidConfig) {
+		t.Fatalf("New with more backends than MaxBackends: %v", err)
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net"
 	"net/url"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -20,7 +21,7 @@ import (
 type BackendConfig struct {
 	// ID names the backend in the admin API, metrics and logs, and is what
 	// the sticky cookie identifies (through an HMAC). Empty means the URL's
-	// host:port. At most 64 bytes of [A-Za-z0-9._:-].
+	// host:port. At most 64 bytes of [A-Za-z0-9._:-] (and [] for IPv6).
 	ID string `json:"id,omitempty"`
 
 	// URL is the backend's base URL, "http://host:port" or
@@ -161,8 +162,17 @@ func (lb *Balancer) newBackend(bc BackendConfig) (*Backend, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: url %q: %v", ErrInvalidBackend, bc.URL, err)
 	}
-	if (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.User != nil {
+	if (u.Scheme != "http" && u.Scheme != "https") || u.Hostname() == "" || u.User != nil ||
+		u.RawQuery != "" || u.Fragment != "" || strings.HasSuffix(u.Host, ":") {
 		return nil, fmt.Errorf("%w: url %q: want http://host:port or https://host:port", ErrInvalidBackend, bc.URL)
+	}
+	if p := u.Port(); p != "" {
+		if n, err := strconv.Atoi(p); err != nil || n < 1 || n > 65535 {
+			return nil, fmt.Errorf("%w: url %q: port %s out of 1..65535", ErrInvalidBackend, bc.URL, p)
+		}
+	}
+	if strings.Contains(u.Hostname(), ":") && !strings.HasPrefix(u.Host, "[") {
+		return nil, fmt.Errorf("%w: url %q: an IPv6 address goes in brackets, http://[::1]:8080", ErrInvalidBackend, bc.URL)
 	}
 	addr := u.Host
 	if u.Port() == "" {
@@ -207,6 +217,6 @@ func validID(s string) bool {
 		return false
 	}
 	return strings.IndexFunc(s, func(r rune) bool {
-		return !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '.' || r == '_' || r == ':' || r == '-')
+		return !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '.' || r == '_' || r == ':' || r == '-' || r == '[' || r == ']')
 	}) < 0
 }

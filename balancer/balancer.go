@@ -37,6 +37,10 @@ var (
 	// hash factor below 1, a panic threshold outside [0,1]).
 	ErrInvalidConfig = errors.New("balancer: invalid config")
 
+	// ErrTooManyBackends is returned by AddBackend when the balancer already
+	// has Config.MaxBackends backends.
+	ErrTooManyBackends = errors.New("balancer: too many backends")
+
 	// ErrClosed is returned by Serve and AddBackend after Close.
 	ErrClosed = errors.New("balancer: closed")
 )
@@ -170,6 +174,16 @@ type Config struct {
 	// system roots.
 	BackendTLS *tls.Config
 
+	// MaxBackends caps the number of backends (initial and added). Default
+	// 256.
+	MaxBackends int
+
+	// AdminToken, when set, is the bearer token every AdminHandler request
+	// must carry (Authorization: Bearer TOKEN). Without it the admin API
+	// only answers requests whose Host is an IP literal or localhost (DNS
+	// rebinding protection) and must be served on loopback.
+	AdminToken string
+
 	// MaxConnsPerBackend caps the pooled connections to one backend.
 	// Default 1024.
 	MaxConnsPerBackend int
@@ -266,6 +280,9 @@ func (c *Config) setDefaults() {
 	if c.MaxRequestBodySize == 0 {
 		c.MaxRequestBodySize = 10 << 20
 	}
+	if c.MaxBackends == 0 {
+		c.MaxBackends = 256
+	}
 	if c.MaxHeaderBytes == 0 {
 		c.MaxHeaderBytes = 16 << 10
 	}
@@ -297,10 +314,12 @@ func (c *Config) validate() error {
 		c.DialTimeout < 0, c.ReadTimeout < 0, c.IdleTimeout < 0, c.DrainQuiet < 0,
 		c.DrainTimeout < 0, c.ShutdownTimeout < 0:
 		return fmt.Errorf("%w: negative duration", ErrInvalidConfig)
-	case c.Rise < 0, c.Fall < 0, c.MaxTries < 0, c.MaxRequestBodySize < 0, c.MaxConnsPerBackend < 0, c.MaxHeaderBytes < 0:
+	case c.Rise < 0, c.Fall < 0, c.MaxTries < 0, c.MaxRequestBodySize < 0, c.MaxConnsPerBackend < 0, c.MaxHeaderBytes < 0, c.MaxBackends < 0:
 		return fmt.Errorf("%w: negative count", ErrInvalidConfig)
 	case c.HealthPath != "" && c.HealthPath[0] != '/':
 		return fmt.Errorf("%w: health path %q must start with /", ErrInvalidConfig, c.HealthPath)
+	case len(c.Backends) > c.MaxBackends:
+		return fmt.Errorf("%w: %d backends, more than MaxBackends %d", ErrInvalidConfig, len(c.Backends), c.MaxBackends)
 	case !validCookieName(c.StickyCookie) || !validCookieName(c.HashCookie):
 		return fmt.Errorf("%w: invalid cookie name", ErrInvalidConfig)
 	}
@@ -485,7 +504,7 @@ func (lb *Balancer) Close() error {
 // AddBackend adds a backend and returns its status. New clients may be sent
 // to it at once; it starts healthy, and is health checked if Start was
 // called. A duplicate ID returns ErrDuplicateBackend; a bad URL or weight,
-// ErrInvalidBackend.
+// ErrInvalidBackend; one backend too many, ErrTooManyBackends.
 func (lb *Balancer) AddBackend(bc BackendConfig) (BackendStatus, error) {
 	b, err := lb.newBackend(bc)
 	if err != nil {
@@ -499,6 +518,9 @@ func (lb *Balancer) AddBackend(bc BackendConfig) (BackendStatus, error) {
 	old := lb.pool.Load()
 	if old.byID[b.id] != nil {
 		return BackendStatus{}, fmt.Errorf("%w: %q", ErrDuplicateBackend, b.id)
+	}
+	if len(old.backends) >= lb.cfg.MaxBackends {
+		return BackendStatus{}, fmt.Errorf("%w: the limit is %d", ErrTooManyBackends, lb.cfg.MaxBackends)
 	}
 	lb.pool.Store(newPool(append(append([]*Backend(nil), old.backends...), b)))
 	if lb.started {

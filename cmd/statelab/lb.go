@@ -17,6 +17,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/statelab/statelab/balancer"
+	"github.com/statelab/statelab/internal/webguard"
 )
 
 // runLB runs the HTTP load balancer until ctx is done (SIGINT/SIGTERM), then
@@ -27,7 +28,9 @@ func runLB(ctx context.Context, m *Main, args []string) error {
 	listen := fs.String("listen", ":8080", "address the proxy listens on")
 	fs.Var(&backends, "backend", "backend `[ID=]URL`, repeatable or comma-separated; ID defaults to host:port")
 	policy := fs.String("policy", balancer.PolicyRoundRobin, "selection policy: "+strings.Join(balancer.Policies, ", "))
-	admin := fs.String("admin", "127.0.0.1:9090", "address of the admin API and /metrics (keep it on loopback)")
+	admin := fs.String("admin", "127.0.0.1:9090", "address of the admin API and /metrics (off loopback it needs --admin-token)")
+	adminTok := fs.String("admin-token", "", "bearer token the admin API requires (required off loopback; prefer --admin-token-file or the environment)")
+	adminTokFile := fs.String("admin-token-file", "", "`FILE` holding the admin bearer token")
 	stickyCookie := fs.String("sticky-cookie", "statelab_backend", "cookie the sticky policy sets")
 	hashCookie := fs.String("hash-cookie", "statelab_session", "session cookie the hash policy hashes (client address without it)")
 	hashKey := fs.String("hash-key", "", "what the hash policy hashes instead of --hash-cookie: cookie:NAME, header:NAME or path:/PREFIX/ (the path segment after PREFIX)")
@@ -64,6 +67,13 @@ func runLB(ctx context.Context, m *Main, args []string) error {
 	if err != nil {
 		return usageErrorf("lb", "%v", err)
 	}
+	token, err := adminToken(*adminTok, *adminTokFile)
+	if err != nil {
+		return usageErrorf("lb", "%v", err)
+	}
+	if token == "" && !webguard.LoopbackAddr(*admin) {
+		return usageErrorf("lb", "--admin %q is not a loopback address: set --admin-token-file, STATELAB_ADMIN_TOKEN or --admin-token", *admin)
+	}
 	log := slog.New(slog.NewTextHandler(m.Stderr, nil))
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
@@ -80,6 +90,7 @@ func runLB(ctx context.Context, m *Main, args []string) error {
 		AccessLog:      *accessLog,
 		MaxHeaderBytes: *maxHeader,
 		BackendTLS:     tlsCfg,
+		AdminToken:     token,
 		Logger:         log,
 		Registry:       reg,
 	}
@@ -109,9 +120,6 @@ func serveLB(ctx context.Context, lb *balancer.Balancer, log *slog.Logger, liste
 	if err != nil {
 		ln.Close()
 		return usageErrorf("lb", "cannot listen on --admin %q: %v", admin, err)
-	}
-	if host, _, _ := net.SplitHostPort(admin); !isLoopback(host) {
-		log.Warn("statelab lb: the admin API is not on loopback; anyone who can reach it can change the backends", "admin", adminLn.Addr().String())
 	}
 	adminSrv := &http.Server{Handler: lb.AdminHandler(), ReadHeaderTimeout: 5 * time.Second}
 	adminErr := make(chan error, 1)
@@ -158,11 +166,27 @@ func backendTLS(caFile string, insecure bool) (*tls.Config, error) {
 	return &tls.Config{RootCAs: pool}, nil
 }
 
-// isLoopback reports whether host names only loopback interfaces.
-func isLoopback(host string) bool {
-	if host == "localhost" {
-		return true
+// minAdminToken is the shortest admin token accepted.
+const minAdminToken = 16
+
+// adminToken returns the admin bearer token from --admin-token or the file
+// --admin-token-file names (surrounding white space removed), or "".
+func adminToken(token, file string) (string, error) {
+	if file != "" {
+		if token != "" {
+			return "", errors.New("--admin-token and --admin-token-file exclude each other")
+		}
+		b, err := os.ReadFile(file)
+		if err != nil {
+			return "", fmt.Errorf("cannot read --admin-token-file: %v", err)
+		}
+		token = strings.TrimSpace(string(b))
+		if token == "" {
+			return "", fmt.Errorf("invalid --admin-token-file %q: empty", file)
+		}
 	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
+	if token != "" && len(token) < minAdminToken {
+		return "", fmt.Errorf("invalid --admin-token: at least %d characters", minAdminToken)
+	}
+	return token, nil
 }

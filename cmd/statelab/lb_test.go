@@ -38,6 +38,9 @@ func TestLBBadFlags(t *testing.T) {
 		{"missing backend CA", append([]string{"--backend", "https://127.0.0.1:1", "--backend-ca", "/no/such/ca.pem"}, ok...), "--backend-ca"},
 		{"CA and insecure", append([]string{"--backend", "https://127.0.0.1:1", "--backend-ca", "/etc/hostname", "--backend-insecure"}, ok...), "--backend-insecure"},
 		{"tiny header limit", append([]string{"--backend", "http://127.0.0.1:1", "--max-header-bytes", "10"}, ok...), "--max-header-bytes"},
+		{"admin off loopback without token", []string{"--backend", "http://127.0.0.1:1", "--listen", "127.0.0.1:0", "--admin", "0.0.0.0:0"}, "--admin"},
+		{"short admin token", append([]string{"--backend", "http://127.0.0.1:1", "--admin-token", "short"}, ok...), "--admin-token"},
+		{"missing admin token file", append([]string{"--backend", "http://127.0.0.1:1", "--admin-token-file", "/no/such/token"}, ok...), "--admin-token-file"},
 		{"positional argument", append([]string{"--backend", "http://127.0.0.1:1", "extra"}, ok...), "unexpected argument"},
 	}
 	for _, tt := range tests {
@@ -146,6 +149,74 @@ func TestLBHTTPSBackendWithPrivateCA(t *testing.T) {
 			cancel()
 			if code := <-done; code != 0 {
 				t.Fatalf("exit %d", code)
+			}
+		})
+	}
+}
+
+// TestLBAdminToken: with a token (from a file or STATELAB_ADMIN_TOKEN) the
+// admin API answers 401 without it, and the token is what allows an admin
+// address off loopback.
+func TestLBAdminToken(t *testing.T) {
+	backend := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
+	t.Cleanup(backend.Close)
+	const token = "0123456789abcdef-token"
+	file := filepath.Join(t.TempDir(), "token")
+	if err := os.WriteFile(file, []byte(token+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name  string
+		flags []string
+		env   string
+		host  string // admin host
+	}{
+		{"token file, loopback", []string{"--admin-token-file", file}, "", "127.0.0.1"},
+		{"environment, all interfaces", nil, token, "0.0.0.0"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if tt.env != "" {
+				t.Setenv("STATELAB_ADMIN_TOKEN", tt.env)
+			}
+			_, port, _ := net.SplitHostPort(freeAddr(t))
+			admin := net.JoinHostPort(tt.host, port)
+			ctx, cancel := context.WithCancel(context.Background())
+			done := make(chan int, 1)
+			var stderr bytes.Buffer
+			go func() {
+				done <- NewMain(io.Discard, &stderr).Run(ctx, append([]string{"lb", "--listen", freeAddr(t), "--admin", admin,
+					"--backend", backend.URL}, tt.flags...))
+			}()
+			url := "http://127.0.0.1:" + port + "/admin/backends"
+			deadline := time.Now().Add(10 * time.Second)
+			for {
+				resp, err := http.Get(url)
+				if err == nil {
+					resp.Body.Close()
+					if resp.StatusCode != http.StatusUnauthorized {
+						t.Fatalf("without the token: %d, want 401", resp.StatusCode)
+					}
+					break
+				}
+				if time.Now().After(deadline) {
+					t.Fatalf("admin never answered: %v", err)
+				}
+				time.Sleep(10 * time.Millisecond)
+			}
+			req, _ := http.NewRequest("GET", url, nil)
+			req.Header.Set("Authorization", "Bearer "+token)
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusOK {
+				t.Fatalf("with the token: %d, want 200", resp.StatusCode)
+			}
+			cancel()
+			if code := <-done; code != 0 {
+				t.Fatalf("exit %d: %s", code, stderr.String())
 			}
 		})
 	}

@@ -14,6 +14,8 @@ import (
 	"net/url"
 	"strings"
 	"time"
+
+	"github.com/statelab/statelab/internal/webguard"
 )
 
 //go:embed web
@@ -61,9 +63,23 @@ func (s *Server) Handler() http.Handler {
 	// is not the playground's goes to the balancer too.
 	mux.HandleFunc("/", s.serveShop)
 	// The controls kill processes: another site open in the same browser
-	// must not be able to post to them (CSRF). Same-origin pages and
-	// non-browser clients such as curl pass.
-	return securityHeaders(http.NewCrossOriginProtection().Handler(mux))
+	// must not be able to post to them (CSRF), nor a page whose name was
+	// rebound to this machine (DNS rebinding: only Host tells). Same-origin
+	// pages and non-browser clients such as curl pass.
+	return localHostOnly(securityHeaders(http.NewCrossOriginProtection().Handler(mux)))
+}
+
+// localHostOnly refuses requests whose Host is not an IP literal or
+// localhost: a rebound DNS name makes an attacker's page same-origin with
+// the playground.
+func localHostOnly(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !webguard.LocalHost(r.Host) {
+			writeError(w, http.StatusForbidden, "bad_host", "open the playground by IP address or localhost (DNS rebinding protection)")
+			return
+		}
+		h.ServeHTTP(w, r)
+	})
 }
 
 // securityHeaders forbids every origin but this one: no CDN, no inline
