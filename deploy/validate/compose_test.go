@@ -16,6 +16,9 @@ import (
 // testSecret stands in for the STATELAB_SECRET a user exports.
 const testSecret = "0123456789abcdef0123456789abcdef"
 
+// testAdminToken stands in for the STATELAB_ADMIN_TOKEN a user exports.
+const testAdminToken = "fedcba9876543210fedcba9876543210"
+
 // pinnedImage matches an official image named with a full version, e.g.
 // redis:8.2.2-alpine (not redis, redis:latest or redis:8).
 var pinnedImage = regexp.MustCompile(`^(redis|postgres):\d+\.\d+(\.\d+)?(-[a-z0-9.]+)?$`)
@@ -43,7 +46,7 @@ func loadCompose(t *testing.T, env []string, profiles ...string) (*types.Project
 func TestComposeProfiles(t *testing.T) {
 	for _, st := range strategies {
 		t.Run(st.name, func(t *testing.T) {
-			p, err := loadCompose(t, []string{"STATELAB_SECRET=" + testSecret}, st.name)
+			p, err := loadCompose(t, []string{"STATELAB_SECRET=" + testSecret, "STATELAB_ADMIN_TOKEN=" + testAdminToken}, st.name)
 			if err != nil {
 				t.Fatalf("load with profile %s: %v", st.name, err)
 			}
@@ -95,6 +98,9 @@ func checkComposeLB(t *testing.T, p *types.Project, name string, st strategy, ca
 	}
 	if got := env(s, "STATELAB_BACKEND"); got != strings.Join(backends, ",") {
 		t.Errorf("%s: STATELAB_BACKEND=%q, want %q", name, got, strings.Join(backends, ","))
+	}
+	if env(s, "STATELAB_ADMIN_TOKEN") != testAdminToken {
+		t.Errorf("%s: the admin API listens off loopback, so it needs STATELAB_ADMIN_TOKEN", name)
 	}
 	if env(s, "STATELAB_HEALTH_PATH") != "/readyz" {
 		t.Errorf("%s: the balancer must health-check /readyz (that is how a draining replica leaves)", name)
@@ -233,7 +239,7 @@ func env(s types.ServiceConfig, key string) string {
 // TestComposeNeedsSecret checks that compose.yaml refuses to start without
 // STATELAB_SECRET instead of running replicas that cannot agree on one.
 func TestComposeNeedsSecret(t *testing.T) {
-	_, err := loadCompose(t, nil, "client")
+	_, err := loadCompose(t, []string{"STATELAB_ADMIN_TOKEN=" + testAdminToken}, "client")
 	if err == nil || !strings.Contains(err.Error(), "STATELAB_SECRET") {
 		t.Fatalf("load without STATELAB_SECRET: err = %v, want one naming STATELAB_SECRET", err)
 	}
@@ -242,14 +248,14 @@ func TestComposeNeedsSecret(t *testing.T) {
 // TestComposeEveryServiceInAProfile checks that a bare `docker compose up`
 // starts nothing: every service belongs to a strategy profile.
 func TestComposeEveryServiceInAProfile(t *testing.T) {
-	p, err := loadCompose(t, []string{"STATELAB_SECRET=" + testSecret})
+	p, err := loadCompose(t, []string{"STATELAB_SECRET=" + testSecret, "STATELAB_ADMIN_TOKEN=" + testAdminToken})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if names := p.ServiceNames(); len(names) != 0 {
 		t.Fatalf("services outside every profile: %v", names)
 	}
-	all, err := loadCompose(t, []string{"STATELAB_SECRET=" + testSecret}, "*")
+	all, err := loadCompose(t, []string{"STATELAB_SECRET=" + testSecret, "STATELAB_ADMIN_TOKEN=" + testAdminToken}, "*")
 	if err != nil {
 		t.Fatal(err)
 	}
