@@ -18,10 +18,12 @@ import (
 
 // AdminHandler returns the runtime admin API:
 //
-//	GET    /admin/backends       → 200, JSON array of BackendStatus
-//	POST   /admin/backends       {"url","id"?,"weight"?} → 201 with the BackendStatus;
-//	                               400 bad JSON or URL, 409 duplicate id or
-//	                               Config.MaxBackends reached
+//	GET    /admin/pools          → 200, JSON array of PoolStatus (policy, routes, backends)
+//	GET    /admin/backends       → 200, JSON array of BackendStatus (?pool=NAME: one
+//	                               pool's; 404 unknown pool)
+//	POST   /admin/backends       {"url","id"?,"weight"?,"pool"?} → 201 with the BackendStatus;
+//	                               400 bad JSON, URL or unknown pool, 409 duplicate id
+//	                               (in any pool) or Config.MaxBackends reached
 //	GET    /admin/backends/{id}  → 200 with the BackendStatus, 404 unknown id
 //	DELETE /admin/backends/{id}  → 202 with the (draining) BackendStatus; the
 //	                               backend is removed once drained; 404 unknown id
@@ -38,6 +40,7 @@ import (
 func (lb *Balancer) AdminHandler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /admin/backends", lb.adminList)
+	mux.HandleFunc("GET /admin/pools", lb.adminPools)
 	mux.HandleFunc("POST /admin/backends", lb.adminAdd)
 	mux.HandleFunc("GET /admin/backends/{id}", lb.adminGet)
 	mux.HandleFunc("DELETE /admin/backends/{id}", lb.adminRemove)
@@ -52,6 +55,7 @@ func (lb *Balancer) AdminHandler() http.Handler {
 		}
 	}
 	mux.HandleFunc("/admin/backends", notAllowed("GET, POST"))
+	mux.HandleFunc("/admin/pools", notAllowed("GET"))
 	mux.HandleFunc("/admin/backends/{id}", notAllowed("GET, DELETE"))
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		adminError(w, http.StatusNotFound, "not_found", "no such admin endpoint")
@@ -95,7 +99,25 @@ func (lb *Balancer) guardAdmin(next http.Handler) http.Handler {
 }
 
 func (lb *Balancer) adminList(w http.ResponseWriter, r *http.Request) {
-	writeJSON(w, http.StatusOK, lb.Backends())
+	pool := r.URL.Query().Get("pool")
+	if pool == "" {
+		writeJSON(w, http.StatusOK, lb.Backends())
+		return
+	}
+	g := lb.groups[pool]
+	if g == nil {
+		adminError(w, http.StatusNotFound, "unknown_pool", "no pool named "+pool)
+		return
+	}
+	out := []BackendStatus{}
+	for _, b := range g.pool.Load().backends {
+		out = append(out, b.Status())
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+func (lb *Balancer) adminPools(w http.ResponseWriter, r *http.Request) {
+	writeJSON(w, http.StatusOK, lb.Pools())
 }
 
 func (lb *Balancer) adminGet(w http.ResponseWriter, r *http.Request) {
@@ -125,6 +147,8 @@ func (lb *Balancer) adminAdd(w http.ResponseWriter, r *http.Request) {
 	}
 	st, err := lb.AddBackend(bc)
 	switch {
+	case errors.Is(err, ErrUnknownPool):
+		adminError(w, http.StatusBadRequest, "unknown_pool", err.Error())
 	case errors.Is(err, ErrDuplicateBackend):
 		adminError(w, http.StatusConflict, "duplicate_backend", err.Error())
 	case errors.Is(err, ErrTooManyBackends):

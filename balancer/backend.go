@@ -31,12 +31,18 @@ type BackendConfig struct {
 	// Weight is the backend's share relative to the others (round robin,
 	// least request, hash). Zero means 1.
 	Weight int `json:"weight,omitempty"`
+
+	// Pool names the pool the backend joins (AddBackend and the admin
+	// API); empty means the default pool.
+	Pool string `json:"pool,omitempty"`
 }
 
 // BackendStatus is a snapshot of one backend, as GET /admin/backends shows it.
 type BackendStatus struct {
 	// ID is the backend's ID.
 	ID string `json:"id"`
+	// Pool is the pool it belongs to.
+	Pool string `json:"pool"`
 	// URL is the backend's base URL.
 	URL string `json:"url"`
 	// Healthy is true when the backend takes new requests: it passes its
@@ -56,6 +62,7 @@ type BackendStatus struct {
 // pool and atomic counters. A Backend must not be copied.
 type Backend struct {
 	id, url string
+	pool    string // the pool's name
 	weight  int
 	client  *fasthttp.HostClient // proxied requests
 	health  *fasthttp.HostClient // active health checks
@@ -114,7 +121,7 @@ func (b *Backend) Available(now int64) bool {
 // Status returns a snapshot of the backend.
 func (b *Backend) Status() BackendStatus {
 	return BackendStatus{
-		ID: b.id, URL: b.url, Weight: b.weight,
+		ID: b.id, Pool: b.pool, URL: b.url, Weight: b.weight,
 		Healthy:  b.Available(time.Now().UnixNano()),
 		Draining: b.draining.Load(),
 		Inflight: b.inflight.Load(),

@@ -73,6 +73,15 @@ type Config struct {
 	// added later with AddBackend or the admin API.
 	Backends []BackendConfig
 
+	// Pools are named pools of backends besides the default one (Policy and
+	// Backends above), each with its own policy; Routes send requests to
+	// them by path prefix. Empty: one pool, every request goes to it.
+	Pools []PoolConfig
+
+	// Routes send requests to Pools by path prefix (the longest matching
+	// prefix wins); unmatched requests go to the default pool.
+	Routes []Route
+
 	// StickyCookie is the name of the cookie the sticky policy sets.
 	// Default "statelab_backend".
 	StickyCookie string
@@ -318,8 +327,8 @@ func (c *Config) validate() error {
 		return fmt.Errorf("%w: negative count", ErrInvalidConfig)
 	case c.HealthPath != "" && c.HealthPath[0] != '/':
 		return fmt.Errorf("%w: health path %q must start with /", ErrInvalidConfig, c.HealthPath)
-	case len(c.Backends) > c.MaxBackends:
-		return fmt.Errorf("%w: %d backends, more than MaxBackends %d", ErrInvalidConfig, len(c.Backends), c.MaxBackends)
+	case c.initialBackends() > c.MaxBackends:
+		return fmt.Errorf("%w: %d backends, more than MaxBackends %d", ErrInvalidConfig, c.initialBackends(), c.MaxBackends)
 	case !validCookieName(c.StickyCookie) || !validCookieName(c.HashCookie):
 		return fmt.Errorf("%w: invalid cookie name", ErrInvalidConfig)
 	}
@@ -344,19 +353,21 @@ func validCookieName(s string) bool {
 // Balancer is a load-balancing reverse proxy. It is safe for concurrent use;
 // backends can be added and removed while it serves.
 type Balancer struct {
-	cfg      Config
-	log      *slog.Logger
-	selector Selector
-	hashKey  hashKeySpec
-	secret   []byte
-	metrics  *metrics
+	cfg     Config
+	log     *slog.Logger
+	hashKey hashKeySpec
+	secret  []byte
+	metrics *metrics
 
-	mu      sync.Mutex // serialises pool changes
-	pool    atomic.Pointer[Pool]
-	started bool
-	closed  bool
-	done    chan struct{} // closed by Close
-	wg      sync.WaitGroup
+	mu           sync.Mutex // serialises pool changes
+	groups       map[string]*poolGroup
+	order        []*poolGroup // the default pool first, then Config.Pools
+	defaultGroup *poolGroup
+	routes       []route // longest prefix first
+	started      bool
+	closed       bool
+	done         chan struct{} // closed by Close
+	wg           sync.WaitGroup
 
 	retries   atomic.Uint64
 	noBackend atomic.Uint64
@@ -373,11 +384,7 @@ func New(cfg Config) (*Balancer, error) {
 	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
-	sel, err := newSelector(cfg)
-	if err != nil {
-		return nil, err
-	}
-	lb := &Balancer{cfg: cfg, log: cfg.Logger, selector: sel, secret: cfg.Secret, done: make(chan struct{})}
+	lb := &Balancer{cfg: cfg, log: cfg.Logger, secret: cfg.Secret, done: make(chan struct{})}
 	lb.hashKey = hashKeySpec{source: "cookie", name: cfg.HashCookie}
 	if cfg.HashKey != "" {
 		lb.hashKey, _ = parseHashKeySpec(cfg.HashKey) // validated above
@@ -389,24 +396,15 @@ func New(cfg Config) (*Balancer, error) {
 			lb.log.Info("balancer: no secret given, using a random one; sticky cookies will not survive a restart")
 		}
 	}
-	pool := newPool(nil)
-	for _, bc := range cfg.Backends {
-		b, err := lb.newBackend(bc)
-		if err != nil {
-			return nil, err
-		}
-		if pool.byID[b.id] != nil {
-			return nil, fmt.Errorf("%w: %q", ErrDuplicateBackend, b.id)
-		}
-		pool = newPool(append(pool.backends, b))
+	if err := lb.newGroups(cfg); err != nil {
+		return nil, err
 	}
-	lb.pool.Store(pool)
 	lb.metrics = newMetrics(lb, cfg.Registry)
 	return lb, nil
 }
 
-func newSelector(cfg Config) (Selector, error) {
-	switch cfg.Policy {
+func newSelector(policy string, hashFactor float64) (Selector, error) {
+	switch policy {
 	case PolicyRoundRobin:
 		return &RoundRobinSelection{}, nil
 	case PolicyLeastRequest:
@@ -414,9 +412,9 @@ func newSelector(cfg Config) (Selector, error) {
 	case PolicySticky:
 		return &StickySelection{}, nil
 	case PolicyHash:
-		return &HashSelection{Factor: cfg.HashFactor}, nil
+		return &HashSelection{Factor: hashFactor}, nil
 	}
-	return nil, fmt.Errorf("%w: %q (want one of round_robin, least_request, sticky, hash)", ErrUnknownPolicy, cfg.Policy)
+	return nil, fmt.Errorf("%w: %q (want one of round_robin, least_request, sticky, hash)", ErrUnknownPolicy, policy)
 }
 
 // Config returns the balancer's configuration with defaults filled in. Its
@@ -431,7 +429,7 @@ func (lb *Balancer) Start() {
 		return
 	}
 	lb.started = true
-	for _, b := range lb.pool.Load().backends {
+	for _, b := range lb.allBackends() {
 		lb.startHealth(b)
 	}
 }
@@ -494,39 +492,50 @@ func (lb *Balancer) Close() error {
 	lb.srvMu.Unlock()
 	lb.mu.Unlock()
 	lb.wg.Wait()
-	for _, b := range lb.pool.Load().backends {
+	for _, b := range lb.allBackends() {
 		b.client.CloseIdleConnections()
 		b.health.CloseIdleConnections()
 	}
 	return nil
 }
 
-// AddBackend adds a backend and returns its status. New clients may be sent
-// to it at once; it starts healthy, and is health checked if Start was
-// called. A duplicate ID returns ErrDuplicateBackend; a bad URL or weight,
-// ErrInvalidBackend; one backend too many, ErrTooManyBackends.
+// AddBackend adds a backend to the pool bc.Pool names (empty: the default
+// pool) and returns its status. New clients may be sent to it at once; it
+// starts healthy, and is health checked if Start was called. A duplicate ID
+// (in any pool) returns ErrDuplicateBackend; a bad URL or weight,
+// ErrInvalidBackend; an unknown pool, ErrUnknownPool; one backend too many
+// (all pools together), ErrTooManyBackends.
 func (lb *Balancer) AddBackend(bc BackendConfig) (BackendStatus, error) {
+	name := bc.Pool
+	if name == "" {
+		name = DefaultPool
+	}
+	g := lb.groups[name]
+	if g == nil {
+		return BackendStatus{}, fmt.Errorf("%w: %q", ErrUnknownPool, name)
+	}
 	b, err := lb.newBackend(bc)
 	if err != nil {
 		return BackendStatus{}, err
 	}
+	b.pool = name
 	lb.mu.Lock()
 	defer lb.mu.Unlock()
 	if lb.closed {
 		return BackendStatus{}, ErrClosed
 	}
-	old := lb.pool.Load()
-	if old.byID[b.id] != nil {
+	if _, dup := lb.findBackend(b.id); dup != nil {
 		return BackendStatus{}, fmt.Errorf("%w: %q", ErrDuplicateBackend, b.id)
 	}
-	if len(old.backends) >= lb.cfg.MaxBackends {
+	if len(lb.allBackends()) >= lb.cfg.MaxBackends {
 		return BackendStatus{}, fmt.Errorf("%w: the limit is %d", ErrTooManyBackends, lb.cfg.MaxBackends)
 	}
-	lb.pool.Store(newPool(append(append([]*Backend(nil), old.backends...), b)))
+	old := g.pool.Load()
+	g.pool.Store(newPool(append(append([]*Backend(nil), old.backends...), b)))
 	if lb.started {
 		lb.startHealth(b)
 	}
-	lb.log.Info("balancer: backend added", "backend", b.id, "url", b.url)
+	lb.log.Info("balancer: backend added", "backend", b.id, "pool", name, "url", b.url)
 	return b.Status(), nil
 }
 
@@ -534,7 +543,7 @@ func (lb *Balancer) AddBackend(bc BackendConfig) (BackendStatus, error) {
 // requests from clients already stuck to it (sticky policy) still reach it.
 // It returns the backend's status, or ErrUnknownBackend.
 func (lb *Balancer) DrainBackend(id string) (BackendStatus, error) {
-	b := lb.pool.Load().byID[id]
+	_, b := lb.findBackend(id)
 	if b == nil {
 		return BackendStatus{}, fmt.Errorf("%w: %q", ErrUnknownBackend, id)
 	}
@@ -555,14 +564,14 @@ func (lb *Balancer) RemoveBackend(ctx context.Context, id string) error {
 	if _, err := lb.DrainBackend(id); err != nil {
 		return err
 	}
-	b := lb.pool.Load().byID[id]
+	g, b := lb.findBackend(id)
 	if b == nil {
 		return nil // removed concurrently
 	}
 	lb.waitDrained(ctx, b)
 	lb.mu.Lock()
 	defer lb.mu.Unlock()
-	old := lb.pool.Load()
+	old := g.pool.Load()
 	if old.byID[id] != b {
 		return nil
 	}
@@ -572,7 +581,7 @@ func (lb *Balancer) RemoveBackend(ctx context.Context, id string) error {
 			keep = append(keep, x)
 		}
 	}
-	lb.pool.Store(newPool(keep))
+	g.pool.Store(newPool(keep))
 	b.stop()
 	b.client.CloseIdleConnections()
 	b.health.CloseIdleConnections()
@@ -605,10 +614,10 @@ func (lb *Balancer) waitDrained(ctx context.Context, b *Backend) {
 	}
 }
 
-// Backends reports the status of every current backend, in the order they
-// were added.
+// Backends reports the status of every current backend of every pool, the
+// default pool's first, each pool's in the order they were added.
 func (lb *Balancer) Backends() []BackendStatus {
-	bs := lb.pool.Load().backends
+	bs := lb.allBackends()
 	out := make([]BackendStatus, len(bs))
 	for i, b := range bs {
 		out[i] = b.Status()
@@ -619,7 +628,7 @@ func (lb *Balancer) Backends() []BackendStatus {
 // Backend reports the status of the backend with the given ID, or
 // ErrUnknownBackend.
 func (lb *Balancer) Backend(id string) (BackendStatus, error) {
-	b := lb.pool.Load().byID[id]
+	_, b := lb.findBackend(id)
 	if b == nil {
 		return BackendStatus{}, fmt.Errorf("%w: %q", ErrUnknownBackend, id)
 	}

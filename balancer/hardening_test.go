@@ -116,7 +116,7 @@ func TestPOSTNeverResentOnceItReachedABackend(t *testing.T) {
 			}
 			if code == 200 {
 				for _, id := range []string{"a", "b"} {
-					if n := lb.pool.Load().byID[id].consecFails.Load(); n != 0 {
+					if n := lb.defaultGroup.pool.Load().byID[id].consecFails.Load(); n != 0 {
 						t.Fatalf("backend %s that answered early counts %d failures", id, n)
 					}
 				}
@@ -136,7 +136,7 @@ func TestClientErrorsNeverMarkABackend(t *testing.T) {
 	})
 	lb, url := startLB(t, Config{Policy: PolicySticky, Backends: []BackendConfig{a.config()}, EjectAfter: 2})
 	addr := strings.TrimPrefix(url, "http://")
-	cookie := "statelab_backend=" + lb.pool.Load().byID["a"].stickyValue
+	cookie := "statelab_backend=" + lb.defaultGroup.pool.Load().byID["a"].stickyValue
 	tests := []struct {
 		name, raw string
 		want      int
@@ -162,7 +162,7 @@ func TestClientErrorsNeverMarkABackend(t *testing.T) {
 					t.Fatalf("got %d %q, want %d with %q", code, body, tt.want, tt.wantBody)
 				}
 			}
-			b := lb.pool.Load().byID["a"]
+			b := lb.defaultGroup.pool.Load().byID["a"]
 			if !b.Available(time.Now().UnixNano()) || b.consecFails.Load() != 0 || b.errDial.Load() != 0 || b.errUpstream.Load() != 0 {
 				t.Fatalf("backend marked by a client error: available %v, fails %d, dial %d, upstream %d",
 					b.Available(time.Now().UnixNano()), b.consecFails.Load(), b.errDial.Load(), b.errUpstream.Load())

@@ -26,7 +26,7 @@ func TestActiveCheckRiseFall(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			b := lb.pool.Load().backends[0]
+			b := lb.defaultGroup.pool.Load().backends[0]
 			var run checkRun
 			for i, ok := range tt.results {
 				lb.applyCheck(b, ok, &run)

@@ -48,7 +48,7 @@ func (m *metrics) Describe(ch chan<- *prometheus.Desc) {}
 
 // Collect implements prometheus.Collector.
 func (m *metrics) Collect(ch chan<- prometheus.Metric) {
-	for _, b := range m.lb.pool.Load().backends {
+	for _, b := range m.lb.allBackends() {
 		for i, class := range statusClasses {
 			ch <- prometheus.MustNewConstMetric(m.requests, prometheus.CounterValue, float64(b.statusClass[i].Load()), b.id, class)
 		}

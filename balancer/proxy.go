@@ -297,8 +297,8 @@ func (lb *Balancer) refuse(ctx *fasthttp.RequestCtx, e *requestError, start time
 // none) and the number of attempts.
 func (lb *Balancer) forward(ctx *fasthttp.RequestCtx, r *Request, start time.Time) (int, string, int) {
 	req, resp := &ctx.Request, &ctx.Response
-	pool := lb.pool.Load()
-	isIdem := idempotent(&req.Header)
+	pool := r.group.pool.Load()
+	isIdem := r.group.retryAll || idempotent(&req.Header)
 	streamed := req.IsBodyStream()
 	var (
 		lastErr error
@@ -311,7 +311,7 @@ func (lb *Balancer) forward(ctx *fasthttp.RequestCtx, r *Request, start time.Tim
 		}
 		r.Now = now
 		r.Panic = pool.panicking(now, lb.cfg.PanicThreshold)
-		b := lb.selector.Select(pool, r)
+		b := r.group.selector.Select(pool, r)
 		if b == nil {
 			break
 		}
@@ -396,9 +396,14 @@ func (lb *Balancer) answerFailure(ctx *fasthttp.RequestCtx, lastErr error) int {
 	}
 }
 
-// fillRequest sets the selection keys of r from the client request.
+// fillRequest picks r's pool by the request path and sets the selection
+// keys its policy needs.
 func (lb *Balancer) fillRequest(ctx *fasthttp.RequestCtx, r *Request) {
-	switch lb.cfg.Policy {
+	r.group = lb.defaultGroup
+	if len(lb.routes) > 0 {
+		r.group = lb.groupFor(ctx.Path())
+	}
+	switch r.group.policy {
 	case PolicySticky:
 		r.Cookie = ctx.Request.Header.Cookie(lb.cfg.StickyCookie)
 	case PolicyHash:
@@ -441,7 +446,7 @@ func (lb *Balancer) finish(ctx *fasthttp.RequestCtx, r *Request, b *Backend) {
 			h.Del(k)
 		}
 	}
-	if lb.cfg.Policy == PolicySticky && string(r.Cookie) != b.stickyValue {
+	if r.group.policy == PolicySticky && string(r.Cookie) != b.stickyValue {
 		c := fasthttp.AcquireCookie()
 		c.SetKey(lb.cfg.StickyCookie)
 		c.SetValue(b.stickyValue)
@@ -615,12 +620,12 @@ func (lb *Balancer) serveUpgrade(ctx *fasthttp.RequestCtx) {
 // connection to it, trying up to Config.MaxTries backends. It returns a nil
 // connection if none could be reached.
 func (lb *Balancer) dialUpgrade(r *Request) (*Backend, net.Conn) {
-	pool := lb.pool.Load()
+	pool := r.group.pool.Load()
 	for tries := 0; tries < lb.cfg.MaxTries; tries++ {
 		now := time.Now().UnixNano()
 		r.Now = now
 		r.Panic = pool.panicking(now, lb.cfg.PanicThreshold)
-		b := lb.selector.Select(pool, r)
+		b := r.group.selector.Select(pool, r)
 		if b == nil {
 			break
 		}

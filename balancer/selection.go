@@ -87,6 +87,7 @@ type Request struct {
 	// ignored (see Config.PanicThreshold).
 	Panic bool
 
+	group    *poolGroup // the pool the request was routed to
 	tried    []*Backend
 	triedBuf [4]*Backend
 }

@@ -20,7 +20,7 @@ func testPool(t *testing.T, policy string, weights ...int) (*Balancer, *Pool) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return lb, lb.pool.Load()
+	return lb, lb.defaultGroup.pool.Load()
 }
 
 func newReq() *Request { return &Request{Now: time.Now().UnixNano()} }
@@ -42,7 +42,7 @@ func TestRoundRobinSpreadAndWeights(t *testing.T) {
 			lb, pool := testPool(t, PolicyRoundRobin, tt.weights...)
 			counts := make(map[string]int)
 			for i := 0; i < tt.picks; i++ {
-				b := lb.selector.Select(pool, newReq())
+				b := lb.defaultGroup.selector.Select(pool, newReq())
 				if b == nil {
 					t.Fatal("no backend selected")
 				}
@@ -64,7 +64,7 @@ func TestRoundRobinIsSmooth(t *testing.T) {
 	want := []string{"b0", "b0", "b1", "b0", "b2", "b0", "b0"}
 	for round := 0; round < 3; round++ {
 		for i, w := range want {
-			if got := lb.selector.Select(pool, newReq()).id; got != w {
+			if got := lb.defaultGroup.selector.Select(pool, newReq()).id; got != w {
 				t.Fatalf("round %d pick %d is %s, want %s (sequence %v)", round, i, got, w, want)
 			}
 		}
@@ -82,19 +82,19 @@ func TestSelectorsSkipIneligible(t *testing.T) {
 			for i := 0; i < 50; i++ {
 				r := newReq()
 				r.HashKey = []byte(strconv.Itoa(i))
-				if b := lb.selector.Select(pool, r); b != bs[3] {
+				if b := lb.defaultGroup.selector.Select(pool, r); b != bs[3] {
 					t.Fatalf("picked %v, want b3 (the only eligible)", b.ID())
 				}
 			}
 			r := newReq()
 			r.markTried(bs[3])
-			if b := lb.selector.Select(pool, r); b != nil {
+			if b := lb.defaultGroup.selector.Select(pool, r); b != nil {
 				t.Fatalf("picked %s with every backend ineligible", b.id)
 			}
 			r = newReq()
 			r.Panic = true
 			r.HashKey = []byte("k")
-			if b := lb.selector.Select(pool, r); b == nil || b == bs[1] {
+			if b := lb.defaultGroup.selector.Select(pool, r); b == nil || b == bs[1] {
 				t.Fatalf("panic mode picked %v, want a non-draining backend", b)
 			}
 		})
@@ -119,7 +119,7 @@ func TestLeastRequestPrefersIdle(t *testing.T) {
 				pool.Backends()[i].inflight.Store(n)
 			}
 			for i := 0; i < 500; i++ {
-				if b := lb.selector.Select(pool, newReq()); b.id == tt.never {
+				if b := lb.defaultGroup.selector.Select(pool, newReq()); b.id == tt.never {
 					t.Fatalf("picked %s, the busiest backend", b.id)
 				}
 			}
@@ -135,12 +135,12 @@ func TestHashIsConsistent(t *testing.T) {
 		key := "session-" + strconv.Itoa(i)
 		r := newReq()
 		r.HashKey = []byte(key)
-		b := lb.selector.Select(pool, r)
+		b := lb.defaultGroup.selector.Select(pool, r)
 		owner[key] = b.id
 		counts[b.id]++
 		r2 := newReq()
 		r2.HashKey = []byte(key)
-		if again := lb.selector.Select(pool, r2); again != b {
+		if again := lb.defaultGroup.selector.Select(pool, r2); again != b {
 			t.Fatalf("key %s went to %s then %s", key, b.id, again.id)
 		}
 	}
@@ -154,7 +154,7 @@ func TestHashIsConsistent(t *testing.T) {
 	for key, was := range owner {
 		r := newReq()
 		r.HashKey = []byte(key)
-		now := lb.selector.Select(smaller, r).id
+		now := lb.defaultGroup.selector.Select(smaller, r).id
 		if was != "b3" && now != was {
 			t.Fatalf("key %s moved from %s to %s though %s is still there", key, was, now, was)
 		}
@@ -231,7 +231,7 @@ func TestStickySelection(t *testing.T) {
 				b.ejectedUntil.Store(0)
 			}
 			tt.setup()
-			got := lb.selector.Select(pool, tt.req)
+			got := lb.defaultGroup.selector.Select(pool, tt.req)
 			if tt.want != nil && got != tt.want {
 				t.Fatalf("picked %v, want %s", got, tt.want.id)
 			}
@@ -249,7 +249,7 @@ func TestStickyCookieIsHMACOfID(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		return lb.pool.Load().backends[0].stickyValue
+		return lb.defaultGroup.pool.Load().backends[0].stickyValue
 	}
 	a, b, c := mk("one"), mk("one"), mk("two")
 	if a != b {

@@ -43,13 +43,15 @@ func runLB(ctx context.Context, m *Main, args []string) error {
 	maxHeader := fs.Int("max-header-bytes", 16<<10, "largest request header block; larger ones get 431")
 	backendCA := fs.String("backend-ca", "", "PEM `FILE` of the CA that signs https:// backends' certificates (default: system roots)")
 	backendInsecure := fs.Bool("backend-insecure", false, "do not verify https:// backends' certificates (testing only)")
+	var pools poolFlags
+	pools.register(fs)
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 
 	switch {
-	case len(backends) == 0:
-		return usageErrorf("lb", "at least one --backend is required")
+	case len(backends) == 0 && len(pools.backends) == 0:
+		return usageErrorf("lb", "at least one --backend (or --pool-backend) is required")
 	case !slices.Contains(balancer.Policies, *policy):
 		return usageErrorf("lb", "invalid --policy %q: want one of %s", *policy, strings.Join(balancer.Policies, ", "))
 	case *healthInterval <= 0:
@@ -95,11 +97,10 @@ func runLB(ctx context.Context, m *Main, args []string) error {
 		Registry:       reg,
 	}
 	for _, b := range backends {
-		bc := balancer.BackendConfig{URL: b}
-		if id, u, ok := strings.Cut(b, "="); ok && !strings.Contains(id, "/") {
-			bc = balancer.BackendConfig{ID: id, URL: u}
-		}
-		cfg.Backends = append(cfg.Backends, bc)
+		cfg.Backends = append(cfg.Backends, parseBackendSpec(b))
+	}
+	if err := pools.apply(&cfg); err != nil {
+		return err
 	}
 	lb, err := balancer.New(cfg)
 	if err != nil {

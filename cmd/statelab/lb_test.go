@@ -42,6 +42,13 @@ func TestLBBadFlags(t *testing.T) {
 		{"short admin token", append([]string{"--backend", "http://127.0.0.1:1", "--admin-token", "short"}, ok...), "--admin-token"},
 		{"missing admin token file", append([]string{"--backend", "http://127.0.0.1:1", "--admin-token-file", "/no/such/token"}, ok...), "--admin-token-file"},
 		{"positional argument", append([]string{"--backend", "http://127.0.0.1:1", "extra"}, ok...), "unexpected argument"},
+		{"pool without policy", append([]string{"--backend", "http://127.0.0.1:1", "--pool", "pricing"}, ok...), "--pool"},
+		{"pool bad policy", append([]string{"--backend", "http://127.0.0.1:1", "--pool", "pricing=random"}, ok...), "--pool"},
+		{"pool twice", append([]string{"--backend", "http://127.0.0.1:1", "--pool", "p=hash", "--pool", "p=sticky"}, ok...), "--pool"},
+		{"pool backend of unknown pool", append([]string{"--backend", "http://127.0.0.1:1", "--pool-backend", "p=http://127.0.0.1:2"}, ok...), "--pool-backend"},
+		{"route to unknown pool", append([]string{"--backend", "http://127.0.0.1:1", "--route", "/api/quote=p"}, ok...), "--route"},
+		{"route without slash", append([]string{"--backend", "http://127.0.0.1:1", "--pool", "p=hash", "--route", "api=p"}, ok...), "--route"},
+		{"retry-all of unknown pool", append([]string{"--backend", "http://127.0.0.1:1", "--retry-all", "p"}, ok...), "--retry-all"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
