@@ -26,6 +26,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"net"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -60,6 +61,16 @@ const (
 	DefaultDialerRetries = 2
 )
 
+// DefaultWaitTimeout is how long a write waits for Options.Wait replicas
+// when Options.WaitTimeout is zero.
+const DefaultWaitTimeout = time.Second
+
+// ErrNotReplicated is wrapped (together with session.ErrUnavailable) by the
+// error of a write that the master applied but fewer than Options.Wait
+// replicas confirmed within Options.WaitTimeout: it may be lost if the
+// master fails now, so it is not acknowledged.
+var ErrNotReplicated = errors.New("redisstore: write not confirmed by enough replicas")
+
 // Options configures a Store. The zero value is valid.
 type Options struct {
 	// Prefix is prepended to every key; empty means DefaultPrefix. Give each
@@ -67,14 +78,32 @@ type Options struct {
 	// it. It must not contain Redis hash-tag braces, so that the cluster
 	// slot is chosen by the whole key.
 	Prefix string
+
+	// Wait, when above zero, makes every write (Put, Touch, Delete) wait
+	// until that many replicas of the master that took it have it (Redis
+	// WAIT, on the write's own connection) before it is acknowledged.
+	// Redis replicates asynchronously: without Wait, a master that fails
+	// right after acknowledging a write can lose it when its replica is
+	// promoted. A write that fewer replicas confirm within WaitTimeout
+	// fails with an error wrapping ErrNotReplicated and
+	// session.ErrUnavailable (it may or may not survive). Wait needs a
+	// single-node, Sentinel or Cluster client (redis.Client or
+	// redis.ClusterClient).
+	Wait int
+
+	// WaitTimeout bounds the wait for replicas; zero means
+	// DefaultWaitTimeout.
+	WaitTimeout time.Duration
 }
 
 // Store is a session.Store in Redis. It is safe for concurrent use by many
 // goroutines and many processes.
 type Store struct {
-	client redis.UniversalClient
-	prefix string
-	owned  bool // Close closes client: OpenURL made it
+	client      redis.UniversalClient
+	prefix      string
+	owned       bool // Close closes client: OpenURL made it
+	wait        int
+	waitTimeout time.Duration
 }
 
 // Compile-time checks that Store implements the contracts it claims.
@@ -93,7 +122,11 @@ func New(client redis.UniversalClient, opts Options) *Store {
 	if prefix == "" {
 		prefix = DefaultPrefix
 	}
-	return &Store{client: client, prefix: prefix}
+	wt := opts.WaitTimeout
+	if wt <= 0 {
+		wt = DefaultWaitTimeout
+	}
+	return &Store{client: client, prefix: prefix, wait: max(opts.Wait, 0), waitTimeout: wt}
 }
 
 // OpenURL connects to the Redis server named by a redis:// or rediss:// URL
@@ -106,6 +139,66 @@ func OpenURL(ctx context.Context, url string, opts Options) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("redisstore: parse URL: %w", err)
 	}
+	u := &redis.UniversalOptions{
+		DialTimeout: o.DialTimeout, ReadTimeout: o.ReadTimeout, WriteTimeout: o.WriteTimeout,
+		PoolTimeout: o.PoolTimeout, PoolSize: o.PoolSize, MinIdleConns: o.MinIdleConns, DialerRetries: o.DialerRetries,
+	}
+	withDefaults(u)
+	o.DialTimeout, o.ReadTimeout, o.WriteTimeout = u.DialTimeout, u.ReadTimeout, u.WriteTimeout
+	o.PoolTimeout, o.PoolSize, o.MinIdleConns, o.DialerRetries = u.PoolTimeout, u.PoolSize, u.MinIdleConns, u.DialerRetries
+	o.ContextTimeoutEnabled = true
+	return open(ctx, redis.NewClient(o), opts)
+}
+
+// OpenCluster connects to the Redis Cluster that any of addrs (host:port of
+// some of its nodes) belongs to, checks it with a PING bounded by
+// ctx, and returns a Store that owns the client. Timeouts and pool size are
+// this package's Default values. An unreachable cluster returns an error
+// wrapping session.ErrUnavailable.
+func OpenCluster(ctx context.Context, addrs []string, opts Options) (*Store, error) {
+	if len(addrs) == 0 {
+		return nil, fmt.Errorf("redisstore: cluster: no node address")
+	}
+	u := &redis.UniversalOptions{Addrs: addrs}
+	withDefaults(u)
+	return open(ctx, redis.NewClusterClient(u.Cluster()), opts)
+}
+
+// OpenSentinel connects to the master that Redis Sentinel monitors under a
+// name, through a spec "MASTER@ADDR,ADDR,..." (the master's name, then
+// host:port of some sentinels; see ParseSentinel), checks it with a PING
+// bounded by ctx, and returns a Store that owns the client. The client asks
+// the sentinels for the current master and follows failovers. An
+// unreachable master returns an error wrapping session.ErrUnavailable.
+func OpenSentinel(ctx context.Context, spec string, opts Options) (*Store, error) {
+	master, addrs, err := ParseSentinel(spec)
+	if err != nil {
+		return nil, err
+	}
+	u := &redis.UniversalOptions{MasterName: master, Addrs: addrs}
+	withDefaults(u)
+	return open(ctx, redis.NewFailoverClient(u.Failover()), opts)
+}
+
+// ParseSentinel splits a sentinel spec "MASTER@ADDR,ADDR,..." into the
+// master's name and the sentinels' host:port addresses.
+func ParseSentinel(spec string) (master string, addrs []string, err error) {
+	master, list, ok := strings.Cut(spec, "@")
+	if !ok || master == "" || list == "" {
+		return "", nil, fmt.Errorf("redisstore: sentinel spec %q: want MASTER@HOST:PORT[,HOST:PORT...]", spec)
+	}
+	for _, a := range strings.Split(list, ",") {
+		if _, _, err := net.SplitHostPort(a); err != nil {
+			return "", nil, fmt.Errorf("redisstore: sentinel spec %q: address %q: %w", spec, a, err)
+		}
+		addrs = append(addrs, a)
+	}
+	return master, addrs, nil
+}
+
+// withDefaults fills the timeouts and pool settings o leaves unset with this
+// package's Default values.
+func withDefaults(o *redis.UniversalOptions) {
 	if o.DialTimeout == 0 {
 		o.DialTimeout = DefaultDialTimeout
 	}
@@ -130,7 +223,11 @@ func OpenURL(ctx context.Context, url string, opts Options) (*Store, error) {
 		o.DialerRetries = DefaultDialerRetries
 	}
 	o.ContextTimeoutEnabled = true
-	s := New(redis.NewClient(o), opts)
+}
+
+// open returns a Store owning client once it answers a PING bounded by ctx.
+func open(ctx context.Context, client redis.UniversalClient, opts Options) (*Store, error) {
+	s := New(client, opts)
 	s.owned = true
 	if err := s.Ping(ctx); err != nil {
 		_ = s.client.Close()
@@ -266,10 +363,14 @@ func (s *Store) Put(ctx context.Context, key string, rec session.Record) (uint64
 	if _, err := rand.Read(tok[:]); err != nil {
 		return 0, fmt.Errorf("redisstore: put: token: %w", err)
 	}
-	res, err := putScript.Run(ctx, s.client, []string{s.prefix + key},
-		strconv.FormatUint(rec.Version, 10), rec.Data, idle, abs, expireAt, hex.EncodeToString(tok[:])).Result()
+	var res any
+	err := s.write(ctx, "put", key, func(c writer) (err error) {
+		res, err = putScript.Run(ctx, c, []string{s.prefix + key},
+			strconv.FormatUint(rec.Version, 10), rec.Data, idle, abs, expireAt, hex.EncodeToString(tok[:])).Result()
+		return err
+	})
 	if err != nil {
-		return 0, s.fail(ctx, "put", err)
+		return 0, err
 	}
 	switch r := res.(type) {
 	case int64:
@@ -295,9 +396,13 @@ func (s *Store) Touch(ctx context.Context, key string, idleExpiry time.Time) err
 	if err := s.check(ctx, "touch", key); err != nil {
 		return err
 	}
-	n, err := touchScript.Run(ctx, s.client, []string{s.prefix + key}, unixMilli(idleExpiry)).Int64()
+	var n int64
+	err := s.write(ctx, "touch", key, func(c writer) (err error) {
+		n, err = touchScript.Run(ctx, c, []string{s.prefix + key}, unixMilli(idleExpiry)).Int64()
+		return err
+	})
 	if err != nil {
-		return s.fail(ctx, "touch", err)
+		return err
 	}
 	if n == 0 {
 		return fmt.Errorf("redisstore: touch: %w", session.ErrNotFound)
@@ -310,10 +415,70 @@ func (s *Store) Delete(ctx context.Context, key string) error {
 	if err := s.check(ctx, "delete", key); err != nil {
 		return err
 	}
-	if err := s.client.Del(ctx, s.prefix+key).Err(); err != nil {
-		return s.fail(ctx, "delete", err)
+	return s.write(ctx, "delete", key, func(c writer) error {
+		return c.Del(ctx, s.prefix+key).Err()
+	})
+}
+
+// writer is what a write needs of a client or a connection.
+type writer interface {
+	redis.Scripter
+	Del(ctx context.Context, keys ...string) *redis.IntCmd
+}
+
+// write runs fn, one write to key, on the client. With Options.Wait it runs
+// it on a connection of its own to the master that holds key, and then
+// WAITs there for the replicas. Errors come back through fail.
+func (s *Store) write(ctx context.Context, op, key string, fn func(c writer) error) error {
+	if s.wait == 0 {
+		if err := fn(s.client); err != nil {
+			return s.fail(ctx, op, err)
+		}
+		return nil
+	}
+	var node *redis.Client
+	switch c := s.client.(type) {
+	case *redis.Client:
+		node = c
+	case *redis.ClusterClient:
+		var err error
+		if node, err = c.MasterForKey(ctx, s.prefix+key); err != nil {
+			return s.fail(ctx, op, err)
+		}
+	default:
+		return fmt.Errorf("redisstore: %s: Options.Wait needs a redis.Client or redis.ClusterClient, not %T", op, s.client)
+	}
+	conn := node.Conn()
+	defer conn.Close()
+	err := fn(conn)
+	var n int64
+	if err == nil {
+		n, err = conn.Wait(ctx, s.wait, s.waitTimeout).Result()
+	}
+	if err != nil {
+		if cc, ok := s.client.(*redis.ClusterClient); ok && stale(err) {
+			// This path bypasses the cluster client's redirect handling:
+			// after a failover its slot map is stale until reloaded.
+			cc.ReloadState(ctx)
+		}
+		return s.fail(ctx, op, err)
+	}
+	if n < int64(s.wait) {
+		return fmt.Errorf("redisstore: %s: %d of %d replicas confirmed the write within %v: %w: %w",
+			op, n, s.wait, s.waitTimeout, session.ErrUnavailable, ErrNotReplicated)
 	}
 	return nil
+}
+
+// stale reports whether err from a cluster node may come from a slot map
+// that no longer matches the cluster: a redirect, or a node that is gone
+// or no longer a master.
+func stale(err error) bool {
+	if redis.HasErrorPrefix(err, "MOVED") || redis.HasErrorPrefix(err, "ASK") || redis.HasErrorPrefix(err, "READONLY") {
+		return true
+	}
+	var rerr redis.Error
+	return !errors.As(err, &rerr) // a transport error: the node may be down
 }
 
 // Count returns the number of live records under the store's prefix. It
@@ -376,8 +541,10 @@ func (s *Store) check(ctx context.Context, op, key string) error {
 }
 
 // unavailablePrefixes are the Redis error replies that mean the server cannot
-// serve right now, rather than that the command was wrong.
-var unavailablePrefixes = []string{"LOADING", "READONLY", "MASTERDOWN", "CLUSTERDOWN", "TRYAGAIN", "BUSY", "NOREPLICAS", "OOM", "MISCONF"}
+// serve right now, rather than that the command was wrong. (A redirect
+// reaches the store only on the Options.Wait path, which talks to one
+// cluster node directly; the next call follows the reloaded slot map.)
+var unavailablePrefixes = []string{"LOADING", "READONLY", "MASTERDOWN", "CLUSTERDOWN", "TRYAGAIN", "BUSY", "NOREPLICAS", "OOM", "MISCONF", "MOVED", "ASK"}
 
 // fail wraps err from a Redis call. A cancelled ctx gives ctx's error alone;
 // an error reply of a working server stays a plain error; everything else
