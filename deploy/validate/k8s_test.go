@@ -12,6 +12,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -86,36 +87,55 @@ func (r *rendered) decode(doc []byte) error {
 // enough for the overlays (v5), or skips the test saying why not.
 func kubectl(t *testing.T) string {
 	t.Helper()
+	path, whyNot := findKubectl()
+	if path == "" {
+		t.Skip(whyNot)
+	}
+	return path
+}
+
+// findKubectl returns the path of a kubectl with kustomize v5, or "" and
+// why there is none.
+func findKubectl() (path, whyNot string) {
 	path, err := exec.LookPath("kubectl")
 	if err != nil {
-		t.Skip("kubectl is not on PATH, so the kustomize overlays are not rendered (install kubectl >= 1.27 to run these checks)")
+		return "", "kubectl is not on PATH, so the kustomize overlays are not rendered (install kubectl >= 1.27 to run these checks)"
 	}
 	out, err := exec.Command(path, "version", "--client", "-o", "json").Output()
 	if err != nil {
-		t.Skipf("kubectl version --client failed (%v), so the overlays are not rendered", err)
+		return "", fmt.Sprintf("kubectl version --client failed (%v), so the overlays are not rendered", err)
 	}
 	var v struct {
 		Kustomize string `json:"kustomizeVersion"`
 	}
 	if err := json.Unmarshal(out, &v); err != nil || !strings.HasPrefix(v.Kustomize, "v5") {
-		t.Skipf("kubectl's kustomize is %q; the overlays need v5 (kubectl >= 1.27), so they are not rendered", v.Kustomize)
+		return "", fmt.Sprintf("kubectl's kustomize is %q; the overlays need v5 (kubectl >= 1.27), so they are not rendered", v.Kustomize)
 	}
-	return path
+	return path, ""
 }
+
+// renderCache holds kubectl kustomize's output per directory: the files do
+// not change during a test run, and rendering takes a second each.
+var renderCache sync.Map
 
 // render runs kubectl kustomize on a directory below deploy/k8s and decodes
 // every object it prints.
 func render(t *testing.T, kubectlPath, dir string) *rendered {
 	t.Helper()
-	cmd := exec.Command(kubectlPath, "kustomize", filepath.Join(repoRoot(t), "deploy", "k8s", dir))
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	out, err := cmd.Output()
-	if err != nil {
-		t.Fatalf("kubectl kustomize %s: %v\n%s", dir, err, stderr.String())
+	out, ok := renderCache.Load(dir)
+	if !ok {
+		cmd := exec.Command(kubectlPath, "kustomize", filepath.Join(repoRoot(t), "deploy", "k8s", dir))
+		var stderr bytes.Buffer
+		cmd.Stderr = &stderr
+		b, err := cmd.Output()
+		if err != nil {
+			t.Fatalf("kubectl kustomize %s: %v\n%s", dir, err, stderr.String())
+		}
+		renderCache.Store(dir, b)
+		out = b
 	}
 	r := &rendered{dir: dir}
-	for i, doc := range bytes.Split(out, []byte("\n---\n")) {
+	for i, doc := range bytes.Split(out.([]byte), []byte("\n---\n")) {
 		if len(bytes.TrimSpace(doc)) == 0 {
 			continue
 		}
