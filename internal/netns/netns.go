@@ -51,8 +51,20 @@ var (
 var nameRE = regexp.MustCompile(`^[a-z0-9]{1,6}$`)
 
 // Available returns nil when this process can build networks, otherwise an
-// error wrapping ErrUnsupported that says why.
+// error wrapping ErrUnsupported that says why. The first call tries to
+// create and remove a namespace (root in a container may lack the
+// capability); later calls return its answer.
 func Available() error {
+	availableOnce.Do(func() { availableErr = probe() })
+	return availableErr
+}
+
+var (
+	availableOnce sync.Once
+	availableErr  error
+)
+
+func probe() error {
 	if os.Geteuid() != 0 {
 		return fmt.Errorf("%w: needs root (running as uid %d)", ErrUnsupported, os.Geteuid())
 	}
@@ -61,6 +73,15 @@ func Available() error {
 	}
 	if _, err := os.Stat("/proc/self/ns/net"); err != nil {
 		return fmt.Errorf("%w: no network namespaces on this system: %v", ErrUnsupported, err)
+	}
+	// "_" cannot occur in a network's name, so this never meets one.
+	ns := fmt.Sprintf("%s-_probe-%d", Prefix, os.Getpid())
+	ctx := context.Background()
+	if err := ip(ctx, "", "netns", "add", ns); err != nil {
+		return fmt.Errorf("%w: cannot create a network namespace: %v", ErrUnsupported, err)
+	}
+	if err := ip(ctx, "", "netns", "del", ns); err != nil {
+		return fmt.Errorf("%w: cannot remove a network namespace: %v", ErrUnsupported, err)
 	}
 	return nil
 }
