@@ -15,46 +15,49 @@ import (
 	"github.com/statelab/statelab/internal/testenv"
 )
 
-// dbs returns the databases the tests run on: SQLite always, PostgreSQL
-// when STATELAB_TEST_POSTGRES is set (in a fresh schema, dropped after).
-// Each entry opens a new *DB on the same database when called.
-func dbs(t *testing.T) map[string]func(t *testing.T) (*DB, error) {
-	t.Helper()
-	path := filepath.Join(t.TempDir(), "catalog.db")
-	out := map[string]func(t *testing.T) (*DB, error){
-		"sqlite": func(t *testing.T) (*DB, error) { return Open(context.Background(), DBConfig{SQLitePath: path}) },
-	}
-	if url := testenv.PostgresURL(t); url != "" {
-		schema := "catalog_test_" + strings.ToLower(rand.Text()[:10])
-		t.Cleanup(func() {
-			db, err := sql.Open("pgx", url)
-			if err == nil {
-				_, err = db.Exec(`DROP SCHEMA IF EXISTS ` + pgx.Identifier{schema}.Sanitize() + ` CASCADE`)
-				db.Close()
+// dbs returns the databases the tests run on, by name: SQLite, and
+// PostgreSQL (in a fresh schema, dropped after; skipped without
+// STATELAB_TEST_POSTGRES). Each entry, called on the subtest, returns a
+// function that opens a new *DB on that one database.
+func dbs() map[string]func(t *testing.T) func() (*DB, error) {
+	return map[string]func(t *testing.T) func() (*DB, error){
+		"sqlite": func(t *testing.T) func() (*DB, error) {
+			path := filepath.Join(t.TempDir(), "catalog.db")
+			return func() (*DB, error) { return Open(context.Background(), DBConfig{SQLitePath: path}) }
+		},
+		"postgres": func(t *testing.T) func() (*DB, error) {
+			url := testenv.PostgresURL(t)
+			schema := "catalog_test_" + strings.ToLower(rand.Text()[:10])
+			t.Cleanup(func() {
+				db, err := sql.Open("pgx", url)
+				if err == nil {
+					_, err = db.Exec(`DROP SCHEMA IF EXISTS ` + pgx.Identifier{schema}.Sanitize() + ` CASCADE`)
+					db.Close()
+				}
+				if err != nil {
+					t.Errorf("dropping schema %s: %v", schema, err)
+				}
+			})
+			return func() (*DB, error) {
+				return Open(context.Background(), DBConfig{PostgresURL: url, PostgresSchema: schema})
 			}
-			if err != nil {
-				t.Errorf("dropping schema %s: %v", schema, err)
-			}
-		})
-		out["postgres"] = func(t *testing.T) (*DB, error) {
-			return Open(context.Background(), DBConfig{PostgresURL: url, PostgresSchema: schema})
-		}
+		},
 	}
-	return out
 }
 
 // TestDBSeedsOnceUnderConcurrentStarts opens one database from several
 // replicas at once: every Open succeeds and the table holds exactly the
 // generated catalog.
 func TestDBSeedsOnceUnderConcurrentStarts(t *testing.T) {
-	for name, open := range dbs(t) {
+	for name, setup := range dbs() {
 		t.Run(name, func(t *testing.T) {
+			open := setup(t)
 			const replicas = 4
 			var wg sync.WaitGroup
 			opened := make([]*DB, replicas)
 			errs := make([]error, replicas)
 			for i := range replicas {
-				wg.Go(func() { opened[i], errs[i] = open(t) })
+				wg.Go(func() { opened[i], errs[i] = open() })
 			}
 			wg.Wait()
 			for i, err := range errs {
@@ -94,9 +97,9 @@ func TestDBAnswersLikeTheGenerator(t *testing.T) {
 		{Text: `\`, Limit: 10},
 		{Text: "ç'\"; drop table x", Limit: 10},
 	}
-	for name, open := range dbs(t) {
+	for name, setup := range dbs() {
 		t.Run(name, func(t *testing.T) {
-			db, err := open(t)
+			db, err := setup(t)()
 			if err != nil {
 				t.Fatal(err)
 			}
