@@ -23,6 +23,9 @@ const testAdminToken = "fedcba9876543210fedcba9876543210"
 // redis:8.2.2-alpine (not redis, redis:latest or redis:8).
 var pinnedImage = regexp.MustCompile(`^(redis|postgres):\d+\.\d+(\.\d+)?(-[a-z0-9.]+)?$`)
 
+// statelessServices are the pricing and catalog replicas every profile runs.
+var statelessServices = []string{"pricing-1", "pricing-2", "catalog-1", "catalog-2"}
+
 // loadCompose loads deploy/compose.yaml with the Compose specification's Go
 // loader (schema validation, interpolation, merge keys) for the profiles
 // given and the environment given.
@@ -52,7 +55,7 @@ func TestComposeProfiles(t *testing.T) {
 			}
 			lb := st.name + "-lb"
 			carts := []string{st.name + "-cart-1", st.name + "-cart-2", st.name + "-cart-3"}
-			want := append([]string{lb}, carts...)
+			want := append(append([]string{lb}, carts...), statelessServices...)
 			if st.redis {
 				want = append(want, "redis")
 			}
@@ -66,6 +69,7 @@ func TestComposeProfiles(t *testing.T) {
 				t.Fatalf("profile %s runs %v, want %v", st.name, got, want)
 			}
 			checkComposeLB(t, p, lb, st, carts)
+			checkComposeServices(t, p, lb, carts)
 			for _, c := range carts {
 				checkComposeCart(t, p, c, st)
 			}
@@ -268,7 +272,54 @@ func TestComposeEveryServiceInAProfile(t *testing.T) {
 			t.Errorf("%s is in profiles %v, none of them a strategy", s.Name, s.Profiles)
 		}
 	}
-	if len(all.Services) != 6*4+2 {
-		t.Errorf("%d services with every profile, want 26 (6 strategies x (lb + 3 replicas) + redis + postgres)", len(all.Services))
+	if want := 6*4 + 2 + len(statelessServices); len(all.Services) != want {
+		t.Errorf("%d services with every profile, want %d (6 strategies x (lb + 3 replicas) + redis + postgres + the stateless services)", len(all.Services), want)
+	}
+}
+
+// checkComposeServices checks the stateless services of a profile: each
+// runs its subcommand under its own name with a health check on /readyz; the
+// carts call every replica of both, and the balancer routes /api/quote and
+// /api/catalog to pools of exactly those replicas.
+func checkComposeServices(t *testing.T, p *types.Project, lb string, carts []string) {
+	t.Helper()
+	urls := map[string][]string{}
+	var poolBackends []string
+	for _, name := range statelessServices {
+		s, err := p.GetService(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		kind, _, _ := strings.Cut(name, "-")
+		checkStatelabImage(t, s)
+		if !slices.Equal(s.Command, types.ShellCommand{kind}) || env(s, "STATELAB_ID") != name {
+			t.Errorf("%s: runs %q as %q, want [%s] as %s", name, s.Command, env(s, "STATELAB_ID"), kind, name)
+		}
+		checkHealthcheck(t, s)
+		if !slices.Contains(s.HealthCheck.Test, "http://127.0.0.1:8080/readyz") {
+			t.Errorf("%s: healthcheck %q, want its /readyz", name, s.HealthCheck.Test)
+		}
+		u := "http://" + name + ":8080"
+		urls[kind] = append(urls[kind], u)
+		poolBackends = append(poolBackends, kind+"="+name+"="+u)
+	}
+	for _, c := range carts {
+		s, _ := p.GetService(c)
+		for kind, want := range urls {
+			key := "STATELAB_" + strings.ToUpper(kind)
+			if got := env(s, key); got != strings.Join(want, ",") {
+				t.Errorf("%s: %s=%q, want %q", c, key, got, strings.Join(want, ","))
+			}
+		}
+	}
+	s, _ := p.GetService(lb)
+	got := strings.Split(env(s, "STATELAB_POOL_BACKEND"), ",")
+	slices.Sort(got)
+	slices.Sort(poolBackends)
+	if !slices.Equal(got, poolBackends) {
+		t.Errorf("%s: STATELAB_POOL_BACKEND=%q, want the stateless replicas %q", lb, got, poolBackends)
+	}
+	if env(s, "STATELAB_ROUTE") != "/api/quote=pricing,/api/catalog=catalog" {
+		t.Errorf("%s: STATELAB_ROUTE=%q, want /api/quote and /api/catalog routed to their pools", lb, env(s, "STATELAB_ROUTE"))
 	}
 }
