@@ -38,6 +38,7 @@ type appFlags struct {
 	work            time.Duration
 	maxInflight     int
 	queue           int
+	maxSessions     int
 	shutdownTimeout time.Duration
 	drainDelay      time.Duration
 	deps            dependencyFlags
@@ -70,6 +71,7 @@ func runApp(ctx context.Context, m *Main, args []string) error {
 	fs.DurationVar(&f.work, "work", 0, "capacity model: how long each request waits (a timer, not CPU)")
 	fs.IntVar(&f.maxInflight, "max-inflight", 0, "capacity model: requests served at once (0: unlimited)")
 	fs.IntVar(&f.queue, "queue", 64, "capacity model: requests waiting for a slot before 503s (with --max-inflight)")
+	fs.IntVar(&f.maxSessions, "max-sessions", 100000, "--store memory: sessions held at most; beyond it new sessions get 503 (0: no cap)")
 	fs.DurationVar(&f.drainDelay, "drain-delay", 0, "on SIGTERM, keep serving this long with /readyz at 503 so balancers stop sending first")
 	fs.DurationVar(&f.shutdownTimeout, "shutdown-timeout", 10*time.Second, "how long a graceful shutdown waits for in-flight requests")
 	f.deps.register(fs)
@@ -115,6 +117,7 @@ func runApp(ctx context.Context, m *Main, args []string) error {
 		ClusterListen:    f.clusterListen,
 		Peers:            f.peers,
 		Secret:           f.secret,
+		MaxSessions:      f.maxSessions,
 		Logger:           log,
 		Registerer:       reg,
 	})
@@ -213,6 +216,8 @@ func (f *appFlags) validate() error {
 		return bad("--max-inflight must not be negative")
 	case f.queue < 0:
 		return bad("--queue must not be negative")
+	case f.maxSessions < 0:
+		return bad("--max-sessions must not be negative")
 	case f.shutdownTimeout <= 0:
 		return bad("--shutdown-timeout must be positive")
 	case f.drainDelay < 0:

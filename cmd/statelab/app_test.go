@@ -35,6 +35,7 @@ func TestAppBadFlagsExit2WithOneLine(t *testing.T) {
 		{[]string{"--work", "soon"}, "-work"},
 		{[]string{"--max-inflight", "-1"}, "--max-inflight"},
 		{[]string{"--queue", "-1"}, "--queue"},
+		{[]string{"--max-sessions", "-1"}, "--max-sessions"},
 		{[]string{"--drain-delay", "-1s"}, "--drain-delay"},
 		{[]string{"--listen", "nope"}, "--listen"},
 		{[]string{"--bogus"}, "bogus"},
@@ -265,5 +266,42 @@ func TestAppDrainDelayKeepsServingWithReadinessOff(t *testing.T) {
 	}
 	if !strings.Contains(log.String(), "still serving") {
 		t.Errorf("no drain line in the log: %s", log.String())
+	}
+}
+
+// TestAppMaxSessions: one client minting sessions cannot grow a memory
+// store without bound: beyond --max-sessions new sessions get 503 with
+// Retry-After, while the sessions already held keep working. Before the
+// flag the store took every session it was given.
+func TestAppMaxSessions(t *testing.T) {
+	base, _, _ := startApp(t, "--store", "memory", "--max-sessions", "3")
+	add := func(c *http.Client) *http.Response {
+		t.Helper()
+		resp, err := c.Post(base+"/api/cart/items", "application/json", strings.NewReader(`{"sku":"SKU-0001","qty":1}`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		return resp
+	}
+	var holders []*http.Client
+	for i := 0; i < 3; i++ {
+		jar, _ := cookiejar.New(nil)
+		c := &http.Client{Jar: jar, Timeout: 10 * time.Second}
+		if resp := add(c); resp.StatusCode != http.StatusOK {
+			t.Fatalf("session %d: status %d", i, resp.StatusCode)
+		}
+		holders = append(holders, c)
+	}
+	jar, _ := cookiejar.New(nil)
+	resp := add(&http.Client{Jar: jar, Timeout: 10 * time.Second})
+	if resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Retry-After") == "" {
+		t.Fatalf("4th session: status %d, Retry-After %q; want 503 with Retry-After", resp.StatusCode, resp.Header.Get("Retry-After"))
+	}
+	for i, c := range holders {
+		if resp := add(c); resp.StatusCode != http.StatusOK {
+			t.Fatalf("existing session %d in a full store: status %d", i, resp.StatusCode)
+		}
 	}
 }

@@ -58,6 +58,10 @@ type StoreConfig struct {
 	// Secret is the key material the replicas share: it seals cookies
 	// (cookie) and encrypts and authenticates replication (replicated).
 	Secret string
+	// MaxSessions caps the sessions a memory store holds; beyond it new
+	// sessions are refused (503), existing ones keep working. Zero: no cap
+	// (memory).
+	MaxSessions int
 	// Logger receives the store's logs; nil means slog.Default().
 	Logger *slog.Logger
 	// Registerer, if not nil, gets the store's Prometheus metrics.
@@ -83,7 +87,7 @@ func OpenStore(ctx context.Context, cfg StoreConfig) (*Backend, error) {
 	b := &Backend{Kind: cfg.Kind, close: func() error { return nil }}
 	switch cfg.Kind {
 	case "memory":
-		s := memstore.New()
+		s := memstore.NewWithOptions(memstore.Options{MaxSessions: cfg.MaxSessions})
 		b.Store, b.close = s, s.Close
 	case "replicated":
 		rc := replstore.DefaultConfig()

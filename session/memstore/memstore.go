@@ -7,10 +7,20 @@
 // pgstore and sqlitestore share them through a backend). Expiry is checked on
 // every read, so correctness never depends on the sweeper having run; the
 // sweeper only returns memory.
+//
+// Options.MaxSessions bounds the memory one client can make the store hold.
+// The policy when the store is full is to refuse new sessions, not to evict:
+// creating one more record fails with an error wrapping ErrFull and
+// session.ErrUnavailable (the cart answers 503 with Retry-After), while
+// every existing session goes on being read, updated and touched. Evicting
+// instead would let whoever floods the store push real users' carts out;
+// refusing costs new visitors until the flood's records expire (their idle
+// timeout) — the failure stays visible and nobody loses data.
 package memstore
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"hash/fnv"
 	"sync"
@@ -30,11 +40,22 @@ const shardCount = 64
 // expired records.
 const DefaultSweepInterval = 30 * time.Second
 
+// ErrFull is wrapped (together with session.ErrUnavailable) by the error
+// of a Put that would create a record beyond Options.MaxSessions.
+var ErrFull = errors.New("memstore: full")
+
 // Options configures a Store made by NewWithOptions. The zero value is valid.
 type Options struct {
 	// SweepInterval is how often expired records are freed; zero means
 	// DefaultSweepInterval.
 	SweepInterval time.Duration
+
+	// MaxSessions caps the records held; zero means no cap. When the cap is
+	// reached, expired records are freed at once (at most once a second)
+	// and, if the store is still full, creating a record fails with ErrFull
+	// (see the package documentation for why it refuses rather than
+	// evicts). Concurrent creations may overshoot the cap by a few.
+	MaxSessions int
 }
 
 // Store is an in-memory session.Store. Create it with New; call Close to stop
@@ -48,6 +69,10 @@ type Store struct {
 	lastVersion atomic.Uint64
 
 	sweeper *sweeper.Sweeper
+
+	max       int
+	n         atomic.Int64 // records in the maps, expired or not
+	lastFreed atomic.Int64 // unix nanos of the last sweep forced by a full store
 }
 
 type shard struct {
@@ -84,7 +109,7 @@ func NewWithOptions(opts Options) *Store {
 	if interval <= 0 {
 		interval = DefaultSweepInterval
 	}
-	s := &Store{}
+	s := &Store{max: max(opts.MaxSessions, 0)}
 	for i := range s.shards {
 		s.shards[i].records = make(map[string]entry)
 	}
@@ -138,6 +163,9 @@ func (s *Store) Put(ctx context.Context, key string, rec session.Record) (uint64
 	if err := check(ctx, "put", key); err != nil {
 		return 0, err
 	}
+	if rec.Version == 0 && s.max > 0 && !s.room(time.Now()) {
+		return 0, fmt.Errorf("memstore: put: %d sessions held: %w: %w", s.max, ErrFull, session.ErrUnavailable)
+	}
 	data := clone(rec.Data) // copy outside the lock
 	sh := s.shard(key)
 	sh.mu.Lock()
@@ -153,6 +181,9 @@ func (s *Store) Put(ctx context.Context, key string, rec session.Record) (uint64
 		return 0, fmt.Errorf("memstore: put: version %d expected, stored %d: %w", rec.Version, cur.version, session.ErrConflict)
 	}
 	v := s.lastVersion.Add(1)
+	if !ok {
+		s.n.Add(1)
+	}
 	sh.records[key] = entry{data: data, version: v, idle: rec.IdleExpiry, absolute: rec.AbsoluteExpiry}
 	return v, nil
 }
@@ -183,9 +214,26 @@ func (s *Store) Delete(ctx context.Context, key string) error {
 	}
 	sh := s.shard(key)
 	sh.mu.Lock()
-	delete(sh.records, key)
+	if _, ok := sh.records[key]; ok {
+		delete(sh.records, key)
+		s.n.Add(-1)
+	}
 	sh.mu.Unlock()
 	return nil
+}
+
+// room reports whether a new record may be created under the MaxSessions
+// cap, freeing expired records first (at most once a second) when the
+// store looks full.
+func (s *Store) room(now time.Time) bool {
+	if s.n.Load() < int64(s.max) {
+		return true
+	}
+	last := s.lastFreed.Load()
+	if now.UnixNano()-last >= int64(time.Second) && s.lastFreed.CompareAndSwap(last, now.UnixNano()) {
+		s.sweep(now)
+	}
+	return s.n.Load() < int64(s.max)
 }
 
 // Count returns the number of live records.
@@ -231,6 +279,7 @@ func (s *Store) sweep(now time.Time) int {
 		}
 		sh.mu.Unlock()
 	}
+	s.n.Add(-int64(freed))
 	return freed
 }
 
