@@ -168,8 +168,19 @@ type Config struct {
 	IdleTimeout time.Duration
 
 	// MaxRequestBodySize is the largest request body accepted; larger ones
-	// get 413. Default 10 MiB.
+	// get 413 (announced ones before anything is sent, chunked ones when
+	// they pass the limit). Default 10 MiB.
 	MaxRequestBodySize int
+
+	// MaxBufferedBody is the largest request body, announced by
+	// Content-Length, that is read whole before a backend is chosen (so the
+	// request can be retried elsewhere); larger and chunked bodies are
+	// streamed to the backend. Default 64 KiB.
+	MaxBufferedBody int
+
+	// BufferedBodyBudget caps the bytes of all request bodies buffered at
+	// once; beyond it bodies are streamed even when small. Default 32 MiB.
+	BufferedBodyBudget int64
 
 	// MaxHeaderBytes is the largest request line plus header block accepted
 	// (431 beyond it), and the largest response header block read from a
@@ -289,6 +300,12 @@ func (c *Config) setDefaults() {
 	if c.MaxRequestBodySize == 0 {
 		c.MaxRequestBodySize = 10 << 20
 	}
+	if c.MaxBufferedBody == 0 {
+		c.MaxBufferedBody = 64 << 10
+	}
+	if c.BufferedBodyBudget == 0 {
+		c.BufferedBodyBudget = 32 << 20
+	}
 	if c.MaxBackends == 0 {
 		c.MaxBackends = 256
 	}
@@ -323,7 +340,8 @@ func (c *Config) validate() error {
 		c.DialTimeout < 0, c.ReadTimeout < 0, c.IdleTimeout < 0, c.DrainQuiet < 0,
 		c.DrainTimeout < 0, c.ShutdownTimeout < 0:
 		return fmt.Errorf("%w: negative duration", ErrInvalidConfig)
-	case c.Rise < 0, c.Fall < 0, c.MaxTries < 0, c.MaxRequestBodySize < 0, c.MaxConnsPerBackend < 0, c.MaxHeaderBytes < 0, c.MaxBackends < 0:
+	case c.Rise < 0, c.Fall < 0, c.MaxTries < 0, c.MaxRequestBodySize < 0, c.MaxConnsPerBackend < 0, c.MaxHeaderBytes < 0, c.MaxBackends < 0,
+		c.MaxBufferedBody < 0, c.BufferedBodyBudget < 0:
 		return fmt.Errorf("%w: negative count", ErrInvalidConfig)
 	case c.HealthPath != "" && c.HealthPath[0] != '/':
 		return fmt.Errorf("%w: health path %q must start with /", ErrInvalidConfig, c.HealthPath)
@@ -372,6 +390,7 @@ type Balancer struct {
 	retries   atomic.Uint64
 	noBackend atomic.Uint64
 	refused   atomic.Uint64 // requests refused as the client's error
+	buffered  atomic.Int64  // bytes of request bodies buffered now
 
 	srvMu   sync.Mutex
 	servers []*fasthttp.Server

@@ -25,6 +25,7 @@ func (lb *Balancer) newServer() *fasthttp.Server {
 		ReadTimeout:                  lb.cfg.ReadTimeout,
 		IdleTimeout:                  lb.cfg.IdleTimeout,
 		MaxRequestBodySize:           lb.cfg.MaxRequestBodySize,
+		StreamRequestBody:            true,
 		ReadBufferSize:               lb.cfg.MaxHeaderBytes,
 		NoDefaultServerHeader:        true,
 		NoDefaultDate:                true,
@@ -118,11 +119,17 @@ func (proxyTransport) RoundTrip(hc *fasthttp.HostClient, req *fasthttp.Request, 
 	}
 	bw.Reset(nil)
 	hc.ReleaseWriter(bw)
-	wrote := cw.n
-	cw.Conn = nil
+	wrote, connErr := cw.n, cw.err
+	cw.Conn, cw.err = nil, nil
 	countingConnPool.Put(cw)
 	var writeErr error
 	if err != nil {
+		if connErr == nil {
+			// The connection did not fail: the request body's source (the
+			// client) did. The backend got a truncated request; drop it.
+			hc.CloseConn(cc)
+			return false, &bodySourceError{err}
+		}
 		if wrote == 0 {
 			hc.CloseConn(cc)
 			return true, &sendError{err}
@@ -202,12 +209,16 @@ func (proxyTransport) RoundTrip(hc *fasthttp.HostClient, req *fasthttp.Request, 
 // tells a request that never reached the backend from one that may have.
 type countingConn struct {
 	net.Conn
-	n int64
+	n   int64
+	err error // the first write error
 }
 
 func (c *countingConn) Write(p []byte) (int, error) {
 	n, err := c.Conn.Write(p)
 	c.n += int64(n)
+	if err != nil && c.err == nil {
+		c.err = err
+	}
 	return n, err
 }
 
@@ -257,6 +268,17 @@ func (lb *Balancer) handle(ctx *fasthttp.RequestCtx) {
 		lb.refuse(ctx, e, start)
 		return
 	}
+	r := requestPool.Get().(*Request)
+	defer func() {
+		*r = Request{}
+		requestPool.Put(r)
+	}()
+	reserved, e := lb.prepareBody(req, r)
+	defer lb.releaseBody(reserved)
+	if e != nil {
+		lb.refuse(ctx, e, start)
+		return
+	}
 	if req.Header.ConnectionUpgrade() && len(req.Header.Peek("Upgrade")) > 0 {
 		lb.serveUpgrade(ctx)
 		return
@@ -264,12 +286,6 @@ func (lb *Balancer) handle(ctx *fasthttp.RequestCtx) {
 	clientClose := req.Header.ConnectionClose()
 	stripHopHeaders(&req.Header)
 	lb.setForwarded(ctx)
-
-	r := requestPool.Get().(*Request)
-	defer func() {
-		*r = Request{}
-		requestPool.Put(r)
-	}()
 	lb.fillRequest(ctx, r)
 	code, backend, tries := lb.forward(ctx, r, start)
 	if clientClose {
@@ -330,13 +346,16 @@ func (lb *Balancer) forward(ctx *fasthttp.RequestCtx, r *Request, start time.Tim
 		b.inflight.Add(-1)
 		done := time.Now()
 		if err != nil {
-			if clientFault(err) {
+			if e := r.body.failure(); e != nil || clientFault(err) {
 				// The request, not the backend, is at fault: no mark.
+				if e == nil {
+					e = errCannotForward
+				}
 				_ = resp.CloseBodyStream()
 				lb.refused.Add(1)
-				writeError(ctx, fasthttp.StatusBadRequest, "bad_request", "the request cannot be forwarded")
+				writeError(ctx, e.status, e.code, e.msg)
 				ctx.SetConnectionClose()
-				return fasthttp.StatusBadRequest, "", tries
+				return e.status, "", tries
 			}
 			lastErr = err
 			lb.recordError(b, done.UnixNano(), err)

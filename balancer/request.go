@@ -36,12 +36,13 @@ type requestError struct {
 func (e *requestError) Error() string { return e.msg }
 
 var (
-	errBadVersion  = &requestError{fasthttp.StatusHTTPVersionNotSupported, "http_version_not_supported", "only HTTP/1.0 and HTTP/1.1 are supported"}
-	errBadHeader   = &requestError{fasthttp.StatusBadRequest, "bad_header", "invalid header field name"}
-	errBadTE       = &requestError{fasthttp.StatusBadRequest, "bad_transfer_encoding", "Transfer-Encoding must be chunked"}
-	errMissingHost = &requestError{fasthttp.StatusBadRequest, "missing_host", "the request has no Host header"}
-	errBadTarget   = &requestError{fasthttp.StatusBadRequest, "bad_target", "the request target must be a path or an http(s) URL"}
-	errConnect     = &requestError{fasthttp.StatusMethodNotAllowed, "method_not_allowed", "CONNECT is not supported"}
+	errBadVersion    = &requestError{fasthttp.StatusHTTPVersionNotSupported, "http_version_not_supported", "only HTTP/1.0 and HTTP/1.1 are supported"}
+	errBadHeader     = &requestError{fasthttp.StatusBadRequest, "bad_header", "invalid header field name"}
+	errBadTE         = &requestError{fasthttp.StatusBadRequest, "bad_transfer_encoding", "Transfer-Encoding must be chunked"}
+	errMissingHost   = &requestError{fasthttp.StatusBadRequest, "missing_host", "the request has no Host header"}
+	errBadTarget     = &requestError{fasthttp.StatusBadRequest, "bad_target", "the request target must be a path or an http(s) URL"}
+	errConnect       = &requestError{fasthttp.StatusMethodNotAllowed, "method_not_allowed", "CONNECT is not supported"}
+	errCannotForward = &requestError{fasthttp.StatusBadRequest, "bad_request", "the request cannot be forwarded"}
 )
 
 var (
@@ -137,6 +138,14 @@ var tokenTable = func() (t [256]bool) {
 // marking a backend as failed.
 func clientFault(err error) bool {
 	var re *requestError
-	return errors.As(err, &re) || errors.Is(err, fasthttp.ErrHostClientRedirectToDifferentScheme) ||
+	var be *bodySourceError
+	return errors.As(err, &re) || errors.As(err, &be) || errors.Is(err, fasthttp.ErrHostClientRedirectToDifferentScheme) ||
 		bytes.Contains([]byte(err.Error()), []byte("missing required host header"))
 }
+
+// bodySourceError marks a request write that failed because the request
+// body could not be read from the client, not because of the backend.
+type bodySourceError struct{ err error }
+
+func (e *bodySourceError) Error() string { return "reading the request body: " + e.err.Error() }
+func (e *bodySourceError) Unwrap() error { return e.err }

@@ -90,6 +90,8 @@ type Request struct {
 	group    *poolGroup // the pool the request was routed to
 	tried    []*Backend
 	triedBuf [4]*Backend
+
+	body cappedBody // the client's streamed body, if any (body.go)
 }
 
 // Tried reports whether b already had an attempt of this request.
