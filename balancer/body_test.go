@@ -129,7 +129,7 @@ func TestRequestBodyRules(t *testing.T) {
 			time.Sleep(20 * time.Millisecond) // let the balancer start streaming (not a synchronisation)
 			conn.Close()
 		}
-		g := lb.pool.Load().byID["good"]
+		g := lb.defaultGroup.pool.Load().byID["good"]
 		eventually(t, "streams ended", func() bool { return g.inflight.Load() == 0 })
 		if g.consecFails.Load() != 0 || g.errUpstream.Load() != 0 || !g.Available(time.Now().UnixNano()) {
 			t.Fatalf("a client's broken body counted against the backend: fails %d, upstream %d", g.consecFails.Load(), g.errUpstream.Load())

@@ -41,6 +41,8 @@ func runLB(ctx context.Context, m *Main, args []string) error {
 	drainTimeout := fs.Duration("drain-timeout", 10*time.Second, "longest wait for a removed backend to drain")
 	accessLog := fs.Bool("access-log", false, "log every request")
 	maxHeader := fs.Int("max-header-bytes", 16<<10, "largest request header block; larger ones get 431")
+	maxBody := fs.Int("max-body-bytes", 10<<20, "largest request body; larger ones get 413")
+	bufferBody := fs.Int("buffer-body-bytes", 64<<10, "request bodies up to this size are buffered (and can be retried); larger ones are streamed")
 	backendCA := fs.String("backend-ca", "", "PEM `FILE` of the CA that signs https:// backends' certificates (default: system roots)")
 	backendInsecure := fs.Bool("backend-insecure", false, "do not verify https:// backends' certificates (testing only)")
 	var pools poolFlags
@@ -64,6 +66,10 @@ func runLB(ctx context.Context, m *Main, args []string) error {
 		return usageErrorf("lb", "invalid --drain-timeout %v: must be positive", *drainTimeout)
 	case *maxHeader < 1024:
 		return usageErrorf("lb", "invalid --max-header-bytes %d: must be at least 1024", *maxHeader)
+	case *maxBody < 1:
+		return usageErrorf("lb", "invalid --max-body-bytes %d: must be positive", *maxBody)
+	case *bufferBody < 1 || *bufferBody > *maxBody:
+		return usageErrorf("lb", "invalid --buffer-body-bytes %d: must be between 1 and --max-body-bytes", *bufferBody)
 	}
 	tlsCfg, err := backendTLS(*backendCA, *backendInsecure)
 	if err != nil {
@@ -80,21 +86,23 @@ func runLB(ctx context.Context, m *Main, args []string) error {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	cfg := balancer.Config{
-		Policy:         *policy,
-		StickyCookie:   *stickyCookie,
-		HashCookie:     *hashCookie,
-		HashKey:        *hashKey,
-		HealthPath:     *healthPath,
-		HealthInterval: *healthInterval,
-		Secret:         []byte(*secret),
-		MaxTries:       *maxTries,
-		DrainTimeout:   *drainTimeout,
-		AccessLog:      *accessLog,
-		MaxHeaderBytes: *maxHeader,
-		BackendTLS:     tlsCfg,
-		AdminToken:     token,
-		Logger:         log,
-		Registry:       reg,
+		Policy:             *policy,
+		StickyCookie:       *stickyCookie,
+		HashCookie:         *hashCookie,
+		HashKey:            *hashKey,
+		HealthPath:         *healthPath,
+		HealthInterval:     *healthInterval,
+		Secret:             []byte(*secret),
+		MaxTries:           *maxTries,
+		DrainTimeout:       *drainTimeout,
+		AccessLog:          *accessLog,
+		MaxHeaderBytes:     *maxHeader,
+		MaxRequestBodySize: *maxBody,
+		MaxBufferedBody:    *bufferBody,
+		BackendTLS:         tlsCfg,
+		AdminToken:         token,
+		Logger:             log,
+		Registry:           reg,
 	}
 	for _, b := range backends {
 		cfg.Backends = append(cfg.Backends, parseBackendSpec(b))
