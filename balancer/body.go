@@ -24,7 +24,9 @@ import (
 //   - any other body (larger, chunked, or beyond the budget) is streamed to
 //     the backend as the client sends it. A streamed body cannot be read
 //     twice, so such a request is retried only if no connection to the
-//     first backend could be opened.
+//     first backend could be opened. If the backend answers before reading
+//     it whole, the rest (up to the limit) is read and dropped so that the
+//     client, still sending, gets the answer.
 
 var (
 	errBodyTooLarge   = &requestError{fasthttp.StatusRequestEntityTooLarge, "body_too_large", "request body too large"}
@@ -135,5 +137,19 @@ func (lb *Balancer) bufferBody(req *fasthttp.Request, cl int) *requestError {
 func (lb *Balancer) releaseBody(n int64) {
 	if n != 0 {
 		lb.buffered.Add(-n)
+	}
+}
+
+// drain reads and drops what the client has not sent yet of a streamed body
+// the backend answered before reading whole (an early 413, say), up to the
+// body limit, so that the client, still sending, can read the answer on a
+// connection that stays usable. If that fails, the connection is closed
+// after the answer.
+func (c *cappedBody) drain(ctx *fasthttp.RequestCtx) {
+	if c.r == nil {
+		return
+	}
+	if _, err := io.Copy(io.Discard, c); err != nil {
+		ctx.SetConnectionClose()
 	}
 }

@@ -378,6 +378,9 @@ func (lb *Balancer) forward(ctx *fasthttp.RequestCtx, r *Request, start time.Tim
 			b.recordSuccess(done.UnixNano())
 		}
 		lb.finish(ctx, r, b)
+		if streamed {
+			r.body.drain(ctx)
+		}
 		return code, b.id, tries
 	}
 	return lb.answerFailure(ctx, lastErr), "", tries
