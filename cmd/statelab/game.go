@@ -49,13 +49,13 @@ func runGame(ctx context.Context, m *Main, args []string) error {
 	fs.StringVar(&f.listen, "listen", "127.0.0.1:8090", "`address` to serve HTTP and WebSocket on (port 0 picks a free port)")
 	fs.StringVar(&f.id, "id", "", "replica `name`, unique in the cluster (default: host name and port)")
 	fs.StringVar(&f.strategy, "strategy", "memory", "where rooms live: "+strings.Join(game.StrategyNames(), "|"))
-	fs.StringVar(&f.store, "store", "", "store `kind` for checkpoint and external: "+strings.Join(gameStores, "|"))
+	fs.StringVar(&f.store, "store", "", "store `kind` for checkpoint, replicated (lease) and external: "+strings.Join(gameStores, "|"))
 	fs.StringVar(&f.redis, "redis", "", "Redis `URL` for --store redis")
 	fs.StringVar(&f.postgres, "postgres", "", "PostgreSQL `URL` for --store postgres")
 	fs.StringVar(&f.sqlite, "sqlite", "statelab-game.db", "SQLite database `file` for --store sqlite (replicas share it)")
 	fs.StringVar(&f.clusterListen, "cluster-listen", "", "`address` where replicas gossip membership (empty: this replica alone owns every room)")
 	fs.Var(&f.peers, "peers", "peers' --cluster-listen `addresses` to join through (comma-separated or repeated)")
-	fs.StringVar(&f.secret, "secret", "", "key `material` that encrypts gossip; every replica needs the same (at least 16 bytes)")
+	fs.StringVar(&f.secret, "secret", "", "key `material` replicas share: encrypts gossip, authenticates replication (required by replicated; at least 16 bytes)")
 	fs.DurationVar(&f.tick, "tick", game.DefaultTick, "room tick period")
 	fs.DurationVar(&f.checkpoint, "checkpoint", game.DefaultCheckpoint, "checkpoint interval (--strategy checkpoint)")
 	fs.DurationVar(&f.lease, "lease", game.DefaultLease, "owner lease duration; renewed every min(checkpoint, lease/3)")
@@ -82,7 +82,7 @@ func runGame(ctx context.Context, m *Main, args []string) error {
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 
 	cfg := game.Config{ID: f.id, Strategy: game.Strategy(f.strategy), Tick: f.tick, Checkpoint: f.checkpoint,
-		Lease: f.lease, Registry: reg, Logger: log}
+		Lease: f.lease, Secret: f.secret, Registry: reg, Logger: log}
 	if info.NeedsStore {
 		openCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
 		backend, err := cart.OpenStore(openCtx, cart.StoreConfig{Kind: f.store, RedisURL: f.redis,
@@ -161,6 +161,8 @@ func (f *gameFlags) validate() (game.StrategyInfo, error) {
 	switch {
 	case !ok:
 		return bad("invalid value %q for --strategy: want one of %s", f.strategy, strings.Join(game.StrategyNames(), ", "))
+	case f.strategy == string(game.StrategyReplicated) && f.secret == "":
+		return bad("--strategy replicated needs --secret (it authenticates the copies sent to backups)")
 	case info.NeedsStore && f.store == "":
 		return bad("--strategy %s needs --store (%s)", f.strategy, strings.Join(gameStores, ", "))
 	case f.store != "" && !slices.Contains(gameStores, f.store):

@@ -551,6 +551,30 @@ func TestGameExternalLosesNothing(t *testing.T) {
 	t.Logf("external: %d acks, %d lost; killed %s", acked, lost, by)
 }
 
+func TestGameReplicatedLosesNothing(t *testing.T) {
+	t.Parallel()
+	// No checkpoint during the test (the store only renews the lease):
+	// what the backup resumes with can only come from its copy.
+	c := startGameCluster(t, "replicated", 3, "--store", "redis", "--redis", testenv.RedisURL(t), "--checkpoint", "1h")
+	r := startPlayers(t, c)
+	r.killOwner(t)
+	r.waitNewOwner(t)
+	r.stopDrive()
+	checkOneOwnerAtATime(t, r)
+	t0 := r.resumeTick(t, r.oldEpoch+1)
+	acked, lost := r.totals(t)
+	for _, p := range r.players {
+		if p.lost != 0 {
+			t.Errorf("player %s: %d acknowledged inputs lost", p.id, p.lost)
+		}
+		resumed, _, ok := r.resumedApplied(p)
+		if _, maxSeq := r.victimAcks(p, ^uint64(0)); !ok || resumed < maxSeq {
+			t.Errorf("player %s: the backup resumed with %d inputs, the dead owner had acknowledged %d", p.id, resumed, maxSeq)
+		}
+	}
+	t.Logf("replicated: %d acks, %d lost; the backup resumed at tick %d, epoch %d", acked, lost, t0, r.oldEpoch+1)
+}
+
 // TestGameCheckpointPausedOwnerIsFenced SIGSTOPs the room's owner past its
 // lease: another replica takes the room at a higher epoch; when the old
 // owner resumes, its write is refused and it acknowledges nothing more

@@ -15,6 +15,7 @@ func TestGameBadFlagsExit2WithOneLine(t *testing.T) {
 	}{
 		{[]string{"--strategy", "magic"}, "--strategy"},
 		{[]string{"--strategy", "checkpoint"}, "--store"},
+		{[]string{"--strategy", "replicated", "--store", "redis", "--redis", "redis://x"}, "--secret"},
 		{[]string{"--strategy", "external", "--store", "floppy"}, "--store"},
 		{[]string{"--strategy", "checkpoint", "--store", "redis"}, "--redis"},
 		{[]string{"--strategy", "checkpoint", "--store", "postgres"}, "--postgres"},

@@ -18,6 +18,9 @@ type metrics struct {
 	activations *prometheus.CounterVec // by how the room started
 	stops       *prometheus.CounterVec // by reason
 	forwarded   prometheus.Counter
+
+	replication     *prometheus.CounterVec // messages to backups, by result
+	replicatedBytes prometheus.Counter
 }
 
 // newMetrics registers the collectors on reg; rooms reports the active
@@ -50,8 +53,15 @@ func newMetrics(reg prometheus.Registerer, id, strategy string, rooms func() flo
 		forwarded: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "statelab_game_forwarded_total", Help: "Requests forwarded to the room's owner.",
 		}),
+		replication: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "statelab_game_replication_messages_total", Help: "Ticks and full states sent to backups (replicated strategy), by result (ok, need_full, error).",
+		}, []string{"result"}),
+		replicatedBytes: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "statelab_game_replicated_bytes_total", Help: "Bytes of replication messages backups accepted.",
+		}),
 	}
 	cs := []prometheus.Collector{m.requests, m.inputs, m.tickLag, m.ticks, m.storeOps, m.activations, m.stops, m.forwarded,
+		m.replication, m.replicatedBytes,
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "statelab_game_rooms", Help: "Rooms this replica owns now."}, rooms),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "statelab_game_info", Help: "Always 1; its labels name the replica and its strategy.",

@@ -69,6 +69,10 @@ type room struct {
 	pending []pending
 	subs    map[chan Snapshot]struct{}
 	stopped error // why the room stopped, once it has
+
+	// Replicated strategy, touched by the tick goroutine only.
+	backup   string // the backup that has the room's copy ("" : none yet)
+	replTick uint64 // the tick of the copy the backup has
 }
 
 // activate becomes the room's owner through the keeper and starts the
@@ -84,7 +88,7 @@ func (r *room) activate() {
 		r.srv.forget(r)
 		return
 	}
-	r.state, r.saved, r.lease = st, st.Clone(), l
+	r.state, r.saved, r.lease, r.replTick = st, st.Clone(), l, st.Tick
 	origin := "new"
 	if resumed {
 		origin = "resumed"
@@ -136,7 +140,11 @@ func (r *room) tickLoop() {
 		case <-r.quit:
 			return
 		case due := <-t.C:
-			r.srv.metrics.tickLag.Observe(time.Since(due).Seconds())
+			lag := time.Since(due)
+			r.srv.metrics.tickLag.Observe(lag.Seconds())
+			if r.srv.observeLag != nil {
+				r.srv.observeLag(lag)
+			}
 			r.srv.metrics.ticks.Inc()
 			r.step()
 		}
@@ -162,15 +170,25 @@ func (r *room) step() {
 	for i, p := range batch {
 		inputs[i] = p.in
 	}
+	if r.srv.replicas != nil && len(batch) > 0 {
+		epoch := r.lease.epoch
+		r.mu.Unlock()
+		r.stepReplicated(batch, inputs, epoch)
+		return
+	}
 	results := r.state.Step(inputs)
+	r.finishLocked(batch, results)
+}
+
+// finishLocked answers the batch with results, sends the snapshot to the
+// subscribers, and unlocks r.mu.
+func (r *room) finishLocked(batch []pending, results []Result) {
 	acks := make([]outcome, len(batch))
 	for i, res := range results {
 		acks[i] = r.outcomeLocked(res)
 	}
-	var snap Snapshot
-	subs := len(r.subs) > 0 && len(batch) > 0
-	if subs {
-		snap = r.snapshotLocked()
+	if len(r.subs) > 0 && len(batch) > 0 {
+		snap := r.snapshotLocked()
 		for c := range r.subs {
 			select {
 			case c <- snap:
@@ -182,6 +200,29 @@ func (r *room) step() {
 	for i, p := range batch {
 		p.reply <- acks[i]
 	}
+}
+
+// stepReplicated is step for the replicated strategy: the tick is applied
+// to a copy of the state, sent to the backup, and becomes the room's state
+// (and its inputs acknowledged) only once the backup has it. Only the tick
+// goroutine writes r.state, so it reads it here without the lock.
+func (r *room) stepReplicated(batch []pending, inputs []Input, epoch uint64) {
+	next := r.state.Clone()
+	results := next.Step(inputs)
+	if err := r.replicate(epoch, r.replTick, next, inputs); err != nil {
+		r.mu.Lock()
+		r.state.Tick++
+		r.mu.Unlock()
+		r.srv.log.Warn("game: replication failed; inputs refused", "room", r.id, "err", err)
+		r.srv.metrics.inputs.WithLabelValues("unavailable").Add(float64(len(batch)))
+		for _, p := range batch {
+			p.reply <- outcome{err: err}
+		}
+		return
+	}
+	r.mu.Lock()
+	r.state, r.replTick = next, next.Tick
+	r.finishLocked(batch, results)
 }
 
 // outcomeLocked turns a rules result into the answer to its input.

@@ -52,6 +52,9 @@ type Config struct {
 	// Lease is how long an owner's lease lasts without renewal
 	// (DefaultLease); it is renewed every min(Checkpoint, Lease/3).
 	Lease time.Duration
+	// Secret is the key material replicas share; the replicated strategy
+	// requires it (it authenticates the copies sent to backups).
+	Secret string
 	// StoreTimeout bounds every store operation (DefaultStoreTimeout).
 	StoreTimeout time.Duration
 	// Registry gets the metrics and is what /metrics serves; nil means a
@@ -79,6 +82,9 @@ type Server struct {
 	metrics      *metrics
 	handler      http.Handler
 	draining     atomic.Bool
+	observeLag   func(time.Duration) // if set (benchmarks), sees every tick's lag
+	replicas     *replicaSet         // replicated strategy only
+	replTimeout  time.Duration
 
 	mu      sync.Mutex
 	rooms   map[string]*room
@@ -129,6 +135,17 @@ func NewServer(cfg Config) (*Server, error) {
 		s.keeper = &memoryKeeper{}
 	case StrategyCheckpoint:
 		s.keeper = &checkpointKeeper{rs: s.records, owner: s.id, lease: lease, checkpoint: cmp.Or(cfg.Checkpoint, DefaultCheckpoint)}
+	case StrategyReplicated:
+		// A backup that does not answer within a few ticks is treated as
+		// gone until membership says otherwise.
+		s.replTimeout = min(max(4*s.tick, 100*time.Millisecond), lease/3)
+		if s.replicas, err = newReplicaSet(cfg.Secret, s.replTimeout, s.metrics); err != nil {
+			return nil, err
+		}
+		s.keeper = &replicatedKeeper{
+			checkpointKeeper: checkpointKeeper{rs: s.records, owner: s.id, lease: lease, checkpoint: cmp.Or(cfg.Checkpoint, DefaultCheckpoint)},
+			copies:           s.replicas,
+		}
 	}
 	s.handler = s.routes()
 	s.placement.OnChange(s.rebalance)
@@ -299,6 +316,7 @@ func (s *Server) routes() http.Handler {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok", "id": s.id})
 	})
 	handle("GET /readyz", "readyz", s.handleReadyz)
+	handle("POST "+replicationPath, "replica", s.handleReplica)
 	mux.Handle("GET /metrics", promhttp.HandlerFor(s.registry, promhttp.HandlerOpts{}))
 	handle("/", "not_found", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, &apiError{http.StatusNotFound, "not_found", "no such route: " + r.Method + " " + r.URL.Path})

@@ -40,6 +40,7 @@ type StrategyInfo struct {
 var Strategies = []StrategyInfo{
 	{StrategyMemory, false, true, "the room lives in its owner's memory: the owner's death loses it"},
 	{StrategyCheckpoint, true, true, "the owner checkpoints the room to the store: a new owner resumes from the last checkpoint, losing at most one interval"},
+	{StrategyReplicated, true, true, "the owner copies every tick to a backup replica before acknowledging it: the backup takes over with no acknowledged input lost"},
 	{StrategyExternal, true, false, "every input is a compare-and-swap transaction on the store: no acknowledged input is lost, at the store's cost per input"},
 }
 

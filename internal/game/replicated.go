@@ -1,0 +1,219 @@
+package game
+
+import (
+	"bytes"
+	"context"
+	"crypto/hkdf"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"sync"
+	"time"
+)
+
+// The replicated strategy: the owner keeps the room in memory and, before
+// acknowledging the inputs of a tick, streams them to the room's backup
+// (the second member in the room's rendezvous order), which applies them
+// to its copy with the same deterministic rules. When the owner dies the
+// backup becomes the owner by placement, takes the lease at the next epoch
+// and resumes from its copy. The lease and a fallback checkpoint live in
+// the store exactly as for the checkpoint strategy.
+
+// StrategyReplicated keeps a room in its owner's memory and a synchronous
+// copy in one backup replica's memory.
+const StrategyReplicated Strategy = "replicated"
+
+// replicationPath is the internal endpoint backups receive copies on.
+const replicationPath = "/internal/replica"
+
+// replicationKeyHeader carries the replication key derived from the
+// shared secret: only replicas given the same --secret can write copies.
+const replicationKeyHeader = "X-Statelab-Replication-Key"
+
+// ErrNotReplicated is returned for the inputs of a tick the backup did
+// not confirm: they are neither applied nor acknowledged.
+var ErrNotReplicated = errors.New("game: the backup did not confirm the tick")
+
+// replicaMsg is one message of the stream from an owner to a backup:
+// either a full state, or the inputs of one tick on top of the state the
+// backup has at tick Base.
+type replicaMsg struct {
+	Room   string  `json:"room"`
+	Epoch  uint64  `json:"epoch"`
+	Base   uint64  `json:"base,omitempty"`
+	Tick   uint64  `json:"tick"`
+	Inputs []Input `json:"inputs,omitempty"`
+	Full   *State  `json:"full,omitempty"`
+}
+
+// replica is a backup's copy of a room.
+type replica struct {
+	epoch uint64
+	state *State
+}
+
+// replicaSet is a replica's side of replication: the copies it holds as a
+// backup and the client it streams its own rooms' ticks with.
+type replicaSet struct {
+	key     string // hex replication key
+	client  *http.Client
+	mu      sync.Mutex
+	copies  map[string]*replica
+	metrics *metrics
+}
+
+func newReplicaSet(secret string, timeout time.Duration, m *metrics) (*replicaSet, error) {
+	if secret == "" {
+		return nil, errors.New("game: strategy replicated needs Config.Secret")
+	}
+	k, err := hkdf.Key(sha256.New, []byte(secret), nil, "statelab game replication v1", 32)
+	if err != nil {
+		return nil, err
+	}
+	return &replicaSet{key: hex.EncodeToString(k), client: &http.Client{Timeout: timeout},
+		copies: make(map[string]*replica), metrics: m}, nil
+}
+
+// take removes and returns the copy of room if it was made under epoch.
+func (rs *replicaSet) take(room string, epoch uint64) *State {
+	rs.mu.Lock()
+	defer rs.mu.Unlock()
+	c := rs.copies[room]
+	delete(rs.copies, room)
+	if c == nil || c.epoch != epoch {
+		return nil
+	}
+	return c.state
+}
+
+// apply applies m to the copies and reports whether it fitted; a message
+// that does not continue the copy (or comes from an older epoch) needs a
+// full state.
+func (rs *replicaSet) apply(m replicaMsg) bool {
+	rs.mu.Lock()
+	defer rs.mu.Unlock()
+	c := rs.copies[m.Room]
+	if c != nil && m.Epoch < c.epoch {
+		return false // a stale owner
+	}
+	if m.Full != nil {
+		rs.copies[m.Room] = &replica{epoch: m.Epoch, state: m.Full}
+		return true
+	}
+	if c == nil || c.epoch != m.Epoch || c.state.Tick != m.Base || m.Tick <= m.Base {
+		return false
+	}
+	c.state.Tick = m.Tick - 1
+	c.state.Step(m.Inputs)
+	return true
+}
+
+// send streams m to the backup at addr; errNeedFull means the backup
+// asked for the full state.
+func (rs *replicaSet) send(ctx context.Context, addr string, m replicaMsg) error {
+	body, err := json.Marshal(m)
+	if err != nil {
+		return err
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, "http://"+addr+replicationPath, bytes.NewReader(body))
+	if err != nil {
+		return err
+	}
+	req.Header.Set(replicationKeyHeader, rs.key)
+	req.Header.Set("Content-Type", "application/json")
+	res, err := rs.client.Do(req)
+	if err != nil {
+		rs.metrics.replication.WithLabelValues("error").Inc()
+		return fmt.Errorf("%w: %v", ErrNotReplicated, err)
+	}
+	io.Copy(io.Discard, res.Body)
+	res.Body.Close()
+	switch res.StatusCode {
+	case http.StatusNoContent:
+		rs.metrics.replication.WithLabelValues("ok").Inc()
+		rs.metrics.replicatedBytes.Add(float64(len(body)))
+		return nil
+	case http.StatusConflict:
+		rs.metrics.replication.WithLabelValues("need_full").Inc()
+		return errNeedFull
+	default:
+		rs.metrics.replication.WithLabelValues("error").Inc()
+		return fmt.Errorf("%w: backup answered %d", ErrNotReplicated, res.StatusCode)
+	}
+}
+
+var errNeedFull = errors.New("game: backup needs the full state")
+
+// handleReplica serves POST /internal/replica on a backup.
+func (s *Server) handleReplica(w http.ResponseWriter, r *http.Request) {
+	if s.replicas == nil || !hmac.Equal([]byte(r.Header.Get(replicationKeyHeader)), []byte(s.replicas.key)) {
+		writeError(w, &apiError{http.StatusForbidden, "forbidden", "replication needs the cluster's key"})
+		return
+	}
+	var m replicaMsg
+	if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, 1<<20)).Decode(&m); err != nil || ValidateID(m.Room) != nil {
+		writeError(w, &apiError{http.StatusBadRequest, "bad_json", "not a replication message"})
+		return
+	}
+	s.mu.Lock()
+	_, owned := s.rooms[m.Room]
+	s.mu.Unlock()
+	if owned || !s.replicas.apply(m) {
+		writeError(w, &apiError{http.StatusConflict, "need_full", "send the full state"})
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+// replicatedKeeper is the checkpoint keeper (lease, fallback checkpoint)
+// whose activation prefers the backup's copy of the previous epoch.
+type replicatedKeeper struct {
+	checkpointKeeper
+	copies *replicaSet
+}
+
+func (k *replicatedKeeper) activate(ctx context.Context, room string) (lease, *State, bool, error) {
+	l, st, err := k.rs.acquire(ctx, room, k.owner, k.lease)
+	if err != nil {
+		return l, nil, false, err
+	}
+	if c := k.copies.take(room, l.epoch-1); c != nil && c.Tick >= st.Tick {
+		st = c
+	}
+	return l, st, st.Tick > 0, nil
+}
+
+// replicate sends the tick that turned the state at base into next (under
+// epoch) to the
+// room's backup (the full state when the backup is new or asks for it),
+// and returns nil once the backup has it or when there is no backup.
+func (r *room) replicate(epoch, base uint64, next *State, inputs []Input) error {
+	members := Owners(r.id, r.srv.placement.Members())
+	if len(members) < 2 || members[0].Name != r.srv.id {
+		r.backup = ""
+		return nil // alone (or about to hand the room over): no copy to keep
+	}
+	b := members[1]
+	m := replicaMsg{Room: r.id, Epoch: epoch, Base: base, Tick: next.Tick, Inputs: inputs}
+	if b.Name != r.backup {
+		m.Full = next
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), r.srv.replTimeout)
+	defer cancel()
+	err := r.srv.replicas.send(ctx, b.HTTP, m)
+	if errors.Is(err, errNeedFull) {
+		m.Full = next
+		err = r.srv.replicas.send(ctx, b.HTTP, m)
+	}
+	if err != nil {
+		r.backup = ""
+		return err
+	}
+	r.backup = b.Name
+	return nil
+}

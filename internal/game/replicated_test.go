@@ -1,0 +1,87 @@
+package game
+
+import (
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestReplicatedTakeover: the owner copies every acknowledged tick to the
+// backup; when the owner vanishes (no graceful hand-over, no final
+// checkpoint) the backup takes the room at the next epoch from its copy,
+// with every acknowledged input.
+func TestReplicatedTakeover(t *testing.T) {
+	st := newMemstore(t)
+	lease := 300 * time.Millisecond
+	pa, pb := &staticPlacement{self: "a"}, &staticPlacement{self: "b"}
+	cfg := func(id string, p Placement) Config {
+		// A checkpoint interval far beyond the test: whatever the backup
+		// resumes with comes from its copy, not from the store.
+		return Config{ID: id, Strategy: StrategyReplicated, Store: st, Placement: p, Secret: "replication test secret",
+			Tick: 5 * time.Millisecond, Lease: lease, Checkpoint: time.Hour, Logger: discardLogger()}
+	}
+	sa, err := NewServer(cfg("a", pa))
+	if err != nil {
+		t.Fatal(err)
+	}
+	sb, err := NewServer(cfg("b", pb))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ha, hb := httptest.NewServer(sa), httptest.NewServer(sb)
+	t.Cleanup(func() { ha.Close(); hb.Close(); sb.Close() })
+	members := []Member{{"a", strings.TrimPrefix(ha.URL, "http://")}, {"b", strings.TrimPrefix(hb.URL, "http://")}}
+	pa.set(members)
+	pb.set(members)
+	room := otherRoom(members, "a")
+	const n = 30
+	for seq := uint64(1); seq <= n; seq++ {
+		if code, _, eb := post(t, ha.URL, room, Input{"p", seq, "right"}); code != 200 {
+			t.Fatalf("seq %d: %d %+v", seq, code, eb)
+		}
+	}
+	if got := counterValue(t, sa, "statelab_game_replication_messages_total", "ok"); got < n {
+		t.Fatalf("%v ticks replicated, want at least %d", got, n)
+	}
+	// The backup refuses copies without the cluster's key.
+	res, err := http.Post(hb.URL+replicationPath, "application/json", strings.NewReader(`{"room":"`+room+`","epoch":9,"tick":1,"full":{}}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	if res.StatusCode != http.StatusForbidden {
+		t.Fatalf("copy without the key: %d", res.StatusCode)
+	}
+	// a vanishes: its HTTP server is gone and it writes nothing more.
+	ha.Close()
+	sa.Close() // (its lease release is a write on a stale-after-expiry record; b must not need it)
+	pb.set(members[1:])
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		code, ack, eb := post(t, hb.URL, room, Input{"p", n + 1, "right"})
+		if code == 200 {
+			if ack.Owner != "b" || ack.Epoch < 2 {
+				t.Fatalf("after takeover: %+v", ack)
+			}
+			break
+		}
+		if code != 503 || time.Now().After(deadline) {
+			t.Fatalf("takeover: %d %+v", code, eb)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	snap := getSnapshot(t, hb.URL, room)
+	if p := snap.Players[0]; p.Applied != n+1 {
+		t.Fatalf("resumed room applied %d inputs, want %d", p.Applied, n+1)
+	}
+}
+
+func TestReplicatedNeedsSecret(t *testing.T) {
+	_, err := NewServer(Config{ID: "a", Strategy: StrategyReplicated, Store: newMemstore(t)})
+	if err == nil || !strings.Contains(fmt.Sprint(err), "Secret") {
+		t.Fatalf("replicated without a secret: %v", err)
+	}
+}
