@@ -295,6 +295,8 @@ func TestBadRequestsAreRefusedWithoutWriting(t *testing.T) {
 		{"quote too large", "POST", "/api/quote", strings.Replace(big, `"sku"`, `"items":[],"sku"`, 1), 413, "body_too_large", ""},
 		{"catalog bad limit", "GET", "/api/catalog?limit=0", "", 400, "bad_query", ""},
 		{"catalog bad offset", "GET", "/api/catalog?offset=x", "", 400, "bad_query", ""},
+		{"catalog q over 200 bytes", "GET", "/api/catalog?q=" + strings.Repeat("a", 201), "", 400, "query_too_long", ""},
+		{"catalog q of 100 KB", "GET", "/api/catalog?q=" + strings.Repeat("oak+", 25<<10), "", 400, "query_too_long", ""},
 	}
 	ts := newTestServer(t)
 	for _, tt := range tests {
