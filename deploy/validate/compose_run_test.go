@@ -46,7 +46,7 @@ func TestComposeProfilesRun(t *testing.T) {
 				t.Fatal(err)
 			}
 			lbURL := runProfile(t, bin, p, st, storeURL)
-			shop(t, lbURL, st)
+			shop(t, lbURL, st, true)
 		})
 	}
 }
@@ -113,6 +113,7 @@ func runProfile(t *testing.T, bin string, p *types.Project, st strategy, storeUR
 	}
 	slices.SortStableFunc(names, func(a, b string) int { return order(a) - order(b) })
 	var lbURL string
+	var procs []*process
 	for _, name := range names {
 		s := p.Services[name]
 		env := []string{}
@@ -138,44 +139,68 @@ func runProfile(t *testing.T, bin string, p *types.Project, st strategy, storeUR
 				env = append(env, "STATELAB_CLUSTER_LISTEN="+a)
 			}
 		}
-		startProcess(t, bin, name, s.Command, env)
+		procs = append(procs, startProcess(t, bin, name, s.Command, env))
 	}
 	// The shop is up when the balancer serves a cart from a ready replica.
-	poll(t, 60*time.Second, "the balancer to serve /api/cart", func() bool {
-		resp, err := http.Get(lbURL + "/api/cart")
+	waitServing(t, lbURL, procs)
+	return lbURL
+}
+
+// process is a statelab process a test started.
+type process struct {
+	name string
+	done chan struct{} // closed when it exits
+	out  *lockedBuffer
+}
+
+// startProcess starts statelab with args and env and kills it at cleanup,
+// logging its output if the test failed.
+func startProcess(t *testing.T, bin, name string, args, env []string) *process {
+	t.Helper()
+	cmd := exec.Command(bin, args...)
+	cmd.Env = env
+	p := &process{name: name, done: make(chan struct{}), out: &lockedBuffer{}}
+	cmd.Stdout, cmd.Stderr = p.out, p.out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { cmd.Wait(); close(p.done) }()
+	t.Cleanup(func() {
+		cmd.Process.Kill()
+		<-p.done
+		if t.Failed() {
+			t.Logf("%s (%s):\n%s", name, strings.Join(args, " "), p.out.String())
+		}
+	})
+	return p
+}
+
+// waitServing polls GET url/api/cart until it answers 200, failing at once
+// if one of procs exits (a bad flag or variable exits with status 2).
+func waitServing(t *testing.T, url string, procs []*process) {
+	t.Helper()
+	poll(t, 60*time.Second, "the balancer at "+url+" to serve /api/cart", func() bool {
+		for _, p := range procs {
+			select {
+			case <-p.done:
+				t.Fatalf("%s exited:\n%s", p.name, p.out.String())
+			default:
+			}
+		}
+		resp, err := http.Get(url + "/api/cart")
 		if err != nil {
 			return false
 		}
 		resp.Body.Close()
 		return resp.StatusCode == http.StatusOK
 	})
-	return lbURL
-}
-
-// startProcess starts statelab with args and env and kills it at cleanup,
-// logging its output if the test failed.
-func startProcess(t *testing.T, bin, name string, args, env []string) {
-	t.Helper()
-	cmd := exec.Command(bin, args...)
-	cmd.Env = env
-	var out lockedBuffer
-	cmd.Stdout, cmd.Stderr = &out, &out
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan struct{})
-	go func() { cmd.Wait(); close(done) }()
-	t.Cleanup(func() {
-		cmd.Process.Kill()
-		<-done
-		if t.Failed() {
-			t.Logf("%s (%s):\n%s", name, strings.Join(args, " "), out.String())
-		}
-	})
 }
 
 // shop is one shopper's visit through the balancer at lbURL.
-func shop(t *testing.T, lbURL string, st strategy) {
+//
+// With services, the quote and the search must be served by the pricing and
+// catalog replicas; without, by the cart itself (the monolith).
+func shop(t *testing.T, lbURL string, st strategy, services bool) {
 	t.Helper()
 	jar, _ := cookiejar.New(nil)
 	c := &http.Client{Jar: jar, Timeout: 10 * time.Second}
@@ -201,11 +226,13 @@ func shop(t *testing.T, lbURL string, st strategy) {
 	if b, _ := do(http.MethodGet, "/api/cart", "", http.StatusOK); !strings.Contains(b, `"SKU-0001"`) && st.name != "naive" {
 		t.Errorf("the cart read back without the item just added: %s", b)
 	}
-	if _, h := do(http.MethodPost, "/api/quote", `{"items":[{"sku":"SKU-0002","qty":1}]}`, http.StatusOK); !strings.HasPrefix(h.Get("X-Served-By"), "pricing-") {
-		t.Errorf("/api/quote served by %q, want a pricing replica", h.Get("X-Served-By"))
+	_, h := do(http.MethodPost, "/api/quote", `{"items":[{"sku":"SKU-0002","qty":1}]}`, http.StatusOK)
+	if by := h.Get("X-Served-By"); services != strings.HasPrefix(by, "pricing-") {
+		t.Errorf("/api/quote served by %q (pricing service deployed: %v)", by, services)
 	}
-	if _, h := do(http.MethodGet, "/api/catalog?q=SKU-0003", "", http.StatusOK); !strings.HasPrefix(h.Get("X-Served-By"), "catalog-") {
-		t.Errorf("/api/catalog served by %q, want a catalog replica", h.Get("X-Served-By"))
+	_, h = do(http.MethodGet, "/api/catalog?q=SKU-0003", "", http.StatusOK)
+	if by := h.Get("X-Served-By"); services != strings.HasPrefix(by, "catalog-") {
+		t.Errorf("/api/catalog served by %q (catalog service deployed: %v)", by, services)
 	}
 	if st.name != "naive" {
 		// The cart prices the order through the pricing replicas.
