@@ -152,6 +152,7 @@ func TestClientErrorsNeverMarkABackend(t *testing.T) {
 		{"space in field name", "GET / HTTP/1.1\r\nHost: x\r\nBad Name: v\r\n\r\n", 400, "bad_header"},
 		{"TE identity", "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: identity\r\nContent-Length: 3\r\n\r\nabc", 400, "bad_transfer_encoding"},
 		{"TE identity alone", "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: identity\r\n\r\nabc", 400, "bad_transfer_encoding"},
+		{"Content-Length and chunked", "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 6\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\nG", 400, "bad_framing"},
 		{"CONNECT", "CONNECT x:443 HTTP/1.1\r\nHost: x:443\r\n\r\n", 405, "method_not_allowed"},
 	}
 	for _, tt := range tests {

@@ -18,7 +18,9 @@ import (
 //   - the version is HTTP/1.0 or HTTP/1.1 (505 otherwise);
 //   - every header field name is an RFC 9110 token (400 bad_header);
 //   - Transfer-Encoding, if present, is exactly "chunked" (400: "identity"
-//     and codings the balancer would have to undo are refused);
+//     and codings the balancer would have to undo are refused), and comes
+//     without Content-Length (400: the classic smuggling shape, which the
+//     parser would resolve in favour of chunked);
 //   - the request has a Host, from its header or an absolute-form target
 //     (400 missing_host; HTTP/1.0 clients must send one too);
 //   - an absolute-form target (GET http://host/path) names http or https:
@@ -39,6 +41,7 @@ var (
 	errBadVersion    = &requestError{fasthttp.StatusHTTPVersionNotSupported, "http_version_not_supported", "only HTTP/1.0 and HTTP/1.1 are supported"}
 	errBadHeader     = &requestError{fasthttp.StatusBadRequest, "bad_header", "invalid header field name"}
 	errBadTE         = &requestError{fasthttp.StatusBadRequest, "bad_transfer_encoding", "Transfer-Encoding must be chunked"}
+	errBadFraming    = &requestError{fasthttp.StatusBadRequest, "bad_framing", "Content-Length and Transfer-Encoding together"}
 	errMissingHost   = &requestError{fasthttp.StatusBadRequest, "missing_host", "the request has no Host header"}
 	errBadTarget     = &requestError{fasthttp.StatusBadRequest, "bad_target", "the request target must be a path or an http(s) URL"}
 	errConnect       = &requestError{fasthttp.StatusMethodNotAllowed, "method_not_allowed", "CONNECT is not supported"}
@@ -49,6 +52,7 @@ var (
 	strHTTP10 = []byte("HTTP/1.0")
 	strHTTP11 = []byte("HTTP/1.1")
 	strTE     = []byte("Transfer-Encoding")
+	strCL     = []byte("Content-Length")
 	strChunk  = []byte("chunked")
 )
 
@@ -84,6 +88,7 @@ func checkRequest(req *fasthttp.Request) *requestError {
 // names must be tokens, and Transfer-Encoding must be "chunked" (the parser
 // silently drops "identity", which an intermediary must not do).
 func checkRawHeaders(raw []byte) *requestError {
+	var te, cl bool
 	for len(raw) > 0 {
 		line := raw
 		if i := bytes.IndexByte(raw, '\n'); i >= 0 {
@@ -105,10 +110,18 @@ func checkRawHeaders(raw []byte) *requestError {
 				return errBadHeader
 			}
 		}
-		if len(name) == len(strTE) && bytes.EqualFold(name, strTE) &&
-			!bytes.EqualFold(bytes.Trim(line[colon+1:], " \t"), strChunk) {
-			return errBadTE
+		switch {
+		case len(name) == len(strTE) && bytes.EqualFold(name, strTE):
+			if !bytes.EqualFold(bytes.Trim(line[colon+1:], " \t"), strChunk) {
+				return errBadTE
+			}
+			te = true
+		case len(name) == len(strCL) && bytes.EqualFold(name, strCL):
+			cl = true
 		}
+	}
+	if te && cl {
+		return errBadFraming
 	}
 	return nil
 }
