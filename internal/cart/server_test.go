@@ -110,7 +110,7 @@ func newTestServer(t *testing.T) *testServer {
 // quiet discards the log lines of servers under test.
 var quiet = slog.New(slog.DiscardHandler)
 
-func newServer(t *testing.T, cfg Config) *Server {
+func newServer(t testing.TB, cfg Config) *Server {
 	t.Helper()
 	srv, err := NewServer(cfg)
 	if err != nil {
