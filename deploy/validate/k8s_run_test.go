@@ -3,6 +3,7 @@ package validate
 import (
 	"fmt"
 	"os"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
@@ -59,7 +60,27 @@ func TestKustomizeOverlaysRun(t *testing.T) {
 					headless = s.Spec.ServiceName
 				}
 			}
+			// The stateless services: one process each stands for their
+			// Service.
+			var procs []*process
+			svcAddr := map[string]string{}
+			for _, svc := range []string{"pricing", "catalog"} {
+				for _, d := range r.deployments {
+					if d.Name != svc {
+						continue
+					}
+					svcAddr[svc] = freeAddr(t)
+					c := d.Spec.Template.Spec.Containers[0]
+					env := podEnv(t, c, svc+"-0", func(_, v string) string { return v })
+					env = append(env, "STATELAB_LISTEN="+svcAddr[svc], "STATELAB_SQLITE="+filepath.Join(t.TempDir(), "catalog.db"))
+					procs = append(procs, startProcess(t, bin, svc, c.Args, env))
+				}
+			}
+			serviceURL := regexp.MustCompile(`http://(pricing|catalog)(:80)?\b`)
 			rewrite := func(name, v string) string {
+				v = serviceURL.ReplaceAllStringFunc(v, func(u string) string {
+					return "http://" + svcAddr[serviceURL.FindStringSubmatch(u)[1]]
+				})
 				for _, pod := range pods {
 					v = strings.ReplaceAll(v, "http://"+pod+"."+headless+":8080", "http://"+addr[pod])
 				}
@@ -75,7 +96,6 @@ func TestKustomizeOverlaysRun(t *testing.T) {
 				}
 				return v
 			}
-			var procs []*process
 			for _, pod := range pods {
 				c := tmpl.Spec.Containers[0]
 				env := podEnv(t, c, pod, rewrite)
@@ -105,7 +125,9 @@ func TestKustomizeOverlaysRun(t *testing.T) {
 					cleanEnv()))
 			}
 			waitServing(t, lbURL, procs)
-			shop(t, lbURL, st, false)
+			// statelab lb routes /api/quote and /api/catalog to the services;
+			// the Service stand-in sends them to the carts, which call them.
+			shop(t, lbURL, st, lb != nil)
 		})
 	}
 }

@@ -190,10 +190,15 @@ func TestKustomizeOverlays(t *testing.T) {
 		}
 	}
 	base := render(t, k, "base")
-	if len(base.deployments) != 1 {
-		t.Fatalf("base: %d Deployments, want the cart Deployment", len(base.deployments))
+	var baseTemplate corev1.PodTemplateSpec
+	for _, d := range base.deployments {
+		if d.Name == "cart" {
+			baseTemplate = d.Spec.Template
+		}
 	}
-	baseTemplate := base.deployments[0].Spec.Template
+	if baseTemplate.Labels == nil {
+		t.Fatal("base: no cart Deployment")
+	}
 	for _, dir := range dirs {
 		t.Run(dir, func(t *testing.T) {
 			r := render(t, k, dir)
@@ -204,6 +209,9 @@ func TestKustomizeOverlays(t *testing.T) {
 			checkCartService(t, r, tmpl.Labels)
 			checkPDB(t, r, tmpl.Labels)
 			checkImages(t, r)
+			for _, name := range []string{"pricing", "catalog"} {
+				checkStatelessService(t, r, tmpl, name)
+			}
 			if sts := r.statefulSets; len(sts) > 0 && sts[0].Name == "cart" {
 				if !sameTemplate(baseTemplate, *tmpl) {
 					t.Errorf("the cart StatefulSet's pod template differs from the base Deployment's")
@@ -369,7 +377,47 @@ func checkPDB(t *testing.T, r *rendered, podLabels map[string]string) {
 			return
 		}
 	}
-	t.Error("no PodDisruptionBudget selects the cart pods")
+	t.Errorf("no PodDisruptionBudget selects the pods labelled %v", podLabels)
+}
+
+// checkStatelessService checks one of the stateless services the carts
+// call: a Deployment of at least two pods running the project's image with
+// its subcommand, probes, drain and requests; a Service and a
+// PodDisruptionBudget selecting them; the cart pointing at that Service.
+func checkStatelessService(t *testing.T, r *rendered, cart *corev1.PodTemplateSpec, name string) {
+	t.Helper()
+	var d *appsv1.Deployment
+	for _, x := range r.deployments {
+		if x.Name == name {
+			d = x
+		}
+	}
+	if d == nil {
+		t.Fatalf("no Deployment %s", name)
+	}
+	if ptrOr(d.Spec.Replicas, 1) < 2 {
+		t.Errorf("%s runs %d pods, want at least 2", name, ptrOr(d.Spec.Replicas, 1))
+	}
+	spec := d.Spec.Template.Spec
+	c := spec.Containers[0]
+	if c.Image != statelabImage || !slices.Equal(c.Args, []string{name}) {
+		t.Errorf("%s container runs %s %q, want %s [%s]", name, c.Image, c.Args, statelabImage, name)
+	}
+	checkProbe(t, name+" readiness", c.ReadinessProbe, "/readyz")
+	checkProbe(t, name+" liveness", c.LivenessProbe, "/healthz")
+	drain, shutdown := envDuration(t, c, "STATELAB_DRAIN_DELAY"), envDuration(t, c, "STATELAB_SHUTDOWN_TIMEOUT")
+	if grace := time.Duration(ptrOr(spec.TerminationGracePeriodSeconds, 30)) * time.Second; grace < drain+shutdown+5*time.Second {
+		t.Errorf("%s: terminationGracePeriodSeconds %v < drain %v + shutdown %v + 5 s", name, grace, drain, shutdown)
+	}
+	s := service(r, name)
+	if s == nil || !selects(s.Spec.Selector, d.Spec.Template.Labels) {
+		t.Errorf("no Service %s selecting its pods", name)
+	}
+	checkPDB(t, r, d.Spec.Template.Labels)
+	key := "STATELAB_" + strings.ToUpper(name)
+	if got := envValue(cart.Spec.Containers[0], key); got != "http://"+name {
+		t.Errorf("cart %s=%q, want http://%s (the Service)", key, got, name)
+	}
 }
 
 // checkImages checks that every container runs the project's image or a
