@@ -18,6 +18,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/statelab/statelab/internal/cart"
 	"github.com/statelab/statelab/internal/httpapi"
+	"github.com/statelab/statelab/internal/stores"
 	"github.com/statelab/statelab/session"
 )
 
@@ -57,7 +58,7 @@ func runApp(ctx context.Context, m *Main, args []string) error {
 	var f appFlags
 	fs := newFlagSet(m, "app", "--listen ADDR --store KIND [flags]")
 	fs.StringVar(&f.listen, "listen", "127.0.0.1:8080", "`address` to serve HTTP on (port 0 picks a free port)")
-	fs.StringVar(&f.store, "store", "memory", "where sessions live: "+strings.Join(cart.StoreKinds, "|"))
+	fs.StringVar(&f.store, "store", string(stores.Memory), "where sessions live: "+strings.Join(stores.KindNames(), "|"))
 	fs.StringVar(&f.id, "id", "", "replica `name` sent in X-Served-By (default: host name and port)")
 	fs.StringVar(&f.redis, "redis", "", "Redis `URL` for --store redis, e.g. redis://127.0.0.1:6379/0")
 	fs.StringVar(&f.redisPrefix, "redis-prefix", "", "`prefix` of every Redis key (default: the redisstore default)")
@@ -105,8 +106,8 @@ func runApp(ctx context.Context, m *Main, args []string) error {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	openCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	backend, err := cart.OpenStore(openCtx, cart.StoreConfig{
-		Kind:             f.store,
+	backend, err := stores.Open(openCtx, stores.Config{
+		Kind:             stores.Kind(f.store),
 		NodeName:         f.id,
 		RedisURL:         f.redis,
 		RedisPrefix:      f.redisPrefix,
@@ -197,17 +198,18 @@ func runApp(ctx context.Context, m *Main, args []string) error {
 // returns a usage error (exit status 2) naming the first bad one.
 func (f *appFlags) validate() error {
 	bad := func(format string, args ...any) error { return usageErrorf("app", format, args...) }
+	kind := stores.Kind(f.store)
 	switch {
-	case !slices.Contains(cart.StoreKinds, f.store):
-		return bad("invalid value %q for --store: want one of %s", f.store, strings.Join(cart.StoreKinds, ", "))
-	case f.store == "redis" && f.redis == "":
-		return bad("--store redis needs --redis URL")
-	case f.store == "postgres" && f.postgres == "":
-		return bad("--store postgres needs --postgres URL")
-	case f.store == "sqlite" && f.sqlite == "":
-		return bad("--store sqlite needs --sqlite PATH")
-	case f.store == "replicated" && f.clusterListen == "":
-		return bad("--store replicated needs --cluster-listen ADDR")
+	case !slices.Contains(stores.KindNames(), f.store):
+		return bad("invalid value %q for --store: want one of %s", f.store, strings.Join(stores.KindNames(), ", "))
+	case kind == stores.Redis && f.redis == "":
+		return bad("--store %s needs --redis URL", kind)
+	case kind == stores.Postgres && f.postgres == "":
+		return bad("--store %s needs --postgres URL", kind)
+	case kind == stores.SQLite && f.sqlite == "":
+		return bad("--store %s needs --sqlite PATH", kind)
+	case kind == stores.Replicated && f.clusterListen == "":
+		return bad("--store %s needs --cluster-listen ADDR", kind)
 	case f.secret != "" && len(f.secret) < minSecretLen:
 		return bad("--secret must be at least %d bytes", minSecretLen)
 	case f.work < 0:
@@ -226,7 +228,7 @@ func (f *appFlags) validate() error {
 	if _, _, err := net.SplitHostPort(f.listen); err != nil {
 		return bad("invalid value %q for --listen: %v", f.listen, err)
 	}
-	if f.store == "replicated" {
+	if kind == stores.Replicated {
 		if _, _, err := net.SplitHostPort(f.clusterListen); err != nil {
 			return bad("invalid value %q for --cluster-listen: %v", f.clusterListen, err)
 		}

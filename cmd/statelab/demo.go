@@ -7,8 +7,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/statelab/statelab/internal/cluster"
 	"github.com/statelab/statelab/internal/lab"
+	"github.com/statelab/statelab/internal/strategy"
 )
 
 func runDemo(ctx context.Context, m *Main, args []string) error {
@@ -20,16 +20,16 @@ func runDemo(ctx context.Context, m *Main, args []string) error {
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
-	var sts []cluster.Strategy
+	var sts []strategy.Strategy
 	for _, s := range strategies {
-		st, err := cluster.ParseStrategy(s)
+		st, err := strategy.Parse(s)
 		if err != nil {
 			return usageErrorf("demo", "--strategies: %v", err)
 		}
 		sts = append(sts, st)
 	}
 	if len(sts) == 0 {
-		sts = cluster.Strategies()
+		sts = strategy.All()
 	}
 	cfg, err := f.config("demo", m)
 	if err != nil {

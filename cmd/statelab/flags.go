@@ -113,3 +113,11 @@ func splitList(v string) []string {
 	}
 	return out
 }
+
+// oneOf lists names for a usage text: "a, b or c".
+func oneOf(names []string) string {
+	if len(names) < 2 {
+		return strings.Join(names, "")
+	}
+	return strings.Join(names[:len(names)-1], ", ") + " or " + names[len(names)-1]
+}

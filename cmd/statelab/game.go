@@ -15,8 +15,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
-	"github.com/statelab/statelab/internal/cart"
 	"github.com/statelab/statelab/internal/game"
+	"github.com/statelab/statelab/internal/stores"
 )
 
 // gameFlags are the command line of statelab game.
@@ -38,7 +38,7 @@ type gameFlags struct {
 }
 
 // gameStores are the --store values statelab game accepts.
-var gameStores = []string{"redis", "postgres", "sqlite"}
+var gameStores = []string{string(stores.Redis), string(stores.Postgres), string(stores.SQLite)}
 
 // runGame runs one replica of the game server until ctx is cancelled, then
 // hands its rooms over (final checkpoint, lease released) and leaves the
@@ -85,7 +85,7 @@ func runGame(ctx context.Context, m *Main, args []string) error {
 		Lease: f.lease, Secret: f.secret, Registry: reg, Logger: log}
 	if info.NeedsStore {
 		openCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
-		backend, err := cart.OpenStore(openCtx, cart.StoreConfig{Kind: f.store, RedisURL: f.redis,
+		backend, err := stores.Open(openCtx, stores.Config{Kind: stores.Kind(f.store), RedisURL: f.redis,
 			RedisPrefix: "statelab-game:", PostgresURL: f.postgres, SQLitePath: f.sqlite, Logger: log, Registerer: reg})
 		cancel()
 		if err != nil {
@@ -167,11 +167,11 @@ func (f *gameFlags) validate() (game.StrategyInfo, error) {
 		return bad("--strategy %s needs --store (%s)", f.strategy, strings.Join(gameStores, ", "))
 	case f.store != "" && !slices.Contains(gameStores, f.store):
 		return bad("invalid value %q for --store: want one of %s", f.store, strings.Join(gameStores, ", "))
-	case f.store == "redis" && f.redis == "":
+	case stores.Kind(f.store) == stores.Redis && f.redis == "":
 		return bad("--store redis needs --redis URL")
-	case f.store == "postgres" && f.postgres == "":
+	case stores.Kind(f.store) == stores.Postgres && f.postgres == "":
 		return bad("--store postgres needs --postgres URL")
-	case f.store == "sqlite" && f.sqlite == "":
+	case stores.Kind(f.store) == stores.SQLite && f.sqlite == "":
 		return bad("--store sqlite needs --sqlite PATH")
 	case f.tick <= 0:
 		return bad("--tick must be positive")

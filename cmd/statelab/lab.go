@@ -11,8 +11,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/statelab/statelab/internal/cluster"
 	"github.com/statelab/statelab/internal/lab"
+	"github.com/statelab/statelab/internal/strategy"
 )
 
 // labFlags are the knobs shared by statelab lab and statelab demo.
@@ -152,17 +152,17 @@ pre-fault level. The report has charts over time for every run.
 func runLab(ctx context.Context, m *Main, args []string) error {
 	fs := newFlagSet(m, "lab", "--strategy S [--scenario NAME] [--replicas N] [--rate R] [--duration D] [--quick] [--out DIR] [--json FILE] [--redis URL] [--postgres URL] [--seed N]")
 	var f labFlags
-	var strategy, scenario string
-	fs.StringVar(&strategy, "strategy", "", "strategy: naive, sticky, replicated, cache, database or client (required)")
+	var name, scenario string
+	fs.StringVar(&name, "strategy", "", "strategy: "+oneOf(strategy.Names())+" (required)")
 	fs.StringVar(&scenario, "scenario", "steady", "scenario: steady, failover, scaleout, rolling, tabs or storefail")
 	f.register(fs, true)
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
-	if strategy == "" {
-		return usageErrorf("lab", "--strategy is required (naive, sticky, replicated, cache, database or client)")
+	if name == "" {
+		return usageErrorf("lab", "--strategy is required (%s)", oneOf(strategy.Names()))
 	}
-	st, err := cluster.ParseStrategy(strategy)
+	st, err := strategy.Parse(name)
 	if err != nil {
 		return usageErrorf("lab", "--strategy: %v", err)
 	}

@@ -12,6 +12,7 @@ import (
 
 	"github.com/statelab/statelab/internal/cluster"
 	"github.com/statelab/statelab/internal/play"
+	"github.com/statelab/statelab/internal/strategy"
 )
 
 // runPlay serves the live playground: a cluster for one strategy at a time,
@@ -19,15 +20,16 @@ import (
 func runPlay(ctx context.Context, m *Main, args []string) error {
 	fs := newFlagSet(m, "play", "[--listen ADDR] [--strategy S] [--replicas N] [--redis URL] [--postgres URL]")
 	listen := fs.String("listen", "127.0.0.1:8080", "`address` the playground page listens on")
-	strategy := fs.String("strategy", "sticky", "first `strategy`: naive, sticky, replicated, cache, database or client (the page can change it)")
+	name := fs.String("strategy", string(strategy.Sticky), "first `strategy`: "+oneOf(strategy.Names())+" (the page can change it)")
 	replicas := fs.Int("replicas", 3, fmt.Sprintf("replicas per cluster, 1 to %d", play.MaxReplicas))
 	redisURL := fs.String("redis", "", "Redis `URL` for the cache strategy (default: start redis-server from PATH on a free port)")
 	postgresURL := fs.String("postgres", "", "PostgreSQL `URL` for the database strategy (default: SQLite in a temporary directory)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
-	if _, err := cluster.ParseStrategy(*strategy); err != nil {
-		return usageErrorf("play", "--strategy: unknown strategy %q (want naive, sticky, replicated, cache, database or client)", *strategy)
+	st, err := strategy.Parse(*name)
+	if err != nil {
+		return usageErrorf("play", "--strategy: unknown strategy %q (want %s)", *name, oneOf(strategy.Names()))
 	}
 	if *replicas < 1 || *replicas > play.MaxReplicas {
 		return usageErrorf("play", "--replicas must be 1 to %d, not %d", play.MaxReplicas, *replicas)
@@ -38,7 +40,7 @@ func runPlay(ctx context.Context, m *Main, args []string) error {
 	}
 	logger := slog.New(slog.NewTextHandler(m.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	srv, err := play.New(play.Config{
-		Strategy: *strategy,
+		Strategy: st,
 		Replicas: *replicas,
 		Start: play.NewClusterStarter(cluster.Config{
 			Binary:      bin,
@@ -59,7 +61,7 @@ func runPlay(ctx context.Context, m *Main, args []string) error {
 	}
 	defer ln.Close()
 
-	fmt.Fprintf(m.Stderr, "statelab play: starting a %s cluster of %d replicas…\n", *strategy, *replicas)
+	fmt.Fprintf(m.Stderr, "statelab play: starting a %s cluster of %d replicas…\n", st, *replicas)
 	if err := srv.Start(ctx); err != nil {
 		return errors.Join(err, srv.Close())
 	}

@@ -16,6 +16,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/statelab/statelab/internal/catalog"
+	"github.com/statelab/statelab/internal/stores"
 	"github.com/statelab/statelab/internal/testenv"
 	"github.com/statelab/statelab/session"
 	"github.com/statelab/statelab/session/replstore"
@@ -96,12 +97,12 @@ func BenchmarkCart(b *testing.B) {
 // openBenchStore opens a store of the given kind for one benchmark, with
 // its own Redis prefix, PostgreSQL schema or SQLite file, and closes it at
 // the end.
-func openBenchStore(b *testing.B, kind string) *Backend {
+func openBenchStore(b *testing.B, kind string) *stores.Backend {
 	b.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	run := strings.ToLower(rand.Text()[:10])
-	cfg := StoreConfig{Kind: kind, Secret: "benchmark secret, 16+ bytes", Logger: quiet}
+	cfg := stores.Config{Kind: stores.Kind(kind), Secret: "benchmark secret, 16+ bytes", Logger: quiet}
 	switch kind {
 	case "replicated", "replicated-async":
 		return openBenchCluster(b, ctx, kind == "replicated-async")
@@ -113,7 +114,7 @@ func openBenchStore(b *testing.B, kind string) *Backend {
 	case "sqlite":
 		cfg.SQLitePath = filepath.Join(b.TempDir(), "sessions.db")
 	}
-	backend, err := OpenStore(ctx, cfg)
+	backend, err := stores.Open(ctx, cfg)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -123,13 +124,13 @@ func openBenchStore(b *testing.B, kind string) *Backend {
 
 // openBenchCluster starts three replicated-store members on loopback and
 // returns the first; the other two hold its backups.
-func openBenchCluster(b *testing.B, ctx context.Context, async bool) *Backend {
+func openBenchCluster(b *testing.B, ctx context.Context, async bool) *stores.Backend {
 	b.Helper()
-	var first *Backend
+	var first *stores.Backend
 	var peers []string
 	for i := range 3 {
-		backend, err := OpenStore(ctx, StoreConfig{
-			Kind: "replicated", NodeName: fmt.Sprintf("m%d", i), ClusterListen: "127.0.0.1:0",
+		backend, err := stores.Open(ctx, stores.Config{
+			Kind: stores.Replicated, NodeName: fmt.Sprintf("m%d", i), ClusterListen: "127.0.0.1:0",
 			Peers: peers, AsyncReplication: async, Secret: "benchmark secret, 16+ bytes", Logger: quiet,
 		})
 		if err != nil {

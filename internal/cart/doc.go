@@ -2,11 +2,11 @@
 // lives in a session, wherever the session layer keeps it.
 //
 // It owns the cart domain (lines, quantities 1..99, checkout), the cart's
-// HTTP API and shop page, its Prometheus metrics, and the wiring from a
-// store name to a session.Manager (OpenStore). Products come from
+// HTTP API and shop page and its Prometheus metrics. Products come from
 // internal/catalog and prices from internal/pricing: in process (the
 // monolith, the default) or, with Config.Products and Config.Pricer set to
-// their clients, from the catalog and pricing services over HTTP.
+// their clients, from the catalog and pricing services over HTTP. Opening
+// the store a replica runs on is package stores' job (stores.Open).
 //
 // It does not own sessions: every change goes through
 // session.Manager.Update, a compare-and-swap loop, so the same handler code

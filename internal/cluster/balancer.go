@@ -41,7 +41,7 @@ func (c *Cluster) startBalancer(ctx context.Context, reps []*replica) error {
 	args := []string{"lb",
 		"--listen", "127.0.0.1:" + strconv.Itoa(port),
 		"--admin", "127.0.0.1:" + strconv.Itoa(admin),
-		"--policy", c.cfg.Strategy.Policy(),
+		"--policy", c.spec.Policy,
 		// Readiness, not liveness: a replica that is shutting down or cannot
 		// reach its store stops getting requests (the balancer's panic mode
 		// still spreads load when none is ready).

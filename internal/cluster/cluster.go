@@ -16,14 +16,13 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/statelab/statelab/internal/stores"
+	"github.com/statelab/statelab/internal/strategy"
 )
 
 // Errors returned by the cluster. Callers branch on them with errors.Is.
 var (
-	// ErrUnknownStrategy is returned by ParseStrategy and Start for a
-	// strategy name that is not one of SPEC's six.
-	ErrUnknownStrategy = errors.New("cluster: unknown strategy")
-
 	// ErrUnknownReplica is returned when an operation names a replica the
 	// cluster never started (or has removed).
 	ErrUnknownReplica = errors.New("cluster: unknown replica")
@@ -46,8 +45,9 @@ var (
 // Config describes a cluster to start. Zero values take the defaults given
 // in each field's comment.
 type Config struct {
-	// Strategy fixes the app's store and the balancer's policy. Required.
-	Strategy Strategy
+	// Strategy fixes the app's store and the balancer's policy (its row of
+	// the strategy table). Required.
+	Strategy strategy.Strategy
 
 	// Replicas is how many replicas Start launches. Zero means 3.
 	Replicas int
@@ -135,9 +135,8 @@ type Replica struct {
 
 // StoreInfo describes the cluster's store.
 type StoreInfo struct {
-	// Kind is the app's --store: memory, replicated, redis, sqlite, postgres
-	// or cookie.
-	Kind string `json:"kind"`
+	// Kind is the app's --store.
+	Kind stores.Kind `json:"kind"`
 	// External reports whether there is a store to fail (Redis, SQLite,
 	// PostgreSQL).
 	External bool `json:"external"`
@@ -149,22 +148,6 @@ type StoreInfo struct {
 	Managed bool `json:"managed"`
 	// Detail says where the store is, for people.
 	Detail string `json:"detail"`
-}
-
-// Snapshot is the cluster's state at one moment, for dashboards to poll.
-type Snapshot struct {
-	// Strategy is the cluster's strategy; Policy is its balancer policy.
-	Strategy Strategy `json:"strategy"`
-	Policy   string   `json:"policy"`
-	// URL is the balancer's base URL; AdminURL its admin API's.
-	URL      string `json:"url"`
-	AdminURL string `json:"admin_url"`
-	// Store describes the store and whether it is up.
-	Store StoreInfo `json:"store"`
-	// Replicas lists the replicas in creation order.
-	Replicas []Replica `json:"replicas"`
-	// LastEvent is the sequence number of the newest event (see Events).
-	LastEvent int `json:"last_event"`
 }
 
 // replica is the cluster's record of one replica.
@@ -184,6 +167,7 @@ func (r *replica) url() string { return "http://127.0.0.1:" + strconv.Itoa(r.por
 // Cluster is a running cluster. Its methods are safe for concurrent use.
 type Cluster struct {
 	cfg      Config
+	spec     strategy.Spec // the row of cfg.Strategy
 	log      *slog.Logger
 	dir      string
 	secret   string
@@ -209,8 +193,10 @@ type Cluster struct {
 // is stopped and removed. ctx bounds the start only; the cluster lives until
 // Close.
 func Start(ctx context.Context, cfg Config) (*Cluster, error) {
-	if _, err := ParseStrategy(string(cfg.Strategy)); err != nil {
-		return nil, err
+	spec, ok := strategy.Lookup(cfg.Strategy)
+	if !ok {
+		_, err := strategy.Parse(string(cfg.Strategy))
+		return nil, fmt.Errorf("cluster: %w", err)
 	}
 	if cfg.Binary == "" {
 		return nil, fmt.Errorf("%w: Binary (path of the statelab binary) is required", ErrBadConfig)
@@ -249,6 +235,7 @@ func Start(ctx context.Context, cfg Config) (*Cluster, error) {
 	}
 	c := &Cluster{
 		cfg:      cfg,
+		spec:     spec,
 		log:      logger.With("strategy", string(cfg.Strategy)),
 		dir:      dir,
 		secret:   secret,
@@ -290,7 +277,7 @@ func (c *Cluster) start(ctx context.Context) error {
 	if err := c.startBalancer(ctx, reps); err != nil {
 		return err
 	}
-	c.event(EventStarted, "", fmt.Sprintf("cluster up: %d replicas, store %s, policy %s", len(reps), st.info.Kind, c.cfg.Strategy.Policy()))
+	c.event(EventStarted, "", fmt.Sprintf("cluster up: %d replicas, store %s, policy %s", len(reps), st.info.Kind, c.spec.Policy))
 	return nil
 }
 
@@ -301,7 +288,7 @@ func (c *Cluster) newReplica() (*replica, error) {
 		return nil, err
 	}
 	r := &replica{port: port, state: StateDown}
-	if c.cfg.Strategy == Replicated {
+	if c.spec.Store == stores.Replicated {
 		cp, err := freePort()
 		if err != nil {
 			return nil, err
@@ -322,7 +309,7 @@ func (c *Cluster) appArgs(r *replica) []string {
 	args := []string{"app",
 		"--listen", "127.0.0.1:" + strconv.Itoa(r.port),
 		"--id", r.id,
-		"--store", c.store.info.Kind,
+		"--store", string(c.store.info.Kind),
 		"--secret", c.secret,
 	}
 	args = append(args, c.store.appArgs...)
@@ -439,7 +426,7 @@ func (c *Cluster) AdminURL() string { return c.adminURL }
 func (c *Cluster) Dir() string { return c.dir }
 
 // Strategy returns the cluster's strategy.
-func (c *Cluster) Strategy() Strategy { return c.cfg.Strategy }
+func (c *Cluster) Strategy() strategy.Strategy { return c.cfg.Strategy }
 
 // Replicas returns a snapshot of every replica the cluster knows, in the
 // order they were created. Removed replicas are not listed.
@@ -483,22 +470,6 @@ func (c *Cluster) Store() StoreInfo {
 	st.mu.Lock()
 	defer st.mu.Unlock()
 	return st.info
-}
-
-// Snapshot returns the whole cluster's state at one moment.
-func (c *Cluster) Snapshot() Snapshot {
-	s := Snapshot{
-		Strategy: c.cfg.Strategy,
-		Policy:   c.cfg.Strategy.Policy(),
-		URL:      c.lbURL,
-		AdminURL: c.adminURL,
-		Store:    c.Store(),
-		Replicas: c.Replicas(),
-	}
-	c.mu.Lock()
-	s.LastEvent = c.events.last()
-	c.mu.Unlock()
-	return s
 }
 
 // get returns the replica with id or ErrUnknownReplica; it fails with

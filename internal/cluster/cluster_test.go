@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/statelab/statelab/internal/strategy"
 	"github.com/statelab/statelab/internal/testenv"
 )
 
@@ -77,7 +78,7 @@ func replicaState(c *Cluster, id string) State {
 }
 
 func TestClusterLifecycle(t *testing.T) {
-	c := startCluster(t, Config{Strategy: Naive, Replicas: 2})
+	c := startCluster(t, Config{Strategy: strategy.Naive, Replicas: 2})
 	client := &http.Client{}
 	served := map[string]bool{}
 	for i := 0; i < 6; i++ {
@@ -183,7 +184,7 @@ func TestClusterLifecycle(t *testing.T) {
 }
 
 func TestClusterReportsCrash(t *testing.T) {
-	cfg := Config{Strategy: Sticky, Replicas: 1, Binary: testenv.StatelabBinary(t), Dir: t.TempDir()}
+	cfg := Config{Strategy: strategy.Sticky, Replicas: 1, Binary: testenv.StatelabBinary(t), Dir: t.TempDir()}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	c, err := Start(ctx, cfg)
@@ -207,7 +208,7 @@ func TestClusterReportsCrash(t *testing.T) {
 func TestClusterRedisStopStart(t *testing.T) {
 	_, err := exec.LookPath("redis-server")
 	testenv.Need(t, err == nil, "redis-server is not on PATH")
-	c := startCluster(t, Config{Strategy: Cache, Replicas: 1})
+	c := startCluster(t, Config{Strategy: strategy.Cache, Replicas: 1})
 	st := c.Store()
 	if !st.External || !st.Managed || !st.Up || st.Kind != "redis" {
 		t.Fatalf("store %+v, want a managed redis, up", st)
@@ -309,41 +310,15 @@ func TestFaultProxy(t *testing.T) {
 	}
 }
 
-func TestStrategies(t *testing.T) {
-	tests := []struct {
-		s             Strategy
-		store, policy string
-	}{
-		{Naive, "memory", "round_robin"},
-		{Sticky, "memory", "sticky"},
-		{Replicated, "replicated", "sticky"},
-		{Cache, "redis", "round_robin"},
-		{Database, "sqlite", "round_robin"},
-		{Client, "cookie", "round_robin"},
-	}
-	for _, tt := range tests {
-		got, err := ParseStrategy(string(tt.s))
-		if err != nil || got != tt.s {
-			t.Errorf("ParseStrategy(%q) = %q, %v", tt.s, got, err)
-		}
-		if tt.s.Store() != tt.store || tt.s.Policy() != tt.policy {
-			t.Errorf("%s: store %s policy %s, want %s %s", tt.s, tt.s.Store(), tt.s.Policy(), tt.store, tt.policy)
-		}
-	}
-	if _, err := ParseStrategy("memcached"); !errors.Is(err, ErrUnknownStrategy) {
-		t.Errorf("ParseStrategy(memcached) = %v, want ErrUnknownStrategy", err)
-	}
-}
-
 func TestStartBadConfig(t *testing.T) {
 	tests := []struct {
 		name string
 		cfg  Config
 		want error
 	}{
-		{"no strategy", Config{Binary: "x"}, ErrUnknownStrategy},
-		{"no binary", Config{Strategy: Naive}, ErrBadConfig},
-		{"negative replicas", Config{Strategy: Naive, Binary: "x", Replicas: -1}, ErrBadConfig},
+		{"no strategy", Config{Binary: "x"}, strategy.ErrUnknown},
+		{"no binary", Config{Strategy: strategy.Naive}, ErrBadConfig},
+		{"negative replicas", Config{Strategy: strategy.Naive, Binary: "x", Replicas: -1}, ErrBadConfig},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -402,9 +377,11 @@ func TestClusterStoreOutage(t *testing.T) {
 		name string
 		cfg  func(t *testing.T) Config
 	}{
-		{"sqlite", func(t *testing.T) Config { return Config{Strategy: Database} }},
-		{"postgres", func(t *testing.T) Config { return Config{Strategy: Database, PostgresURL: testenv.PostgresURL(t)} }},
-		{"redis by URL", func(t *testing.T) Config { return Config{Strategy: Cache, RedisURL: testenv.RedisURL(t)} }},
+		{"sqlite", func(t *testing.T) Config { return Config{Strategy: strategy.Database} }},
+		{"postgres", func(t *testing.T) Config {
+			return Config{Strategy: strategy.Database, PostgresURL: testenv.PostgresURL(t)}
+		}},
+		{"redis by URL", func(t *testing.T) Config { return Config{Strategy: strategy.Cache, RedisURL: testenv.RedisURL(t)} }},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

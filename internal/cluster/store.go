@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/statelab/statelab/internal/stores"
 	_ "modernc.org/sqlite" // the SQLite driver, to lock the database file in StopStore
 )
 
@@ -47,12 +48,16 @@ type storeRuntime struct {
 	sqliteConn *sql.Conn
 }
 
-// startStore prepares the store for c's strategy.
+// startStore prepares the store of c's strategy. A strategy on SQLite
+// runs on PostgreSQL instead when the cluster was given a PostgreSQL URL.
 func startStore(ctx context.Context, c *Cluster) (*storeRuntime, error) {
-	s := &storeRuntime{c: c, info: StoreInfo{Kind: c.cfg.Strategy.Store(), Up: true}}
-	switch c.cfg.Strategy {
-	case Cache:
-		s.info.External = true
+	kind := c.spec.Store
+	if kind == stores.SQLite && c.cfg.PostgresURL != "" {
+		kind = stores.Postgres
+	}
+	s := &storeRuntime{c: c, info: StoreInfo{Kind: kind, External: kind.External(), Up: true}}
+	switch kind {
+	case stores.Redis:
 		if c.cfg.RedisURL == "" {
 			return s, s.startRedis(ctx)
 		}
@@ -70,15 +75,11 @@ func startStore(ctx context.Context, c *Cluster) (*storeRuntime, error) {
 		// cluster's keys their own prefix.
 		s.appArgs = []string{"--redis", u.String(), "--redis-prefix", "statelab:lab:" + randomHex(6) + ":"}
 		s.info.Detail = "Redis at " + c.cfg.RedisURL + " (through a fault proxy at " + p.addr + ")"
-	case Database:
-		s.info.External = true
-		if c.cfg.PostgresURL == "" {
-			s.sqlitePath = filepath.Join(c.dir, "carts.db")
-			s.appArgs = []string{"--sqlite", s.sqlitePath}
-			s.info.Detail = "SQLite file " + s.sqlitePath + " shared by the replicas"
-			return s, nil
-		}
-		s.info.Kind = "postgres"
+	case stores.SQLite:
+		s.sqlitePath = filepath.Join(c.dir, "carts.db")
+		s.appArgs = []string{"--sqlite", s.sqlitePath}
+		s.info.Detail = "SQLite file " + s.sqlitePath + " shared by the replicas"
+	case stores.Postgres:
 		if err := s.preparePostgres(ctx); err != nil {
 			return nil, err
 		}

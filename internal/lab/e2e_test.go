@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/statelab/statelab/internal/cluster"
+	"github.com/statelab/statelab/internal/strategy"
 	"github.com/statelab/statelab/internal/testenv"
 )
 
@@ -17,7 +17,7 @@ func TestMain(m *testing.M) { testenv.Main(m) }
 
 // e2eConfig is a short failover run: small enough for a test, long enough
 // that carts live on the killed replica.
-func e2eConfig(t *testing.T, s cluster.Strategy) Config {
+func e2eConfig(t *testing.T, s strategy.Strategy) Config {
 	return Config{
 		Strategy: s, Scenario: Failover,
 		Replicas: 3, Rate: 150, Duration: 3 * time.Second, Think: 60 * time.Millisecond,
@@ -34,7 +34,7 @@ func TestFailoverEndToEnd(t *testing.T) {
 	_, err := exec.LookPath("redis-server")
 	testenv.Need(t, err == nil, "redis-server is not on PATH (the cache run starts its own)")
 	var runs []*Run
-	for _, s := range []cluster.Strategy{cluster.Sticky, cluster.Cache} {
+	for _, s := range []strategy.Strategy{strategy.Sticky, strategy.Cache} {
 		t.Run(string(s), func(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), 40*time.Second)
 			defer cancel()
@@ -59,11 +59,11 @@ func TestFailoverEndToEnd(t *testing.T) {
 				t.Fatalf("no work measured: %+v", r)
 			}
 			switch s {
-			case cluster.Sticky:
+			case strategy.Sticky:
 				if r.ItemsLost == 0 || r.CartsLost == 0 {
 					t.Errorf("sticky failover lost nothing (%d items, %d carts); carts living only on the killed replica must be lost", r.ItemsLost, r.CartsLost)
 				}
-			case cluster.Cache:
+			case strategy.Cache:
 				if r.ItemsLost != 0 || r.CartsLost != 0 {
 					t.Errorf("cache failover lost %d items in %d carts; Redis keeps every cart", r.ItemsLost, r.CartsLost)
 				}

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/statelab/statelab/internal/cluster"
+	"github.com/statelab/statelab/internal/strategy"
 )
 
 // Errors of the lab. Callers branch on them with errors.Is.
@@ -28,7 +29,7 @@ var (
 // the defaults of DefaultConfig.
 type Config struct {
 	// Strategy and Scenario name the run.
-	Strategy cluster.Strategy
+	Strategy strategy.Strategy
 	Scenario Scenario
 
 	// Replicas is how many replicas serve at the end of the run (scaleout
@@ -126,7 +127,7 @@ func (c *Config) fill() {
 
 // Validate reports the first invalid field of c, wrapping ErrBadConfig.
 func (c Config) Validate() error {
-	if _, err := cluster.ParseStrategy(string(c.Strategy)); err != nil {
+	if _, err := strategy.Parse(string(c.Strategy)); err != nil {
 		return err
 	}
 	if _, err := ParseScenario(string(c.Scenario)); err != nil {
@@ -205,7 +206,8 @@ func RunOne(ctx context.Context, cfg Config) (*Run, error) {
 		}
 	}
 	run := &Run{CPUBusy: -1, Result: RunResult{Strategy: string(cfg.Strategy), Scenario: string(cfg.Scenario)}}
-	if cfg.Scenario == Storefail && cfg.Strategy != cluster.Cache && cfg.Strategy != cluster.Database {
+	spec := cfg.Strategy.Spec()
+	if cfg.Scenario == Storefail && !spec.External() {
 		run.Skipped = string(cfg.Strategy) + " has no external store to stop"
 		return run, nil
 	}
@@ -236,10 +238,10 @@ func RunOne(ctx context.Context, cfg Config) (*Run, error) {
 			run.Err += err.Error()
 		}
 	}()
-	store := c.Store().Kind
+	store := string(c.Store().Kind)
 	run.Result = RunResult{
 		Strategy: string(cfg.Strategy), Scenario: string(cfg.Scenario),
-		Store: store, Policy: cfg.Strategy.Policy(), Replicas: cfg.Replicas,
+		Store: store, Policy: spec.Policy, Replicas: cfg.Replicas,
 		DurationS: cfg.Duration.Seconds(), OfferedRPS: cfg.Rate,
 	}
 	skus, err := fetchSKUs(ctx, c.URL())
@@ -417,7 +419,7 @@ func round(v float64, digits int) float64 {
 // SortRuns orders runs by strategy then scenario, in SPEC's orders.
 func SortRuns(runs []*Run) {
 	si := map[string]int{}
-	for i, s := range cluster.Strategies() {
+	for i, s := range strategy.All() {
 		si[string(s)] = i
 	}
 	ci := map[string]int{}

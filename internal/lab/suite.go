@@ -7,25 +7,25 @@ import (
 	"path/filepath"
 	"time"
 
-	"github.com/statelab/statelab/internal/cluster"
+	"github.com/statelab/statelab/internal/strategy"
 )
 
 // Pair is one strategy × scenario of a suite.
 type Pair struct {
-	Strategy cluster.Strategy
+	Strategy strategy.Strategy
 	Scenario Scenario
 }
 
 // DemoPairs returns the runs of `statelab demo` for strategies: each through
 // steady, failover, scaleout and tabs, and cache and database also through
-// storefail.
-func DemoPairs(strategies []cluster.Strategy) []Pair {
+// storefail (every strategy whose store is external).
+func DemoPairs(strategies []strategy.Strategy) []Pair {
 	var out []Pair
 	for _, s := range strategies {
 		for _, sc := range []Scenario{Steady, Failover, Scaleout, Tabs} {
 			out = append(out, Pair{s, sc})
 		}
-		if s == cluster.Cache || s == cluster.Database {
+		if s.Spec().External() {
 			out = append(out, Pair{s, Storefail})
 		}
 	}

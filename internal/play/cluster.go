@@ -3,6 +3,9 @@ package play
 import (
 	"context"
 	"errors"
+
+	"github.com/statelab/statelab/internal/stores"
+	"github.com/statelab/statelab/internal/strategy"
 )
 
 // Errors the playground returns and its controls map to HTTP statuses.
@@ -26,9 +29,6 @@ var (
 	// ErrNoShoppers is returned when background shoppers are asked for but
 	// the server was built without a ShoppersFunc.
 	ErrNoShoppers = errors.New("play: background shoppers are not available")
-
-	// ErrUnknownStrategy is returned for a strategy name outside SPEC's six.
-	ErrUnknownStrategy = errors.New("play: unknown strategy")
 )
 
 // ProcessState is what the cluster knows about a replica's process.
@@ -57,9 +57,8 @@ type ReplicaProcess struct {
 
 // StoreProcess describes where a cluster keeps its carts.
 type StoreProcess struct {
-	// Kind is the app's --store: memory, replicated, redis, postgres,
-	// sqlite or cookie.
-	Kind string
+	// Kind is the app's --store.
+	Kind stores.Kind
 	// Addr is where the store is (an address or a file), empty for stores
 	// inside the replicas or the client.
 	Addr string
@@ -76,7 +75,7 @@ type StoreProcess struct {
 // tests use a fake. Every method is safe for concurrent use.
 type Cluster interface {
 	// Strategy returns the strategy the cluster was started for.
-	Strategy() string
+	Strategy() strategy.Strategy
 	// BalancerURL returns the base URL of the balancer's traffic port.
 	BalancerURL() string
 	// AdminURL returns the base URL of the balancer's admin API.
@@ -114,7 +113,7 @@ type Cluster interface {
 // StartFunc starts a cluster of replicas replicas for strategy. The
 // playground calls it at start-up and again each time the strategy changes,
 // after closing the previous cluster.
-type StartFunc func(ctx context.Context, strategy string, replicas int) (Cluster, error)
+type StartFunc func(ctx context.Context, st strategy.Strategy, replicas int) (Cluster, error)
 
 // Shoppers is a running background workload of simulated shoppers.
 type Shoppers interface {

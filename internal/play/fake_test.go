@@ -10,6 +10,10 @@ import (
 	"strings"
 	"sync"
 	"testing"
+
+	"github.com/statelab/statelab/balancer"
+	"github.com/statelab/statelab/internal/stores"
+	"github.com/statelab/statelab/internal/strategy"
 )
 
 // fakeCluster is a test double of Cluster: one httptest server plays the
@@ -18,8 +22,8 @@ import (
 // external store, or the client). It is just enough to drive the
 // playground's wording, not a second cluster.
 type fakeCluster struct {
-	strategy string
-	kind     string // app --store
+	strategy strategy.Strategy
+	kind     stores.Kind // app --store
 	sticky   bool
 	srv      *httptest.Server
 
@@ -40,15 +44,13 @@ type fakeReplica struct {
 	reqs  int64
 }
 
-func newFakeCluster(t *testing.T, strategy string, replicas int) *fakeCluster {
+func newFakeCluster(t *testing.T, st strategy.Strategy, replicas int) *fakeCluster {
 	t.Helper()
-	info, err := lookupStrategy(strategy)
-	if err != nil {
-		t.Fatal(err)
+	spec, ok := strategy.Lookup(st)
+	if !ok {
+		t.Fatalf("unknown strategy %q", st)
 	}
-	kind := map[string]string{"naive": "memory", "sticky": "memory", "replicated": "replicated",
-		"cache": "redis", "database": "sqlite", "client": "cookie"}[strategy]
-	f := &fakeCluster{strategy: strategy, kind: kind, sticky: info.policy == "sticky",
+	f := &fakeCluster{strategy: st, kind: spec.Store, sticky: spec.Policy == balancer.PolicySticky,
 		shared: map[string]map[string]int{}, storeUp: true}
 	for i := 1; i <= replicas; i++ {
 		f.reps = append(f.reps, &fakeReplica{id: fmt.Sprintf("r%d", i), state: ProcessRunning, carts: map[string]map[string]int{}})
@@ -90,7 +92,7 @@ func (f *fakeCluster) serve(w http.ResponseWriter, r *http.Request) {
 					c := len(rep.carts)
 					n = &c
 				}
-				_ = json.NewEncoder(w).Encode(replicaView{ID: id, Store: f.kind, Sessions: n})
+				_ = json.NewEncoder(w).Encode(replicaView{ID: id, Store: string(f.kind), Sessions: n})
 				return
 			}
 		}
@@ -195,9 +197,9 @@ func (f *fakeCluster) serveCart(w http.ResponseWriter, r *http.Request) {
 	_ = json.NewEncoder(w).Encode(map[string]any{"items": items, "served_by": rep.id})
 }
 
-func (f *fakeCluster) Strategy() string    { return f.strategy }
-func (f *fakeCluster) BalancerURL() string { return f.srv.URL }
-func (f *fakeCluster) AdminURL() string    { return f.srv.URL }
+func (f *fakeCluster) Strategy() strategy.Strategy { return f.strategy }
+func (f *fakeCluster) BalancerURL() string         { return f.srv.URL }
+func (f *fakeCluster) AdminURL() string            { return f.srv.URL }
 
 func (f *fakeCluster) Replicas() []ReplicaProcess {
 	f.mu.Lock()
@@ -212,7 +214,7 @@ func (f *fakeCluster) Replicas() []ReplicaProcess {
 func (f *fakeCluster) Store() StoreProcess {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	ext := f.kind == "redis" || f.kind == "sqlite" || f.kind == "postgres"
+	ext := f.kind.External()
 	return StoreProcess{Kind: f.kind, External: ext, Up: f.storeUp || !ext}
 }
 
@@ -314,7 +316,7 @@ type fakeStarter struct {
 	failWith error
 }
 
-func (fs *fakeStarter) start(ctx context.Context, strategy string, replicas int) (Cluster, error) {
+func (fs *fakeStarter) start(ctx context.Context, st strategy.Strategy, replicas int) (Cluster, error) {
 	fs.mu.Lock()
 	gate, fail := fs.gate, fs.failWith
 	fs.mu.Unlock()
@@ -328,7 +330,7 @@ func (fs *fakeStarter) start(ctx context.Context, strategy string, replicas int)
 	if fail != nil {
 		return nil, fail
 	}
-	c := newFakeCluster(fs.t, strategy, replicas)
+	c := newFakeCluster(fs.t, st, replicas)
 	fs.mu.Lock()
 	fs.started = append(fs.started, c)
 	fs.mu.Unlock()

@@ -15,6 +15,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/statelab/statelab/internal/strategy"
 	"github.com/statelab/statelab/internal/webguard"
 )
 
@@ -242,7 +243,7 @@ func readJSON(w http.ResponseWriter, r *http.Request, v any) bool {
 // writeControlError maps a control's error to its status.
 func writeControlError(w http.ResponseWriter, err error) {
 	switch {
-	case errors.Is(err, errBadRequest), errors.Is(err, ErrUnknownStrategy):
+	case errors.Is(err, errBadRequest), errors.Is(err, strategy.ErrUnknown):
 		writeError(w, http.StatusBadRequest, "bad_request", err.Error())
 	case errors.Is(err, ErrUnknownReplica):
 		writeError(w, http.StatusNotFound, "unknown_replica", err.Error())

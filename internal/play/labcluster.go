@@ -7,17 +7,14 @@ import (
 
 	"github.com/statelab/statelab/internal/cluster"
 	"github.com/statelab/statelab/internal/lab"
+	"github.com/statelab/statelab/internal/strategy"
 )
 
 // NewClusterStarter returns a StartFunc that starts real clusters with
 // package cluster: base is used as is, except that Strategy and Replicas
 // come from each call. base.Binary must name the statelab binary.
 func NewClusterStarter(base cluster.Config) StartFunc {
-	return func(ctx context.Context, strategy string, replicas int) (Cluster, error) {
-		st, err := cluster.ParseStrategy(strategy)
-		if err != nil {
-			return nil, fmt.Errorf("%w: %w", ErrUnknownStrategy, err)
-		}
+	return func(ctx context.Context, st strategy.Strategy, replicas int) (Cluster, error) {
 		cfg := base
 		cfg.Strategy, cfg.Replicas = st, replicas
 		c, err := cluster.Start(ctx, cfg)
@@ -40,9 +37,9 @@ var (
 	_ noticer = (*labCluster)(nil)
 )
 
-func (l *labCluster) Strategy() string    { return string(l.c.Strategy()) }
-func (l *labCluster) BalancerURL() string { return l.c.URL() }
-func (l *labCluster) AdminURL() string    { return l.c.AdminURL() }
+func (l *labCluster) Strategy() strategy.Strategy { return l.c.Strategy() }
+func (l *labCluster) BalancerURL() string         { return l.c.URL() }
+func (l *labCluster) AdminURL() string            { return l.c.AdminURL() }
 
 func (l *labCluster) Replicas() []ReplicaProcess {
 	reps := l.c.Replicas()

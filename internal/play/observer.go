@@ -7,6 +7,9 @@ import (
 	"sort"
 	"strings"
 	"sync"
+
+	"github.com/statelab/statelab/internal/stores"
+	"github.com/statelab/statelab/internal/strategy"
 )
 
 // CartLine is one line of your cart as the last response showed it.
@@ -91,7 +94,7 @@ func parseCartOp(method, path string, body []byte) (cartOp, bool) {
 type observer struct {
 	log *eventLog
 	// context returns the running strategy and store kind.
-	context func() (strategy, storeKind string)
+	context func() (strategy.Strategy, stores.Kind)
 
 	mu       sync.Mutex
 	you      You
@@ -101,7 +104,7 @@ type observer struct {
 	fault bool
 }
 
-func newObserver(log *eventLog, context func() (strategy, storeKind string)) *observer {
+func newObserver(log *eventLog, context func() (strategy.Strategy, stores.Kind)) *observer {
 	return &observer{log: log, context: context, expected: map[string]CartLine{}}
 }
 
@@ -149,7 +152,7 @@ type cartBody struct {
 // what the request did to the cart, status, servedBy (X-Served-By) and body
 // what came back.
 func (o *observer) Observe(op cartOp, status int, servedBy string, body []byte) {
-	strategy, storeKind := o.context()
+	st, storeKind := o.context()
 	var cb cartBody
 	_ = json.Unmarshal(body, &cb) // a body that is not a cart is simply not compared
 	if servedBy == "" {
@@ -202,7 +205,7 @@ func (o *observer) Observe(op cartOp, status int, servedBy string, body []byte) 
 					say(EventLoss, fmt.Sprintf("your next request went to %s: %s — %s",
 						orUnknown(servedBy), what, lostWhere(len(lost), prevServer, servedBy, storeKind)))
 				case o.fault && len(got) > 0:
-					say(EventSafe, safeText(servedBy, prevServer, strategy, storeKind))
+					say(EventSafe, safeText(servedBy, prevServer, st, storeKind))
 				}
 			}
 			o.expected = got
@@ -262,15 +265,15 @@ func orUnknown(id string) string {
 }
 
 // lostWhere completes "your cart is empty — …".
-func lostWhere(n int, prev, now, storeKind string) string {
+func lostWhere(n int, prev, now string, storeKind stores.Kind) string {
 	items := plural(n, "item", "items")
-	if storeKind == "memory" && prev != "" && prev != now {
+	if storeKind == stores.Memory && prev != "" && prev != now {
 		if n == 1 {
 			return fmt.Sprintf("the item you had lived only on %s", prev)
 		}
 		return fmt.Sprintf("the %s you had lived only on %s", items, prev)
 	}
-	if storeKind == "memory" && prev == now && prev != "" {
+	if storeKind == stores.Memory && prev == now && prev != "" {
 		return fmt.Sprintf("%s lost its memory, and your %s with it", prev, items)
 	}
 	if n == 1 {
@@ -280,11 +283,11 @@ func lostWhere(n int, prev, now, storeKind string) string {
 }
 
 // safeText is the log line for a cart that survived a fault.
-func safeText(now, prev, strategy, storeKind string) string {
+func safeText(now, prev string, st strategy.Strategy, storeKind stores.Kind) string {
 	if now != "" && now == prev {
 		return fmt.Sprintf("%s served you again: your cart is intact", now)
 	}
-	if src := cartSource(strategy, storeKind); src != "" {
+	if src := cartSource(st, storeKind); src != "" {
 		return fmt.Sprintf("%s read your cart from %s: nothing lost", orUnknown(now), src)
 	}
 	return fmt.Sprintf("your request went to %s: your cart is intact", orUnknown(now))

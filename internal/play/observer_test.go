@@ -5,6 +5,9 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/statelab/statelab/internal/stores"
+	"github.com/statelab/statelab/internal/strategy"
 )
 
 func TestParseCartOp(t *testing.T) {
@@ -47,10 +50,11 @@ func TestObserverSequences(t *testing.T) {
 	read := cartOp{kind: "read"}
 	add := func(sku string) cartOp { return cartOp{kind: "add", sku: sku, qty: 1} }
 	tests := []struct {
-		name, kind string
-		fault      string
-		steps      []resp
-		want       string // "" means no event at all
+		name  string
+		kind  stores.Kind
+		fault string
+		steps []resp
+		want  string // "" means no event at all
 	}{
 		{"quiet shopping", "memory", "", []resp{
 			{read, 200, "r1", `{"items":[]}`},
@@ -94,7 +98,7 @@ func TestObserverSequences(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			log := newEventLog(50, nil)
-			o := newObserver(log, func() (string, string) { return "sticky", tt.kind })
+			o := newObserver(log, func() (strategy.Strategy, stores.Kind) { return strategy.Sticky, tt.kind })
 			for i, st := range tt.steps {
 				if i == len(tt.steps)-1 && tt.fault != "" {
 					o.Fault(strings.TrimSuffix(tt.fault, "-store-"))
@@ -117,7 +121,7 @@ func TestObserverSequences(t *testing.T) {
 
 func TestKilledText(t *testing.T) {
 	tests := []struct {
-		kind     string
+		kind     stores.Kind
 		sessions int
 		known    bool
 		want     string
@@ -130,7 +134,7 @@ func TestKilledText(t *testing.T) {
 		{"postgres", 0, false, "r2 killed — it held no carts: they live in PostgreSQL"},
 	}
 	for _, tt := range tests {
-		if got := killedText("r2", "", tt.kind, tt.sessions, tt.known); got != tt.want {
+		if got := killedText("r2", tt.kind, tt.sessions, tt.known); got != tt.want {
 			t.Errorf("killedText(%s, %d, %v) = %q, want %q", tt.kind, tt.sessions, tt.known, got, tt.want)
 		}
 	}

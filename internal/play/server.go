@@ -10,6 +10,10 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/statelab/statelab/balancer"
+	"github.com/statelab/statelab/internal/stores"
+	"github.com/statelab/statelab/internal/strategy"
 )
 
 // Limits of the controls.
@@ -24,8 +28,9 @@ const (
 // Config configures a Server. The zero value of every field but Start has a
 // documented default.
 type Config struct {
-	// Strategy is the strategy of the first cluster. Empty means "sticky".
-	Strategy string
+	// Strategy is the strategy of the first cluster. Empty means
+	// strategy.Sticky.
+	Strategy strategy.Strategy
 	// Replicas is the number of replicas each cluster starts with, 1 to
 	// MaxReplicas. Zero means 3.
 	Replicas int
@@ -51,9 +56,9 @@ type Config struct {
 // error for a value out of range.
 func (c Config) withDefaults() (Config, error) {
 	if c.Strategy == "" {
-		c.Strategy = "sticky"
+		c.Strategy = strategy.Sticky
 	}
-	if _, err := lookupStrategy(c.Strategy); err != nil {
+	if _, err := strategy.Parse(string(c.Strategy)); err != nil {
 		return c, err
 	}
 	if c.Replicas == 0 {
@@ -109,7 +114,7 @@ type Server struct {
 
 	mu         sync.Mutex
 	cluster    Cluster
-	strategy   string
+	strategy   strategy.Strategy
 	phase      string
 	errText    string
 	busy       string
@@ -158,10 +163,10 @@ func New(cfg Config) (*Server, error) {
 // the cluster cannot start; ctx bounds the start only.
 func (s *Server) Start(ctx context.Context) error {
 	s.mu.Lock()
-	strategy := s.strategy
+	st := s.strategy
 	s.mu.Unlock()
 	s.publishState()
-	c, err := s.startCluster(ctx, strategy)
+	c, err := s.startCluster(ctx, st)
 	if err != nil {
 		s.setFailed(err)
 		return err
@@ -182,12 +187,12 @@ func (s *Server) Start(ctx context.Context) error {
 }
 
 // startCluster starts a cluster for strategy with the action timeout.
-func (s *Server) startCluster(ctx context.Context, strategy string) (Cluster, error) {
+func (s *Server) startCluster(ctx context.Context, st strategy.Strategy) (Cluster, error) {
 	ctx, cancel := context.WithTimeout(ctx, s.cfg.ActionTimeout)
 	defer cancel()
-	c, err := s.cfg.Start(ctx, strategy, s.cfg.Replicas)
+	c, err := s.cfg.Start(ctx, st, s.cfg.Replicas)
 	if err != nil {
-		return nil, fmt.Errorf("play: start %s cluster: %w", strategy, err)
+		return nil, fmt.Errorf("play: start %s cluster: %w", st, err)
 	}
 	return c, nil
 }
@@ -234,14 +239,14 @@ func (s *Server) current() Cluster {
 
 // storeContext returns the running strategy and store kind, for the
 // observer's wording.
-func (s *Server) storeContext() (string, string) {
+func (s *Server) storeContext() (strategy.Strategy, stores.Kind) {
 	s.mu.Lock()
-	c, strategy := s.cluster, s.strategy
+	c, st := s.cluster, s.strategy
 	s.mu.Unlock()
 	if c == nil {
-		return strategy, ""
+		return st, ""
 	}
-	return strategy, c.Store().Kind
+	return st, c.Store().Kind
 }
 
 // pollLoop polls the cluster until Close.
@@ -265,7 +270,7 @@ func (s *Server) refresh() {
 	if c != nil {
 		s.pollMu.Lock()
 		bal, reps := poll(s.ctx, s.client, c, s.prev, time.Now())
-		bal.Policy = policyOf(c.Strategy())
+		bal.Policy = c.Strategy().Spec().Policy
 		var notices []string
 		if n, ok := c.(noticer); ok {
 			notices = n.Notices()
@@ -286,20 +291,12 @@ func (s *Server) refresh() {
 	s.publishState()
 }
 
-func policyOf(strategy string) string {
-	info, err := lookupStrategy(strategy)
-	if err != nil {
-		return ""
-	}
-	return info.policy
-}
-
 // State returns the current snapshot.
 func (s *Server) State() State {
 	s.mu.Lock()
 	st := State{
 		Strategy:   s.strategy,
-		Strategies: StrategyNames(),
+		Strategies: strategy.All(),
 		Phase:      s.phase,
 		Error:      s.errText,
 		Busy:       s.busy,
@@ -309,13 +306,11 @@ func (s *Server) State() State {
 	}
 	c := s.cluster
 	s.mu.Unlock()
-	if info, err := lookupStrategy(st.Strategy); err == nil {
-		st.Where = info.where
-		st.Balancer.Policy = info.policy
-	}
+	spec := st.Strategy.Spec()
+	st.Where, st.Balancer.Policy = spec.Where, spec.Policy
 	if c != nil {
 		sp := c.Store()
-		st.Store = StoreState{Kind: sp.Kind, Name: storeName(sp.Kind), External: sp.External, Up: sp.Up}
+		st.Store = StoreState{Kind: sp.Kind, Name: sp.Kind.Name(), External: sp.External, Up: sp.Up}
 		if sp.External {
 			st.Store.Addr = sp.Addr
 			// Every replica reports the shared store's count: it belongs
@@ -327,9 +322,7 @@ func (s *Server) State() State {
 				st.Replicas[i].Sessions = nil
 			}
 		}
-		if sp.Kind == "sqlite" || sp.Kind == "postgres" {
-			st.Where = "in " + storeName(sp.Kind)
-		}
+		st.Where = whereText(st.Strategy, sp.Kind)
 	} else {
 		st.Replicas = nil
 		st.Balancer = BalancerState{Policy: st.Balancer.Policy}
@@ -404,21 +397,19 @@ func (s *Server) actionContext() (context.Context, context.CancelFunc) {
 
 // readyText is the log line for a cluster that has just started.
 func readyText(c Cluster) string {
-	info, _ := lookupStrategy(c.Strategy())
-	where := info.where
-	if k := c.Store().Kind; k == "sqlite" || k == "postgres" {
-		where = "in " + storeName(k)
-	}
+	st := c.Strategy()
 	return fmt.Sprintf("cluster ready: %s strategy, %d replicas behind a %s balancer — your cart lives %s",
-		c.Strategy(), len(c.Replicas()), info.policy, where)
+		st, len(c.Replicas()), st.Spec().Policy, whereText(st, c.Store().Kind))
 }
 
-// SetStrategy closes the running cluster and starts one for strategy.
-func (s *Server) SetStrategy(strategy string) error {
-	if _, err := lookupStrategy(strategy); err != nil {
+// SetStrategy closes the running cluster and starts one for the strategy
+// named name.
+func (s *Server) SetStrategy(name string) error {
+	st, err := strategy.Parse(name)
+	if err != nil {
 		return err
 	}
-	_, done, err := s.begin("rebuilding the cluster for " + strategy)
+	_, done, err := s.begin("rebuilding the cluster for " + string(st))
 	if err != nil {
 		return err
 	}
@@ -429,10 +420,10 @@ func (s *Server) SetStrategy(strategy string) error {
 	s.mu.Lock()
 	old, sh, on := s.cluster, s.shoppers, s.shoppersOn
 	s.cluster, s.shoppers = nil, nil
-	s.strategy, s.phase, s.errText = strategy, "rebuilding", ""
+	s.strategy, s.phase, s.errText = st, "rebuilding", ""
 	s.balancer, s.replicas = BalancerState{}, nil
 	s.mu.Unlock()
-	s.events.add(EventAction, fmt.Sprintf("rebuilding the cluster for the %s strategy…", strategy))
+	s.events.add(EventAction, fmt.Sprintf("rebuilding the cluster for the %s strategy…", st))
 	s.publishState()
 	if sh != nil {
 		if err := sh.Close(); err != nil {
@@ -447,7 +438,7 @@ func (s *Server) SetStrategy(strategy string) error {
 	s.tr.CloseIdleConnections()
 	s.obs.Reset()
 
-	c, err := s.startCluster(ctx, strategy)
+	c, err := s.startCluster(ctx, st)
 	if err != nil {
 		s.mu.Lock()
 		s.shoppersOn = false
@@ -521,7 +512,7 @@ func (s *Server) ReplicaAction(act, id string) error {
 	}
 	switch act {
 	case "kill":
-		s.events.add(EventAction, killedText(id, c.Strategy(), storeKind, sessions, counted))
+		s.events.add(EventAction, killedText(id, storeKind, sessions, counted))
 		s.obs.Fault(id)
 	case "pause":
 		s.events.add(EventAction, fmt.Sprintf("%s paused (SIGSTOP) — it keeps its memory but answers nothing until it is resumed", id))
@@ -534,7 +525,7 @@ func (s *Server) ReplicaAction(act, id string) error {
 		s.obs.Fault(id)
 	case "remove":
 		text := fmt.Sprintf("%s removed — the balancer drained it, then it was stopped", id)
-		if storeKind == "memory" && counted && sessions > 0 {
+		if storeKind == stores.Memory && counted && sessions > 0 {
 			text += fmt.Sprintf("; %s that lived only there went with it", plural(sessions, "cart", "carts"))
 		}
 		s.events.add(EventAction, text)
@@ -565,7 +556,7 @@ func (s *Server) AddReplica() (string, error) {
 		return "", err
 	}
 	text := fmt.Sprintf("%s added — the balancer sends it requests now", id)
-	if policyOf(c.Strategy()) == "sticky" {
+	if c.Strategy().Spec().Policy == balancer.PolicySticky {
 		text = fmt.Sprintf("%s added — only new sessions go to it: sticky cookies keep existing shoppers where they are", id)
 	}
 	s.events.add(EventAction, text)
@@ -587,11 +578,11 @@ func (s *Server) StoreAction(act string) error {
 	}
 	sp := c.Store()
 	if !sp.External {
-		return fmt.Errorf("%w: carts live in %s", ErrNoStore, storeName(sp.Kind))
+		return fmt.Errorf("%w: carts live in %s", ErrNoStore, sp.Kind.Name())
 	}
 	ctx, cancel := s.actionContext()
 	defer cancel()
-	name := storeName(sp.Kind)
+	name := sp.Kind.Name()
 	if act == "stop" {
 		err = c.StopStore(ctx)
 	} else {

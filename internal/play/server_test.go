@@ -16,6 +16,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/statelab/statelab/internal/strategy"
 )
 
 // testServer is a playground over fake clusters, served by httptest.
@@ -26,11 +28,11 @@ type testServer struct {
 	client  *http.Client // a shopper with a cookie jar
 }
 
-func newTestServer(t *testing.T, strategy string, configure ...func(*Config)) *testServer {
+func newTestServer(t *testing.T, st strategy.Strategy, configure ...func(*Config)) *testServer {
 	t.Helper()
 	starter := &fakeStarter{t: t}
 	cfg := Config{
-		Strategy:     strategy,
+		Strategy:     st,
 		Replicas:     3,
 		Start:        starter.start,
 		PollInterval: time.Hour, // the tests refresh explicitly
@@ -115,7 +117,7 @@ func (ts *testServer) requireEvent(t *testing.T, sub string) {
 }
 
 func TestConfigValidation(t *testing.T) {
-	start := func(context.Context, string, int) (Cluster, error) { return nil, errors.New("unused") }
+	start := func(context.Context, strategy.Strategy, int) (Cluster, error) { return nil, errors.New("unused") }
 	tests := []struct {
 		name    string
 		cfg     Config
@@ -225,7 +227,7 @@ func TestCrossSiteControlsRefused(t *testing.T) {
 
 func TestFailoverWording(t *testing.T) {
 	tests := []struct {
-		strategy string
+		strategy strategy.Strategy
 		killed   string // the kill line, with %s for the killed replica
 		after    string // the line after the next read, with %[1]s killed and %[2]s the new server
 		lost     bool
@@ -237,7 +239,7 @@ func TestFailoverWording(t *testing.T) {
 		{"client", "%s killed — it held no carts: they live in the shoppers' cookies", "%[2]s read your cart from the cookie your browser sent: nothing lost", false},
 	}
 	for _, tt := range tests {
-		t.Run(tt.strategy, func(t *testing.T) {
+		t.Run(string(tt.strategy), func(t *testing.T) {
 			ts := newTestServer(t, tt.strategy)
 			ts.mustDo(t, 200, "GET", "/shop/api/cart", "")
 			for _, sku := range []string{"a", "b", "c"} {

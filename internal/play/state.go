@@ -9,15 +9,18 @@ import (
 	"sort"
 	"sync"
 	"time"
+
+	"github.com/statelab/statelab/internal/stores"
+	"github.com/statelab/statelab/internal/strategy"
 )
 
 // State is one snapshot of the playground, as the dashboard shows it. It is
 // sent as the "state" Server-Sent Event and by GET /play/api/state.
 type State struct {
 	// Strategy is the running (or starting) strategy.
-	Strategy string `json:"strategy"`
+	Strategy strategy.Strategy `json:"strategy"`
 	// Strategies lists the strategies a person may choose.
-	Strategies []string `json:"strategies"`
+	Strategies []strategy.Strategy `json:"strategies"`
 	// Phase is "starting", "running", "rebuilding" or "failed".
 	Phase string `json:"phase"`
 	// Error says why the phase is "failed".
@@ -71,7 +74,7 @@ type ReplicaState struct {
 // StoreState is the store as the dashboard shows it.
 type StoreState struct {
 	// Kind is the app's --store.
-	Kind string `json:"kind"`
+	Kind stores.Kind `json:"kind"`
 	// Name is its human name ("Redis", "replica memory").
 	Name string `json:"name"`
 	// Addr is where it is, when it is external.

@@ -1,11 +1,9 @@
-package cart
+package stores
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
-	"strings"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/statelab/statelab/session"
@@ -17,17 +15,11 @@ import (
 	"github.com/statelab/statelab/session/sqlitestore"
 )
 
-// StoreKinds lists the values of StoreConfig.Kind (the app's --store).
-var StoreKinds = []string{"memory", "replicated", "redis", "postgres", "sqlite", "cookie"}
-
-// ErrUnknownStore is returned by OpenStore for a Kind not in StoreKinds.
-var ErrUnknownStore = errors.New("cart: unknown store kind")
-
-// StoreConfig says where a replica keeps its sessions. Only the fields its
-// Kind uses are read.
-type StoreConfig struct {
-	// Kind is one of StoreKinds.
-	Kind string
+// Config says where a replica keeps its sessions. Only the fields its Kind
+// uses are read.
+type Config struct {
+	// Kind is one of Kinds.
+	Kind Kind
 	// NodeName names this replica among its peers (replicated).
 	NodeName string
 	// RedisURL is the Redis server, e.g. redis://127.0.0.1:6379/0 (redis).
@@ -71,8 +63,8 @@ type StoreConfig struct {
 // Backend is an open session store: either a server-side Store or, for the
 // cookie kind, a Sealer. Close it when done.
 type Backend struct {
-	// Kind is the StoreConfig.Kind it was opened with.
-	Kind string
+	// Kind is the Config.Kind it was opened with.
+	Kind Kind
 	// Store holds the sessions server-side; nil for the cookie kind.
 	Store session.Store
 	// Sealer seals sessions into cookies; nil except for the cookie kind.
@@ -81,15 +73,15 @@ type Backend struct {
 	close func() error
 }
 
-// OpenStore opens the store cfg names. It is the one place that knows every
-// store package; the cart code itself only sees a session.Manager.
-func OpenStore(ctx context.Context, cfg StoreConfig) (*Backend, error) {
+// Open opens the store cfg names. It is the one place that knows every
+// store package; the services themselves only see a session.Manager.
+func Open(ctx context.Context, cfg Config) (*Backend, error) {
 	b := &Backend{Kind: cfg.Kind, close: func() error { return nil }}
 	switch cfg.Kind {
-	case "memory":
+	case Memory:
 		s := memstore.NewWithOptions(memstore.Options{MaxSessions: cfg.MaxSessions})
 		b.Store, b.close = s, s.Close
-	case "replicated":
+	case Replicated:
 		rc := replstore.DefaultConfig()
 		rc.NodeName = cfg.NodeName
 		rc.BindAddr = cfg.ClusterListen
@@ -100,35 +92,36 @@ func OpenStore(ctx context.Context, cfg StoreConfig) (*Backend, error) {
 		rc.Registerer = cfg.Registerer
 		s, err := replstore.New(ctx, rc)
 		if err != nil {
-			return nil, fmt.Errorf("cart: replicated store: %w", err)
+			return nil, fmt.Errorf("stores: replicated store: %w", err)
 		}
 		b.Store, b.close = s, s.Close
-	case "redis":
+	case Redis:
 		s, err := redisstore.OpenURL(ctx, cfg.RedisURL, redisstore.Options{Prefix: cfg.RedisPrefix})
 		if err != nil {
-			return nil, fmt.Errorf("cart: redis store: %w", err)
+			return nil, fmt.Errorf("stores: redis store: %w", err)
 		}
 		b.Store, b.close = s, s.Close
-	case "postgres":
+	case Postgres:
 		s, err := pgstore.Open(ctx, cfg.PostgresURL, pgstore.Options{Schema: cfg.PostgresSchema, Logger: cfg.Logger})
 		if err != nil {
-			return nil, fmt.Errorf("cart: postgres store: %w", err)
+			return nil, fmt.Errorf("stores: postgres store: %w", err)
 		}
 		b.Store, b.close = s, s.Close
-	case "sqlite":
+	case SQLite:
 		s, err := sqlitestore.Open(ctx, cfg.SQLitePath, sqlitestore.Options{Logger: cfg.Logger})
 		if err != nil {
-			return nil, fmt.Errorf("cart: sqlite store: %w", err)
+			return nil, fmt.Errorf("stores: sqlite store: %w", err)
 		}
 		b.Store, b.close = s, s.Close
-	case "cookie":
+	case Cookie:
 		s, err := cookiestore.FromSecret(cfg.Secret)
 		if err != nil {
-			return nil, fmt.Errorf("cart: cookie store: %w", err)
+			return nil, fmt.Errorf("stores: cookie store: %w", err)
 		}
 		b.Sealer = s
 	default:
-		return nil, fmt.Errorf("%w %q (want one of %s)", ErrUnknownStore, cfg.Kind, strings.Join(StoreKinds, ", "))
+		_, err := ParseKind(string(cfg.Kind))
+		return nil, err
 	}
 	return b, nil
 }
