@@ -41,9 +41,6 @@ func newPool(bs []*Backend) *Pool {
 	return p
 }
 
-// NewPool returns a pool of the given backends, for testing Selectors.
-func NewPool(bs ...*Backend) *Pool { return newPool(bs) }
-
 // Backends returns every backend of the pool, including unavailable and
 // draining ones, in the order they were added. The caller must not modify it.
 func (p *Pool) Backends() []*Backend { return p.backends }

@@ -11,19 +11,9 @@ import (
 	"strconv"
 	"strings"
 	"time"
-)
 
-// Backend is one balancer backend as the admin API lists it
-// (GET /admin/backends).
-type Backend struct {
-	ID       string `json:"id"`
-	URL      string `json:"url"`
-	Healthy  bool   `json:"healthy"`
-	Draining bool   `json:"draining"`
-	Inflight int64  `json:"inflight"`
-	Requests int64  `json:"requests"`
-	Weight   int    `json:"weight"`
-}
+	"github.com/statelab/statelab/balancer"
+)
 
 // startBalancer launches `statelab lb` in front of reps and waits until its
 // admin API lists them all healthy.
@@ -69,8 +59,8 @@ func (c *Cluster) startBalancer(ctx context.Context, reps []*replica) error {
 	if err := c.poll(ctx, p, c.adminURL+"/admin/backends"); err != nil {
 		return fmt.Errorf("cluster: balancer did not become ready: %w", err)
 	}
-	var last []Backend
-	err = c.waitBackends(ctx, func(bs []Backend) bool {
+	var last []balancer.BackendStatus
+	err = c.waitBackends(ctx, func(bs []balancer.BackendStatus) bool {
 		last = bs
 		healthy := 0
 		for _, b := range bs {
@@ -105,7 +95,7 @@ func (c *Cluster) startBalancer(ctx context.Context, reps []*replica) error {
 func sameURL(a, b string) bool { return strings.TrimSuffix(a, "/") == strings.TrimSuffix(b, "/") }
 
 // Backends returns the balancer's backends as its admin API lists them.
-func (c *Cluster) Backends(ctx context.Context) ([]Backend, error) {
+func (c *Cluster) Backends(ctx context.Context) ([]balancer.BackendStatus, error) {
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.adminURL+"/admin/backends", nil)
@@ -121,7 +111,7 @@ func (c *Cluster) Backends(ctx context.Context) ([]Backend, error) {
 		b, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
 		return nil, fmt.Errorf("cluster: list backends: %s: %s", resp.Status, bytes.TrimSpace(b))
 	}
-	var bs []Backend
+	var bs []balancer.BackendStatus
 	if err := json.NewDecoder(resp.Body).Decode(&bs); err != nil {
 		return nil, fmt.Errorf("cluster: list backends: %w", err)
 	}
@@ -132,7 +122,7 @@ func (c *Cluster) Backends(ctx context.Context) ([]Backend, error) {
 func (c *Cluster) adminAdd(ctx context.Context, r *replica) error {
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	defer cancel()
-	body, _ := json.Marshal(map[string]any{"url": r.url(), "id": r.id, "weight": 1})
+	body, _ := json.Marshal(balancer.BackendConfig{ID: r.id, URL: r.url(), Weight: 1})
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.adminURL+"/admin/backends", bytes.NewReader(body))
 	if err != nil {
 		return err
@@ -147,7 +137,7 @@ func (c *Cluster) adminAdd(ctx context.Context, r *replica) error {
 	if resp.StatusCode != http.StatusCreated && resp.StatusCode != http.StatusOK {
 		return fmt.Errorf("cluster: add %s to the balancer: %s: %s", r.id, resp.Status, bytes.TrimSpace(b))
 	}
-	var added Backend
+	var added balancer.BackendStatus
 	if err := json.Unmarshal(b, &added); err != nil || added.ID == "" {
 		added.ID = r.id
 	}
@@ -179,12 +169,12 @@ func (c *Cluster) adminDelete(ctx context.Context, id string) error {
 }
 
 // waitBackends polls the admin API until ok holds for its backend list.
-func (c *Cluster) waitBackends(ctx context.Context, ok func([]Backend) bool) error {
+func (c *Cluster) waitBackends(ctx context.Context, ok func([]balancer.BackendStatus) bool) error {
 	ctx, cancel := context.WithTimeout(ctx, c.cfg.ReadyTimeout)
 	defer cancel()
 	tick := time.NewTicker(25 * time.Millisecond)
 	defer tick.Stop()
-	var last []Backend
+	var last []balancer.BackendStatus
 	for {
 		bs, err := c.Backends(ctx)
 		if err == nil {

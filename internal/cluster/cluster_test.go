@@ -93,7 +93,7 @@ func TestClusterLifecycle(t *testing.T) {
 	}
 
 	t.Run("kill and restart", func(t *testing.T) {
-		if err := c.Kill("r1"); err != nil {
+		if err := c.Kill(context.Background(), "r1"); err != nil {
 			t.Fatal(err)
 		}
 		if r, _ := c.Replica("r1"); r.State != StateDown || r.PID != 0 {
@@ -115,7 +115,7 @@ func TestClusterLifecycle(t *testing.T) {
 	})
 
 	t.Run("pause and resume", func(t *testing.T) {
-		if err := c.Pause("r2"); err != nil {
+		if err := c.Pause(context.Background(), "r2"); err != nil {
 			t.Fatal(err)
 		}
 		if got := replicaState(c, "r2"); got != StatePaused {
@@ -125,7 +125,7 @@ func TestClusterLifecycle(t *testing.T) {
 		if code, _ := get(t, short, c.Replicas()[1].URL+"/healthz"); code != 0 {
 			t.Fatalf("paused replica answered %d", code)
 		}
-		if err := c.Resume("r2"); err != nil {
+		if err := c.Resume(context.Background(), "r2"); err != nil {
 			t.Fatal(err)
 		}
 		if code, _ := get(t, client, c.Replicas()[1].URL+"/healthz"); code != http.StatusOK {
@@ -161,7 +161,7 @@ func TestClusterLifecycle(t *testing.T) {
 	})
 
 	t.Run("errors", func(t *testing.T) {
-		if err := c.Kill("r9"); !errors.Is(err, ErrUnknownReplica) {
+		if err := c.Kill(context.Background(), "r9"); !errors.Is(err, ErrUnknownReplica) {
 			t.Errorf("Kill(r9) = %v, want ErrUnknownReplica", err)
 		}
 		if err := c.StopStore(context.Background()); !errors.Is(err, ErrNoStore) {

@@ -7,8 +7,10 @@
 // It injects the faults of SPEC's scenarios the way an operator would cause
 // them: SIGKILL, SIGSTOP/SIGCONT, a graceful restart, scale out and in through
 // the balancer's admin API, and a store outage. It talks to the processes only
-// through signals and HTTP, exactly as a user would; it never imports the
-// cart service or the balancer.
+// through signals and HTTP, exactly as a user would; it never runs the cart
+// service or the balancer in process, and shares with them only the JSON
+// they answer with (balancer.BackendStatus, cart.ReplicaStatus), so each
+// wire type is declared once.
 //
 // The package owns process lifetimes and cleanup: Close kills every child and
 // removes every temporary file, and a child that exits on its own is reported

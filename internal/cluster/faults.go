@@ -8,14 +8,21 @@ import (
 	"net/http"
 	"syscall"
 	"time"
+
+	"github.com/statelab/statelab/balancer"
+	"github.com/statelab/statelab/internal/cart"
 )
 
 // Kill sends SIGKILL to replica id, as a crash or an OOM kill would. The
 // replica stays a backend of the balancer (which must notice it is dead);
 // Restart brings it back. Killing a replica that is down is not an error.
-func (c *Cluster) Kill(id string) error {
+// An ended ctx stops the kill before the signal is sent.
+func (c *Cluster) Kill(ctx context.Context, id string) error {
 	c.opMu.Lock()
 	defer c.opMu.Unlock()
+	if err := ctx.Err(); err != nil {
+		return err
+	}
 	r, err := c.get(id)
 	if err != nil {
 		return err
@@ -35,19 +42,24 @@ func (c *Cluster) Kill(id string) error {
 }
 
 // Pause stops replica id with SIGSTOP: it keeps its sockets but answers
-// nothing, like a long GC pause or a frozen VM.
-func (c *Cluster) Pause(id string) error {
-	return c.pauseResume(id, syscall.SIGSTOP, StatePaused, EventPause, " paused (SIGSTOP): it holds its connections but answers nothing")
+// nothing, like a long GC pause or a frozen VM. An ended ctx stops it before
+// the signal is sent.
+func (c *Cluster) Pause(ctx context.Context, id string) error {
+	return c.pauseResume(ctx, id, syscall.SIGSTOP, StatePaused, EventPause, " paused (SIGSTOP): it holds its connections but answers nothing")
 }
 
-// Resume continues a paused replica with SIGCONT.
-func (c *Cluster) Resume(id string) error {
-	return c.pauseResume(id, syscall.SIGCONT, StateUp, EventResume, " resumed (SIGCONT)")
+// Resume continues a paused replica with SIGCONT. An ended ctx stops it
+// before the signal is sent.
+func (c *Cluster) Resume(ctx context.Context, id string) error {
+	return c.pauseResume(ctx, id, syscall.SIGCONT, StateUp, EventResume, " resumed (SIGCONT)")
 }
 
-func (c *Cluster) pauseResume(id string, sig syscall.Signal, state State, kind EventKind, msg string) error {
+func (c *Cluster) pauseResume(ctx context.Context, id string, sig syscall.Signal, state State, kind EventKind, msg string) error {
 	c.opMu.Lock()
 	defer c.opMu.Unlock()
+	if err := ctx.Err(); err != nil {
+		return err
+	}
 	r, err := c.get(id)
 	if err != nil {
 		return err
@@ -147,7 +159,7 @@ func (c *Cluster) Remove(ctx context.Context, id string) error {
 		if err := c.adminDelete(ctx, lbID); err != nil {
 			return err
 		}
-		err := c.waitBackends(ctx, func(bs []Backend) bool {
+		err := c.waitBackends(ctx, func(bs []balancer.BackendStatus) bool {
 			for _, b := range bs {
 				if b.ID == lbID {
 					return false
@@ -179,53 +191,31 @@ func (c *Cluster) Remove(ctx context.Context, id string) error {
 	return nil
 }
 
-// AppStatus is what a replica says about itself at GET /api/replica.
-type AppStatus struct {
-	// ID is the replica's id.
-	ID string `json:"id"`
-	// Store is the replica's --store.
-	Store string `json:"store"`
-	// Sessions is how many sessions the replica holds, or -1 when its
-	// store cannot tell (the field is absent or null).
-	Sessions int `json:"sessions"`
-	// Inflight is how many requests it is serving now.
-	Inflight int `json:"inflight"`
-}
-
 // Status asks replica id directly (bypassing the balancer) for its
 // /api/replica status, with a one-second deadline.
-func (c *Cluster) Status(ctx context.Context, id string) (AppStatus, error) {
+func (c *Cluster) Status(ctx context.Context, id string) (cart.ReplicaStatus, error) {
 	r, err := c.get(id)
 	if err != nil {
-		return AppStatus{}, err
+		return cart.ReplicaStatus{}, err
 	}
 	ctx, cancel := context.WithTimeout(ctx, time.Second)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, r.url()+"/api/replica", nil)
 	if err != nil {
-		return AppStatus{}, err
+		return cart.ReplicaStatus{}, err
 	}
 	resp, err := c.client.Do(req)
 	if err != nil {
-		return AppStatus{}, fmt.Errorf("cluster: status of %s: %w", id, err)
+		return cart.ReplicaStatus{}, fmt.Errorf("cluster: status of %s: %w", id, err)
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
 		io.Copy(io.Discard, io.LimitReader(resp.Body, 4096))
-		return AppStatus{}, fmt.Errorf("cluster: status of %s: %s", id, resp.Status)
+		return cart.ReplicaStatus{}, fmt.Errorf("cluster: status of %s: %s", id, resp.Status)
 	}
-	var raw struct {
-		ID       string `json:"id"`
-		Store    string `json:"store"`
-		Sessions *int   `json:"sessions"`
-		Inflight int    `json:"inflight"`
-	}
-	if err := json.NewDecoder(resp.Body).Decode(&raw); err != nil {
-		return AppStatus{}, fmt.Errorf("cluster: status of %s: %w", id, err)
-	}
-	st := AppStatus{ID: raw.ID, Store: raw.Store, Sessions: -1, Inflight: raw.Inflight}
-	if raw.Sessions != nil {
-		st.Sessions = *raw.Sessions
+	var st cart.ReplicaStatus
+	if err := json.NewDecoder(resp.Body).Decode(&st); err != nil {
+		return cart.ReplicaStatus{}, fmt.Errorf("cluster: status of %s: %w", id, err)
 	}
 	return st, nil
 }

@@ -90,7 +90,7 @@ func (s Scenario) plan(n int) []faultStep {
 			victim = "r1"
 		}
 		return []faultStep{
-			{0.30, "kill " + victim, func(_ context.Context, c *cluster.Cluster) error { return c.Kill(victim) }},
+			{0.30, "kill " + victim, func(ctx context.Context, c *cluster.Cluster) error { return c.Kill(ctx, victim) }},
 			{0.65, "restart " + victim, func(ctx context.Context, c *cluster.Cluster) error { return c.Restart(ctx, victim) }},
 		}
 	case Scaleout:

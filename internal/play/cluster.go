@@ -4,20 +4,16 @@ import (
 	"context"
 	"errors"
 
-	"github.com/statelab/statelab/internal/stores"
+	"github.com/statelab/statelab/internal/cluster"
 	"github.com/statelab/statelab/internal/strategy"
 )
 
 // Errors the playground returns and its controls map to HTTP statuses.
+// Besides these, a control naming a replica the cluster does not have fails
+// with cluster.ErrUnknownReplica, a store control on a strategy without an
+// external store with cluster.ErrNoStore, and an unknown strategy with
+// strategy.ErrUnknown: the playground shares the cluster's vocabulary.
 var (
-	// ErrUnknownReplica is returned when a control names a replica the
-	// cluster does not have.
-	ErrUnknownReplica = errors.New("play: unknown replica")
-
-	// ErrNoStore is returned by StopStore and StartStore when the strategy
-	// keeps its carts in no external store (memory, replicated, cookie).
-	ErrNoStore = errors.New("play: this strategy has no external store")
-
 	// ErrBusy is returned when a control arrives while another one (such as
 	// rebuilding the cluster) is still running.
 	ErrBusy = errors.New("play: another action is still running")
@@ -31,48 +27,10 @@ var (
 	ErrNoShoppers = errors.New("play: background shoppers are not available")
 )
 
-// ProcessState is what the cluster knows about a replica's process.
-type ProcessState string
-
-// The process states a Cluster reports.
-const (
-	// ProcessRunning is a live process (it may still be starting up or be
-	// unhealthy; the balancer's view says which).
-	ProcessRunning ProcessState = "running"
-	// ProcessPaused is a process stopped with SIGSTOP.
-	ProcessPaused ProcessState = "paused"
-	// ProcessDown is a process that was killed or exited.
-	ProcessDown ProcessState = "down"
-)
-
-// ReplicaProcess is one replica as the cluster controls it.
-type ReplicaProcess struct {
-	// ID is the replica's id, such as "r2"; it is what X-Served-By names.
-	ID string
-	// URL is the replica's own base URL, such as "http://127.0.0.1:41234".
-	URL string
-	// State is the state of its process.
-	State ProcessState
-}
-
-// StoreProcess describes where a cluster keeps its carts.
-type StoreProcess struct {
-	// Kind is the app's --store.
-	Kind stores.Kind
-	// Addr is where the store is (an address or a file), empty for stores
-	// inside the replicas or the client.
-	Addr string
-	// External reports whether the store lives outside the replicas and can
-	// be stopped and started.
-	External bool
-	// Up reports whether the store is running (always true when not
-	// External).
-	Up bool
-}
-
 // Cluster is the running cluster the playground drives: a balancer, its
-// replicas and a store. Package cluster satisfies it through NewClusterStarter;
-// tests use a fake. Every method is safe for concurrent use.
+// replicas and a store. It is the playground's own small view of a
+// *cluster.Cluster, in the cluster's value types: NewClusterStarter adapts
+// a real one, tests use a fake. Every method is safe for concurrent use.
 type Cluster interface {
 	// Strategy returns the strategy the cluster was started for.
 	Strategy() strategy.Strategy
@@ -81,9 +39,9 @@ type Cluster interface {
 	// AdminURL returns the base URL of the balancer's admin API.
 	AdminURL() string
 	// Replicas returns every replica the cluster has, in id order.
-	Replicas() []ReplicaProcess
+	Replicas() []cluster.Replica
 	// Store describes the cluster's store.
-	Store() StoreProcess
+	Store() cluster.StoreInfo
 
 	// Kill sends SIGKILL to replica id.
 	Kill(ctx context.Context, id string) error
@@ -99,11 +57,11 @@ type Cluster interface {
 	Add(ctx context.Context) (string, error)
 	// Remove drains replica id in the balancer, then stops it.
 	Remove(ctx context.Context, id string) error
-	// StopStore makes the external store unreachable; ErrNoStore when
-	// there is none.
+	// StopStore makes the external store unreachable; cluster.ErrNoStore
+	// when there is none.
 	StopStore(ctx context.Context) error
-	// StartStore makes the external store reachable again; ErrNoStore when
-	// there is none.
+	// StartStore makes the external store reachable again;
+	// cluster.ErrNoStore when there is none.
 	StartStore(ctx context.Context) error
 
 	// Close stops every process of the cluster and removes its files.

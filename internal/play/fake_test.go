@@ -12,6 +12,8 @@ import (
 	"testing"
 
 	"github.com/statelab/statelab/balancer"
+	"github.com/statelab/statelab/internal/cart"
+	"github.com/statelab/statelab/internal/cluster"
 	"github.com/statelab/statelab/internal/stores"
 	"github.com/statelab/statelab/internal/strategy"
 )
@@ -39,9 +41,9 @@ type fakeCluster struct {
 
 type fakeReplica struct {
 	id    string
-	state ProcessState
+	state cluster.State
 	carts map[string]map[string]int
-	reqs  int64
+	reqs  uint64
 }
 
 func newFakeCluster(t *testing.T, st strategy.Strategy, replicas int) *fakeCluster {
@@ -53,7 +55,7 @@ func newFakeCluster(t *testing.T, st strategy.Strategy, replicas int) *fakeClust
 	f := &fakeCluster{strategy: st, kind: spec.Store, sticky: spec.Policy == balancer.PolicySticky,
 		shared: map[string]map[string]int{}, storeUp: true}
 	for i := 1; i <= replicas; i++ {
-		f.reps = append(f.reps, &fakeReplica{id: fmt.Sprintf("r%d", i), state: ProcessRunning, carts: map[string]map[string]int{}})
+		f.reps = append(f.reps, &fakeReplica{id: fmt.Sprintf("r%d", i), state: cluster.StateUp, carts: map[string]map[string]int{}})
 	}
 	f.srv = httptest.NewServer(http.HandlerFunc(f.serve))
 	t.Cleanup(f.srv.Close)
@@ -77,10 +79,10 @@ func (f *fakeCluster) serve(w http.ResponseWriter, r *http.Request) {
 	defer f.mu.Unlock()
 	switch {
 	case r.URL.Path == "/admin/backends":
-		var out []backendView
+		var out []balancer.BackendStatus
 		for _, rep := range f.reps {
-			out = append(out, backendView{ID: rep.id, URL: f.srv.URL + "/replica/" + rep.id,
-				Healthy: rep.state == ProcessRunning, Requests: rep.reqs})
+			out = append(out, balancer.BackendStatus{ID: rep.id, URL: f.srv.URL + "/replica/" + rep.id,
+				Healthy: rep.state == cluster.StateUp, Requests: rep.reqs})
 		}
 		_ = json.NewEncoder(w).Encode(out)
 	case strings.HasPrefix(r.URL.Path, "/replica/"):
@@ -92,7 +94,7 @@ func (f *fakeCluster) serve(w http.ResponseWriter, r *http.Request) {
 					c := len(rep.carts)
 					n = &c
 				}
-				_ = json.NewEncoder(w).Encode(replicaView{ID: id, Store: string(f.kind), Sessions: n})
+				_ = json.NewEncoder(w).Encode(cart.ReplicaStatus{ID: id, Store: string(f.kind), Sessions: n})
 				return
 			}
 		}
@@ -110,7 +112,7 @@ func (f *fakeCluster) pick(w http.ResponseWriter, r *http.Request) *fakeReplica 
 	if f.sticky {
 		if c, err := r.Cookie("lb"); err == nil {
 			for _, rep := range f.reps {
-				if rep.id == c.Value && rep.state == ProcessRunning {
+				if rep.id == c.Value && rep.state == cluster.StateUp {
 					return rep
 				}
 			}
@@ -119,7 +121,7 @@ func (f *fakeCluster) pick(w http.ResponseWriter, r *http.Request) *fakeReplica 
 	for range f.reps {
 		rep := f.reps[f.rr%len(f.reps)]
 		f.rr++
-		if rep.state == ProcessRunning {
+		if rep.state == cluster.StateUp {
 			if f.sticky {
 				http.SetCookie(w, &http.Cookie{Name: "lb", Value: rep.id, Path: "/"})
 			}
@@ -201,21 +203,21 @@ func (f *fakeCluster) Strategy() strategy.Strategy { return f.strategy }
 func (f *fakeCluster) BalancerURL() string         { return f.srv.URL }
 func (f *fakeCluster) AdminURL() string            { return f.srv.URL }
 
-func (f *fakeCluster) Replicas() []ReplicaProcess {
+func (f *fakeCluster) Replicas() []cluster.Replica {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	var out []ReplicaProcess
+	var out []cluster.Replica
 	for _, r := range f.reps {
-		out = append(out, ReplicaProcess{ID: r.id, URL: f.srv.URL + "/replica/" + r.id, State: r.state})
+		out = append(out, cluster.Replica{ID: r.id, URL: f.srv.URL + "/replica/" + r.id, State: r.state})
 	}
 	return out
 }
 
-func (f *fakeCluster) Store() StoreProcess {
+func (f *fakeCluster) Store() cluster.StoreInfo {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	ext := f.kind.External()
-	return StoreProcess{Kind: f.kind, External: ext, Up: f.storeUp || !ext}
+	return cluster.StoreInfo{Kind: f.kind, External: ext, Up: f.storeUp || !ext}
 }
 
 func (f *fakeCluster) replica(id string) (*fakeReplica, error) {
@@ -224,10 +226,10 @@ func (f *fakeCluster) replica(id string) (*fakeReplica, error) {
 			return r, nil
 		}
 	}
-	return nil, fmt.Errorf("%w %q", ErrUnknownReplica, id)
+	return nil, fmt.Errorf("%w %q", cluster.ErrUnknownReplica, id)
 }
 
-func (f *fakeCluster) setState(call, id string, st ProcessState, wipe bool) error {
+func (f *fakeCluster) setState(call, id string, st cluster.State, wipe bool) error {
 	f.record(call + " " + id)
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -243,16 +245,16 @@ func (f *fakeCluster) setState(call, id string, st ProcessState, wipe bool) erro
 }
 
 func (f *fakeCluster) Kill(_ context.Context, id string) error {
-	return f.setState("kill", id, ProcessDown, true)
+	return f.setState("kill", id, cluster.StateDown, true)
 }
 func (f *fakeCluster) Pause(_ context.Context, id string) error {
-	return f.setState("pause", id, ProcessPaused, false)
+	return f.setState("pause", id, cluster.StatePaused, false)
 }
 func (f *fakeCluster) Resume(_ context.Context, id string) error {
-	return f.setState("resume", id, ProcessRunning, false)
+	return f.setState("resume", id, cluster.StateUp, false)
 }
 func (f *fakeCluster) Restart(_ context.Context, id string) error {
-	return f.setState("restart", id, ProcessRunning, true)
+	return f.setState("restart", id, cluster.StateUp, true)
 }
 
 func (f *fakeCluster) Add(context.Context) (string, error) {
@@ -260,7 +262,7 @@ func (f *fakeCluster) Add(context.Context) (string, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	id := fmt.Sprintf("r%d", len(f.reps)+1)
-	f.reps = append(f.reps, &fakeReplica{id: id, state: ProcessRunning, carts: map[string]map[string]int{}})
+	f.reps = append(f.reps, &fakeReplica{id: id, state: cluster.StateUp, carts: map[string]map[string]int{}})
 	return id, nil
 }
 
@@ -274,7 +276,7 @@ func (f *fakeCluster) Remove(_ context.Context, id string) error {
 			return nil
 		}
 	}
-	return fmt.Errorf("%w %q", ErrUnknownReplica, id)
+	return fmt.Errorf("%w %q", cluster.ErrUnknownReplica, id)
 }
 
 func (f *fakeCluster) StopStore(context.Context) error {

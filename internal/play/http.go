@@ -15,6 +15,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/statelab/statelab/internal/cluster"
 	"github.com/statelab/statelab/internal/strategy"
 	"github.com/statelab/statelab/internal/webguard"
 )
@@ -245,11 +246,11 @@ func writeControlError(w http.ResponseWriter, err error) {
 	switch {
 	case errors.Is(err, errBadRequest), errors.Is(err, strategy.ErrUnknown):
 		writeError(w, http.StatusBadRequest, "bad_request", err.Error())
-	case errors.Is(err, ErrUnknownReplica):
+	case errors.Is(err, cluster.ErrUnknownReplica):
 		writeError(w, http.StatusNotFound, "unknown_replica", err.Error())
 	case errors.Is(err, ErrBusy):
 		writeError(w, http.StatusConflict, "busy", err.Error())
-	case errors.Is(err, ErrNoStore):
+	case errors.Is(err, cluster.ErrNoStore):
 		writeError(w, http.StatusConflict, "no_store", err.Error())
 	case errors.Is(err, ErrNoShoppers):
 		writeError(w, http.StatusConflict, "no_shoppers", err.Error())

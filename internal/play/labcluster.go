@@ -2,8 +2,6 @@ package play
 
 import (
 	"context"
-	"errors"
-	"fmt"
 
 	"github.com/statelab/statelab/internal/cluster"
 	"github.com/statelab/statelab/internal/lab"
@@ -21,13 +19,14 @@ func NewClusterStarter(base cluster.Config) StartFunc {
 		if err != nil {
 			return nil, err
 		}
-		return &labCluster{c: c}, nil
+		return &labCluster{Cluster: c}, nil
 	}
 }
 
-// labCluster adapts a *cluster.Cluster to Cluster.
+// labCluster adapts a *cluster.Cluster to Cluster: the cluster's methods
+// as they are, but for the balancer's URL, Add's result and Notices.
 type labCluster struct {
-	c *cluster.Cluster
+	*cluster.Cluster
 
 	seen int // the last cluster event already turned into a notice
 }
@@ -37,48 +36,14 @@ var (
 	_ noticer = (*labCluster)(nil)
 )
 
-func (l *labCluster) Strategy() strategy.Strategy { return l.c.Strategy() }
-func (l *labCluster) BalancerURL() string         { return l.c.URL() }
-func (l *labCluster) AdminURL() string            { return l.c.AdminURL() }
+// BalancerURL returns the balancer's traffic URL.
+func (l *labCluster) BalancerURL() string { return l.URL() }
 
-func (l *labCluster) Replicas() []ReplicaProcess {
-	reps := l.c.Replicas()
-	out := make([]ReplicaProcess, 0, len(reps))
-	for _, r := range reps {
-		p := ReplicaProcess{ID: r.ID, URL: r.URL, State: ProcessRunning}
-		switch r.State {
-		case cluster.StateDown:
-			p.State = ProcessDown
-		case cluster.StatePaused:
-			p.State = ProcessPaused
-		}
-		out = append(out, p)
-	}
-	return out
-}
-
-func (l *labCluster) Store() StoreProcess {
-	s := l.c.Store()
-	return StoreProcess{Kind: s.Kind, Addr: s.Detail, External: s.External, Up: s.Up}
-}
-
-func (l *labCluster) Kill(_ context.Context, id string) error   { return mapErr(l.c.Kill(id)) }
-func (l *labCluster) Pause(_ context.Context, id string) error  { return mapErr(l.c.Pause(id)) }
-func (l *labCluster) Resume(_ context.Context, id string) error { return mapErr(l.c.Resume(id)) }
-func (l *labCluster) Restart(ctx context.Context, id string) error {
-	return mapErr(l.c.Restart(ctx, id))
-}
-func (l *labCluster) Remove(ctx context.Context, id string) error {
-	return mapErr(l.c.Remove(ctx, id))
-}
-func (l *labCluster) StopStore(ctx context.Context) error  { return mapErr(l.c.StopStore(ctx)) }
-func (l *labCluster) StartStore(ctx context.Context) error { return mapErr(l.c.StartStore(ctx)) }
-func (l *labCluster) Close() error                         { return l.c.Close() }
-
+// Add starts a replica and returns its id.
 func (l *labCluster) Add(ctx context.Context) (string, error) {
-	r, err := l.c.Add(ctx)
+	r, err := l.Cluster.Add(ctx)
 	if err != nil {
-		return "", mapErr(err)
+		return "", err
 	}
 	return r.ID, nil
 }
@@ -87,26 +52,13 @@ func (l *labCluster) Add(ctx context.Context) (string, error) {
 // the last call.
 func (l *labCluster) Notices() []string {
 	var out []string
-	for _, e := range l.c.Events(l.seen) {
+	for _, e := range l.Events(l.seen) {
 		l.seen = e.Seq
 		if e.Kind == cluster.EventCrash {
 			out = append(out, e.Message)
 		}
 	}
 	return out
-}
-
-// mapErr turns the cluster's sentinels into the playground's.
-func mapErr(err error) error {
-	switch {
-	case err == nil:
-		return nil
-	case errors.Is(err, cluster.ErrUnknownReplica):
-		return fmt.Errorf("%w: %w", ErrUnknownReplica, err)
-	case errors.Is(err, cluster.ErrNoStore):
-		return fmt.Errorf("%w: %w", ErrNoStore, err)
-	}
-	return err
 }
 
 // NewLabShoppers returns a ShoppersFunc that runs package lab's shopper

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/statelab/statelab/balancer"
+	"github.com/statelab/statelab/internal/cluster"
 	"github.com/statelab/statelab/internal/stores"
 	"github.com/statelab/statelab/internal/strategy"
 )
@@ -312,7 +313,7 @@ func (s *Server) State() State {
 		sp := c.Store()
 		st.Store = StoreState{Kind: sp.Kind, Name: sp.Kind.Name(), External: sp.External, Up: sp.Up}
 		if sp.External {
-			st.Store.Addr = sp.Addr
+			st.Store.Addr = sp.Detail
 			// Every replica reports the shared store's count: it belongs
 			// to the store, not to any one replica.
 			for i := range st.Replicas {
@@ -487,7 +488,7 @@ func (s *Server) ReplicaAction(act, id string) error {
 		}
 	}
 	if !known {
-		return fmt.Errorf("%w %q", ErrUnknownReplica, id)
+		return fmt.Errorf("%w %q", cluster.ErrUnknownReplica, id)
 	}
 	ctx, cancel := s.actionContext()
 	defer cancel()
@@ -578,7 +579,7 @@ func (s *Server) StoreAction(act string) error {
 	}
 	sp := c.Store()
 	if !sp.External {
-		return fmt.Errorf("%w: carts live in %s", ErrNoStore, sp.Kind.Name())
+		return fmt.Errorf("%w: carts live in %s", cluster.ErrNoStore, sp.Kind.Name())
 	}
 	ctx, cancel := s.actionContext()
 	defer cancel()

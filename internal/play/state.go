@@ -10,6 +10,9 @@ import (
 	"sync"
 	"time"
 
+	"github.com/statelab/statelab/balancer"
+	"github.com/statelab/statelab/internal/cart"
+	"github.com/statelab/statelab/internal/cluster"
 	"github.com/statelab/statelab/internal/stores"
 	"github.com/statelab/statelab/internal/strategy"
 )
@@ -98,24 +101,6 @@ type ShoppersState struct {
 	Rate float64 `json:"rate"`
 }
 
-// backendView is one entry of the balancer's GET /admin/backends.
-type backendView struct {
-	ID       string `json:"id"`
-	URL      string `json:"url"`
-	Healthy  bool   `json:"healthy"`
-	Draining bool   `json:"draining"`
-	Inflight int    `json:"inflight"`
-	Requests int64  `json:"requests"`
-}
-
-// replicaView is a replica's GET /api/replica.
-type replicaView struct {
-	ID       string `json:"id"`
-	Store    string `json:"store"`
-	Sessions *int   `json:"sessions"`
-	Inflight int    `json:"inflight"`
-}
-
 // pollTimeout bounds every request the poller makes: a paused replica must
 // not hold the dashboard back.
 const pollTimeout = 400 * time.Millisecond
@@ -175,9 +160,9 @@ func rateOf(history []sample, now time.Time, requests int64) ([]sample, float64)
 func poll(ctx context.Context, client *http.Client, c Cluster, prev map[string][]sample, now time.Time) (BalancerState, []ReplicaState) {
 	procs := c.Replicas()
 	var (
-		backends []backendView
+		backends []balancer.BackendStatus
 		adminErr error
-		views    = make([]*replicaView, len(procs))
+		views    = make([]*cart.ReplicaStatus, len(procs))
 		wg       sync.WaitGroup
 	)
 	wg.Add(1)
@@ -186,13 +171,13 @@ func poll(ctx context.Context, client *http.Client, c Cluster, prev map[string][
 		adminErr = getJSON(ctx, client, c.AdminURL()+"/admin/backends", &backends)
 	}()
 	for i, p := range procs {
-		if p.State != ProcessRunning {
+		if p.State == cluster.StateDown || p.State == cluster.StatePaused {
 			continue
 		}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			var v replicaView
+			var v cart.ReplicaStatus
 			if getJSON(ctx, client, p.URL+"/api/replica", &v) == nil {
 				views[i] = &v
 			}
@@ -201,8 +186,8 @@ func poll(ctx context.Context, client *http.Client, c Cluster, prev map[string][
 	wg.Wait()
 
 	bal := BalancerState{URL: c.BalancerURL(), Reachable: adminErr == nil}
-	byID := map[string]backendView{}
-	byURL := map[string]backendView{}
+	byID := map[string]balancer.BackendStatus{}
+	byURL := map[string]balancer.BackendStatus{}
 	for _, b := range backends {
 		byID[b.ID] = b
 		byURL[b.URL] = b
@@ -216,9 +201,9 @@ func poll(ctx context.Context, client *http.Client, c Cluster, prev map[string][
 			b, inLB = byURL[p.URL]
 		}
 		switch {
-		case p.State == ProcessDown:
+		case p.State == cluster.StateDown:
 			r.Status = "down"
-		case p.State == ProcessPaused:
+		case p.State == cluster.StatePaused:
 			r.Status = "paused"
 		case !bal.Reachable:
 			r.Status = "up"
@@ -234,10 +219,10 @@ func poll(ctx context.Context, client *http.Client, c Cluster, prev map[string][
 		if inLB {
 			key := p.ID
 			seen[key] = true
-			r.Inflight = b.Inflight
-			r.Requests = b.Requests
-			prev[key], r.RPS = rateOf(prev[key], now, b.Requests)
-			if p.State == ProcessDown {
+			r.Inflight = int(b.Inflight)
+			r.Requests = int64(b.Requests)
+			prev[key], r.RPS = rateOf(prev[key], now, r.Requests)
+			if p.State == cluster.StateDown {
 				r.RPS = 0 // what the window remembers from before its death
 			}
 			bal.RPS += r.RPS
