@@ -9,28 +9,43 @@ import (
 	"github.com/statelab/statelab/internal/cluster"
 )
 
-// Scenario is one of SPEC's scenarios: what happens to the cluster during a
-// run.
+// Scenario is one of the lab's scenarios (docs/lab.md): what happens to the
+// cluster during a run.
 type Scenario string
 
-// The scenarios of SPEC.
+// The scenarios. When each fault happens is fixed by the schedule constants
+// below; Describe and the claims' evidence read them from there.
 const (
 	// Steady is a fixed arrival rate with no faults.
 	Steady Scenario = "steady"
-	// Failover SIGKILLs one replica at 30% of the run and restarts it at 65%.
+	// Failover SIGKILLs one replica and restarts it later.
 	Failover Scenario = "failover"
-	// Scaleout starts with half the replicas and adds the rest at 40%.
+	// Scaleout starts with half the replicas and adds the rest.
 	Scaleout Scenario = "scaleout"
-	// Rolling restarts every replica in turn, gracefully, between 20% and 80%.
+	// Rolling restarts every replica in turn, gracefully.
 	Rolling Scenario = "rolling"
 	// Tabs gives every shopper several tabs sharing one session that update
 	// the same cart line concurrently.
 	Tabs Scenario = "tabs"
-	// Storefail stops the external store at 35% and starts it at 65%.
+	// Storefail stops the external store and starts it again.
 	Storefail Scenario = "storefail"
 )
 
-// Scenarios returns every scenario in SPEC's order.
+// The scenarios' schedules, as fractions of the measured run.
+const (
+	failoverKillAt, failoverRestartAt = 0.30, 0.65
+	scaleoutAddAt                     = 0.40
+	rollingFrom, rollingTo            = 0.20, 0.80
+	storeDownAt, storeUpAt            = 0.35, 0.65
+)
+
+// What the store steps of a plan say; storeOutage finds them by it.
+const (
+	whatStoreDown = "store down"
+	whatStoreUp   = "store up"
+)
+
+// Scenarios returns every scenario in the order of docs/lab.md.
 func Scenarios() []Scenario {
 	return []Scenario{Steady, Failover, Scaleout, Rolling, Tabs, Storefail}
 }
@@ -43,7 +58,11 @@ func ParseScenario(s string) (Scenario, error) {
 			return sc, nil
 		}
 	}
-	return "", fmt.Errorf("%w %q (want one of steady, failover, scaleout, rolling, tabs, storefail)", ErrUnknownScenario, s)
+	names := make([]string, 0, len(Scenarios()))
+	for _, sc := range Scenarios() {
+		names = append(names, string(sc))
+	}
+	return "", fmt.Errorf("%w %q (want one of %s)", ErrUnknownScenario, s, strings.Join(names, ", "))
 }
 
 // Describe says in one sentence what the scenario does.
@@ -52,17 +71,41 @@ func (s Scenario) Describe() string {
 	case Steady:
 		return "fixed arrival rate, no faults"
 	case Failover:
-		return "replica r2 is SIGKILLed at 30% of the run and restarted at 65%"
+		return fmt.Sprintf("replica r2 is SIGKILLed at %s of the run and restarted at %s", share(failoverKillAt), share(failoverRestartAt))
 	case Scaleout:
-		return "starts with half the replicas; the rest join through the balancer's admin API at 40%"
+		return "starts with half the replicas; the rest join through the balancer's admin API at " + share(scaleoutAddAt)
 	case Rolling:
-		return "every replica is restarted gracefully in turn between 20% and 80%"
+		return fmt.Sprintf("every replica is restarted gracefully in turn between %s and %s", share(rollingFrom), share(rollingTo))
 	case Tabs:
 		return "each shopper has several tabs sharing one session, incrementing the same cart line concurrently"
 	case Storefail:
-		return "the external store is stopped at 35% of the run and started again at 65%"
+		return fmt.Sprintf("the external store is stopped at %s of the run and started again at %s", share(storeDownAt), share(storeUpAt))
 	}
 	return ""
+}
+
+// share formats a fraction of the run as a whole percentage: 0.35 → "35%".
+func share(f float64) string { return fmt.Sprintf("%.0f%%", f*100) }
+
+// storeOutage returns the fraction of the run the scenario keeps the store
+// down, from its plan: the time between each store-down step and the next
+// store-up step (or the end of the run).
+func (s Scenario) storeOutage() float64 {
+	var total float64
+	down := -1.0
+	for _, st := range s.plan(1) {
+		switch {
+		case st.what == whatStoreDown && down < 0:
+			down = st.at
+		case st.what == whatStoreUp && down >= 0:
+			total += st.at - down
+			down = -1
+		}
+	}
+	if down >= 0 {
+		total += 1 - down
+	}
+	return total
 }
 
 // initialReplicas is how many replicas the cluster starts with.
@@ -90,13 +133,13 @@ func (s Scenario) plan(n int) []faultStep {
 			victim = "r1"
 		}
 		return []faultStep{
-			{0.30, "kill " + victim, func(ctx context.Context, c *cluster.Cluster) error { return c.Kill(ctx, victim) }},
-			{0.65, "restart " + victim, func(ctx context.Context, c *cluster.Cluster) error { return c.Restart(ctx, victim) }},
+			{failoverKillAt, "kill " + victim, func(ctx context.Context, c *cluster.Cluster) error { return c.Kill(ctx, victim) }},
+			{failoverRestartAt, "restart " + victim, func(ctx context.Context, c *cluster.Cluster) error { return c.Restart(ctx, victim) }},
 		}
 	case Scaleout:
 		var steps []faultStep
 		for i := s.initialReplicas(n); i < n; i++ {
-			steps = append(steps, faultStep{0.40, fmt.Sprintf("add r%d", i+1), func(ctx context.Context, c *cluster.Cluster) error {
+			steps = append(steps, faultStep{scaleoutAddAt, fmt.Sprintf("add r%d", i+1), func(ctx context.Context, c *cluster.Cluster) error {
 				_, err := c.Add(ctx)
 				return err
 			}})
@@ -106,17 +149,17 @@ func (s Scenario) plan(n int) []faultStep {
 		var steps []faultStep
 		for i := 0; i < n; i++ {
 			id := fmt.Sprintf("r%d", i+1)
-			at := 0.20
+			at := rollingFrom
 			if n > 1 {
-				at += 0.60 * float64(i) / float64(n-1)
+				at += (rollingTo - rollingFrom) * float64(i) / float64(n-1)
 			}
 			steps = append(steps, faultStep{at, "restart " + id, func(ctx context.Context, c *cluster.Cluster) error { return c.Restart(ctx, id) }})
 		}
 		return steps
 	case Storefail:
 		return []faultStep{
-			{0.35, "store down", func(ctx context.Context, c *cluster.Cluster) error { return c.StopStore(ctx) }},
-			{0.65, "store up", func(ctx context.Context, c *cluster.Cluster) error { return c.StartStore(ctx) }},
+			{storeDownAt, whatStoreDown, func(ctx context.Context, c *cluster.Cluster) error { return c.StopStore(ctx) }},
+			{storeUpAt, whatStoreUp, func(ctx context.Context, c *cluster.Cluster) error { return c.StartStore(ctx) }},
 		}
 	}
 	return nil
