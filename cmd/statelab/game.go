@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -35,6 +36,7 @@ type gameFlags struct {
 	checkpoint    time.Duration
 	lease         time.Duration
 	drainDelay    time.Duration
+	idle          time.Duration
 }
 
 // gameStores are the --store values statelab game accepts.
@@ -59,6 +61,7 @@ func runGame(ctx context.Context, m *Main, args []string) error {
 	fs.DurationVar(&f.tick, "tick", game.DefaultTick, "room tick period")
 	fs.DurationVar(&f.checkpoint, "checkpoint", game.DefaultCheckpoint, "checkpoint interval (--strategy checkpoint)")
 	fs.DurationVar(&f.lease, "lease", game.DefaultLease, "owner lease duration; renewed every min(checkpoint, lease/3)")
+	fs.DurationVar(&f.idle, "idle", game.DefaultIdleTimeout, "passivate a room (write it, release its lease, free its memory) after this long without input or WebSocket; 0: never (memory rooms never are)")
 	fs.DurationVar(&f.drainDelay, "drain-delay", 0, "on SIGTERM, keep serving this long with /readyz at 503 first")
 	if err := parseFlags(fs, args); err != nil {
 		return err
@@ -82,7 +85,10 @@ func runGame(ctx context.Context, m *Main, args []string) error {
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 
 	cfg := game.Config{ID: f.id, Strategy: game.Strategy(f.strategy), Tick: f.tick, Checkpoint: f.checkpoint,
-		Lease: f.lease, Secret: f.secret, Registry: reg, Logger: log}
+		Lease: f.lease, Secret: f.secret, IdleTimeout: f.idle, Registry: reg, Logger: log}
+	if f.idle == 0 {
+		cfg.IdleTimeout = -1
+	}
 	if info.NeedsStore {
 		openCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
 		backend, err := stores.Open(openCtx, stores.Config{Kind: stores.Kind(f.store), RedisURL: f.redis,
@@ -96,19 +102,24 @@ func runGame(ctx context.Context, m *Main, args []string) error {
 	}
 	self := game.Member{Name: f.id, HTTP: ln.Addr().String()}
 	attrs := []any{"addr", ln.Addr().String(), "strategy", f.strategy, "store", f.store}
+	leave := func() {}
 	if f.clusterListen != "" {
 		cp, err := game.NewClusterPlacement(game.ClusterConfig{Self: self, BindAddr: f.clusterListen,
 			Peers: f.peers, Secret: f.secret, Logger: log})
 		if err != nil {
 			return fmt.Errorf("game: %w", err)
 		}
-		defer func() {
-			cctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-			defer cancel()
-			if err := cp.Close(cctx); err != nil {
-				log.Warn("game: leaving the cluster", "err", err)
-			}
-		}()
+		var once sync.Once
+		leave = func() {
+			once.Do(func() {
+				cctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+				defer cancel()
+				if err := cp.Close(cctx); err != nil {
+					log.Warn("game: leaving the cluster", "err", err)
+				}
+			})
+		}
+		defer leave()
 		cfg.Placement = cp
 		attrs = append(attrs, "cluster_addr", cp.Addr())
 	}
@@ -116,12 +127,13 @@ func runGame(ctx context.Context, m *Main, args []string) error {
 	if err != nil {
 		return fmt.Errorf("game: %w", err)
 	}
-	return serveGame(ctx, log, ln, srv, f.drainDelay, attrs)
+	return serveGame(ctx, log, ln, srv, f.drainDelay, leave, attrs)
 }
 
-// serveGame serves srv on ln until ctx ends, then drains, hands the rooms
-// over and stops.
-func serveGame(ctx context.Context, log *slog.Logger, ln net.Listener, srv *game.Server, drainDelay time.Duration, attrs []any) error {
+// serveGame serves srv on ln until ctx ends, then drains, leaves the
+// cluster (so the peers stop placing rooms here), hands the rooms over
+// and stops.
+func serveGame(ctx context.Context, log *slog.Logger, ln net.Listener, srv *game.Server, drainDelay time.Duration, leave func(), attrs []any) error {
 	hs := &http.Server{Handler: srv, ReadHeaderTimeout: 5 * time.Second, IdleTimeout: 2 * time.Minute,
 		ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
 	served := make(chan error, 1)
@@ -137,7 +149,8 @@ func serveGame(ctx context.Context, log *slog.Logger, ln net.Listener, srv *game
 		log.Info("game: shutting down: readiness off, still serving", "drain_delay", drainDelay)
 		time.Sleep(drainDelay)
 	}
-	log.Info("game: shutting down: handing rooms over")
+	log.Info("game: shutting down: leaving the cluster, handing rooms over")
+	leave()
 	srv.Close()
 	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
@@ -181,6 +194,8 @@ func (f *gameFlags) validate() (game.StrategyInfo, error) {
 		return bad("--lease must be at least 3 ticks")
 	case f.drainDelay < 0:
 		return bad("--drain-delay must not be negative")
+	case f.idle < 0:
+		return bad("--idle must not be negative")
 	case f.secret != "" && len(f.secret) < minSecretLen:
 		return bad("--secret must be at least %d bytes", minSecretLen)
 	case f.id != "" && game.ValidateID(f.id) != nil:

@@ -28,6 +28,7 @@ func TestGameBadFlagsExit2WithOneLine(t *testing.T) {
 		{[]string{"--peers", "127.0.0.1:1"}, "--cluster-listen"},
 		{[]string{"--cluster-listen", "nope"}, "--cluster-listen"},
 		{[]string{"--listen", "nope"}, "--listen"},
+		{[]string{"--idle", "-1s"}, "--idle"},
 		{[]string{"--bogus"}, "bogus"},
 	}
 	for _, tt := range tests {

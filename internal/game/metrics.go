@@ -48,7 +48,7 @@ func newMetrics(reg prometheus.Registerer, id, strategy string, rooms func() flo
 			Name: "statelab_game_activations_total", Help: "Rooms this replica became owner of, by origin (new, resumed).",
 		}, []string{"origin"}),
 		stops: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "statelab_game_room_stops_total", Help: "Rooms this replica stopped owning, by reason (moved, fenced, shutdown).",
+			Name: "statelab_game_room_stops_total", Help: "Rooms this replica stopped owning, by reason (moved, fenced, idle, shutdown).",
 		}, []string{"reason"}),
 		forwarded: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "statelab_game_forwarded_total", Help: "Requests forwarded to the room's owner.",

@@ -70,6 +70,8 @@ type room struct {
 	subs    map[chan Snapshot]struct{}
 	stopped error // why the room stopped, once it has
 
+	lastInput time.Time // when an input last arrived (idle passivation)
+
 	// Replicated strategy, touched by the tick goroutine only.
 	backup   string // the backup that has the room's copy ("" : none yet)
 	replTick uint64 // the tick of the copy the backup has
@@ -89,6 +91,7 @@ func (r *room) activate() {
 		return
 	}
 	r.state, r.saved, r.lease, r.replTick = st, st.Clone(), l, st.Tick
+	r.lastInput = time.Now()
 	origin := "new"
 	if resumed {
 		origin = "resumed"
@@ -116,6 +119,7 @@ func (r *room) enqueue(in Input) (<-chan outcome, error) {
 	}
 	reply := make(chan outcome, 1)
 	r.pending = append(r.pending, pending{in, reply})
+	r.lastInput = time.Now()
 	return reply, nil
 }
 
@@ -147,8 +151,28 @@ func (r *room) tickLoop() {
 			}
 			r.srv.metrics.ticks.Inc()
 			r.step()
+			if r.idle() {
+				go r.shutdown(ErrRoomMoved, "idle")
+				return
+			}
 		}
 	}
+}
+
+// idle reports whether the room has had no input and no WebSocket for
+// Config.IdleTimeout and its state is kept in a store, so that it can be
+// passivated (written, released and dropped from memory) and resumed on
+// the next request. Rooms of the memory strategy are never passivated.
+func (r *room) idle() bool {
+	if r.srv.idleTimeout <= 0 {
+		return false
+	}
+	if every, _ := r.srv.keeper.interval(); every == 0 {
+		return false
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return len(r.subs) == 0 && len(r.pending) == 0 && time.Since(r.lastInput) > r.srv.idleTimeout
 }
 
 // step runs one tick: it applies the queued inputs, answers them and

@@ -24,6 +24,7 @@ const (
 	DefaultCheckpoint   = time.Second
 	DefaultLease        = 3 * time.Second
 	DefaultStoreTimeout = 2 * time.Second
+	DefaultIdleTimeout  = 10 * time.Minute
 )
 
 // forwardedHeader marks a request one replica forwarded to the room's
@@ -55,6 +56,11 @@ type Config struct {
 	// Secret is the key material replicas share; the replicated strategy
 	// requires it (it authenticates the copies sent to backups).
 	Secret string
+	// IdleTimeout is how long a room with no input and no WebSocket stays
+	// in memory before it is passivated: written to the store, its lease
+	// released, resumed on the next request. Zero means DefaultIdleTimeout;
+	// negative means never. Rooms of the memory strategy never are.
+	IdleTimeout time.Duration
 	// StoreTimeout bounds every store operation (DefaultStoreTimeout).
 	StoreTimeout time.Duration
 	// Registry gets the metrics and is what /metrics serves; nil means a
@@ -85,6 +91,7 @@ type Server struct {
 	observeLag   func(time.Duration) // if set (benchmarks), sees every tick's lag
 	replicas     *replicaSet         // replicated strategy only
 	replTimeout  time.Duration
+	idleTimeout  time.Duration
 
 	mu      sync.Mutex
 	rooms   map[string]*room
@@ -109,6 +116,7 @@ func NewServer(cfg Config) (*Server, error) {
 		id: cfg.ID, strategy: cfg.Strategy, info: info, store: cfg.Store, placement: cfg.Placement,
 		tick:         cmp.Or(cfg.Tick, DefaultTick),
 		storeTimeout: cmp.Or(cfg.StoreTimeout, DefaultStoreTimeout),
+		idleTimeout:  cmp.Or(cfg.IdleTimeout, DefaultIdleTimeout),
 		registry:     cfg.Registry, log: cfg.Logger,
 		rooms: make(map[string]*room), proxies: make(map[string]*httputil.ReverseProxy),
 	}

@@ -492,3 +492,37 @@ func (p *staticPlacement) OnChange(f func()) {
 	p.hooks = append(p.hooks, f)
 	p.mu.Unlock()
 }
+
+// TestIdlePassivation: an idle checkpoint room is written, released and
+// dropped from memory; the next request resumes it from the store with
+// every input, at the next epoch.
+func TestIdlePassivation(t *testing.T) {
+	st := newMemstore(t)
+	s, hs := testServer(t, Config{Strategy: StrategyCheckpoint, Store: st, IdleTimeout: 50 * time.Millisecond, Checkpoint: time.Hour})
+	for seq := uint64(1); seq <= 3; seq++ {
+		if code, _, eb := post(t, hs.URL, "idle", Input{"p", seq, "up"}); code != 200 {
+			t.Fatalf("%d %+v", code, eb)
+		}
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for s.roomCount() != 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("idle room never passivated")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	snap := getSnapshot(t, hs.URL, "idle")
+	if snap.Epoch != 2 || snap.Players[0].Applied != 3 {
+		t.Fatalf("resumed room: %+v", snap)
+	}
+	if n := counterValue(t, s, "statelab_game_room_stops_total", "idle"); n != 1 {
+		t.Fatalf("stops{idle} = %v", n)
+	}
+	// Memory rooms are never passivated: they would be lost.
+	m, hm := testServer(t, Config{Strategy: StrategyMemory, IdleTimeout: time.Millisecond})
+	post(t, hm.URL, "keep", Input{"p", 1, "up"})
+	time.Sleep(50 * time.Millisecond) // long past the idle timeout; nothing to poll for
+	if m.roomCount() != 1 {
+		t.Fatal("a memory room was passivated")
+	}
+}
