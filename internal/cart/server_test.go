@@ -277,6 +277,10 @@ func TestBadRequestsAreRefusedWithoutWriting(t *testing.T) {
 		{"huge qty", "POST", "/api/cart/items", `{"sku":"SKU-0001","qty":1e30}`, 400, "bad_json", ""},
 		{"unknown field", "POST", "/api/cart/items", `{"sku":"SKU-0001","qty":1,"price":0}`, 400, "bad_json", ""},
 		{"two values", "POST", "/api/cart/items", `{"sku":"SKU-0001","qty":1}{}`, 400, "bad_json", ""},
+		{"null body", "POST", "/api/cart/items", `null`, 400, "bad_json", ""},
+		{"empty object", "POST", "/api/cart/items", `{}`, 400, "bad_json", ""},
+		{"empty object, spaced", "POST", "/api/cart/items", ` { } `, 400, "bad_json", ""},
+		{"quote null", "POST", "/api/quote", `null`, 400, "bad_json", ""},
 		{"unknown sku", "POST", "/api/cart/items", `{"sku":"SKU-9999","qty":1}`, 400, "unknown_sku", ""},
 		{"no sku", "POST", "/api/cart/items", `{"qty":1}`, 400, "unknown_sku", ""},
 		{"qty 0", "POST", "/api/cart/items", `{"sku":"SKU-0001","qty":0}`, 400, "qty_out_of_range", ""},
@@ -358,6 +362,7 @@ func TestConcurrentAddsAllTakeEffect(t *testing.T) {
 			defer wg.Done()
 			sku := fmt.Sprintf("SKU-%04d", 2+i%2)
 			req, _ := http.NewRequest("POST", ts.URL+"/api/cart/items", strings.NewReader(`{"sku":"`+sku+`","qty":1}`))
+			req.Header.Set("Content-Type", "application/json")
 			resp, err := ts.client.Do(req)
 			if err != nil {
 				errs <- err.Error()

@@ -1,9 +1,11 @@
 package httpapi
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"io"
+	"mime"
 	"net/http"
 	"strconv"
 	"strings"
@@ -57,13 +59,20 @@ func WriteJSON(w http.ResponseWriter, status int, v any) {
 	_ = json.NewEncoder(w).Encode(v)
 }
 
-// DecodeBody decodes the request's JSON body into v: at most MaxBodyBytes
-// (413 beyond), exactly one JSON value, no unknown fields (400 otherwise).
-// The error it returns is an *Error.
+// DecodeBody decodes the request's JSON body into v: Content-Type
+// application/json for a non-empty body (415 otherwise, so that a
+// cross-site HTML form, which can only send form or text types, cannot
+// write), at most MaxBodyBytes
+// (413 beyond), exactly one JSON object with at least one field, and no
+// unknown fields (400 bad_json otherwise: null, {} and other non-objects
+// included). The error it returns is an *Error.
 func DecodeBody(w http.ResponseWriter, r *http.Request, v any) error {
+	if mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type")); r.ContentLength != 0 && (err != nil || mt != "application/json") {
+		return &Error{http.StatusUnsupportedMediaType, "unsupported_media_type", "the request body must be sent as Content-Type: application/json"}
+	}
+	var raw json.RawMessage
 	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, MaxBodyBytes))
-	dec.DisallowUnknownFields()
-	err := dec.Decode(v)
+	err := dec.Decode(&raw)
 	if err == nil {
 		if _, terr := dec.Token(); terr != io.EOF {
 			err = errors.New("unexpected data after the JSON value")
@@ -71,6 +80,14 @@ func DecodeBody(w http.ResponseWriter, r *http.Request, v any) error {
 				err = terr
 			}
 		}
+	}
+	if err == nil && !nonEmptyObject(raw) {
+		return &Error{http.StatusBadRequest, "bad_json", "request body must be a JSON object with this endpoint's fields"}
+	}
+	if err == nil {
+		strict := json.NewDecoder(bytes.NewReader(raw))
+		strict.DisallowUnknownFields()
+		err = strict.Decode(v)
 	}
 	if err == nil {
 		return nil
@@ -82,6 +99,16 @@ func DecodeBody(w http.ResponseWriter, r *http.Request, v any) error {
 		return &Error{http.StatusBadRequest, "bad_json", "request body is empty; expected a JSON object"}
 	}
 	return &Error{http.StatusBadRequest, "bad_json", "request body is not valid JSON for this endpoint: " + err.Error()}
+}
+
+// nonEmptyObject reports whether raw is a JSON object with at least one
+// member.
+func nonEmptyObject(raw json.RawMessage) bool {
+	b := bytes.TrimSpace(raw)
+	if len(b) < 2 || b[0] != '{' {
+		return false
+	}
+	return len(bytes.TrimSpace(b[1:len(b)-1])) > 0
 }
 
 // ByMethod dispatches on the request method; GET handlers also serve HEAD.
