@@ -39,8 +39,18 @@ type gameFlags struct {
 	idle          time.Duration
 }
 
-// gameStores are the --store values statelab game accepts.
-var gameStores = []string{string(stores.Redis), string(stores.Postgres), string(stores.SQLite)}
+// gameStores are the --store kinds statelab game accepts: those outside
+// the replicas, which every replica can reach.
+var gameStores = []stores.Kind{stores.Redis, stores.Postgres, stores.SQLite}
+
+// gameStoreNames is gameStores joined with sep, for help and errors.
+func gameStoreNames(sep string) string {
+	names := make([]string, len(gameStores))
+	for i, k := range gameStores {
+		names[i] = string(k)
+	}
+	return strings.Join(names, sep)
+}
 
 // runGame runs one replica of the game server until ctx is cancelled, then
 // hands its rooms over (final checkpoint, lease released) and leaves the
@@ -51,7 +61,7 @@ func runGame(ctx context.Context, m *Main, args []string) error {
 	fs.StringVar(&f.listen, "listen", "127.0.0.1:8090", "`address` to serve HTTP and WebSocket on (port 0 picks a free port)")
 	fs.StringVar(&f.id, "id", "", "replica `name`, unique in the cluster (default: host name and port)")
 	fs.StringVar(&f.strategy, "strategy", "memory", "where rooms live: "+strings.Join(game.StrategyNames(), "|"))
-	fs.StringVar(&f.store, "store", "", "store `kind` for checkpoint, replicated (lease) and external: "+strings.Join(gameStores, "|"))
+	fs.StringVar(&f.store, "store", "", "store `kind` for checkpoint, replicated (lease) and external: "+gameStoreNames("|"))
 	fs.StringVar(&f.redis, "redis", "", "Redis `URL` for --store redis")
 	fs.StringVar(&f.postgres, "postgres", "", "PostgreSQL `URL` for --store postgres")
 	fs.StringVar(&f.sqlite, "sqlite", "statelab-game.db", "SQLite database `file` for --store sqlite (replicas share it)")
@@ -177,9 +187,9 @@ func (f *gameFlags) validate() (game.StrategyInfo, error) {
 	case f.strategy == string(game.StrategyReplicated) && f.secret == "":
 		return bad("--strategy replicated needs --secret (it authenticates the copies sent to backups)")
 	case info.NeedsStore && f.store == "":
-		return bad("--strategy %s needs --store (%s)", f.strategy, strings.Join(gameStores, ", "))
-	case f.store != "" && !slices.Contains(gameStores, f.store):
-		return bad("invalid value %q for --store: want one of %s", f.store, strings.Join(gameStores, ", "))
+		return bad("--strategy %s needs --store (%s)", f.strategy, gameStoreNames(", "))
+	case f.store != "" && !slices.Contains(gameStores, stores.Kind(f.store)):
+		return bad("invalid value %q for --store: want one of %s", f.store, gameStoreNames(", "))
 	case stores.Kind(f.store) == stores.Redis && f.redis == "":
 		return bad("--store redis needs --redis URL")
 	case stores.Kind(f.store) == stores.Postgres && f.postgres == "":

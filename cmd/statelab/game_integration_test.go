@@ -109,6 +109,7 @@ var ackOrder atomic.Int64
 type seenAck struct {
 	game.Ack
 	order int64
+	at    time.Time // when it arrived (for the log only; nothing asserts on it)
 }
 
 // testPlayer drives one player of a room through the balancer and keeps
@@ -141,7 +142,7 @@ func (p *testPlayer) input() game.Input {
 func (p *testPlayer) acked(a game.Ack) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	p.acks = append(p.acks, seenAck{a, ackOrder.Add(1)})
+	p.acks = append(p.acks, seenAck{a, ackOrder.Add(1), time.Now()})
 	if a.Seq == p.next {
 		p.next++
 	}
@@ -277,6 +278,7 @@ type gameRun struct {
 	players   []*testPlayer
 	victim    string // the owner that was broken
 	oldEpoch  uint64
+	brokeAt   time.Time
 	stopDrive func()
 }
 
@@ -400,13 +402,31 @@ func (r *gameRun) killOwner(t *testing.T) {
 	if p == nil {
 		t.Fatalf("room owner %q is no replica", r.victim)
 	}
+	r.brokeAt = time.Now()
 	p.kill()
 	t.Logf("killed %s, owner of %s at epoch %d", r.victim, r.room, r.oldEpoch)
 }
 
-// totals sums the players' acks and lost inputs; lost inputs are logged.
+// totals sums the players' acks and lost inputs; lost inputs are logged,
+// and how long the room took to acknowledge inputs again after its owner
+// broke.
 func (r *gameRun) totals(t *testing.T) (acked, lost uint64) {
 	t.Helper()
+	if !r.brokeAt.IsZero() {
+		var resumed time.Time
+		for _, p := range r.players {
+			p.mu.Lock()
+			for _, a := range p.acks {
+				if a.at.After(r.brokeAt) && a.Owner != r.victim && (resumed.IsZero() || a.at.Before(resumed)) {
+					resumed = a.at
+				}
+			}
+			p.mu.Unlock()
+		}
+		if !resumed.IsZero() {
+			t.Logf("the room acknowledged inputs again %v after its owner broke", resumed.Sub(r.brokeAt).Round(time.Millisecond))
+		}
+	}
 	for _, p := range r.players {
 		p.mu.Lock()
 		acked += uint64(len(p.acks))
@@ -533,6 +553,7 @@ func TestGameCheckpointGracefulStopLosesNothing(t *testing.T) {
 	r := startPlayers(t, c)
 	r.victim, r.oldEpoch = r.owner(t)
 	p := c.replicas[r.victim]
+	r.brokeAt = time.Now()
 	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
@@ -619,6 +640,7 @@ func TestGameCheckpointPausedOwnerIsFenced(t *testing.T) {
 	r := startPlayers(t, c)
 	r.victim, r.oldEpoch = r.owner(t)
 	victim := c.replicas[r.victim]
+	r.brokeAt = time.Now()
 	if err := victim.cmd.Process.Signal(syscall.SIGSTOP); err != nil {
 		t.Fatal(err)
 	}
