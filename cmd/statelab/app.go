@@ -20,6 +20,8 @@ import (
 	"github.com/statelab/statelab/internal/httpapi"
 	"github.com/statelab/statelab/internal/stores"
 	"github.com/statelab/statelab/session"
+	"github.com/statelab/statelab/session/redisstore"
+	"github.com/statelab/statelab/session/replstore"
 )
 
 // appFlags are the command line of statelab app.
@@ -29,6 +31,11 @@ type appFlags struct {
 	id              string
 	redis           string
 	redisPrefix     string
+	redisCluster    listFlag
+	redisSentinel   string
+	redisWait       int
+	replQuorum      string
+	storeRetry      time.Duration
 	asyncRepl       bool
 	postgres        string
 	pgSchema        string
@@ -62,6 +69,11 @@ func runApp(ctx context.Context, m *Main, args []string) error {
 	fs.StringVar(&f.id, "id", "", "replica `name` sent in X-Served-By (default: host name and port)")
 	fs.StringVar(&f.redis, "redis", "", "Redis `URL` for --store redis, e.g. redis://127.0.0.1:6379/0")
 	fs.StringVar(&f.redisPrefix, "redis-prefix", "", "`prefix` of every Redis key (default: the redisstore default)")
+	fs.Var(&f.redisCluster, "redis-cluster", "--store redis on a Redis Cluster: some nodes' `addresses` host:port (comma-separated or repeated), instead of --redis")
+	fs.StringVar(&f.redisSentinel, "redis-sentinel", "", "--store redis through Redis Sentinel: `MASTER@HOST:PORT,...` (the master's name, then sentinels), instead of --redis")
+	fs.IntVar(&f.redisWait, "redis-wait", 0, "--store redis: acknowledge a write only once `N` replicas have it (Redis WAIT); 0: at once")
+	fs.StringVar(&f.replQuorum, "repl-quorum", "majority", "--store replicated: members a replica must see to accept writes: majority, one (no quorum) or a `count`")
+	fs.DurationVar(&f.storeRetry, "store-retry", time.Second, "when the redis or postgres store does not answer at start: keep running (503, /readyz not ready) and retry this often; 0: exit instead")
 	fs.StringVar(&f.postgres, "postgres", "", "PostgreSQL `URL` for --store postgres, e.g. postgres://user@127.0.0.1:5432/db?sslmode=disable")
 	fs.StringVar(&f.pgSchema, "postgres-schema", "", "`schema` of the session table for --store postgres (default: the pgstore default)")
 	fs.StringVar(&f.sqlite, "sqlite", "statelab-sessions.db", "SQLite database `file` for --store sqlite (replicas share it)")
@@ -82,6 +94,7 @@ func runApp(ctx context.Context, m *Main, args []string) error {
 	if err := f.validate(); err != nil {
 		return err
 	}
+	quorum, _ := replstore.ParseQuorum(f.replQuorum) // checked by validate
 	products, pricer, err := f.deps.clients()
 	if err != nil {
 		return err
@@ -98,6 +111,7 @@ func runApp(ctx context.Context, m *Main, args []string) error {
 		f.id = host + "-" + strconv.Itoa(ln.Addr().(*net.TCPAddr).Port)
 	}
 	log = log.With("replica", f.id)
+	stores.LogRedisTo(log)
 	if f.secret == "" {
 		f.secret = rand.Text() + rand.Text()
 		log.Warn("app: no --secret given, using a random one: fine for one replica, wrong for several (their cookies and replication would not agree)")
@@ -111,6 +125,11 @@ func runApp(ctx context.Context, m *Main, args []string) error {
 		NodeName:         f.id,
 		RedisURL:         f.redis,
 		RedisPrefix:      f.redisPrefix,
+		RedisCluster:     f.redisCluster,
+		RedisSentinel:    f.redisSentinel,
+		RedisWait:        f.redisWait,
+		ReplQuorum:       quorum,
+		RetryOpen:        f.storeRetry,
 		AsyncReplication: f.asyncRepl,
 		PostgresURL:      f.postgres,
 		PostgresSchema:   f.pgSchema,
@@ -202,8 +221,14 @@ func (f *appFlags) validate() error {
 	switch {
 	case !slices.Contains(stores.KindNames(), f.store):
 		return bad("invalid value %q for --store: want one of %s", f.store, strings.Join(stores.KindNames(), ", "))
-	case kind == stores.Redis && f.redis == "":
-		return bad("--store %s needs --redis URL", kind)
+	case kind == stores.Redis && redisSources(f) == 0:
+		return bad("--store %s needs --redis URL, --redis-cluster ADDRS or --redis-sentinel MASTER@ADDRS", kind)
+	case kind == stores.Redis && redisSources(f) > 1:
+		return bad("--redis, --redis-cluster and --redis-sentinel exclude each other: give one")
+	case f.redisWait < 0:
+		return bad("--redis-wait must not be negative")
+	case f.storeRetry < 0:
+		return bad("--store-retry must not be negative")
 	case kind == stores.Postgres && f.postgres == "":
 		return bad("--store %s needs --postgres URL", kind)
 	case kind == stores.SQLite && f.sqlite == "":
@@ -228,6 +253,19 @@ func (f *appFlags) validate() error {
 	if _, _, err := net.SplitHostPort(f.listen); err != nil {
 		return bad("invalid value %q for --listen: %v", f.listen, err)
 	}
+	if _, err := replstore.ParseQuorum(f.replQuorum); err != nil {
+		return bad("invalid value %q for --repl-quorum: want majority, one, or a member count >= 1", f.replQuorum)
+	}
+	for _, a := range f.redisCluster {
+		if _, _, err := net.SplitHostPort(a); err != nil {
+			return bad("invalid value %q for --redis-cluster: %v", a, err)
+		}
+	}
+	if f.redisSentinel != "" {
+		if _, _, err := redisstore.ParseSentinel(f.redisSentinel); err != nil {
+			return bad("invalid value %q for --redis-sentinel: want MASTER@HOST:PORT[,HOST:PORT...]", f.redisSentinel)
+		}
+	}
 	if kind == stores.Replicated {
 		if _, _, err := net.SplitHostPort(f.clusterListen); err != nil {
 			return bad("invalid value %q for --cluster-listen: %v", f.clusterListen, err)
@@ -239,4 +277,16 @@ func (f *appFlags) validate() error {
 		}
 	}
 	return nil
+}
+
+// redisSources counts how many of --redis, --redis-cluster and
+// --redis-sentinel were given.
+func redisSources(f *appFlags) int {
+	n := 0
+	for _, given := range []bool{f.redis != "", len(f.redisCluster) > 0, f.redisSentinel != ""} {
+		if given {
+			n++
+		}
+	}
+	return n
 }

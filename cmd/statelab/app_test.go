@@ -26,6 +26,13 @@ func TestAppBadFlagsExit2WithOneLine(t *testing.T) {
 	}{
 		{[]string{"--store", "floppy"}, "--store"},
 		{[]string{"--store", "redis"}, "--redis"},
+		{[]string{"--store", "redis", "--redis", "redis://127.0.0.1:1/0", "--redis-cluster", "127.0.0.1:2"}, "--redis-cluster"},
+		{[]string{"--store", "redis", "--redis-cluster", "nohostport"}, "--redis-cluster"},
+		{[]string{"--store", "redis", "--redis-sentinel", "127.0.0.1:26379"}, "--redis-sentinel"},
+		{[]string{"--store", "redis", "--redis", "redis://127.0.0.1:1/0", "--redis-wait", "-1"}, "--redis-wait"},
+		{[]string{"--repl-quorum", "0"}, "--repl-quorum"},
+		{[]string{"--repl-quorum", "most"}, "--repl-quorum"},
+		{[]string{"--store-retry", "-1s"}, "--store-retry"},
 		{[]string{"--store", "postgres"}, "--postgres"},
 		{[]string{"--store", "sqlite", "--sqlite", ""}, "--sqlite"},
 		{[]string{"--store", "replicated", "--cluster-listen", "nowhere"}, "--cluster-listen"},
@@ -202,6 +209,56 @@ func startRedis(t *testing.T, port int) (stop func()) {
 		return err == nil
 	})
 	return p.kill
+}
+
+// TestAppStartsWithRedisDown starts the app before its Redis: it serves,
+// with /healthz 200 and /readyz and the cart API 503 with Retry-After,
+// (a request that needs no session, such as GET /api/cart without a
+// cookie, is served) until the test starts redis-server on the address it was given, then
+// becomes ready by itself. With --store-retry 0 it exits instead.
+func TestAppStartsWithRedisDown(t *testing.T) {
+	_, err := exec.LookPath("redis-server")
+	testenv.Need(t, err == nil, "redis-server is not on PATH")
+	port := freePort(t)
+	url := fmt.Sprintf("redis://127.0.0.1:%d/0", port)
+
+	var stderr bytes.Buffer
+	if code := NewMain(io.Discard, &stderr).Run(context.Background(), []string{"app", "--listen", "127.0.0.1:0", "--store", "redis", "--redis", url, "--store-retry", "0"}); code != 1 {
+		t.Fatalf("--store-retry 0 with Redis down: exit %d, want 1; stderr: %s", code, stderr.String())
+	}
+
+	base, _, _ := startApp(t, "--store", "redis", "--id", "r", "--redis", url, "--store-retry", "100ms")
+	jar, _ := cookiejar.New(nil)
+	client := &http.Client{Jar: jar}
+	status := func(method, path, body string) (int, string) {
+		req, _ := http.NewRequest(method, base+path, strings.NewReader(body))
+		resp, err := client.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode, resp.Header.Get("Retry-After")
+	}
+	if code, _ := status("GET", "/healthz", ""); code != http.StatusOK {
+		t.Errorf("healthz with Redis not started: %d, want 200 (the process is alive)", code)
+	}
+	for _, r := range []struct{ method, path, body string }{
+		{"GET", "/readyz", ""},
+		{"POST", "/api/cart/items", `{"sku":"SKU-0001","qty":1}`},
+	} {
+		if code, retry := status(r.method, r.path, r.body); code != http.StatusServiceUnavailable || retry == "" {
+			t.Errorf("%s %s with Redis not started: %d, Retry-After %q; want 503 with Retry-After", r.method, r.path, code, retry)
+		}
+	}
+
+	startRedis(t, port)
+	poll(t, "the app to become ready once Redis runs", 20*time.Second, func() bool {
+		code, _ := status("GET", "/readyz", "")
+		return code == http.StatusOK
+	})
+	if code, _ := status("POST", "/api/cart/items", `{"sku":"SKU-0001","qty":1}`); code != http.StatusOK {
+		t.Errorf("add once Redis runs: %d, want 200", code)
+	}
 }
 
 func TestAppAnswers503WhileRedisIsDownAndRecovers(t *testing.T) {

@@ -9,6 +9,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/redis/go-redis/v9"
+
 	"github.com/statelab/statelab/session"
 )
 
@@ -158,4 +160,15 @@ func (l *lateStore) Close() error {
 		}
 	})
 	return err
+}
+
+// LogRedisTo sends go-redis's own log lines (a failed dial of every pooled
+// connection while Redis is down, for one) to log at debug level instead of
+// the standard logger. go-redis has one logger per process.
+func LogRedisTo(log *slog.Logger) { redis.SetLogger(redisLogger{log}) }
+
+type redisLogger struct{ log *slog.Logger }
+
+func (l redisLogger) Printf(ctx context.Context, format string, v ...any) {
+	l.log.DebugContext(ctx, "go-redis: "+fmt.Sprintf(format, v...))
 }

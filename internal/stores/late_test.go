@@ -106,3 +106,40 @@ func freePort(t *testing.T) int {
 	defer ln.Close()
 	return ln.Addr().(*net.TCPAddr).Port
 }
+
+// TestOpenRedisDown checks how Open treats a Redis that does not answer:
+// an error without RetryOpen, a backend that is not ready with it, and a
+// bad sentinel spec as an error either way (no retry can fix it).
+func TestOpenRedisDown(t *testing.T) {
+	dead := "127.0.0.1:" + strconv.Itoa(freePort(t))
+	tests := []struct {
+		name      string
+		cfg       Config
+		wantLate  bool
+		wantError bool
+	}{
+		{"no retry", Config{Kind: Redis, RedisURL: "redis://" + dead + "/0"}, false, true},
+		{"retry", Config{Kind: Redis, RedisURL: "redis://" + dead + "/0", RetryOpen: time.Hour}, true, false},
+		{"cluster, retry", Config{Kind: Redis, RedisCluster: []string{dead}, RetryOpen: time.Hour}, true, false},
+		{"bad sentinel spec, retry", Config{Kind: Redis, RedisSentinel: dead, RetryOpen: time.Hour}, false, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			tt.cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+			b, err := Open(ctx, tt.cfg)
+			if (err != nil) != tt.wantError {
+				t.Fatalf("Open: err = %v, want error %v", err, tt.wantError)
+			}
+			if err != nil {
+				return
+			}
+			defer b.Close()
+			perr := b.Store.(session.Pinger).Ping(ctx)
+			if tt.wantLate && !errors.Is(perr, ErrNotOpenYet) {
+				t.Fatalf("Ping = %v, want ErrNotOpenYet", perr)
+			}
+		})
+	}
+}

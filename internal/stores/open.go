@@ -2,8 +2,10 @@ package stores
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/statelab/statelab/session"
@@ -22,8 +24,18 @@ type Config struct {
 	Kind Kind
 	// NodeName names this replica among its peers (replicated).
 	NodeName string
-	// RedisURL is the Redis server, e.g. redis://127.0.0.1:6379/0 (redis).
+	// RedisURL is the Redis server, e.g. redis://127.0.0.1:6379/0 (redis;
+	// one of RedisURL, RedisCluster and RedisSentinel).
 	RedisURL string
+	// RedisCluster lists some nodes of a Redis Cluster, host:port (redis).
+	RedisCluster []string
+	// RedisSentinel names a master monitored by Redis Sentinel and some of
+	// the sentinels, MASTER@HOST:PORT[,HOST:PORT...] (redis).
+	RedisSentinel string
+	// RedisWait is how many replicas must confirm each write before it is
+	// acknowledged (Redis WAIT); 0 acknowledges at once (redis). See
+	// redisstore.Options.Wait.
+	RedisWait int
 	// RedisPrefix is prepended to every Redis key; empty means the
 	// redisstore default (redis).
 	RedisPrefix string
@@ -47,6 +59,10 @@ type Config struct {
 	// the backups have it (replicated). Faster; a write acknowledged just
 	// before the primary dies can be lost.
 	AsyncReplication bool
+	// ReplQuorum is replstore.Config.Quorum: how many members a replica
+	// must see to accept writes; 0 (replstore.QuorumMajority) means a
+	// majority, 1 (replstore.QuorumOne) none (replicated).
+	ReplQuorum int
 	// Secret is the key material the replicas share: it seals cookies
 	// (cookie) and encrypts and authenticates replication (replicated).
 	Secret string
@@ -54,6 +70,13 @@ type Config struct {
 	// sessions are refused (503), existing ones keep working. Zero: no cap
 	// (memory).
 	MaxSessions int
+	// RetryOpen, when above zero, keeps a replica whose external store
+	// (redis, postgres) does not answer at start running: Open returns a
+	// Backend whose Store fails every call with ErrNotOpenYet (an
+	// ErrUnavailable: 503, /readyz not ready) and tries to open the store
+	// again every RetryOpen in the background until it answers. Zero makes
+	// Open return the error.
+	RetryOpen time.Duration
 	// Logger receives the store's logs; nil means slog.Default().
 	Logger *slog.Logger
 	// Registerer, if not nil, gets the store's Prometheus metrics.
@@ -87,6 +110,7 @@ func Open(ctx context.Context, cfg Config) (*Backend, error) {
 		rc.BindAddr = cfg.ClusterListen
 		rc.Peers = cfg.Peers
 		rc.Async = cfg.AsyncReplication
+		rc.Quorum = cfg.ReplQuorum
 		rc.Secret = []byte(cfg.Secret)
 		rc.Logger = cfg.Logger
 		rc.Registerer = cfg.Registerer
@@ -96,17 +120,25 @@ func Open(ctx context.Context, cfg Config) (*Backend, error) {
 		}
 		b.Store, b.close = s, s.Close
 	case Redis:
-		s, err := redisstore.OpenURL(ctx, cfg.RedisURL, redisstore.Options{Prefix: cfg.RedisPrefix})
-		if err != nil {
-			return nil, fmt.Errorf("stores: redis store: %w", err)
+		if err := b.openExternal(ctx, cfg, func(ctx context.Context) (session.Store, func() error, error) {
+			s, err := openRedis(ctx, cfg)
+			if err != nil {
+				return nil, nil, fmt.Errorf("stores: redis store: %w", err)
+			}
+			return s, s.Close, nil
+		}); err != nil {
+			return nil, err
 		}
-		b.Store, b.close = s, s.Close
 	case Postgres:
-		s, err := pgstore.Open(ctx, cfg.PostgresURL, pgstore.Options{Schema: cfg.PostgresSchema, Logger: cfg.Logger})
-		if err != nil {
-			return nil, fmt.Errorf("stores: postgres store: %w", err)
+		if err := b.openExternal(ctx, cfg, func(ctx context.Context) (session.Store, func() error, error) {
+			s, err := pgstore.Open(ctx, cfg.PostgresURL, pgstore.Options{Schema: cfg.PostgresSchema, Logger: cfg.Logger})
+			if err != nil {
+				return nil, nil, fmt.Errorf("stores: postgres store: %w", err)
+			}
+			return s, s.Close, nil
+		}); err != nil {
+			return nil, err
 		}
-		b.Store, b.close = s, s.Close
 	case SQLite:
 		s, err := sqlitestore.Open(ctx, cfg.SQLitePath, sqlitestore.Options{Logger: cfg.Logger})
 		if err != nil {
@@ -124,6 +156,49 @@ func Open(ctx context.Context, cfg Config) (*Backend, error) {
 		return nil, err
 	}
 	return b, nil
+}
+
+// openRedis opens the Redis store cfg names: a cluster, a sentinel set, or
+// one server.
+func openRedis(ctx context.Context, cfg Config) (*redisstore.Store, error) {
+	opts := redisstore.Options{Prefix: cfg.RedisPrefix, Wait: cfg.RedisWait}
+	switch {
+	case len(cfg.RedisCluster) > 0:
+		return redisstore.OpenCluster(ctx, cfg.RedisCluster, opts)
+	case cfg.RedisSentinel != "":
+		return redisstore.OpenSentinel(ctx, cfg.RedisSentinel, opts)
+	}
+	return redisstore.OpenURL(ctx, cfg.RedisURL, opts)
+}
+
+// openExternal opens an external store with open. When it is unreachable
+// and cfg.RetryOpen is set, the backend gets a store that keeps trying in
+// the background instead.
+func (b *Backend) openExternal(ctx context.Context, cfg Config, open opener) error {
+	attempt := max(cfg.RetryOpen, 5*time.Second)
+	if cfg.RetryOpen > 0 {
+		// Do not wait long for a store that may be down: serve 503 and
+		// keep trying.
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, attempt)
+		defer cancel()
+	}
+	s, closeFn, err := open(ctx)
+	if err == nil {
+		b.Store, b.close = s, closeFn
+		return nil
+	}
+	if cfg.RetryOpen <= 0 || !errors.Is(err, session.ErrUnavailable) {
+		return err
+	}
+	log := cfg.Logger
+	if log == nil {
+		log = slog.Default()
+	}
+	log.Warn("stores: store not reachable; serving 503 and retrying in the background", "store", cfg.Kind, "retry", cfg.RetryOpen, "err", err)
+	l := openLate(open, err, cfg.RetryOpen, attempt, log)
+	b.Store, b.close = l, l.Close
+	return nil
 }
 
 // NewManager returns a session.Manager over the backend: server-side for a
