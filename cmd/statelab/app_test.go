@@ -232,6 +232,9 @@ func TestAppStartsWithRedisDown(t *testing.T) {
 	client := &http.Client{Jar: jar}
 	status := func(method, path, body string) (int, string) {
 		req, _ := http.NewRequest(method, base+path, strings.NewReader(body))
+		if body != "" {
+			req.Header.Set("Content-Type", "application/json")
+		}
 		resp, err := client.Do(req)
 		if err != nil {
 			t.Fatal(err)
