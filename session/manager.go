@@ -157,6 +157,7 @@ type Manager struct {
 	cfg     Config
 	metrics *metrics
 	locks   *keyLocks // serialises Updates of one session in this process
+	invalid rateLog   // rate-limits the Info logs of invalid cookies
 }
 
 // NewManager returns a Manager that keeps session state in store. The
@@ -492,7 +493,7 @@ func (m *Manager) opened(st *requestState) (Record, bool) {
 		m.cfg.Logger.Debug("session: expired sealed cookie", "cookie_hash", logHash(st.raw))
 	default:
 		m.metrics.invalid.Inc()
-		m.cfg.Logger.Info("session: ignoring invalid session cookie",
+		m.invalid.log(m.cfg.Logger, m.cfg.Now(), "session: ignoring invalid session cookie",
 			"cookie_hash", logHash(st.raw), "error", err)
 	}
 	return st.rec, st.live

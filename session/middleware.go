@@ -51,7 +51,7 @@ func (m *Manager) Handler(next http.Handler) http.Handler {
 					st.id = c.Value
 				} else {
 					m.metrics.invalid.Inc()
-					m.cfg.Logger.Info("session: ignoring malformed session cookie",
+					m.invalid.log(m.cfg.Logger, m.cfg.Now(), "session: ignoring malformed session cookie",
 						"cookie_hash", logHash(c.Value))
 				}
 			}
