@@ -149,6 +149,9 @@ func shopperRequest(client *http.Client, method, url, body string) (int, string,
 	if err != nil {
 		return 0, "", nil
 	}
+	if body != "" {
+		req.Header.Set("Content-Type", "application/json") // JSON endpoints refuse other types (415)
+	}
 	resp, err := client.Do(req)
 	if err != nil {
 		return 0, "", []byte(err.Error())

@@ -14,6 +14,8 @@ import (
 	"net/http"
 	"sync"
 	"time"
+
+	"github.com/statelab/statelab/internal/httpapi"
 )
 
 // The replicated strategy: the owner keeps the room in memory and, before
@@ -152,19 +154,19 @@ var errNeedFull = errors.New("game: backup needs the full state")
 // handleReplica serves POST /internal/replica on a backup.
 func (s *Server) handleReplica(w http.ResponseWriter, r *http.Request) {
 	if s.replicas == nil || !hmac.Equal([]byte(r.Header.Get(replicationKeyHeader)), []byte(s.replicas.key)) {
-		writeError(w, &apiError{http.StatusForbidden, "forbidden", "replication needs the cluster's key"})
+		httpapi.WriteError(w, apiErr(http.StatusForbidden, "forbidden", "replication needs the cluster's key"))
 		return
 	}
 	var m replicaMsg
 	if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, 1<<20)).Decode(&m); err != nil || ValidateID(m.Room) != nil {
-		writeError(w, &apiError{http.StatusBadRequest, "bad_json", "not a replication message"})
+		httpapi.WriteError(w, apiErr(http.StatusBadRequest, "bad_json", "not a replication message"))
 		return
 	}
 	s.mu.Lock()
 	_, owned := s.rooms[m.Room]
 	s.mu.Unlock()
 	if owned || !s.replicas.apply(m) {
-		writeError(w, &apiError{http.StatusConflict, "need_full", "send the full state"})
+		httpapi.WriteError(w, apiErr(http.StatusConflict, "need_full", "send the full state"))
 		return
 	}
 	w.WriteHeader(http.StatusNoContent)

@@ -15,6 +15,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/statelab/statelab/internal/httpapi"
 	"github.com/statelab/statelab/session"
 )
 
@@ -272,7 +273,7 @@ func (s *Server) proxyTo(addr string) *httputil.ReverseProxy {
 		},
 		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
 			w.Header().Set("X-Served-By", s.id)
-			writeError(w, &apiError{http.StatusServiceUnavailable, "owner_unreachable", "the room's owner did not answer: " + err.Error()})
+			httpapi.WriteError(w, apiErr(http.StatusServiceUnavailable, "owner_unreachable", "the room's owner did not answer: "+err.Error()))
 		},
 		ErrorLog: slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
 	}
@@ -305,10 +306,10 @@ func (s *Server) forward(w http.ResponseWriter, r *http.Request, roomID string) 
 // client's fault.
 func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error) {
 	e := classify(err)
-	if e.status >= 500 && e.code != "canceled" {
-		s.log.Warn("game: request failed", "path", r.URL.Path, "code", e.code, "err", err)
+	if e.Status >= 500 && e.Code != "canceled" {
+		s.log.Warn("game: request failed", "path", r.URL.Path, "code", e.Code, "err", err)
 	}
-	writeError(w, e)
+	httpapi.WriteError(w, e)
 }
 
 // routes builds the handler tree.
@@ -321,13 +322,13 @@ func (s *Server) routes() http.Handler {
 	handle("POST /rooms/{id}/inputs", "inputs", s.handleInput)
 	handle("GET /rooms/{id}/ws", "ws", s.handleWS)
 	handle("GET /healthz", "healthz", func(w http.ResponseWriter, r *http.Request) {
-		writeJSON(w, http.StatusOK, map[string]string{"status": "ok", "id": s.id})
+		httpapi.WriteJSON(w, http.StatusOK, map[string]string{"status": "ok", "id": s.id})
 	})
 	handle("GET /readyz", "readyz", s.handleReadyz)
 	handle("POST "+replicationPath, "replica", s.handleReplica)
 	mux.Handle("GET /metrics", promhttp.HandlerFor(s.registry, promhttp.HandlerOpts{}))
 	handle("/", "not_found", func(w http.ResponseWriter, r *http.Request) {
-		writeError(w, &apiError{http.StatusNotFound, "not_found", "no such route: " + r.Method + " " + r.URL.Path})
+		httpapi.WriteError(w, apiErr(http.StatusNotFound, "not_found", "no such route: "+r.Method+" "+r.URL.Path))
 	})
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("X-Served-By", s.id)
@@ -371,7 +372,7 @@ func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 // its store (if any) answers a ping.
 func (s *Server) handleReadyz(w http.ResponseWriter, r *http.Request) {
 	if s.draining.Load() {
-		writeError(w, &apiError{http.StatusServiceUnavailable, "draining", "the replica is shutting down"})
+		httpapi.WriteError(w, apiErr(http.StatusServiceUnavailable, "draining", "the replica is shutting down"))
 		return
 	}
 	if p, ok := s.store.(session.Pinger); ok && s.info.NeedsStore {
@@ -382,7 +383,7 @@ func (s *Server) handleReadyz(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"status": "ready", "id": s.id, "members": len(s.placement.Members())})
+	httpapi.WriteJSON(w, http.StatusOK, map[string]any{"status": "ready", "id": s.id, "members": len(s.placement.Members())})
 }
 
 // handleRoom serves GET /rooms/{id}: the room's snapshot, from its owner
@@ -413,7 +414,7 @@ func (s *Server) handleRoom(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, snap)
+	httpapi.WriteJSON(w, http.StatusOK, snap)
 }
 
 // handleInput serves POST /rooms/{id}/inputs: it applies one input
@@ -431,7 +432,7 @@ func (s *Server) handleInput(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var in Input
-	if err := decodeBody(w, r, &in); err != nil {
+	if err := httpapi.DecodeBody(w, r, &in); err != nil {
 		s.fail(w, r, err)
 		return
 	}
@@ -444,7 +445,7 @@ func (s *Server) handleInput(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, ack)
+	httpapi.WriteJSON(w, http.StatusOK, ack)
 }
 
 // Submit applies in to room on this replica (which must own it, or serve

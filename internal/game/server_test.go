@@ -15,6 +15,7 @@ import (
 
 	"github.com/coder/websocket"
 	"github.com/coder/websocket/wsjson"
+	"github.com/statelab/statelab/internal/httpapi"
 	"github.com/statelab/statelab/session"
 	"github.com/statelab/statelab/session/memstore"
 )
@@ -46,7 +47,7 @@ func newMemstore(t *testing.T) session.Store {
 }
 
 // post sends one input and decodes the answer into an Ack or an error body.
-func post(t *testing.T, base, room string, in Input) (int, Ack, ErrorBody) {
+func post(t *testing.T, base, room string, in Input) (int, Ack, httpapi.ErrorBody) {
 	t.Helper()
 	body, _ := json.Marshal(in)
 	res, err := http.Post(base+"/rooms/"+room+"/inputs", "application/json", bytes.NewReader(body))
@@ -56,7 +57,7 @@ func post(t *testing.T, base, room string, in Input) (int, Ack, ErrorBody) {
 	defer res.Body.Close()
 	raw, _ := io.ReadAll(res.Body)
 	var ack Ack
-	var eb ErrorBody
+	var eb httpapi.ErrorBody
 	if res.StatusCode == http.StatusOK {
 		if err := json.Unmarshal(raw, &ack); err != nil {
 			t.Fatalf("ack %s: %v", raw, err)
@@ -119,19 +120,28 @@ func TestAPI(t *testing.T) {
 				{"r1", `{"player":"p1","seq":4,"move":"up","x":1}`, 400, "bad_json"},
 				{"r1", ``, 400, "bad_json"},
 				{"r1", `{"player":"p1","seq":4,"move":"up"}{}`, 400, "bad_json"},
-				{"r1", `{"player":"p1","seq":4,"move":"` + strings.Repeat("a", MaxBodyBytes) + `"}`, 413, "body_too_large"},
+				{"r1", `{"player":"p1","seq":4,"move":"` + strings.Repeat("a", httpapi.MaxBodyBytes) + `"}`, 413, "body_too_large"},
 				{"bad.room", `{"player":"p1","seq":1,"move":"up"}`, 400, "bad_id"},
 			} {
 				res, err := http.Post(hs.URL+"/rooms/"+tc.room+"/inputs", "application/json", strings.NewReader(tc.body))
 				if err != nil {
 					t.Fatal(err)
 				}
-				var eb ErrorBody
+				var eb httpapi.ErrorBody
 				json.NewDecoder(res.Body).Decode(&eb)
 				res.Body.Close()
 				if res.StatusCode != tc.code || eb.Error.Code != tc.ecode || res.Header.Get("X-Served-By") != "g1" {
 					t.Errorf("%s: %d %+v (served by %q), want %d %s", tc.body[:min(len(tc.body), 40)], res.StatusCode, eb, res.Header.Get("X-Served-By"), tc.code, tc.ecode)
 				}
+			}
+			// A cross-site HTML form cannot send JSON: other types are 415.
+			res, err := http.Post(hs.URL+"/rooms/r1/inputs", "text/plain", strings.NewReader(`{"player":"p1","seq":4,"move":"up"}`))
+			if err != nil {
+				t.Fatal(err)
+			}
+			res.Body.Close()
+			if res.StatusCode != http.StatusUnsupportedMediaType {
+				t.Errorf("text/plain input: %d, want 415", res.StatusCode)
 			}
 			for path, code := range map[string]int{"/healthz": 200, "/readyz": 200, "/metrics": 200, "/nope": 404, "/rooms/r1/x": 404} {
 				res, err := http.Get(hs.URL + path)
@@ -337,7 +347,7 @@ func TestStoreDown(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			var eb ErrorBody
+			var eb httpapi.ErrorBody
 			json.NewDecoder(res.Body).Decode(&eb)
 			res.Body.Close()
 			if res.StatusCode != 503 || res.Header.Get("Retry-After") == "" || eb.Error.Code != "store_unavailable" {

@@ -8,6 +8,7 @@ import (
 
 	"github.com/coder/websocket"
 	"github.com/coder/websocket/wsjson"
+	"github.com/statelab/statelab/internal/httpapi"
 )
 
 // Message is what the server sends on a room's WebSocket: an Ack, an Error
@@ -65,7 +66,7 @@ func (s *Server) handleWS(w http.ResponseWriter, r *http.Request) {
 		return // Accept answered the request
 	}
 	defer c.CloseNow()
-	c.SetReadLimit(MaxBodyBytes)
+	c.SetReadLimit(httpapi.MaxBodyBytes)
 	ctx, cancel := context.WithCancel(r.Context())
 	defer cancel()
 	if err := send(ctx, c, Message{Type: "snapshot", Snapshot: &snap}); err != nil {
@@ -88,7 +89,7 @@ func send(ctx context.Context, c *websocket.Conn, m Message) error {
 // errorMessage is the Message refusing in with err.
 func errorMessage(in Input, err error) Message {
 	e := classify(err)
-	return Message{Type: "error", Player: in.Player, Seq: in.Seq, Error: &ErrorDetail{e.code, e.message}}
+	return Message{Type: "error", Player: in.Player, Seq: in.Seq, Error: &ErrorDetail{e.Code, e.Message}}
 }
 
 // readInput reads one Input from c; a message that is not one is answered
@@ -100,7 +101,7 @@ func readInput(ctx context.Context, c *websocket.Conn) (Input, error, error) {
 	}
 	var in Input
 	if err := json.Unmarshal(data, &in); err != nil {
-		return in, &apiError{http.StatusBadRequest, "bad_json", "message is not a JSON input: " + err.Error()}, nil
+		return in, apiErr(http.StatusBadRequest, "bad_json", "message is not a JSON input: "+err.Error()), nil
 	}
 	return in, in.Validate(), nil
 }
