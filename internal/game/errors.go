@@ -18,6 +18,9 @@ var (
 	// cannot prove it still holds the room's lease (the store did not
 	// answer the renewals in time): it is neither applied nor acknowledged.
 	ErrLeaseLost = errors.New("game: owner lease not renewed in time")
+	// ErrNotJoined is returned for a room request while the replica has
+	// not joined its cluster yet.
+	ErrNotJoined = errors.New("game: replica has not joined its cluster yet")
 	// ErrBusy is returned when a room already has MaxPending inputs waiting
 	// for the next tick.
 	ErrBusy = errors.New("game: too many inputs waiting for the next tick")
@@ -51,6 +54,8 @@ func classify(err error) *httpapi.Error {
 		return apiErr(http.StatusConflict, "seq_gap", err.Error())
 	case errors.Is(err, ErrRoomFull):
 		return apiErr(http.StatusConflict, "room_full", err.Error())
+	case errors.Is(err, ErrNotJoined):
+		return apiErr(http.StatusServiceUnavailable, "not_joined", err.Error())
 	case errors.Is(err, ErrBusy):
 		return apiErr(http.StatusServiceUnavailable, "busy", err.Error())
 	case errors.Is(err, ErrRoomMoved), errors.Is(err, ErrLeaseHeld), errors.Is(err, ErrFenced), errors.Is(err, ErrLeaseLost):

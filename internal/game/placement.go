@@ -15,6 +15,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/memberlist"
@@ -105,10 +106,27 @@ type ClusterPlacement struct {
 	dirty chan struct{} // a membership event happened (buffer 1)
 	wg    sync.WaitGroup
 
+	joined atomic.Bool // true once a join succeeded, or when there was no one to join
+
 	mu       sync.RWMutex
 	members  []Member
 	onChange []func()
 }
+
+// Joiner is implemented by placements that must join a cluster before
+// their answers can be trusted; until Joined, a replica takes no room and
+// is not ready (a replica that has not met its peers would believe it
+// owns every room).
+type Joiner interface {
+	// Joined reports whether the replica has joined its cluster.
+	Joined() bool
+}
+
+var _ Joiner = (*ClusterPlacement)(nil)
+
+// Joined implements Joiner: true once a join through the peers succeeded
+// (at once when there are no peers: this replica starts the cluster).
+func (p *ClusterPlacement) Joined() bool { return p.joined.Load() }
 
 // NewClusterPlacement starts gossiping and joins cfg.Peers (retrying in
 // the background until one answers).
@@ -151,6 +169,7 @@ func NewClusterPlacement(cfg ClusterConfig) (*ClusterPlacement, error) {
 	}
 	p.wg.Add(1)
 	go p.updateLoop()
+	p.joined.Store(len(cfg.Peers) == 0)
 	if len(cfg.Peers) > 0 {
 		p.wg.Add(1)
 		go p.joinLoop(cfg.Peers)
@@ -169,6 +188,7 @@ func (p *ClusterPlacement) joinLoop(peers []string) {
 	defer p.wg.Done()
 	for {
 		if _, err := p.ml.Join(peers); err == nil {
+			p.joined.Store(true)
 			p.log.Info("game: joined cluster", "members", p.ml.NumMembers())
 			return
 		} else {

@@ -199,6 +199,9 @@ func (s *Server) owner(room string) Member {
 // roomFor returns the active room id, activating it (taking its lease)
 // if this replica does not run it yet.
 func (s *Server) roomFor(ctx context.Context, id string) (*room, error) {
+	if !s.joined() {
+		return nil, ErrNotJoined
+	}
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()
@@ -218,6 +221,12 @@ func (s *Server) roomFor(ctx context.Context, id string) (*room, error) {
 	case <-ctx.Done():
 		return nil, ctx.Err()
 	}
+}
+
+// joined reports whether the placement can be trusted (see Joiner).
+func (s *Server) joined() bool {
+	j, ok := s.placement.(Joiner)
+	return !ok || j.Joined()
 }
 
 // forget removes r from the rooms if it is still the active one.
@@ -368,11 +377,15 @@ func (w *statusWriter) Write(b []byte) (int, error) {
 // the underlying writer.
 func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
-// handleReadyz answers 200 when the replica can serve: not draining, and
-// its store (if any) answers a ping.
+// handleReadyz answers 200 when the replica can serve: not draining,
+// joined to its cluster, and its store (if any) answers a ping.
 func (s *Server) handleReadyz(w http.ResponseWriter, r *http.Request) {
 	if s.draining.Load() {
 		httpapi.WriteError(w, apiErr(http.StatusServiceUnavailable, "draining", "the replica is shutting down"))
+		return
+	}
+	if !s.joined() {
+		s.fail(w, r, ErrNotJoined)
 		return
 	}
 	if p, ok := s.store.(session.Pinger); ok && s.info.NeedsStore {

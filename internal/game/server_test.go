@@ -10,6 +10,7 @@ import (
 	"net/http/httptest"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -534,5 +535,37 @@ func TestIdlePassivation(t *testing.T) {
 	time.Sleep(50 * time.Millisecond) // long past the idle timeout; nothing to poll for
 	if m.roomCount() != 1 {
 		t.Fatal("a memory room was passivated")
+	}
+}
+
+// joinerPlacement is a static placement that has not joined yet.
+type joinerPlacement struct {
+	staticPlacement
+	ok atomic.Bool
+}
+
+func (p *joinerPlacement) Joined() bool { return p.ok.Load() }
+
+// TestNotJoinedTakesNoRoom: until its placement has joined the cluster a
+// replica is not ready and activates no room (it would believe it owns
+// them all).
+func TestNotJoinedTakesNoRoom(t *testing.T) {
+	p := &joinerPlacement{staticPlacement: staticPlacement{self: "g1"}}
+	_, hs := testServer(t, Config{Strategy: StrategyMemory, Placement: p})
+	for _, path := range []string{"/readyz", "/rooms/r"} {
+		res, err := http.Get(hs.URL + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var eb httpapi.ErrorBody
+		json.NewDecoder(res.Body).Decode(&eb)
+		res.Body.Close()
+		if res.StatusCode != 503 || eb.Error.Code != "not_joined" {
+			t.Errorf("GET %s before joining: %d %+v", path, res.StatusCode, eb)
+		}
+	}
+	p.ok.Store(true)
+	if snap := getSnapshot(t, hs.URL, "r"); snap.Owner != "g1" {
+		t.Fatalf("after joining: %+v", snap)
 	}
 }
