@@ -194,6 +194,13 @@ type Config struct {
 	// system roots.
 	BackendTLS *tls.Config
 
+	// TLS, when set, makes Serve terminate TLS: its listener is wrapped in
+	// a TLS listener with this configuration (Certificates or
+	// GetCertificate must be set; ALPN is limited to http/1.1 and the
+	// floor raised to TLS 1.2). Requests that came over TLS reach backends
+	// with X-Forwarded-Proto: https. Nil serves plain HTTP.
+	TLS *tls.Config
+
 	// MaxBackends caps the number of backends (initial and added). Default
 	// 256.
 	MaxBackends int
@@ -345,6 +352,8 @@ func (c *Config) validate() error {
 		return fmt.Errorf("%w: negative count", ErrInvalidConfig)
 	case c.HealthPath != "" && c.HealthPath[0] != '/':
 		return fmt.Errorf("%w: health path %q must start with /", ErrInvalidConfig, c.HealthPath)
+	case c.TLS != nil && len(c.TLS.Certificates) == 0 && c.TLS.GetCertificate == nil && c.TLS.GetConfigForClient == nil:
+		return fmt.Errorf("%w: TLS without a certificate", ErrInvalidConfig)
 	case c.initialBackends() > c.MaxBackends:
 		return fmt.Errorf("%w: %d backends, more than MaxBackends %d", ErrInvalidConfig, c.initialBackends(), c.MaxBackends)
 	case !validCookieName(c.StickyCookie) || !validCookieName(c.HashCookie):
@@ -458,6 +467,9 @@ func (lb *Balancer) Start() {
 // It closes ln. A Balancer may Serve several listeners at once.
 func (lb *Balancer) Serve(ctx context.Context, ln net.Listener) error {
 	lb.Start()
+	if lb.cfg.TLS != nil {
+		ln = tls.NewListener(ln, serverTLS(lb.cfg.TLS))
+	}
 	srv := lb.newServer()
 	lb.srvMu.Lock()
 	if lb.isClosed() {

@@ -47,6 +47,8 @@ func runLB(ctx context.Context, m *Main, args []string) error {
 	backendInsecure := fs.Bool("backend-insecure", false, "do not verify https:// backends' certificates (testing only)")
 	var pools poolFlags
 	pools.register(fs)
+	var tlsf tlsFlags
+	tlsf.register(fs)
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -110,32 +112,54 @@ func runLB(ctx context.Context, m *Main, args []string) error {
 	if err := pools.apply(&cfg); err != nil {
 		return err
 	}
+	if err := tlsf.apply(&cfg, log); err != nil {
+		return err
+	}
 	lb, err := balancer.New(cfg)
 	if err != nil {
 		return usageErrorf("lb", "%v", err)
 	}
 	defer lb.Close()
-	return serveLB(ctx, lb, log, *listen, *admin)
+	return serveLB(ctx, lb, log, lbAddrs{listen: *listen, admin: *admin, redirect: tlsf.redirect})
 }
 
-// serveLB serves lb on the listen address and its admin API on the admin
-// address until ctx is done.
-func serveLB(ctx context.Context, lb *balancer.Balancer, log *slog.Logger, listen, admin string) error {
-	ln, err := net.Listen("tcp", listen)
+// lbAddrs are the addresses statelab lb listens on; redirect may be empty.
+type lbAddrs struct{ listen, admin, redirect string }
+
+// serveLB serves lb on the listen address, its admin API on the admin
+// address and (if set) the HTTP→HTTPS redirect until ctx is done.
+func serveLB(ctx context.Context, lb *balancer.Balancer, log *slog.Logger, addrs lbAddrs) error {
+	ln, err := net.Listen("tcp", addrs.listen)
 	if err != nil {
-		return usageErrorf("lb", "cannot listen on --listen %q: %v", listen, err)
+		return usageErrorf("lb", "cannot listen on --listen %q: %v", addrs.listen, err)
 	}
-	adminLn, err := net.Listen("tcp", admin)
+	adminLn, err := net.Listen("tcp", addrs.admin)
 	if err != nil {
 		ln.Close()
-		return usageErrorf("lb", "cannot listen on --admin %q: %v", admin, err)
+		return usageErrorf("lb", "cannot listen on --admin %q: %v", addrs.admin, err)
+	}
+	var redirectLn net.Listener
+	if addrs.redirect != "" {
+		if redirectLn, err = net.Listen("tcp", addrs.redirect); err != nil {
+			ln.Close()
+			adminLn.Close()
+			return usageErrorf("lb", "cannot listen on --redirect-http %q: %v", addrs.redirect, err)
+		}
+		redirectSrv := &http.Server{Handler: balancer.RedirectHandler(ln.Addr().(*net.TCPAddr).Port),
+			ReadHeaderTimeout: 5 * time.Second, IdleTimeout: 30 * time.Second}
+		go func() { _ = redirectSrv.Serve(redirectLn) }()
+		defer redirectSrv.Close()
 	}
 	adminSrv := &http.Server{Handler: lb.AdminHandler(), ReadHeaderTimeout: 5 * time.Second}
 	adminErr := make(chan error, 1)
 	go func() { adminErr <- adminSrv.Serve(adminLn) }()
 
-	log.Info("statelab lb: serving", "listen", ln.Addr().String(), "admin", adminLn.Addr().String(),
-		"policy", lb.Config().Policy, "backends", len(lb.Backends()))
+	attrs := []any{"listen", ln.Addr().String(), "admin", adminLn.Addr().String(),
+		"policy", lb.Config().Policy, "backends", len(lb.Backends()), "tls", lb.Config().TLS != nil}
+	if redirectLn != nil {
+		attrs = append(attrs, "redirect_http", redirectLn.Addr().String())
+	}
+	log.Info("statelab lb: serving", attrs...)
 	serveErr := lb.Serve(ctx, ln)
 
 	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)

@@ -50,6 +50,10 @@ func TestLBBadFlags(t *testing.T) {
 		{"pool backend of unknown pool", append([]string{"--backend", "http://127.0.0.1:1", "--pool-backend", "p=http://127.0.0.1:2"}, ok...), "--pool-backend"},
 		{"route to unknown pool", append([]string{"--backend", "http://127.0.0.1:1", "--route", "/api/quote=p"}, ok...), "--route"},
 		{"route without slash", append([]string{"--backend", "http://127.0.0.1:1", "--pool", "p=hash", "--route", "api=p"}, ok...), "--route"},
+		{"tls cert without key", append([]string{"--backend", "http://127.0.0.1:1", "--tls-cert", "/etc/hostname"}, ok...), "--tls-key"},
+		{"self-signed and cert", append([]string{"--backend", "http://127.0.0.1:1", "--tls-self-signed", "--tls-cert", "a", "--tls-key", "b"}, ok...), "--tls-self-signed"},
+		{"missing tls cert", append([]string{"--backend", "http://127.0.0.1:1", "--tls-cert", "/no/such.pem", "--tls-key", "/no/such.key"}, ok...), "--tls-cert"},
+		{"redirect without tls", append([]string{"--backend", "http://127.0.0.1:1", "--redirect-http", "127.0.0.1:0"}, ok...), "--redirect-http"},
 		{"retry-all of unknown pool", append([]string{"--backend", "http://127.0.0.1:1", "--retry-all", "p"}, ok...), "--retry-all"},
 	}
 	for _, tt := range tests {
