@@ -16,6 +16,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/redis/go-redis/v9"
+
 	"github.com/statelab/statelab/internal/testenv"
 )
 
@@ -363,5 +365,60 @@ func TestAppMaxSessions(t *testing.T) {
 		if resp := add(c); resp.StatusCode != http.StatusOK {
 			t.Fatalf("existing session %d in a full store: status %d", i, resp.StatusCode)
 		}
+	}
+}
+
+// TestAppRedisCluster serves carts from a Redis Cluster given by
+// --redis-cluster (a private one-node cluster holding every slot), with
+// --redis-wait 0 (a one-node cluster has no replica to wait for).
+func TestAppRedisCluster(t *testing.T) {
+	_, err := exec.LookPath("redis-server")
+	testenv.Need(t, err == nil, "redis-server is not on PATH")
+	port := 0
+	for range 50 {
+		p := freePort(t)
+		if p+10000 > 65535 {
+			continue
+		}
+		ln, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(p+10000)))
+		if err == nil {
+			ln.Close()
+			port = p
+			break
+		}
+	}
+	if port == 0 {
+		t.Fatal("no free port pair for a cluster node")
+	}
+	dir := t.TempDir()
+	startProc(t, "redis-cluster-node", "redis-server", "--port", strconv.Itoa(port), "--bind", "127.0.0.1",
+		"--cluster-enabled", "yes", "--cluster-config-file", dir+"/nodes.conf", "--dir", dir,
+		"--save", "", "--appendonly", "no", "--loglevel", "warning")
+	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
+	rc := redis.NewClient(&redis.Options{Addr: addr, MaxRetries: -1})
+	defer rc.Close()
+	assigned := false
+	poll(t, "the one-node cluster to be ok", 15*time.Second, func() bool {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		if !assigned {
+			assigned = rc.ClusterAddSlotsRange(ctx, 0, 16383).Err() == nil
+			return false
+		}
+		info, err := rc.ClusterInfo(ctx).Result()
+		return err == nil && strings.Contains(info, "cluster_state:ok")
+	})
+
+	base, _, _ := startApp(t, "--store", "redis", "--id", "c", "--redis-cluster", addr, "--redis-wait", "0")
+	jar, _ := cookiejar.New(nil)
+	client := &http.Client{Jar: jar}
+	if code, _, body := shopperRequest(client, "POST", base+"/api/cart/items", `{"sku":"SKU-0007","qty":2}`); code != http.StatusOK {
+		t.Fatalf("add through a Redis Cluster store: %d %s", code, body)
+	}
+	if code, _, body := shopperRequest(client, "GET", base+"/api/cart", ""); code != http.StatusOK || !strings.Contains(string(body), `"sku":"SKU-0007"`) {
+		t.Fatalf("cart: %d %s", code, body)
+	}
+	if n, err := rc.DBSize(context.Background()).Result(); err != nil || n == 0 {
+		t.Fatalf("the cluster node holds %d keys (%v), want the session", n, err)
 	}
 }
