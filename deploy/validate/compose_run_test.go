@@ -148,9 +148,10 @@ func runProfile(t *testing.T, bin string, p *types.Project, st strategy, storeUR
 
 // process is a statelab process a test started.
 type process struct {
-	name string
-	done chan struct{} // closed when it exits
-	out  *lockedBuffer
+	name  string
+	ready string        // its /readyz URL; empty for a balancer
+	done  chan struct{} // closed when it exits
+	out   *lockedBuffer
 }
 
 // startProcess starts statelab with args and env and kills it at cleanup,
@@ -160,6 +161,13 @@ func startProcess(t *testing.T, bin, name string, args, env []string) *process {
 	cmd := exec.Command(bin, args...)
 	cmd.Env = env
 	p := &process{name: name, done: make(chan struct{}), out: &lockedBuffer{}}
+	if args[0] != "lb" {
+		for _, kv := range env {
+			if addr, ok := strings.CutPrefix(kv, "STATELAB_LISTEN="); ok {
+				p.ready = "http://" + addr + "/readyz"
+			}
+		}
+	}
 	cmd.Stdout, cmd.Stderr = p.out, p.out
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -175,24 +183,32 @@ func startProcess(t *testing.T, bin, name string, args, env []string) *process {
 	return p
 }
 
-// waitServing polls GET url/api/cart until it answers 200, failing at once
-// if one of procs exits (a bad flag or variable exits with status 2).
+// waitServing polls until every one of procs is ready (GET /readyz 200: its
+// store reachable, a replicated replica joined) and the balancer at url
+// serves GET /api/cart, failing at once if one of procs exits (a bad flag or
+// variable exits with status 2).
 func waitServing(t *testing.T, url string, procs []*process) {
 	t.Helper()
-	poll(t, 60*time.Second, "the balancer at "+url+" to serve /api/cart", func() bool {
+	ok200 := func(u string) bool {
+		resp, err := http.Get(u)
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return resp.StatusCode == http.StatusOK
+	}
+	poll(t, 60*time.Second, "every process to be ready and the balancer at "+url+" to serve /api/cart", func() bool {
 		for _, p := range procs {
 			select {
 			case <-p.done:
 				t.Fatalf("%s exited:\n%s", p.name, p.out.String())
 			default:
 			}
+			if p.ready != "" && !ok200(p.ready) {
+				return false
+			}
 		}
-		resp, err := http.Get(url + "/api/cart")
-		if err != nil {
-			return false
-		}
-		resp.Body.Close()
-		return resp.StatusCode == http.StatusOK
+		return ok200(url + "/api/cart")
 	})
 }
 
