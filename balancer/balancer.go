@@ -201,6 +201,13 @@ type Config struct {
 	// with X-Forwarded-Proto: https. Nil serves plain HTTP.
 	TLS *tls.Config
 
+	// DenyPaths are path prefixes never forwarded: a request whose
+	// normalised path is one of them, or under one ("/metrics" also denies
+	// "/metrics/x" but not "/metricsx"), gets 404 from the balancer. Use it
+	// to keep backends' internal endpoints (metrics, status) off the public
+	// port. Each must start with "/".
+	DenyPaths []string
+
 	// MaxBackends caps the number of backends (initial and added). Default
 	// 256.
 	MaxBackends int
@@ -343,6 +350,8 @@ func (c *Config) validate() error {
 		return fmt.Errorf("%w: hash factor %v is below 1", ErrInvalidConfig, c.HashFactor)
 	case c.PanicThreshold > 1:
 		return fmt.Errorf("%w: panic threshold %v is above 1", ErrInvalidConfig, c.PanicThreshold)
+	case !validDenyPaths(c.DenyPaths):
+		return fmt.Errorf("%w: deny paths must start with /", ErrInvalidConfig)
 	case c.HealthInterval < 0, c.HealthTimeout < 0, c.EjectBase < 0, c.EjectMax < 0,
 		c.DialTimeout < 0, c.ReadTimeout < 0, c.IdleTimeout < 0, c.DrainQuiet < 0,
 		c.DrainTimeout < 0, c.ShutdownTimeout < 0:

@@ -283,3 +283,38 @@ func TestHeaderLimits(t *testing.T) {
 		})
 	}
 }
+
+// TestDenyPaths: backends' internal endpoints can be kept off the public
+// port, whatever spelling of the path a client uses.
+func TestDenyPaths(t *testing.T) {
+	a := newTestBackend(t, "a", nil)
+	_, url := startLB(t, Config{Backends: []BackendConfig{a.config()}, DenyPaths: []string{"/metrics", "/api/replica/"}})
+	addr := strings.TrimPrefix(url, "http://")
+	tests := []struct {
+		path string
+		want int
+	}{
+		{"/metrics", 404},
+		{"/metrics/x", 404},
+		{"/%6detrics", 404},
+		{"//metrics", 404},
+		{"/a/../metrics", 404},
+		{"/api/replica", 404},
+		{"/api/replica?x=1", 404},
+		{"/metricsx", 200},
+		{"/api/cart", 200},
+	}
+	for _, tt := range tests {
+		before := a.hits.Load()
+		code, body := rawExchange(t, addr, "GET "+tt.path+" HTTP/1.1\r\nHost: x\r\n\r\n")
+		if code != tt.want {
+			t.Fatalf("GET %s: %d %q, want %d", tt.path, code, body, tt.want)
+		}
+		if tt.want == 404 && (a.hits.Load() != before || !strings.Contains(body, "not_found")) {
+			t.Fatalf("GET %s reached the backend or was not the balancer's 404: %q", tt.path, body)
+		}
+	}
+	if _, err := New(Config{DenyPaths: []string{"metrics"}, Logger: testLogger(t)}); err == nil {
+		t.Fatal("a deny path without a leading / was accepted")
+	}
+}

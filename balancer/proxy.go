@@ -268,6 +268,14 @@ func (lb *Balancer) handle(ctx *fasthttp.RequestCtx) {
 		lb.refuse(ctx, e, start)
 		return
 	}
+	if len(lb.cfg.DenyPaths) > 0 && lb.denied(ctx.Path()) {
+		lb.refused.Add(1)
+		writeError(ctx, errDenied.status, errDenied.code, errDenied.msg)
+		if lb.cfg.AccessLog {
+			lb.logAccess(ctx, "", errDenied.status, 0, start)
+		}
+		return
+	}
 	r := requestPool.Get().(*Request)
 	defer func() {
 		*r = Request{}

@@ -3,6 +3,7 @@ package balancer
 import (
 	"bytes"
 	"errors"
+	"strings"
 
 	"github.com/valyala/fasthttp"
 )
@@ -162,3 +163,25 @@ type bodySourceError struct{ err error }
 
 func (e *bodySourceError) Error() string { return "reading the request body: " + e.err.Error() }
 func (e *bodySourceError) Unwrap() error { return e.err }
+
+var errDenied = &requestError{fasthttp.StatusNotFound, "not_found", "no such path"}
+
+// denied reports whether path is under one of Config.DenyPaths.
+func (lb *Balancer) denied(path []byte) bool {
+	for _, p := range lb.cfg.DenyPaths {
+		p = strings.TrimSuffix(p, "/")
+		if len(path) >= len(p) && string(path[:len(p)]) == p && (len(path) == len(p) || path[len(p)] == '/') {
+			return true
+		}
+	}
+	return false
+}
+
+func validDenyPaths(paths []string) bool {
+	for _, p := range paths {
+		if !strings.HasPrefix(p, "/") {
+			return false
+		}
+	}
+	return true
+}

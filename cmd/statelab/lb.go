@@ -27,6 +27,8 @@ func runLB(ctx context.Context, m *Main, args []string) error {
 	var backends listFlag
 	listen := fs.String("listen", ":8080", "address the proxy listens on")
 	fs.Var(&backends, "backend", "backend `[ID=]URL`, repeatable or comma-separated; ID defaults to host:port")
+	var denyPaths listFlag
+	fs.Var(&denyPaths, "deny-path", "path `PREFIX` never forwarded (404), e.g. /metrics,/api/replica; repeatable or comma-separated")
 	policy := fs.String("policy", balancer.PolicyRoundRobin, "selection policy: "+strings.Join(balancer.Policies, ", "))
 	admin := fs.String("admin", "127.0.0.1:9090", "address of the admin API and /metrics (off loopback it needs --admin-token)")
 	adminTok := fs.String("admin-token", "", "bearer token the admin API requires (required off loopback; prefer --admin-token-file or the environment)")
@@ -68,6 +70,8 @@ func runLB(ctx context.Context, m *Main, args []string) error {
 		return usageErrorf("lb", "invalid --drain-timeout %v: must be positive", *drainTimeout)
 	case *maxHeader < 1024:
 		return usageErrorf("lb", "invalid --max-header-bytes %d: must be at least 1024", *maxHeader)
+	case slices.ContainsFunc(denyPaths, func(p string) bool { return !strings.HasPrefix(p, "/") }):
+		return usageErrorf("lb", "invalid --deny-path %q: each prefix must start with /", denyPaths.String())
 	case *maxBody < 1:
 		return usageErrorf("lb", "invalid --max-body-bytes %d: must be positive", *maxBody)
 	case *bufferBody < 1 || *bufferBody > *maxBody:
@@ -99,6 +103,7 @@ func runLB(ctx context.Context, m *Main, args []string) error {
 		DrainTimeout:       *drainTimeout,
 		AccessLog:          *accessLog,
 		MaxHeaderBytes:     *maxHeader,
+		DenyPaths:          denyPaths,
 		MaxRequestBodySize: *maxBody,
 		MaxBufferedBody:    *bufferBody,
 		BackendTLS:         tlsCfg,

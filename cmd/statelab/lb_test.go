@@ -37,6 +37,7 @@ func TestLBBadFlags(t *testing.T) {
 		{"admin address unresolvable", []string{"--backend", "http://127.0.0.1:1", "--listen", "127.0.0.1:0", "--admin", "no-such-host.invalid:1"}, "--admin"},
 		{"missing backend CA", append([]string{"--backend", "https://127.0.0.1:1", "--backend-ca", "/no/such/ca.pem"}, ok...), "--backend-ca"},
 		{"CA and insecure", append([]string{"--backend", "https://127.0.0.1:1", "--backend-ca", "/etc/hostname", "--backend-insecure"}, ok...), "--backend-insecure"},
+		{"relative deny path", append([]string{"--backend", "http://127.0.0.1:1", "--deny-path", "metrics"}, ok...), "--deny-path"},
 		{"zero body limit", append([]string{"--backend", "http://127.0.0.1:1", "--max-body-bytes", "0"}, ok...), "--max-body-bytes"},
 		{"buffer above body limit", append([]string{"--backend", "http://127.0.0.1:1", "--max-body-bytes", "1000", "--buffer-body-bytes", "2000"}, ok...), "--buffer-body-bytes"},
 		{"tiny header limit", append([]string{"--backend", "http://127.0.0.1:1", "--max-header-bytes", "10"}, ok...), "--max-header-bytes"},
