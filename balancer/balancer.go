@@ -151,6 +151,19 @@ type Config struct {
 	// retries. Default 3.
 	MaxTries int
 
+	// RetryBudget is the share of the requests in flight that may be
+	// retrying at once (Envoy's retry budget): a retry beyond
+	// max(RetryBudgetMin, RetryBudget × requests in flight) is not made, and
+	// the request gets the answer it has. It keeps a sick pool from being
+	// hit by a retry storm. Default 0.2; negative disables the budget
+	// (MaxTries alone limits retries).
+	RetryBudget float64
+
+	// RetryBudgetMin is how many requests may be retrying at once whatever
+	// RetryBudget says, so that retries work at low traffic. Default 3;
+	// negative means none.
+	RetryBudgetMin int
+
 	// DialTimeout bounds connecting to a backend. Default 2s.
 	DialTimeout time.Duration
 
@@ -299,6 +312,12 @@ func (c *Config) setDefaults() {
 	if c.MaxTries == 0 {
 		c.MaxTries = 3
 	}
+	if c.RetryBudget == 0 {
+		c.RetryBudget = 0.2
+	}
+	if c.RetryBudgetMin == 0 {
+		c.RetryBudgetMin = 3
+	}
 	if c.DialTimeout == 0 {
 		c.DialTimeout = 2 * time.Second
 	}
@@ -406,6 +425,9 @@ type Balancer struct {
 	wg           sync.WaitGroup
 
 	retries   atomic.Uint64
+	active    atomic.Int64  // requests in forward now
+	retrying  atomic.Int64  // of them, those holding a retry-budget slot
+	budgetOut atomic.Uint64 // retries not made for want of budget
 	noBackend atomic.Uint64
 	refused   atomic.Uint64 // requests refused as the client's error
 	buffered  atomic.Int64  // bytes of request bodies buffered now

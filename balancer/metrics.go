@@ -11,7 +11,7 @@ type metrics struct {
 	lb       *Balancer
 	registry *prometheus.Registry
 
-	requests, errors, inflight, healthy, draining, ejections, retries, noBackend, refused *prometheus.Desc
+	requests, errors, inflight, healthy, draining, ejections, retries, noBackend, refused, budgetOut *prometheus.Desc
 }
 
 var statusClasses = [6]string{"error", "1xx", "2xx", "3xx", "4xx", "5xx"}
@@ -30,6 +30,7 @@ func newMetrics(lb *Balancer, reg *prometheus.Registry) *metrics {
 		draining:  prometheus.NewDesc("statelab_lb_backend_draining", "1 if the backend is draining.", []string{"backend"}, nil),
 		ejections: prometheus.NewDesc("statelab_lb_ejections_total", "Passive ejections of a backend.", []string{"backend"}, nil),
 		retries:   prometheus.NewDesc("statelab_lb_retries_total", "Attempts beyond the first of a request.", nil, nil),
+		budgetOut: prometheus.NewDesc("statelab_lb_retry_budget_exhausted_total", "Retries not made because the retry budget was spent.", nil, nil),
 		noBackend: prometheus.NewDesc("statelab_lb_no_backend_total", "Requests answered 503 because no backend could take them.", nil, nil),
 		refused:   prometheus.NewDesc("statelab_lb_refused_total", "Requests refused as the client's error before reaching a backend (bad version, header, target, missing Host).", nil, nil),
 	}
@@ -63,6 +64,7 @@ func (m *metrics) Collect(ch chan<- prometheus.Metric) {
 		b.latency.Collect(ch)
 	}
 	ch <- prometheus.MustNewConstMetric(m.retries, prometheus.CounterValue, float64(m.lb.retries.Load()))
+	ch <- prometheus.MustNewConstMetric(m.budgetOut, prometheus.CounterValue, float64(m.lb.budgetOut.Load()))
 	ch <- prometheus.MustNewConstMetric(m.noBackend, prometheus.CounterValue, float64(m.lb.noBackend.Load()))
 	ch <- prometheus.MustNewConstMetric(m.refused, prometheus.CounterValue, float64(m.lb.refused.Load()))
 }

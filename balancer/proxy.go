@@ -328,6 +328,11 @@ func (lb *Balancer) forward(ctx *fasthttp.RequestCtx, r *Request, start time.Tim
 		lastErr error
 		tries   int
 	)
+	lb.active.Add(1)
+	defer func() {
+		lb.releaseRetries(r)
+		lb.active.Add(-1)
+	}()
 	for tries < lb.cfg.MaxTries {
 		now := start.UnixNano()
 		if tries > 0 {
@@ -367,7 +372,7 @@ func (lb *Balancer) forward(ctx *fasthttp.RequestCtx, r *Request, start time.Tim
 			}
 			lastErr = err
 			lb.recordError(b, done.UnixNano(), err)
-			if retryable(err, isIdem, streamed) {
+			if retryable(err, isIdem, streamed) && tries < lb.cfg.MaxTries && lb.takeRetry(r) {
 				continue
 			}
 			break
@@ -377,7 +382,7 @@ func (lb *Balancer) forward(ctx *fasthttp.RequestCtx, r *Request, start time.Tim
 		b.statusClass[min(max(code/100, 1), 5)].Add(1)
 		if code >= 500 {
 			lb.failed(b, done.UnixNano(), nil)
-			if isIdem && !streamed && retryStatus(code) && tries < lb.cfg.MaxTries && lb.hasCandidate(pool, r) {
+			if isIdem && !streamed && retryStatus(code) && tries < lb.cfg.MaxTries && lb.hasCandidate(pool, r) && lb.takeRetry(r) {
 				_ = resp.CloseBodyStream()
 				resp.Reset()
 				continue

@@ -108,3 +108,34 @@ func retryIfErr(req *fasthttp.Request, attempts int, err error) (resetTimeout, r
 	var we *sendError
 	return false, errors.As(err, &we)
 }
+
+// takeRetry reports whether r may be retried under the retry budget
+// (Config.RetryBudget) and, if so, holds a budget slot for it until the
+// request ends (releaseRetries). A request holds at most one slot however
+// many retries it makes.
+func (lb *Balancer) takeRetry(r *Request) bool {
+	if lb.cfg.RetryBudget < 0 || r.retrySlot {
+		return true
+	}
+	limit := int64(lb.cfg.RetryBudget * float64(lb.active.Load()))
+	limit = max(limit, int64(max(lb.cfg.RetryBudgetMin, 0)))
+	for {
+		n := lb.retrying.Load()
+		if n >= limit {
+			lb.budgetOut.Add(1)
+			return false
+		}
+		if lb.retrying.CompareAndSwap(n, n+1) {
+			r.retrySlot = true
+			return true
+		}
+	}
+}
+
+// releaseRetries gives back r's retry-budget slot, if it holds one.
+func (lb *Balancer) releaseRetries(r *Request) {
+	if r.retrySlot {
+		lb.retrying.Add(-1)
+		r.retrySlot = false
+	}
+}

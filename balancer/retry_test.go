@@ -116,3 +116,74 @@ func TestNoBackendIs503JSON(t *testing.T) {
 		})
 	}
 }
+
+// TestRetryBudgetStopsRetries: with the budget spent, a GET answered 503 by
+// the first backend is passed on rather than retried, and the metric says
+// why; with the default budget the same request is retried.
+func TestRetryBudgetStopsRetries(t *testing.T) {
+	tests := []struct {
+		name     string
+		budget   float64
+		min      int
+		wantCode int
+		wantOut  uint64
+	}{
+		{"default budget retries", 0, 0, 200, 0},
+		{"spent budget does not", 0.01, -1, 503, 1},
+		{"no budget retries", -1, -1, 200, 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			bad := newTestBackend(t, "bad", func(w http.ResponseWriter, r *http.Request) { http.Error(w, "sick", 503) })
+			good := newTestBackend(t, "good", nil)
+			lb, url := startLB(t, Config{Backends: []BackendConfig{bad.config(), good.config()},
+				EjectAfter: -1, RetryBudget: tt.budget, RetryBudgetMin: tt.min})
+			code, _, body := do(t, newClient(t), http.MethodGet, url+"/x", nil)
+			if code != tt.wantCode {
+				t.Fatalf("got %d (%s), want %d", code, body, tt.wantCode)
+			}
+			if got := lb.budgetOut.Load(); got != tt.wantOut {
+				t.Fatalf("retry_budget_exhausted %d, want %d", got, tt.wantOut)
+			}
+			if lb.retrying.Load() != 0 || lb.active.Load() != 0 {
+				t.Fatalf("budget slots leaked: retrying %d, active %d", lb.retrying.Load(), lb.active.Load())
+			}
+		})
+	}
+}
+
+// TestTakeRetryArithmetic checks the budget's limit against the requests in
+// flight: max(min, share × active), one slot per request.
+func TestTakeRetryArithmetic(t *testing.T) {
+	tests := []struct {
+		name             string
+		budget           float64
+		min              int
+		active, retrying int64
+		want             bool
+	}{
+		{"under the minimum", 0.2, 3, 1, 2, true},
+		{"at the minimum", 0.2, 3, 1, 3, false},
+		{"share above the minimum", 0.2, 3, 100, 19, true},
+		{"share spent", 0.2, 3, 100, 20, false},
+		{"no minimum, low traffic", 0.2, -1, 4, 0, false},
+		{"disabled", -1, -1, 1, 1000, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			lb, err := New(Config{RetryBudget: tt.budget, RetryBudgetMin: tt.min, Logger: testLogger(t)})
+			if err != nil {
+				t.Fatal(err)
+			}
+			lb.active.Store(tt.active)
+			lb.retrying.Store(tt.retrying)
+			r := &Request{}
+			if got := lb.takeRetry(r); got != tt.want {
+				t.Fatalf("takeRetry = %v, want %v", got, tt.want)
+			}
+			if tt.want && r.retrySlot && !lb.takeRetry(r) {
+				t.Fatal("a request holding a slot was refused its next retry")
+			}
+		})
+	}
+}

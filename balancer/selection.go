@@ -84,9 +84,10 @@ type Request struct {
 	// ignored (see Config.PanicThreshold).
 	Panic bool
 
-	group    *poolGroup // the pool the request was routed to
-	tried    []*Backend
-	triedBuf [4]*Backend
+	group     *poolGroup // the pool the request was routed to
+	retrySlot bool       // holds a retry-budget slot (retry.go)
+	tried     []*Backend
+	triedBuf  [4]*Backend
 
 	body cappedBody // the client's streamed body, if any (body.go)
 }

@@ -40,6 +40,8 @@ func runLB(ctx context.Context, m *Main, args []string) error {
 	healthInterval := fs.Duration("health-interval", 2*time.Second, "time between active health checks")
 	secret := fs.String("secret", "", "key for the sticky cookie HMAC; share it between balancers (empty: random)")
 	maxTries := fs.Int("max-tries", 3, "attempts per request, including retries")
+	retryBudget := fs.Float64("retry-budget", 0.2, "share of the requests in flight that may be retrying at once (0: no budget, --max-tries alone)")
+	retryBudgetMin := fs.Int("retry-budget-min", 3, "requests that may be retrying at once whatever --retry-budget says")
 	drainTimeout := fs.Duration("drain-timeout", 10*time.Second, "longest wait for a removed backend to drain")
 	accessLog := fs.Bool("access-log", false, "log every request")
 	maxHeader := fs.Int("max-header-bytes", 16<<10, "largest request header block; larger ones get 431")
@@ -66,6 +68,10 @@ func runLB(ctx context.Context, m *Main, args []string) error {
 		return usageErrorf("lb", "invalid --health-path %q: must start with /", *healthPath)
 	case *maxTries < 1:
 		return usageErrorf("lb", "invalid --max-tries %d: must be at least 1", *maxTries)
+	case *retryBudget < 0 || *retryBudget > 1:
+		return usageErrorf("lb", "invalid --retry-budget %v: must be between 0 and 1", *retryBudget)
+	case *retryBudgetMin < 0:
+		return usageErrorf("lb", "invalid --retry-budget-min %d: must not be negative", *retryBudgetMin)
 	case *drainTimeout <= 0:
 		return usageErrorf("lb", "invalid --drain-timeout %v: must be positive", *drainTimeout)
 	case *maxHeader < 1024:
@@ -100,6 +106,8 @@ func runLB(ctx context.Context, m *Main, args []string) error {
 		HealthInterval:     *healthInterval,
 		Secret:             []byte(*secret),
 		MaxTries:           *maxTries,
+		RetryBudget:        negIfZero(*retryBudget),
+		RetryBudgetMin:     int(negIfZero(float64(*retryBudgetMin))),
 		DrainTimeout:       *drainTimeout,
 		AccessLog:          *accessLog,
 		MaxHeaderBytes:     *maxHeader,
@@ -227,4 +235,13 @@ func adminToken(token, file string) (string, error) {
 		return "", fmt.Errorf("invalid --admin-token: at least %d characters", minAdminToken)
 	}
 	return token, nil
+}
+
+// negIfZero maps a flag's 0 ("none") to the balancer's -1 (its 0 means
+// "the default").
+func negIfZero(v float64) float64 {
+	if v == 0 {
+		return -1
+	}
+	return v
 }

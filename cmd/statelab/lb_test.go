@@ -55,6 +55,8 @@ func TestLBBadFlags(t *testing.T) {
 		{"self-signed and cert", append([]string{"--backend", "http://127.0.0.1:1", "--tls-self-signed", "--tls-cert", "a", "--tls-key", "b"}, ok...), "--tls-self-signed"},
 		{"missing tls cert", append([]string{"--backend", "http://127.0.0.1:1", "--tls-cert", "/no/such.pem", "--tls-key", "/no/such.key"}, ok...), "--tls-cert"},
 		{"redirect without tls", append([]string{"--backend", "http://127.0.0.1:1", "--redirect-http", "127.0.0.1:0"}, ok...), "--redirect-http"},
+		{"retry budget above 1", append([]string{"--backend", "http://127.0.0.1:1", "--retry-budget", "1.5"}, ok...), "--retry-budget"},
+		{"negative retry budget min", append([]string{"--backend", "http://127.0.0.1:1", "--retry-budget-min", "-1"}, ok...), "--retry-budget-min"},
 		{"retry-all of unknown pool", append([]string{"--backend", "http://127.0.0.1:1", "--retry-all", "p"}, ok...), "--retry-all"},
 	}
 	for _, tt := range tests {
