@@ -5,12 +5,14 @@ import (
 	"path/filepath"
 	"runtime"
 	"testing"
+
+	"github.com/statelab/statelab/internal/stores"
+	statelabstrategy "github.com/statelab/statelab/internal/strategy"
 )
 
-// strategy is one row of statelab's strategy table as the deployment files
-// spell it: the app's --store and the balancer's --policy. The table itself
-// lives in the main module; deploy/ is data, so the test keeps its own copy
-// and fails when the two drift (the files name these values literally).
+// strategy is one row of statelab's strategy table (internal/strategy) as
+// the deployment files spell it: the app's --store and the balancer's
+// --policy.
 type strategy struct {
 	name   string
 	store  string // STATELAB_STORE of every cart replica
@@ -19,14 +21,24 @@ type strategy struct {
 	pg     bool   // needs PostgreSQL
 }
 
-var strategies = []strategy{
-	{name: "naive", store: "memory", policy: "round_robin"},
-	{name: "sticky", store: "memory", policy: "sticky"},
-	{name: "replicated", store: "replicated", policy: "sticky"},
-	{name: "cache", store: "redis", policy: "round_robin", redis: true},
-	{name: "database", store: "postgres", policy: "round_robin", pg: true},
-	{name: "client", store: "cookie", policy: "round_robin"},
-}
+// strategies is the strategy table, read from the one place statelab keeps
+// it, so a strategy added there without a Compose profile and a kustomize
+// overlay fails these tests. One difference: the table's database strategy
+// runs SQLite, which replicas on several hosts cannot share, so the
+// deployments give it PostgreSQL (as a cluster given a PostgreSQL URL does).
+var strategies = func() []strategy {
+	var out []strategy
+	for _, spec := range statelabstrategy.Specs() {
+		st := strategy{name: string(spec.Strategy), store: string(spec.Store), policy: spec.Policy}
+		if spec.Store == stores.SQLite {
+			st.store = string(stores.Postgres)
+		}
+		st.redis = st.store == string(stores.Redis)
+		st.pg = st.store == string(stores.Postgres)
+		out = append(out, st)
+	}
+	return out
+}()
 
 // repoRoot returns the root of the statelab repository (two levels above
 // this module).
