@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"errors"
+	"flag"
 	"fmt"
 	"log/slog"
 	"net"
@@ -64,37 +65,13 @@ const minSecretLen = 16
 func runApp(ctx context.Context, m *Main, args []string) error {
 	var f appFlags
 	fs := newFlagSet(m, "app", "--listen ADDR --store KIND [flags]")
-	fs.StringVar(&f.listen, "listen", "127.0.0.1:8080", "`address` to serve HTTP on (port 0 picks a free port)")
-	fs.StringVar(&f.store, "store", string(stores.Memory), "where sessions live: "+strings.Join(stores.KindNames(), "|"))
-	fs.StringVar(&f.id, "id", "", "replica `name` sent in X-Served-By (default: host name and port)")
-	fs.StringVar(&f.redis, "redis", "", "Redis `URL` for --store redis, e.g. redis://127.0.0.1:6379/0")
-	fs.StringVar(&f.redisPrefix, "redis-prefix", "", "`prefix` of every Redis key (default: the redisstore default)")
-	fs.Var(&f.redisCluster, "redis-cluster", "--store redis on a Redis Cluster: some nodes' `addresses` host:port (comma-separated or repeated), instead of --redis")
-	fs.StringVar(&f.redisSentinel, "redis-sentinel", "", "--store redis through Redis Sentinel: `MASTER@HOST:PORT,...` (the master's name, then sentinels), instead of --redis")
-	fs.IntVar(&f.redisWait, "redis-wait", 0, "--store redis: acknowledge a write only once `N` replicas have it (Redis WAIT); 0: at once")
-	fs.StringVar(&f.replQuorum, "repl-quorum", "majority", "--store replicated: members a replica must see to accept writes: majority, one (no quorum) or a `count`")
-	fs.DurationVar(&f.storeRetry, "store-retry", time.Second, "when the redis or postgres store does not answer at start: keep running (503, /readyz not ready) and retry this often; 0: exit instead")
-	fs.StringVar(&f.postgres, "postgres", "", "PostgreSQL `URL` for --store postgres, e.g. postgres://user@127.0.0.1:5432/db?sslmode=disable")
-	fs.StringVar(&f.pgSchema, "postgres-schema", "", "`schema` of the session table for --store postgres (default: the pgstore default)")
-	fs.StringVar(&f.sqlite, "sqlite", "statelab-sessions.db", "SQLite database `file` for --store sqlite (replicas share it)")
-	fs.StringVar(&f.clusterListen, "cluster-listen", "127.0.0.1:7946", "`address` where a --store replicated replica meets its peers")
-	fs.Var(&f.peers, "peers", "peers' --cluster-listen `addresses` to join through (comma-separated or repeated)")
-	fs.BoolVar(&f.asyncRepl, "async-replication", false, "--store replicated: acknowledge writes before the backups have them (faster, can lose the last writes)")
-	fs.StringVar(&f.secret, "secret", "", "key `material` replicas share (sealed cookies, replication); at least 16 bytes; default: random, logged")
-	fs.DurationVar(&f.work, "work", 0, "capacity model: how long each request waits (a timer, not CPU)")
-	fs.IntVar(&f.maxInflight, "max-inflight", 0, "capacity model: requests served at once (0: unlimited)")
-	fs.IntVar(&f.queue, "queue", 64, "capacity model: requests waiting for a slot before 503s (with --max-inflight)")
-	fs.IntVar(&f.maxSessions, "max-sessions", 100000, "--store memory: sessions held at most; beyond it new sessions get 503 (0: no cap)")
-	fs.DurationVar(&f.drainDelay, "drain-delay", 0, "on SIGTERM, keep serving this long with /readyz at 503 so balancers stop sending first")
-	fs.DurationVar(&f.shutdownTimeout, "shutdown-timeout", 10*time.Second, "how long a graceful shutdown waits for in-flight requests")
-	f.deps.register(fs)
+	f.register(fs)
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	if err := f.validate(); err != nil {
 		return err
 	}
-	quorum, _ := replstore.ParseQuorum(f.replQuorum) // checked by validate
 	products, pricer, err := f.deps.clients()
 	if err != nil {
 		return err
@@ -120,27 +97,7 @@ func runApp(ctx context.Context, m *Main, args []string) error {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	openCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	backend, err := stores.Open(openCtx, stores.Config{
-		Kind:             stores.Kind(f.store),
-		NodeName:         f.id,
-		RedisURL:         f.redis,
-		RedisPrefix:      f.redisPrefix,
-		RedisCluster:     f.redisCluster,
-		RedisSentinel:    f.redisSentinel,
-		RedisWait:        f.redisWait,
-		ReplQuorum:       quorum,
-		RetryOpen:        f.storeRetry,
-		AsyncReplication: f.asyncRepl,
-		PostgresURL:      f.postgres,
-		PostgresSchema:   f.pgSchema,
-		SQLitePath:       f.sqlite,
-		ClusterListen:    f.clusterListen,
-		Peers:            f.peers,
-		Secret:           f.secret,
-		MaxSessions:      f.maxSessions,
-		Logger:           log,
-		Registerer:       reg,
-	})
+	backend, err := stores.Open(openCtx, f.storeConfig(log, reg))
 	cancel()
 	if err != nil {
 		return fmt.Errorf("app: %w", err)
@@ -187,6 +144,13 @@ func runApp(ctx context.Context, m *Main, args []string) error {
 	}
 	log.Info("app: serving", attrs...)
 
+	return f.serveUntilDone(ctx, log, srv, hs, served)
+}
+
+// serveUntilDone waits until ctx is cancelled (or the server fails), then
+// shuts down gracefully: readiness off, --drain-delay of serving, then
+// in-flight requests finish within --shutdown-timeout.
+func (f *appFlags) serveUntilDone(ctx context.Context, log *slog.Logger, srv *cart.Server, hs *http.Server, served <-chan error) error {
 	select {
 	case err := <-served:
 		return fmt.Errorf("app: serve: %w", err)
@@ -211,6 +175,60 @@ func runApp(ctx context.Context, m *Main, args []string) error {
 	}
 	log.Info("app: stopped")
 	return nil
+}
+
+// register defines the flags of statelab app on fs.
+func (f *appFlags) register(fs *flag.FlagSet) {
+	fs.StringVar(&f.listen, "listen", "127.0.0.1:8080", "`address` to serve HTTP on (port 0 picks a free port)")
+	fs.StringVar(&f.store, "store", string(stores.Memory), "where sessions live: "+strings.Join(stores.KindNames(), "|"))
+	fs.StringVar(&f.id, "id", "", "replica `name` sent in X-Served-By (default: host name and port)")
+	fs.StringVar(&f.redis, "redis", "", "Redis `URL` for --store redis, e.g. redis://127.0.0.1:6379/0")
+	fs.StringVar(&f.redisPrefix, "redis-prefix", "", "`prefix` of every Redis key (default: the redisstore default)")
+	fs.Var(&f.redisCluster, "redis-cluster", "--store redis on a Redis Cluster: some nodes' `addresses` host:port (comma-separated or repeated), instead of --redis")
+	fs.StringVar(&f.redisSentinel, "redis-sentinel", "", "--store redis through Redis Sentinel: `MASTER@HOST:PORT,...` (the master's name, then sentinels), instead of --redis")
+	fs.IntVar(&f.redisWait, "redis-wait", 0, "--store redis: acknowledge a write only once `N` replicas have it (Redis WAIT); 0: at once")
+	fs.StringVar(&f.replQuorum, "repl-quorum", "majority", "--store replicated: members a replica must see to accept writes: majority, one (no quorum) or a `count`")
+	fs.DurationVar(&f.storeRetry, "store-retry", time.Second, "when the redis or postgres store does not answer at start: keep running (503, /readyz not ready) and retry this often; 0: exit instead")
+	fs.StringVar(&f.postgres, "postgres", "", "PostgreSQL `URL` for --store postgres, e.g. postgres://user@127.0.0.1:5432/db?sslmode=disable")
+	fs.StringVar(&f.pgSchema, "postgres-schema", "", "`schema` of the session table for --store postgres (default: the pgstore default)")
+	fs.StringVar(&f.sqlite, "sqlite", "statelab-sessions.db", "SQLite database `file` for --store sqlite (replicas share it)")
+	fs.StringVar(&f.clusterListen, "cluster-listen", "127.0.0.1:7946", "`address` where a --store replicated replica meets its peers")
+	fs.Var(&f.peers, "peers", "peers' --cluster-listen `addresses` to join through (comma-separated or repeated)")
+	fs.BoolVar(&f.asyncRepl, "async-replication", false, "--store replicated: acknowledge writes before the backups have them (faster, can lose the last writes)")
+	fs.StringVar(&f.secret, "secret", "", "key `material` replicas share (sealed cookies, replication); at least 16 bytes; default: random, logged")
+	fs.DurationVar(&f.work, "work", 0, "capacity model: how long each request waits (a timer, not CPU)")
+	fs.IntVar(&f.maxInflight, "max-inflight", 0, "capacity model: requests served at once (0: unlimited)")
+	fs.IntVar(&f.queue, "queue", 64, "capacity model: requests waiting for a slot before 503s (with --max-inflight)")
+	fs.IntVar(&f.maxSessions, "max-sessions", 100000, "--store memory: sessions held at most; beyond it new sessions get 503 (0: no cap)")
+	fs.DurationVar(&f.drainDelay, "drain-delay", 0, "on SIGTERM, keep serving this long with /readyz at 503 so balancers stop sending first")
+	fs.DurationVar(&f.shutdownTimeout, "shutdown-timeout", 10*time.Second, "how long a graceful shutdown waits for in-flight requests")
+	f.deps.register(fs)
+}
+
+// storeConfig returns the store configuration the flags describe.
+func (f *appFlags) storeConfig(log *slog.Logger, reg prometheus.Registerer) stores.Config {
+	quorum, _ := replstore.ParseQuorum(f.replQuorum) // checked by validate
+	return stores.Config{
+		Kind:             stores.Kind(f.store),
+		NodeName:         f.id,
+		RedisURL:         f.redis,
+		RedisPrefix:      f.redisPrefix,
+		RedisCluster:     f.redisCluster,
+		RedisSentinel:    f.redisSentinel,
+		RedisWait:        f.redisWait,
+		ReplQuorum:       quorum,
+		RetryOpen:        f.storeRetry,
+		AsyncReplication: f.asyncRepl,
+		PostgresURL:      f.postgres,
+		PostgresSchema:   f.pgSchema,
+		SQLitePath:       f.sqlite,
+		ClusterListen:    f.clusterListen,
+		Peers:            f.peers,
+		Secret:           f.secret,
+		MaxSessions:      f.maxSessions,
+		Logger:           log,
+		Registerer:       reg,
+	}
 }
 
 // validate checks the flags that can be checked before doing anything and
