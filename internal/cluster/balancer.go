@@ -37,7 +37,6 @@ func (c *Cluster) startBalancer(ctx context.Context, reps []*replica) error {
 		// still spreads load when none is ready).
 		"--health-path", "/readyz",
 		"--health-interval", c.cfg.HealthInterval.String(),
-		"--secret", c.secret,
 	}
 	if len(reps) == 0 {
 		return fmt.Errorf("%w: a cluster needs at least one replica", ErrBadConfig)
@@ -45,7 +44,7 @@ func (c *Cluster) startBalancer(ctx context.Context, reps []*replica) error {
 	for _, r := range reps {
 		args = append(args, "--backend", r.id+"="+r.url())
 	}
-	p, err := startProcess("lb", c.cfg.Binary, args, filepath.Join(c.dir, "lb.log"), func(p *process, expected bool, err error) {
+	p, err := startProcess("lb", c.cfg.Binary, args, c.secretEnv(), filepath.Join(c.dir, "lb.log"), func(p *process, expected bool, err error) {
 		if !expected {
 			c.event(EventCrash, "", fmt.Sprintf("balancer crashed: %s; last log lines: %s", exitDescription(err), p.tail(600)))
 		}

@@ -310,7 +310,6 @@ func (c *Cluster) appArgs(r *replica) []string {
 		"--listen", "127.0.0.1:" + strconv.Itoa(r.port),
 		"--id", r.id,
 		"--store", string(c.store.info.Kind),
-		"--secret", c.secret,
 	}
 	args = append(args, c.store.appArgs...)
 	if c.cfg.Work > 0 {
@@ -341,7 +340,7 @@ func (c *Cluster) appArgs(r *replica) []string {
 func (c *Cluster) launch(r *replica) error {
 	args := c.appArgs(r)
 	logPath := filepath.Join(c.dir, r.id+".log")
-	p, err := startProcess(r.id, c.cfg.Binary, args, logPath, func(p *process, expected bool, err error) {
+	p, err := startProcess(r.id, c.cfg.Binary, args, c.secretEnv(), logPath, func(p *process, expected bool, err error) {
 		c.onReplicaExit(r, p, expected, err)
 	})
 	if err != nil {
@@ -536,4 +535,10 @@ func (c *Cluster) Close() error {
 		errs = append([]error{fmt.Errorf("%w: %s", ErrCrashed, strings.Join(msgs, "; "))}, errs...)
 	}
 	return errors.Join(errs...)
+}
+
+// secretEnv is the environment that gives a child process the cluster's
+// secret (STATELAB_SECRET, read by both app and lb as --secret).
+func (c *Cluster) secretEnv() []string {
+	return []string{"STATELAB_SECRET=" + c.secret}
 }

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -78,7 +79,30 @@ func replicaState(c *Cluster, id string) State {
 }
 
 func TestClusterLifecycle(t *testing.T) {
-	c := startCluster(t, Config{Strategy: strategy.Naive, Replicas: 2})
+	const secret = "lifecycle-secret-0123456789abcdef"
+	c := startCluster(t, Config{Strategy: strategy.Naive, Replicas: 2, Secret: secret})
+	// The secret reaches the children through their environment, never
+	// their command line, which every local user can read.
+	pids := []int{c.lb.pid()}
+	for _, r := range c.Replicas() {
+		pids = append(pids, r.PID)
+	}
+	for _, pid := range pids {
+		cmdline, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if strings.Contains(string(cmdline), secret) || len(cmdline) == 0 {
+			t.Fatalf("process %d: command line %q carries the secret", pid, cmdline)
+		}
+		environ, err := os.ReadFile(fmt.Sprintf("/proc/%d/environ", pid))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !strings.Contains(string(environ), "STATELAB_SECRET="+secret) {
+			t.Fatalf("process %d: the secret is not in its environment", pid)
+		}
+	}
 	client := &http.Client{}
 	served := map[string]bool{}
 	for i := 0; i < 6; i++ {

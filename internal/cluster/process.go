@@ -26,10 +26,12 @@ type process struct {
 	exitErr  error // set before done is closed
 }
 
-// startProcess starts binary with args, its stdout and stderr appended to
-// logPath. onExit runs once, after the process exits, with whether the exit
-// was expected.
-func startProcess(name, binary string, args []string, logPath string, onExit func(p *process, expected bool, err error)) (*process, error) {
+// startProcess starts binary with args and env (KEY=VALUE entries added to
+// the environment: secrets go there, never on the command line, which any
+// local user can read in ps), its stdout and stderr appended to logPath.
+// onExit runs once, after the process exits, with whether the exit was
+// expected.
+func startProcess(name, binary string, args, env []string, logPath string, onExit func(p *process, expected bool, err error)) (*process, error) {
 	logf, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
 	if err != nil {
 		return nil, fmt.Errorf("cluster: open log of %s: %w", name, err)
@@ -37,7 +39,7 @@ func startProcess(name, binary string, args []string, logPath string, onExit fun
 	cmd := exec.Command(binary, args...)
 	cmd.Stdout = logf
 	cmd.Stderr = logf
-	cmd.Env = childEnv()
+	cmd.Env = append(childEnv(), env...)
 	// Own process group: a Ctrl-C on the terminal reaches the lab, which then
 	// stops the children itself, instead of reaching every child at once
 	// (they would look like crashes). Pdeathsig kills a child whose parent

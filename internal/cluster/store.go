@@ -118,7 +118,7 @@ func (s *storeRuntime) launchRedis(ctx context.Context, bin string) error {
 	args := []string{"--port", strconv.Itoa(s.redisPort), "--bind", "127.0.0.1",
 		"--save", "", "--appendonly", "no", "--dir", s.redisDir,
 		"--protected-mode", "no", "--daemonize", "no", "--loglevel", "warning"}
-	p, err := startProcess("redis-server", bin, args, filepath.Join(s.c.dir, "redis.log"), func(p *process, expected bool, err error) {
+	p, err := startProcess("redis-server", bin, args, nil, filepath.Join(s.c.dir, "redis.log"), func(p *process, expected bool, err error) {
 		if !expected {
 			s.c.event(EventCrash, "", fmt.Sprintf("redis-server crashed: %s; last log lines: %s", exitDescription(err), p.tail(600)))
 		}
