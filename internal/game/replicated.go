@@ -1,7 +1,6 @@
 package game
 
 import (
-	"bytes"
 	"context"
 	"crypto/hkdf"
 	"crypto/hmac"
@@ -9,8 +8,6 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
-	"fmt"
-	"io"
 	"net/http"
 	"sync"
 	"time"
@@ -60,13 +57,18 @@ type replica struct {
 }
 
 // replicaSet is a replica's side of replication: the copies it holds as a
-// backup and the client it streams its own rooms' ticks with.
+// backup and the streams it sends its own rooms' ticks on.
 type replicaSet struct {
 	key     string // hex replication key
 	client  *http.Client
+	timeout time.Duration
+	metrics *metrics
+	quit    chan struct{}
+
 	mu      sync.Mutex
 	copies  map[string]*replica
-	metrics *metrics
+	streams map[string]*stream // by backup address
+	closed  bool
 }
 
 func newReplicaSet(secret string, timeout time.Duration, m *metrics) (*replicaSet, error) {
@@ -77,8 +79,8 @@ func newReplicaSet(secret string, timeout time.Duration, m *metrics) (*replicaSe
 	if err != nil {
 		return nil, err
 	}
-	return &replicaSet{key: hex.EncodeToString(k), client: &http.Client{Timeout: timeout},
-		copies: make(map[string]*replica), metrics: m}, nil
+	return &replicaSet{key: hex.EncodeToString(k), client: &http.Client{Timeout: timeout}, timeout: timeout,
+		metrics: m, quit: make(chan struct{}), copies: make(map[string]*replica), streams: make(map[string]*stream)}, nil
 }
 
 // take removes and returns the copy of room if it was made under epoch.
@@ -115,61 +117,32 @@ func (rs *replicaSet) apply(m replicaMsg) bool {
 	return true
 }
 
-// send streams m to the backup at addr; errNeedFull means the backup
-// asked for the full state.
-func (rs *replicaSet) send(ctx context.Context, addr string, m replicaMsg) error {
-	body, err := json.Marshal(m)
-	if err != nil {
-		return err
-	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, "http://"+addr+replicationPath, bytes.NewReader(body))
-	if err != nil {
-		return err
-	}
-	req.Header.Set(replicationKeyHeader, rs.key)
-	req.Header.Set("Content-Type", "application/json")
-	res, err := rs.client.Do(req)
-	if err != nil {
-		rs.metrics.replication.WithLabelValues("error").Inc()
-		return fmt.Errorf("%w: %v", ErrNotReplicated, err)
-	}
-	io.Copy(io.Discard, res.Body)
-	res.Body.Close()
-	switch res.StatusCode {
-	case http.StatusNoContent:
-		rs.metrics.replication.WithLabelValues("ok").Inc()
-		rs.metrics.replicatedBytes.Add(float64(len(body)))
-		return nil
-	case http.StatusConflict:
-		rs.metrics.replication.WithLabelValues("need_full").Inc()
-		return errNeedFull
-	default:
-		rs.metrics.replication.WithLabelValues("error").Inc()
-		return fmt.Errorf("%w: backup answered %d", ErrNotReplicated, res.StatusCode)
-	}
-}
-
 var errNeedFull = errors.New("game: backup needs the full state")
 
-// handleReplica serves POST /internal/replica on a backup.
+// handleReplica serves POST /internal/replica on a backup: a batch of
+// messages, answered with one result per message (false: send the full
+// state). A backup never accepts copies of a room it owns itself.
 func (s *Server) handleReplica(w http.ResponseWriter, r *http.Request) {
 	if s.replicas == nil || !hmac.Equal([]byte(r.Header.Get(replicationKeyHeader)), []byte(s.replicas.key)) {
 		httpapi.WriteError(w, apiErr(http.StatusForbidden, "forbidden", "replication needs the cluster's key"))
 		return
 	}
-	var m replicaMsg
-	if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, 1<<20)).Decode(&m); err != nil || ValidateID(m.Room) != nil {
-		httpapi.WriteError(w, apiErr(http.StatusBadRequest, "bad_json", "not a replication message"))
+	var b replBatch
+	if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxReplBatchBytes)).Decode(&b); err != nil {
+		httpapi.WriteError(w, apiErr(http.StatusBadRequest, "bad_json", "not a replication batch"))
 		return
 	}
-	s.mu.Lock()
-	_, owned := s.rooms[m.Room]
-	s.mu.Unlock()
-	if owned || !s.replicas.apply(m) {
-		httpapi.WriteError(w, apiErr(http.StatusConflict, "need_full", "send the full state"))
-		return
+	res := replResults{Results: make([]bool, len(b.Messages))}
+	for i, m := range b.Messages {
+		if ValidateID(m.Room) != nil {
+			continue
+		}
+		s.mu.Lock()
+		_, owned := s.rooms[m.Room]
+		s.mu.Unlock()
+		res.Results[i] = !owned && s.replicas.apply(m)
 	}
-	w.WriteHeader(http.StatusNoContent)
+	httpapi.WriteJSON(w, http.StatusOK, res)
 }
 
 // replicatedKeeper is the checkpoint keeper (lease, fallback checkpoint)

@@ -47,7 +47,7 @@ func TestReplicatedTakeover(t *testing.T) {
 		t.Fatalf("%v ticks replicated, want at least %d", got, n)
 	}
 	// The backup refuses copies without the cluster's key.
-	res, err := http.Post(hb.URL+replicationPath, "application/json", strings.NewReader(`{"room":"`+room+`","epoch":9,"tick":1,"full":{}}`))
+	res, err := http.Post(hb.URL+replicationPath, "application/json", strings.NewReader(`{"messages":[{"room":"`+room+`","epoch":9,"tick":1,"full":{}}]}`))
 	if err != nil {
 		t.Fatal(err)
 	}

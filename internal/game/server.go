@@ -182,6 +182,9 @@ func (s *Server) Close() {
 		wg.Go(func() { r.shutdown(ErrRoomMoved, "shutdown") })
 	}
 	wg.Wait()
+	if s.replicas != nil {
+		s.replicas.close()
+	}
 }
 
 // roomCount is the number of rooms this replica owns.
