@@ -74,6 +74,7 @@ type Backend struct {
 	stickyValue string
 
 	inflight     atomic.Int64
+	maxConn      int64 // Config.BackendMaxConn (0: no limit)
 	requests     atomic.Uint64
 	statusClass  [6]atomic.Uint64 // 0: errors without a response, 1..5: 1xx..5xx
 	healthy      atomic.Bool      // active checks
@@ -201,7 +202,7 @@ func (lb *Balancer) newBackend(bc BackendConfig) (*Backend, error) {
 	w := max(bc.Weight, 1)
 	b := &Backend{
 		id: bc.ID, url: u.Scheme + "://" + u.Host, weight: w, addr: addr,
-		isTLS: u.Scheme == "https", scheme: u.Scheme,
+		isTLS: u.Scheme == "https", scheme: u.Scheme, maxConn: int64(lb.cfg.BackendMaxConn),
 		stopc: make(chan struct{}),
 	}
 	b.healthy.Store(true)

@@ -231,6 +231,17 @@ type Config struct {
 	// rebinding protection) and must be served on loopback.
 	AdminToken string
 
+	// BackendMaxConn, when positive, caps the proxied requests in flight
+	// to one backend (HAProxy's maxconn; WebSocket tunnels and the rest of
+	// a streamed response body are not counted). A request finding every
+	// backend it could use at its limit waits in a queue for up to
+	// QueueTimeout, then gets 503 with Retry-After. Default 0: no limit.
+	BackendMaxConn int
+
+	// QueueTimeout is the longest a request waits in the BackendMaxConn
+	// queue. Default 5s.
+	QueueTimeout time.Duration
+
 	// MaxConnsPerBackend caps the pooled connections to one backend.
 	// Default 1024.
 	MaxConnsPerBackend int
@@ -348,6 +359,9 @@ func (c *Config) setDefaults() {
 	if c.MaxConnsPerBackend == 0 {
 		c.MaxConnsPerBackend = 1024
 	}
+	if c.QueueTimeout == 0 {
+		c.QueueTimeout = 5 * time.Second
+	}
 	if c.DrainQuiet == 0 {
 		c.DrainQuiet = 500 * time.Millisecond
 	}
@@ -373,10 +387,10 @@ func (c *Config) validate() error {
 		return fmt.Errorf("%w: deny paths must start with /", ErrInvalidConfig)
 	case c.HealthInterval < 0, c.HealthTimeout < 0, c.EjectBase < 0, c.EjectMax < 0,
 		c.DialTimeout < 0, c.ReadTimeout < 0, c.IdleTimeout < 0, c.DrainQuiet < 0,
-		c.DrainTimeout < 0, c.ShutdownTimeout < 0:
+		c.DrainTimeout < 0, c.ShutdownTimeout < 0, c.QueueTimeout < 0:
 		return fmt.Errorf("%w: negative duration", ErrInvalidConfig)
 	case c.Rise < 0, c.Fall < 0, c.MaxTries < 0, c.MaxRequestBodySize < 0, c.MaxConnsPerBackend < 0, c.MaxHeaderBytes < 0, c.MaxBackends < 0,
-		c.MaxBufferedBody < 0, c.BufferedBodyBudget < 0:
+		c.MaxBufferedBody < 0, c.BufferedBodyBudget < 0, c.BackendMaxConn < 0:
 		return fmt.Errorf("%w: negative count", ErrInvalidConfig)
 	case c.HealthPath != "" && c.HealthPath[0] != '/':
 		return fmt.Errorf("%w: health path %q must start with /", ErrInvalidConfig, c.HealthPath)
@@ -428,9 +442,14 @@ type Balancer struct {
 	active    atomic.Int64  // requests in forward now
 	retrying  atomic.Int64  // of them, those holding a retry-budget slot
 	budgetOut atomic.Uint64 // retries not made for want of budget
-	noBackend atomic.Uint64
-	refused   atomic.Uint64 // requests refused as the client's error
-	buffered  atomic.Int64  // bytes of request bodies buffered now
+
+	queued        atomic.Int64 // requests waiting for a backend slot
+	queueTimeouts atomic.Uint64
+	wakeMu        sync.Mutex
+	wake          chan struct{} // closed (and replaced) when a slot frees
+	noBackend     atomic.Uint64
+	refused       atomic.Uint64 // requests refused as the client's error
+	buffered      atomic.Int64  // bytes of request bodies buffered now
 
 	srvMu   sync.Mutex
 	servers []*fasthttp.Server
@@ -443,7 +462,7 @@ func New(cfg Config) (*Balancer, error) {
 	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
-	lb := &Balancer{cfg: cfg, log: cfg.Logger, secret: cfg.Secret, done: make(chan struct{})}
+	lb := &Balancer{cfg: cfg, log: cfg.Logger, secret: cfg.Secret, done: make(chan struct{}), wake: make(chan struct{})}
 	lb.hashKey = hashKeySpec{source: "cookie", name: cfg.HashCookie}
 	if cfg.HashKey != "" {
 		lb.hashKey, _ = parseHashKeySpec(cfg.HashKey) // validated above

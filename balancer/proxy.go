@@ -339,8 +339,12 @@ func (lb *Balancer) forward(ctx *fasthttp.RequestCtx, r *Request, start time.Tim
 			now = time.Now().UnixNano()
 		}
 		r.Now = now
-		r.Panic = pool.panicking(now, lb.cfg.PanicThreshold)
-		b := r.group.selector.Select(pool, r)
+		b, qerr := lb.pick(pool, r)
+		if qerr != nil {
+			_ = resp.CloseBodyStream()
+			writeError(ctx, fasthttp.StatusServiceUnavailable, "queue_timeout", "every backend is at its connection limit; retry later")
+			return fasthttp.StatusServiceUnavailable, "", tries
+		}
 		if b == nil {
 			break
 		}
@@ -353,10 +357,9 @@ func (lb *Balancer) forward(ctx *fasthttp.RequestCtx, r *Request, start time.Tim
 			b.lastUse.Store(now)
 		}
 		req.URI().SetScheme(b.scheme)
-		b.inflight.Add(1)
 		b.requests.Add(1)
 		err := b.client.Do(req, resp)
-		b.inflight.Add(-1)
+		lb.release(b)
 		done := time.Now()
 		if err != nil {
 			if e := r.body.failure(); e != nil || clientFault(err) {

@@ -110,13 +110,15 @@ func (r *Request) markTried(b *Backend) {
 }
 
 // Eligible reports whether b may take a new client: not draining, not tried
-// by this request, and available (or the balancer is in panic mode).
+// by this request, available (or the balancer is in panic mode), and below
+// its connection limit (Config.BackendMaxConn).
 func (r *Request) Eligible(b *Backend) bool {
-	return !b.draining.Load() && !r.Tried(b) && (r.Panic || b.Available(r.Now))
+	return !b.draining.Load() && !r.Tried(b) && (r.Panic || b.Available(r.Now)) && b.hasRoom()
 }
 
 // Reachable reports whether b may take a request from a client already
-// pinned to it: like Eligible, but a draining backend qualifies.
+// pinned to it: like Eligible, but a draining backend qualifies, and so does
+// one at its connection limit (the request then queues for it).
 func (r *Request) Reachable(b *Backend) bool {
 	return !r.Tried(b) && (r.Panic || b.Available(r.Now))
 }

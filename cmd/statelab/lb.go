@@ -42,6 +42,8 @@ func runLB(ctx context.Context, m *Main, args []string) error {
 	maxTries := fs.Int("max-tries", 3, "attempts per request, including retries")
 	retryBudget := fs.Float64("retry-budget", 0.2, "share of the requests in flight that may be retrying at once (0: no budget, --max-tries alone)")
 	retryBudgetMin := fs.Int("retry-budget-min", 3, "requests that may be retrying at once whatever --retry-budget says")
+	backendMaxConn := fs.Int("backend-maxconn", 0, "requests in flight per backend at most; more wait in a queue (0: no limit)")
+	queueTimeout := fs.Duration("queue-timeout", 5*time.Second, "longest wait in the --backend-maxconn queue before 503 + Retry-After")
 	drainTimeout := fs.Duration("drain-timeout", 10*time.Second, "longest wait for a removed backend to drain")
 	accessLog := fs.Bool("access-log", false, "log every request")
 	maxHeader := fs.Int("max-header-bytes", 16<<10, "largest request header block; larger ones get 431")
@@ -72,6 +74,10 @@ func runLB(ctx context.Context, m *Main, args []string) error {
 		return usageErrorf("lb", "invalid --retry-budget %v: must be between 0 and 1", *retryBudget)
 	case *retryBudgetMin < 0:
 		return usageErrorf("lb", "invalid --retry-budget-min %d: must not be negative", *retryBudgetMin)
+	case *backendMaxConn < 0:
+		return usageErrorf("lb", "invalid --backend-maxconn %d: must not be negative", *backendMaxConn)
+	case *queueTimeout <= 0:
+		return usageErrorf("lb", "invalid --queue-timeout %v: must be positive", *queueTimeout)
 	case *drainTimeout <= 0:
 		return usageErrorf("lb", "invalid --drain-timeout %v: must be positive", *drainTimeout)
 	case *maxHeader < 1024:
@@ -106,6 +112,8 @@ func runLB(ctx context.Context, m *Main, args []string) error {
 		HealthInterval:     *healthInterval,
 		Secret:             []byte(*secret),
 		MaxTries:           *maxTries,
+		BackendMaxConn:     *backendMaxConn,
+		QueueTimeout:       *queueTimeout,
 		RetryBudget:        negIfZero(*retryBudget),
 		RetryBudgetMin:     int(negIfZero(float64(*retryBudgetMin))),
 		DrainTimeout:       *drainTimeout,

@@ -57,6 +57,8 @@ func TestLBBadFlags(t *testing.T) {
 		{"redirect without tls", append([]string{"--backend", "http://127.0.0.1:1", "--redirect-http", "127.0.0.1:0"}, ok...), "--redirect-http"},
 		{"retry budget above 1", append([]string{"--backend", "http://127.0.0.1:1", "--retry-budget", "1.5"}, ok...), "--retry-budget"},
 		{"negative retry budget min", append([]string{"--backend", "http://127.0.0.1:1", "--retry-budget-min", "-1"}, ok...), "--retry-budget-min"},
+		{"negative maxconn", append([]string{"--backend", "http://127.0.0.1:1", "--backend-maxconn", "-2"}, ok...), "--backend-maxconn"},
+		{"zero queue timeout", append([]string{"--backend", "http://127.0.0.1:1", "--queue-timeout", "0s"}, ok...), "--queue-timeout"},
 		{"retry-all of unknown pool", append([]string{"--backend", "http://127.0.0.1:1", "--retry-all", "p"}, ok...), "--retry-all"},
 	}
 	for _, tt := range tests {
