@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	dto "github.com/prometheus/client_model/go"
+
 	"github.com/statelab/statelab/session"
 	"github.com/statelab/statelab/session/storetest"
 )
@@ -137,6 +139,10 @@ func TestPartition(t *testing.T) {
 				}
 				if !errors.Is(pingErr, ErrNoQuorum) || !errors.Is(pingErr, session.ErrUnavailable) {
 					t.Errorf("Ping of the cut-off replica = %v, want ErrNoQuorum and ErrUnavailable (not ready)", pingErr)
+				}
+				var m dto.Metric
+				if err := n2.metrics.refused.Write(&m); err != nil || int(m.GetCounter().GetValue()) != refused {
+					t.Errorf("quorum_refused_writes_total on the cut-off replica = %v (%v), want %d", m.GetCounter().GetValue(), err, refused)
 				}
 			} else {
 				if minorityAcked != len(counters) {

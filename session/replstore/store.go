@@ -483,7 +483,6 @@ func (s *Store) writeNodes() ([]node, error) {
 		q = known/2 + 1
 	}
 	if alive < q {
-		s.metrics.refused.Inc()
 		return nil, fmt.Errorf("replstore: %d of %d known members alive, quorum is %d: %w: %w", alive, known, q, session.ErrUnavailable, ErrNoQuorum)
 	}
 	return nodes, nil
@@ -531,6 +530,7 @@ func (s *Store) write(ctx context.Context, op byte, key string, rec session.Reco
 	}
 	nodes, err := s.writeNodes()
 	if err != nil {
+		s.metrics.refused.Inc()
 		return 0, fmt.Errorf("replstore: %s: %w", opName(op), err)
 	}
 	own := owners(key, nodes, s.cfg.Backups)
