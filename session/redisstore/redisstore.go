@@ -33,6 +33,7 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+	"github.com/redis/go-redis/v9/maintnotifications"
 
 	"github.com/statelab/statelab/session"
 	"github.com/statelab/statelab/session/internal/storekey"
@@ -147,6 +148,9 @@ func OpenURL(ctx context.Context, url string, opts Options) (*Store, error) {
 	o.DialTimeout, o.ReadTimeout, o.WriteTimeout = u.DialTimeout, u.ReadTimeout, u.WriteTimeout
 	o.PoolTimeout, o.PoolSize, o.MinIdleConns, o.DialerRetries = u.PoolTimeout, u.PoolSize, u.MinIdleConns, u.DialerRetries
 	o.ContextTimeoutEnabled = true
+	if o.MaintNotificationsConfig == nil {
+		o.MaintNotificationsConfig = u.MaintNotificationsConfig
+	}
 	return open(ctx, redis.NewClient(o), opts)
 }
 
@@ -223,6 +227,13 @@ func withDefaults(o *redis.UniversalOptions) {
 		o.DialerRetries = DefaultDialerRetries
 	}
 	o.ContextTimeoutEnabled = true
+	if o.MaintNotificationsConfig == nil {
+		// The maintenance-notification handshake is for Redis Cloud and
+		// Redis Enterprise; on a plain server its "auto" fallback rewrites
+		// the client's options, which races when Options.Wait takes
+		// connections of its own (go-redis v9.23 Client.Conn shares them).
+		o.MaintNotificationsConfig = &maintnotifications.Config{Mode: maintnotifications.ModeDisabled}
+	}
 }
 
 // open returns a Store owning client once it answers a PING bounded by ctx.
