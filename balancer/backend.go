@@ -56,6 +56,9 @@ type BackendStatus struct {
 	Requests uint64 `json:"requests"`
 	// Weight is its weight.
 	Weight int `json:"weight"`
+	// EffectiveWeight is the weight selection uses now: Weight, or less
+	// while the backend is in its slow start (Config.SlowStart).
+	EffectiveWeight float64 `json:"effective_weight"`
 }
 
 // Backend is a backend's runtime state: its configuration, its connection
@@ -74,7 +77,9 @@ type Backend struct {
 	stickyValue string
 
 	inflight     atomic.Int64
-	maxConn      int64 // Config.BackendMaxConn (0: no limit)
+	maxConn      int64        // Config.BackendMaxConn (0: no limit)
+	slowStart    int64        // Config.SlowStart in nanoseconds (0: off)
+	upSince      atomic.Int64 // unix nanos it was added at run time or came back up (0: from the start)
 	requests     atomic.Uint64
 	statusClass  [6]atomic.Uint64 // 0: errors without a response, 1..5: 1xx..5xx
 	healthy      atomic.Bool      // active checks
@@ -110,6 +115,34 @@ func (b *Backend) Weight() int { return b.weight }
 // Inflight returns the number of requests the backend is serving now.
 func (b *Backend) Inflight() int64 { return b.inflight.Load() }
 
+// slowStartFloor is the share of its weight a backend gets at the start of
+// its slow start, in thousandths (Envoy's min_weight_percent is 10%).
+const slowStartFloor = 100
+
+// effectiveMilli returns b's weight at now in thousandths: its weight, or
+// during its slow start a share growing linearly from 10% to 100%. The
+// slow start begins when b was added at run time, came back up after
+// failing active checks, or its passive ejection ended, whichever is last.
+func (b *Backend) effectiveMilli(now int64) int64 {
+	full := int64(b.weight) * 1000
+	if b.slowStart <= 0 {
+		return full
+	}
+	since := max(b.upSince.Load(), b.ejectedUntil.Load())
+	elapsed := now - since
+	if since == 0 || elapsed >= b.slowStart {
+		return full
+	}
+	share := max(slowStartFloor, min(1000, max(elapsed, 0)*1000/b.slowStart))
+	return full * share / 1000
+}
+
+// EffectiveWeight returns the weight selection gives b at now (unix
+// nanoseconds): Weight, or less during its slow start (Config.SlowStart).
+func (b *Backend) EffectiveWeight(now int64) float64 {
+	return float64(b.effectiveMilli(now)) / 1000
+}
+
 // Draining reports whether the backend is being drained.
 func (b *Backend) Draining() bool { return b.draining.Load() }
 
@@ -121,12 +154,14 @@ func (b *Backend) Available(now int64) bool {
 
 // Status returns a snapshot of the backend.
 func (b *Backend) Status() BackendStatus {
+	now := time.Now().UnixNano()
 	return BackendStatus{
 		ID: b.id, Pool: b.pool, URL: b.url, Weight: b.weight,
-		Healthy:  b.Available(time.Now().UnixNano()),
-		Draining: b.draining.Load(),
-		Inflight: b.inflight.Load(),
-		Requests: b.requests.Load(),
+		EffectiveWeight: float64(b.effectiveMilli(now)) / 1000,
+		Healthy:         b.Available(time.Now().UnixNano()),
+		Draining:        b.draining.Load(),
+		Inflight:        b.inflight.Load(),
+		Requests:        b.requests.Load(),
 	}
 }
 
@@ -203,7 +238,8 @@ func (lb *Balancer) newBackend(bc BackendConfig) (*Backend, error) {
 	b := &Backend{
 		id: bc.ID, url: u.Scheme + "://" + u.Host, weight: w, addr: addr,
 		isTLS: u.Scheme == "https", scheme: u.Scheme, maxConn: int64(lb.cfg.BackendMaxConn),
-		stopc: make(chan struct{}),
+		slowStart: int64(lb.cfg.SlowStart),
+		stopc:     make(chan struct{}),
 	}
 	b.healthy.Store(true)
 	mac := hmac.New(sha256.New, lb.secret)

@@ -140,6 +140,16 @@ type Config struct {
 	// EjectMax caps the ejection duration. Default 30s.
 	EjectMax time.Duration
 
+	// SlowStart, when positive, ramps up the weight of a backend that was
+	// added at run time, came back up after failing active checks, or
+	// came back from a passive ejection: its effective weight grows
+	// linearly from 10% to 100% of its weight over SlowStart, so a
+	// restarted replica with cold caches is not flattened. The round robin
+	// and least request policies (and sticky's placement of new clients)
+	// honour it; the hash policy does not (its ring would move keys).
+	// Default 0: off.
+	SlowStart time.Duration
+
 	// PanicThreshold is the fraction of non-draining backends that must be
 	// available (healthy and not ejected) for health to be honoured; below
 	// it the balancer ignores health and spreads over every non-draining
@@ -387,7 +397,7 @@ func (c *Config) validate() error {
 		return fmt.Errorf("%w: deny paths must start with /", ErrInvalidConfig)
 	case c.HealthInterval < 0, c.HealthTimeout < 0, c.EjectBase < 0, c.EjectMax < 0,
 		c.DialTimeout < 0, c.ReadTimeout < 0, c.IdleTimeout < 0, c.DrainQuiet < 0,
-		c.DrainTimeout < 0, c.ShutdownTimeout < 0, c.QueueTimeout < 0:
+		c.DrainTimeout < 0, c.ShutdownTimeout < 0, c.QueueTimeout < 0, c.SlowStart < 0:
 		return fmt.Errorf("%w: negative duration", ErrInvalidConfig)
 	case c.Rise < 0, c.Fall < 0, c.MaxTries < 0, c.MaxRequestBodySize < 0, c.MaxConnsPerBackend < 0, c.MaxHeaderBytes < 0, c.MaxBackends < 0,
 		c.MaxBufferedBody < 0, c.BufferedBodyBudget < 0, c.BackendMaxConn < 0:
@@ -600,6 +610,7 @@ func (lb *Balancer) AddBackend(bc BackendConfig) (BackendStatus, error) {
 		return BackendStatus{}, err
 	}
 	b.pool = name
+	b.upSince.Store(time.Now().UnixNano()) // a new backend starts slowly
 	lb.mu.Lock()
 	defer lb.mu.Unlock()
 	if lb.closed {

@@ -60,6 +60,7 @@ func (lb *Balancer) applyCheck(b *Backend, ok bool, run *checkRun) bool {
 	if ok {
 		run.passes, run.fails = run.passes+1, 0
 		if !b.healthy.Load() && run.passes >= lb.cfg.Rise {
+			b.upSince.Store(time.Now().UnixNano()) // slow start begins
 			b.healthy.Store(true)
 			lb.log.Info("balancer: backend up", "backend", b.id, "passes", run.passes)
 			return true

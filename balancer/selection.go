@@ -140,7 +140,7 @@ func (s *RoundRobinSelection) Select(pool *Pool, req *Request) *Backend {
 		if !req.Eligible(b) {
 			continue
 		}
-		w := int64(b.weight)
+		w := b.effectiveMilli(req.Now)
 		b.rrCurrent += w
 		total += w
 		if best == nil || b.rrCurrent > best.rrCurrent {
@@ -179,8 +179,11 @@ func (LeastRequestSelection) Select(pool *Pool, req *Request) *Backend {
 		j++
 	}
 	a, b := el[i], el[j]
-	// a.inflight/a.weight <= b.inflight/b.weight without division.
-	if a.inflight.Load()*int64(b.weight) <= b.inflight.Load()*int64(a.weight) {
+	// (a.inflight+1)/a.weight <= (b.inflight+1)/b.weight without division;
+	// the +1 lets a weight (a slow start's, say) count between idle
+	// backends too.
+	wa, wb := a.effectiveMilli(req.Now), b.effectiveMilli(req.Now)
+	if (a.inflight.Load()+1)*wb <= (b.inflight.Load()+1)*wa {
 		return a
 	}
 	return b

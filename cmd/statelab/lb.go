@@ -44,6 +44,7 @@ func runLB(ctx context.Context, m *Main, args []string) error {
 	retryBudgetMin := fs.Int("retry-budget-min", 3, "requests that may be retrying at once whatever --retry-budget says")
 	backendMaxConn := fs.Int("backend-maxconn", 0, "requests in flight per backend at most; more wait in a queue (0: no limit)")
 	queueTimeout := fs.Duration("queue-timeout", 5*time.Second, "longest wait in the --backend-maxconn queue before 503 + Retry-After")
+	slowStart := fs.Duration("slow-start", 0, "ramp a backend that was added or came back up from 10% to 100% of its weight over this window (0: off)")
 	drainTimeout := fs.Duration("drain-timeout", 10*time.Second, "longest wait for a removed backend to drain")
 	accessLog := fs.Bool("access-log", false, "log every request")
 	maxHeader := fs.Int("max-header-bytes", 16<<10, "largest request header block; larger ones get 431")
@@ -78,6 +79,8 @@ func runLB(ctx context.Context, m *Main, args []string) error {
 		return usageErrorf("lb", "invalid --backend-maxconn %d: must not be negative", *backendMaxConn)
 	case *queueTimeout <= 0:
 		return usageErrorf("lb", "invalid --queue-timeout %v: must be positive", *queueTimeout)
+	case *slowStart < 0:
+		return usageErrorf("lb", "invalid --slow-start %v: must not be negative", *slowStart)
 	case *drainTimeout <= 0:
 		return usageErrorf("lb", "invalid --drain-timeout %v: must be positive", *drainTimeout)
 	case *maxHeader < 1024:
@@ -114,6 +117,7 @@ func runLB(ctx context.Context, m *Main, args []string) error {
 		MaxTries:           *maxTries,
 		BackendMaxConn:     *backendMaxConn,
 		QueueTimeout:       *queueTimeout,
+		SlowStart:          *slowStart,
 		RetryBudget:        negIfZero(*retryBudget),
 		RetryBudgetMin:     int(negIfZero(float64(*retryBudgetMin))),
 		DrainTimeout:       *drainTimeout,

@@ -59,6 +59,7 @@ func TestLBBadFlags(t *testing.T) {
 		{"negative retry budget min", append([]string{"--backend", "http://127.0.0.1:1", "--retry-budget-min", "-1"}, ok...), "--retry-budget-min"},
 		{"negative maxconn", append([]string{"--backend", "http://127.0.0.1:1", "--backend-maxconn", "-2"}, ok...), "--backend-maxconn"},
 		{"zero queue timeout", append([]string{"--backend", "http://127.0.0.1:1", "--queue-timeout", "0s"}, ok...), "--queue-timeout"},
+		{"negative slow start", append([]string{"--backend", "http://127.0.0.1:1", "--slow-start", "-1s"}, ok...), "--slow-start"},
 		{"retry-all of unknown pool", append([]string{"--backend", "http://127.0.0.1:1", "--retry-all", "p"}, ok...), "--retry-all"},
 	}
 	for _, tt := range tests {
