@@ -48,6 +48,9 @@ type appFlags struct {
 	maxInflight     int
 	queue           int
 	maxSessions     int
+	oldSecrets      listFlag
+	cookieSecure    bool
+	cookieHost      bool
 	shutdownTimeout time.Duration
 	drainDelay      time.Duration
 	deps            dependencyFlags
@@ -107,7 +110,11 @@ func runApp(ctx context.Context, m *Main, args []string) error {
 			log.Error("app: closing the store", "err", err)
 		}
 	}()
-	mgr, err := backend.NewManager(session.Config{Logger: log, Registerer: reg})
+	scfg := session.Config{Logger: log, Registerer: reg, HostPrefix: f.cookieHost}
+	if f.cookieSecure {
+		scfg.Secure = session.SecureAlways
+	}
+	mgr, err := backend.NewManager(scfg)
 	if err != nil {
 		return fmt.Errorf("app: %w", err)
 	}
@@ -200,6 +207,9 @@ func (f *appFlags) register(fs *flag.FlagSet) {
 	fs.IntVar(&f.maxInflight, "max-inflight", 0, "capacity model: requests served at once (0: unlimited)")
 	fs.IntVar(&f.queue, "queue", 64, "capacity model: requests waiting for a slot before 503s (with --max-inflight)")
 	fs.IntVar(&f.maxSessions, "max-sessions", 100000, "--store memory: sessions held at most; beyond it new sessions get 503 (0: no cap)")
+	fs.Var(&f.oldSecrets, "old-secret", "--store cookie: a previous --secret still accepted to open cookies (new ones are sealed with --secret); repeatable, for key rotation")
+	fs.BoolVar(&f.cookieSecure, "cookie-secure", false, "always mark the session cookie Secure (default: only over HTTPS or X-Forwarded-Proto: https)")
+	fs.BoolVar(&f.cookieHost, "cookie-host-prefix", false, "name the session cookie __Host-statelab_session (Secure, Path=/, no Domain: a subdomain cannot plant it)")
 	fs.DurationVar(&f.drainDelay, "drain-delay", 0, "on SIGTERM, keep serving this long with /readyz at 503 so balancers stop sending first")
 	fs.DurationVar(&f.shutdownTimeout, "shutdown-timeout", 10*time.Second, "how long a graceful shutdown waits for in-flight requests")
 	f.deps.register(fs)
@@ -226,6 +236,7 @@ func (f *appFlags) storeConfig(log *slog.Logger, reg prometheus.Registerer) stor
 		Peers:            f.peers,
 		Secret:           f.secret,
 		MaxSessions:      f.maxSessions,
+		OldSecrets:       f.oldSecrets,
 		Logger:           log,
 		Registerer:       reg,
 	}
@@ -261,6 +272,10 @@ func (f *appFlags) validate() error {
 		return bad("--max-inflight must not be negative")
 	case f.queue < 0:
 		return bad("--queue must not be negative")
+	case len(f.oldSecrets) > 0 && f.store != "cookie":
+		return bad("--old-secret is for --store cookie (sealed cookies) only")
+	case slices.ContainsFunc(f.oldSecrets, func(s string) bool { return len(s) < minSecretLen }):
+		return bad("--old-secret must be at least %d bytes", minSecretLen)
 	case f.maxSessions < 0:
 		return bad("--max-sessions must not be negative")
 	case f.shutdownTimeout <= 0:

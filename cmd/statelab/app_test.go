@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net"
@@ -45,6 +46,8 @@ func TestAppBadFlagsExit2WithOneLine(t *testing.T) {
 		{[]string{"--max-inflight", "-1"}, "--max-inflight"},
 		{[]string{"--queue", "-1"}, "--queue"},
 		{[]string{"--max-sessions", "-1"}, "--max-sessions"},
+		{[]string{"--old-secret", "0123456789abcdef0123"}, "--old-secret"},
+		{[]string{"--store", "cookie", "--secret", "0123456789abcdef0123", "--old-secret", "short"}, "--old-secret"},
 		{[]string{"--drain-delay", "-1s"}, "--drain-delay"},
 		{[]string{"--listen", "nope"}, "--listen"},
 		{[]string{"--bogus"}, "bogus"},
@@ -420,5 +423,72 @@ func TestAppRedisCluster(t *testing.T) {
 	}
 	if n, err := rc.DBSize(context.Background()).Result(); err != nil || n == 0 {
 		t.Fatalf("the cluster node holds %d keys (%v), want the session", n, err)
+	}
+}
+
+// TestAppCookieKeyRotationAndFlags: --old-secret keeps cookies sealed with
+// a previous key readable while new ones are sealed with --secret;
+// --cookie-host-prefix and --cookie-secure set the cookie's name and
+// Secure flag. Before, the app had none of these flags.
+func TestAppCookieKeyRotationAndFlags(t *testing.T) {
+	const oldKey, newKey = "old-key-0123456789abcdef-0123456789", "new-key-0123456789abcdef-0123456789"
+	add := func(base string) *http.Cookie {
+		t.Helper()
+		req, _ := http.NewRequest("POST", base+"/api/cart/items", strings.NewReader(`{"sku":"SKU-0001","qty":2}`))
+		req.Header.Set("Content-Type", "application/json")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != 200 || len(resp.Cookies()) != 1 {
+			t.Fatalf("add: %d, cookies %v", resp.StatusCode, resp.Cookies())
+		}
+		return resp.Cookies()[0]
+	}
+	items := func(base string, c *http.Cookie) int {
+		t.Helper()
+		req, _ := http.NewRequest("GET", base+"/api/cart", nil)
+		req.AddCookie(&http.Cookie{Name: c.Name, Value: c.Value})
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var v struct{ Items []struct{ Qty int } }
+		if err := json.NewDecoder(resp.Body).Decode(&v); err != nil {
+			t.Fatal(err)
+		}
+		n := 0
+		for _, it := range v.Items {
+			n += it.Qty
+		}
+		return n
+	}
+	oldBase, _, _ := startApp(t, "--store", "cookie", "--secret", oldKey)
+	sealedOld := add(oldBase)
+	rotated, _, _ := startApp(t, "--store", "cookie", "--secret", newKey, "--old-secret", oldKey)
+	if n := items(rotated, sealedOld); n != 2 {
+		t.Fatalf("during rotation a cookie sealed with the old key shows %d items, want 2", n)
+	}
+	sealedNew := add(rotated)
+	newOnly, _, _ := startApp(t, "--store", "cookie", "--secret", newKey)
+	if n := items(newOnly, sealedNew); n != 2 {
+		t.Fatalf("a cookie sealed during rotation is not sealed with the new key (%d items)", n)
+	}
+	if n := items(newOnly, sealedOld); n != 0 {
+		t.Fatalf("without --old-secret an old cookie still opens (%d items)", n)
+	}
+
+	hostBase, _, _ := startApp(t, "--store", "memory", "--cookie-host-prefix")
+	if c := add(hostBase); c.Name != "__Host-statelab_session" || !c.Secure || c.Path != "/" || c.Domain != "" {
+		t.Fatalf("--cookie-host-prefix: cookie %+v", c)
+	}
+	secBase, _, _ := startApp(t, "--store", "memory", "--cookie-secure")
+	if c := add(secBase); c.Name != "statelab_session" || !c.Secure {
+		t.Fatalf("--cookie-secure over plain HTTP: cookie %+v", c)
+	}
+	if c := add(oldBase); c.Secure {
+		t.Fatalf("default over plain HTTP: cookie %+v is Secure", c)
 	}
 }

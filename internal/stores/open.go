@@ -66,6 +66,10 @@ type Config struct {
 	// Secret is the key material the replicas share: it seals cookies
 	// (cookie) and encrypts and authenticates replication (replicated).
 	Secret string
+	// OldSecrets are previous Secrets still accepted to open sealed
+	// cookies during a key rotation; new cookies are sealed with Secret
+	// (cookie).
+	OldSecrets []string
 	// MaxSessions caps the sessions a memory store holds; beyond it new
 	// sessions are refused (503), existing ones keep working. Zero: no cap
 	// (memory).
@@ -146,7 +150,7 @@ func Open(ctx context.Context, cfg Config) (*Backend, error) {
 		}
 		b.Store, b.close = s, s.Close
 	case Cookie:
-		s, err := cookiestore.FromSecret(cfg.Secret)
+		s, err := cookiestore.FromSecret(cfg.Secret, cfg.OldSecrets...)
 		if err != nil {
 			return nil, fmt.Errorf("stores: cookie store: %w", err)
 		}
