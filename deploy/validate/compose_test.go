@@ -305,6 +305,11 @@ func checkComposeServices(t *testing.T, p *types.Project, lb string, carts []str
 	}
 	for _, c := range carts {
 		s, _ := p.GetService(c)
+		for _, name := range statelessServices {
+			if d, ok := s.DependsOn[name]; !ok || d.Condition != types.ServiceConditionHealthy {
+				t.Errorf("%s does not wait for %s to be healthy", c, name)
+			}
+		}
 		for kind, want := range urls {
 			key := "STATELAB_" + strings.ToUpper(kind)
 			if got := env(s, key); got != strings.Join(want, ",") {
