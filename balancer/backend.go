@@ -167,28 +167,45 @@ func (b *Backend) Status() BackendStatus {
 
 func (b *Backend) stop() { b.stopOnce.Do(func() { close(b.stopc) }) }
 
-// recordSuccess notes an attempt that got a non-5xx response.
+// recordSuccess notes an attempt that got a response that does not count
+// as a failure.
 func (b *Backend) recordSuccess(now int64) {
 	// Load before storing: most requests succeed, and a store on every one
 	// would bounce the cache line between cores.
 	if b.consecFails.Load() != 0 {
 		b.consecFails.Store(0)
 	}
-	if b.ejectLevel.Load() != 0 && now >= b.ejectedUntil.Load() {
-		b.ejectLevel.Store(0)
-	}
 }
 
-// recordFailure notes a failed attempt and ejects the backend after
-// cfg.EjectAfter consecutive failures, for EjectBase × 2^(level-1) capped at
-// EjectMax. It reports whether the backend was ejected now.
-func (b *Backend) recordFailure(now int64, cfg *Config) (time.Duration, bool) {
+// ejectLevelAt returns the ejection level b would have at now: its level
+// at its last ejection, lowered by one for every maxD that passed since
+// that ejection ended. A repeat offender keeps a high level (and long
+// ejections); a backend that behaved for a while is forgiven step by step.
+func (b *Backend) ejectLevelAt(now int64, maxD time.Duration) int64 {
+	level := b.ejectLevel.Load()
+	if until := b.ejectedUntil.Load(); level > 0 && now > until && maxD > 0 {
+		level -= (now - until) / int64(maxD)
+	}
+	return max(level, 0)
+}
+
+// recordFailure notes a failed attempt and, after cfg.EjectAfter
+// consecutive failures, asks allow (the cap on the share of a pool
+// ejected) whether b may be ejected; if so it ejects b for EjectBase ×
+// 2^(level-1) capped at EjectMax, the level being one more than
+// ejectLevelAt. It returns the ejection's duration and whether b was
+// ejected now.
+func (b *Backend) recordFailure(now int64, cfg *Config, allow func() bool) (time.Duration, bool) {
 	n := b.consecFails.Add(1)
 	if cfg.EjectAfter < 0 || n < int64(cfg.EjectAfter) || now < b.ejectedUntil.Load() {
 		return 0, false
 	}
+	if allow != nil && !allow() {
+		return 0, false
+	}
 	b.consecFails.Store(0)
-	level := b.ejectLevel.Add(1)
+	level := b.ejectLevelAt(now, cfg.EjectMax) + 1
+	b.ejectLevel.Store(level)
 	d := cfg.EjectBase
 	for i := int64(1); i < level && d < cfg.EjectMax; i++ {
 		d *= 2

@@ -133,8 +133,19 @@ type Config struct {
 	// negative disables passive ejection.
 	EjectAfter int
 
+	// EjectOn says which responses count as failed attempts for EjectAfter
+	// (connection errors and timeouts always do): "5xx" (default) every
+	// 5xx, "gateway" only 502, 503 and 504.
+	EjectOn string
+
+	// MaxEjectedShare caps the share of a pool's (non-draining) backends
+	// that may be ejected at once; one may always be. Default 0.5;
+	// negative: no cap.
+	MaxEjectedShare float64
+
 	// EjectBase is the first ejection's duration; each further ejection
-	// without a success in between doubles it. Default 1s.
+	// doubles it, one step less for every EjectMax the backend stayed in
+	// since its last ejection ended. Default 1s.
 	EjectBase time.Duration
 
 	// EjectMax caps the ejection duration. Default 30s.
@@ -327,6 +338,12 @@ func (c *Config) setDefaults() {
 	if c.EjectMax == 0 {
 		c.EjectMax = 30 * time.Second
 	}
+	if c.EjectOn == "" {
+		c.EjectOn = Eject5xx
+	}
+	if c.MaxEjectedShare == 0 {
+		c.MaxEjectedShare = 0.5
+	}
 	if c.PanicThreshold == 0 {
 		c.PanicThreshold = 0.5
 	}
@@ -402,6 +419,8 @@ func (c *Config) validate() error {
 	case c.Rise < 0, c.Fall < 0, c.MaxTries < 0, c.MaxRequestBodySize < 0, c.MaxConnsPerBackend < 0, c.MaxHeaderBytes < 0, c.MaxBackends < 0,
 		c.MaxBufferedBody < 0, c.BufferedBodyBudget < 0, c.BackendMaxConn < 0:
 		return fmt.Errorf("%w: negative count", ErrInvalidConfig)
+	case c.EjectOn != Eject5xx && c.EjectOn != EjectGateway:
+		return fmt.Errorf("%w: EjectOn %q (want 5xx or gateway)", ErrInvalidConfig, c.EjectOn)
 	case c.HealthPath != "" && c.HealthPath[0] != '/':
 		return fmt.Errorf("%w: health path %q must start with /", ErrInvalidConfig, c.HealthPath)
 	case c.TLS != nil && len(c.TLS.Certificates) == 0 && c.TLS.GetCertificate == nil && c.TLS.GetConfigForClient == nil:
@@ -452,6 +471,9 @@ type Balancer struct {
 	active    atomic.Int64  // requests in forward now
 	retrying  atomic.Int64  // of them, those holding a retry-budget slot
 	budgetOut atomic.Uint64 // retries not made for want of budget
+
+	ejectMu      sync.Mutex // serialises ejections (MaxEjectedShare)
+	ejectSkipped atomic.Uint64
 
 	queued        atomic.Int64 // requests waiting for a backend slot
 	queueTimeouts atomic.Uint64

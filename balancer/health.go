@@ -13,9 +13,14 @@ import (
 //     consecutive failures mark a healthy backend down, Config.Rise
 //     consecutive passes bring it back. Backends start healthy, so traffic
 //     flows before the first check.
-//   - Passive ejection: Config.EjectAfter consecutive failed attempts
-//     (connection error, timeout, 5xx) eject the backend for EjectBase,
-//     doubling on each ejection not separated by a success, up to EjectMax.
+//   - Passive ejection (outlier detection): Config.EjectAfter consecutive
+//     failed attempts (connection error, timeout, and a 5xx response — or
+//     only 502/503/504 with Config.EjectOn "gateway") eject the backend for
+//     EjectBase × 2^(level-1), up to EjectMax; the level is one more than
+//     at the last ejection, minus one for every EjectMax since that ejection
+//     ended, so repeat offenders stay out longer. At most
+//     Config.MaxEjectedShare of a pool's backends (at least one) are
+//     ejected at once.
 //
 // Panic mode (Config.PanicThreshold) sits above both: when too few backends
 // are available, health is ignored rather than refusing everything.
@@ -93,4 +98,57 @@ func (lb *Balancer) check(b *Backend) bool {
 	_ = resp.CloseBodyStream()
 	code := resp.StatusCode()
 	return code >= 200 && code < 400
+}
+
+// The values of Config.EjectOn.
+const (
+	// Eject5xx counts every 5xx response as a failure.
+	Eject5xx = "5xx"
+	// EjectGateway counts only 502, 503 and 504 responses (with connection
+	// errors and timeouts) as failures: an application's own 500s do not
+	// eject it.
+	EjectGateway = "gateway"
+)
+
+// recordStatus counts a response with status code towards b's passive
+// health: a failure or a success, by Config.EjectOn.
+func (lb *Balancer) recordStatus(b *Backend, now int64, code int) {
+	fail := code >= 500
+	if lb.cfg.EjectOn == EjectGateway {
+		fail = retryStatus(code)
+	}
+	if fail {
+		lb.failed(b, now, nil)
+	} else {
+		b.recordSuccess(now)
+	}
+}
+
+// mayEject reports whether b may be ejected now without taking the share
+// of its pool's non-draining backends that are ejected above
+// Config.MaxEjectedShare (one may always be). The caller holds lb.ejectMu.
+func (lb *Balancer) mayEject(b *Backend, now int64) bool {
+	if lb.cfg.MaxEjectedShare < 0 {
+		return true
+	}
+	g := lb.groups[b.pool]
+	if g == nil {
+		return true
+	}
+	n, out := 0, 0
+	for _, x := range g.pool.Load().backends {
+		if x.draining.Load() {
+			continue
+		}
+		n++
+		if x != b && now < x.ejectedUntil.Load() {
+			out++
+		}
+	}
+	if out >= max(1, int(lb.cfg.MaxEjectedShare*float64(n))) {
+		lb.ejectSkipped.Add(1)
+		lb.log.Debug("balancer: ejection skipped, too many ejected", "backend", b.id, "ejected", out, "of", n)
+		return false
+	}
+	return true
 }

@@ -68,8 +68,13 @@ func TestPassiveEjectionBackoff(t *testing.T) {
 		{2, false, 0}, {2, false, 0}, {2, false, 2 * time.Second}, // again without success: 2 s
 		{5, false, 0}, {5, false, 0}, {5, false, 4 * time.Second}, // 4 s
 		{10, false, 0}, {10, false, 0}, {10, false, 4 * time.Second}, // capped
-		{15, true, 0}, // a success after readmission resets the level
-		{15, false, 0}, {15, false, 0}, {15, false, time.Second},
+		{15, true, 0}, // a success does not forgive a repeat offender
+		{15, false, 0}, {15, false, 0}, {15, false, 4 * time.Second},
+		// That was level 5, back in at 19; each 4 s (EjectMax) in lowers
+		// the level by one: at 31 it is 2, so the next ejection (level 3)
+		// is 4 s; at 47, 12 s after that one ended, 3 - 3 = 0: 1 s again.
+		{31, false, 0}, {31, false, 0}, {31, false, 4 * time.Second},
+		{47, false, 0}, {47, false, 0}, {47, false, time.Second},
 	}
 	for i, s := range steps {
 		now := s.at * sec
@@ -77,7 +82,7 @@ func TestPassiveEjectionBackoff(t *testing.T) {
 			b.recordSuccess(now)
 			continue
 		}
-		d, ejected := b.recordFailure(now, &cfg)
+		d, ejected := b.recordFailure(now, &cfg, nil)
 		if ejected != (s.ejected != 0) || d != s.ejected {
 			t.Fatalf("step %d: ejected=%v for %v, want %v", i, ejected, d, s.ejected)
 		}
@@ -85,8 +90,8 @@ func TestPassiveEjectionBackoff(t *testing.T) {
 			t.Fatalf("step %d: availability does not match the ejection window", i)
 		}
 	}
-	if got := b.ejections.Load(); got != 5 {
-		t.Fatalf("ejections = %d, want 5", got)
+	if got := b.ejections.Load(); got != 7 {
+		t.Fatalf("ejections = %d, want 7", got)
 	}
 }
 

@@ -11,7 +11,7 @@ type metrics struct {
 	lb       *Balancer
 	registry *prometheus.Registry
 
-	requests, errors, inflight, healthy, draining, ejections, retries, noBackend, refused, budgetOut, queued, queueTimeouts *prometheus.Desc
+	requests, errors, inflight, healthy, draining, ejections, retries, noBackend, refused, budgetOut, queued, queueTimeouts, ejectSkipped *prometheus.Desc
 }
 
 var statusClasses = [6]string{"error", "1xx", "2xx", "3xx", "4xx", "5xx"}
@@ -33,6 +33,7 @@ func newMetrics(lb *Balancer, reg *prometheus.Registry) *metrics {
 		budgetOut:     prometheus.NewDesc("statelab_lb_retry_budget_exhausted_total", "Retries not made because the retry budget was spent.", nil, nil),
 		queued:        prometheus.NewDesc("statelab_lb_queued", "Requests waiting for a backend below its connection limit.", nil, nil),
 		queueTimeouts: prometheus.NewDesc("statelab_lb_queue_timeouts_total", "Requests answered 503 after waiting the whole queue timeout.", nil, nil),
+		ejectSkipped:  prometheus.NewDesc("statelab_lb_ejections_skipped_total", "Ejections not made because the share of ejected backends was at its cap.", nil, nil),
 		noBackend:     prometheus.NewDesc("statelab_lb_no_backend_total", "Requests answered 503 because no backend could take them.", nil, nil),
 		refused:       prometheus.NewDesc("statelab_lb_refused_total", "Requests refused as the client's error before reaching a backend (bad version, header, target, missing Host).", nil, nil),
 	}
@@ -69,6 +70,7 @@ func (m *metrics) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(m.budgetOut, prometheus.CounterValue, float64(m.lb.budgetOut.Load()))
 	ch <- prometheus.MustNewConstMetric(m.queued, prometheus.GaugeValue, float64(m.lb.queued.Load()))
 	ch <- prometheus.MustNewConstMetric(m.queueTimeouts, prometheus.CounterValue, float64(m.lb.queueTimeouts.Load()))
+	ch <- prometheus.MustNewConstMetric(m.ejectSkipped, prometheus.CounterValue, float64(m.lb.ejectSkipped.Load()))
 	ch <- prometheus.MustNewConstMetric(m.noBackend, prometheus.CounterValue, float64(m.lb.noBackend.Load()))
 	ch <- prometheus.MustNewConstMetric(m.refused, prometheus.CounterValue, float64(m.lb.refused.Load()))
 }

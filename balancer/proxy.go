@@ -384,7 +384,7 @@ func (lb *Balancer) forward(ctx *fasthttp.RequestCtx, r *Request, start time.Tim
 		b.latency.Observe(done.Sub(start).Seconds())
 		b.statusClass[min(max(code/100, 1), 5)].Add(1)
 		if code >= 500 {
-			lb.failed(b, done.UnixNano(), nil)
+			lb.recordStatus(b, done.UnixNano(), code)
 			if isIdem && !streamed && retryStatus(code) && tries < lb.cfg.MaxTries && lb.hasCandidate(pool, r) && lb.takeRetry(r) {
 				_ = resp.CloseBodyStream()
 				resp.Reset()
@@ -464,7 +464,10 @@ func (lb *Balancer) hasCandidate(pool *Pool, r *Request) bool {
 
 // failed records a failed attempt on b for passive health checking.
 func (lb *Balancer) failed(b *Backend, now int64, err error) {
-	if d, ejected := b.recordFailure(now, &lb.cfg); ejected {
+	lb.ejectMu.Lock()
+	d, ejected := b.recordFailure(now, &lb.cfg, func() bool { return lb.mayEject(b, now) })
+	lb.ejectMu.Unlock()
+	if ejected {
 		attrs := []any{"backend", b.id, "for", d}
 		if err != nil {
 			attrs = append(attrs, "err", err)
@@ -737,11 +740,7 @@ func (lb *Balancer) relayNotUpgraded(ctx *fasthttp.RequestCtx, r *Request, b *Ba
 			conn.Close()
 		}}, resp.Header.ContentLength())
 	}
-	if code >= 500 {
-		lb.failed(b, time.Now().UnixNano(), nil)
-	} else {
-		b.recordSuccess(time.Now().UnixNano())
-	}
+	lb.recordStatus(b, time.Now().UnixNano(), code)
 	lb.finish(ctx, r, b)
 }
 

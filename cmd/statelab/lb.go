@@ -45,6 +45,8 @@ func runLB(ctx context.Context, m *Main, args []string) error {
 	backendMaxConn := fs.Int("backend-maxconn", 0, "requests in flight per backend at most; more wait in a queue (0: no limit)")
 	queueTimeout := fs.Duration("queue-timeout", 5*time.Second, "longest wait in the --backend-maxconn queue before 503 + Retry-After")
 	slowStart := fs.Duration("slow-start", 0, "ramp a backend that was added or came back up from 10% to 100% of its weight over this window (0: off)")
+	ejectOn := fs.String("eject-on", balancer.Eject5xx, "responses that count towards passive ejection with connection errors: 5xx (every 5xx) or gateway (502, 503, 504 only)")
+	maxEjected := fs.Float64("max-ejected-share", 0.5, "largest share of a pool's backends ejected at once (one always may be); 1: no cap")
 	drainTimeout := fs.Duration("drain-timeout", 10*time.Second, "longest wait for a removed backend to drain")
 	accessLog := fs.Bool("access-log", false, "log every request")
 	maxHeader := fs.Int("max-header-bytes", 16<<10, "largest request header block; larger ones get 431")
@@ -81,6 +83,10 @@ func runLB(ctx context.Context, m *Main, args []string) error {
 		return usageErrorf("lb", "invalid --queue-timeout %v: must be positive", *queueTimeout)
 	case *slowStart < 0:
 		return usageErrorf("lb", "invalid --slow-start %v: must not be negative", *slowStart)
+	case *ejectOn != balancer.Eject5xx && *ejectOn != balancer.EjectGateway:
+		return usageErrorf("lb", "invalid --eject-on %q: want 5xx or gateway", *ejectOn)
+	case *maxEjected <= 0 || *maxEjected > 1:
+		return usageErrorf("lb", "invalid --max-ejected-share %v: must be above 0 and at most 1", *maxEjected)
 	case *drainTimeout <= 0:
 		return usageErrorf("lb", "invalid --drain-timeout %v: must be positive", *drainTimeout)
 	case *maxHeader < 1024:
@@ -118,6 +124,8 @@ func runLB(ctx context.Context, m *Main, args []string) error {
 		BackendMaxConn:     *backendMaxConn,
 		QueueTimeout:       *queueTimeout,
 		SlowStart:          *slowStart,
+		EjectOn:            *ejectOn,
+		MaxEjectedShare:    *maxEjected,
 		RetryBudget:        negIfZero(*retryBudget),
 		RetryBudgetMin:     int(negIfZero(float64(*retryBudgetMin))),
 		DrainTimeout:       *drainTimeout,
