@@ -356,18 +356,7 @@ func (c *Config) setDefaults() {
 	if c.RetryBudgetMin == 0 {
 		c.RetryBudgetMin = 3
 	}
-	if c.DialTimeout == 0 {
-		c.DialTimeout = 2 * time.Second
-	}
-	if c.ResponseTimeout == 0 {
-		c.ResponseTimeout = 60 * time.Second
-	}
-	if c.ReadTimeout == 0 {
-		c.ReadTimeout = 10 * time.Second
-	}
-	if c.IdleTimeout == 0 {
-		c.IdleTimeout = 60 * time.Second
-	}
+	c.setTimeoutDefaults()
 	if c.MaxRequestBodySize == 0 {
 		c.MaxRequestBodySize = 10 << 20
 	}
@@ -386,9 +375,6 @@ func (c *Config) setDefaults() {
 	if c.MaxConnsPerBackend == 0 {
 		c.MaxConnsPerBackend = 1024
 	}
-	if c.QueueTimeout == 0 {
-		c.QueueTimeout = 5 * time.Second
-	}
 	if c.DrainQuiet == 0 {
 		c.DrainQuiet = 500 * time.Millisecond
 	}
@@ -400,6 +386,25 @@ func (c *Config) setDefaults() {
 	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()
+	}
+}
+
+// setTimeoutDefaults fills in the connection and queue timeouts.
+func (c *Config) setTimeoutDefaults() {
+	if c.DialTimeout == 0 {
+		c.DialTimeout = 2 * time.Second
+	}
+	if c.ResponseTimeout == 0 {
+		c.ResponseTimeout = 60 * time.Second
+	}
+	if c.ReadTimeout == 0 {
+		c.ReadTimeout = 10 * time.Second
+	}
+	if c.IdleTimeout == 0 {
+		c.IdleTimeout = 60 * time.Second
+	}
+	if c.QueueTimeout == 0 {
+		c.QueueTimeout = 5 * time.Second
 	}
 }
 

@@ -40,13 +40,6 @@ func runLB(ctx context.Context, m *Main, args []string) error {
 	healthInterval := fs.Duration("health-interval", 2*time.Second, "time between active health checks")
 	secret := fs.String("secret", "", "key for the sticky cookie HMAC; share it between balancers (empty: random)")
 	maxTries := fs.Int("max-tries", 3, "attempts per request, including retries")
-	retryBudget := fs.Float64("retry-budget", 0.2, "share of the requests in flight that may be retrying at once (0: no budget, --max-tries alone)")
-	retryBudgetMin := fs.Int("retry-budget-min", 3, "requests that may be retrying at once whatever --retry-budget says")
-	backendMaxConn := fs.Int("backend-maxconn", 0, "requests in flight per backend at most; more wait in a queue (0: no limit)")
-	queueTimeout := fs.Duration("queue-timeout", 5*time.Second, "longest wait in the --backend-maxconn queue before 503 + Retry-After")
-	slowStart := fs.Duration("slow-start", 0, "ramp a backend that was added or came back up from 10% to 100% of its weight over this window (0: off)")
-	ejectOn := fs.String("eject-on", balancer.Eject5xx, "responses that count towards passive ejection with connection errors: 5xx (every 5xx) or gateway (502, 503, 504 only)")
-	maxEjected := fs.Float64("max-ejected-share", 0.5, "largest share of a pool's backends ejected at once (one always may be); 1: no cap")
 	drainTimeout := fs.Duration("drain-timeout", 10*time.Second, "longest wait for a removed backend to drain")
 	accessLog := fs.Bool("access-log", false, "log every request")
 	maxHeader := fs.Int("max-header-bytes", 16<<10, "largest request header block; larger ones get 431")
@@ -54,16 +47,14 @@ func runLB(ctx context.Context, m *Main, args []string) error {
 	bufferBody := fs.Int("buffer-body-bytes", 64<<10, "request bodies up to this size are buffered (and can be retried); larger ones are streamed")
 	backendCA := fs.String("backend-ca", "", "PEM `FILE` of the CA that signs https:// backends' certificates (default: system roots)")
 	backendInsecure := fs.Bool("backend-insecure", false, "do not verify https:// backends' certificates (testing only)")
-	var pools poolFlags
-	pools.register(fs)
-	var tlsf tlsFlags
-	tlsf.register(fs)
+	var groups lbFlagGroups
+	groups.register(fs)
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 
 	switch {
-	case len(backends) == 0 && len(pools.backends) == 0:
+	case len(backends) == 0 && len(groups.pools.backends) == 0:
 		return usageErrorf("lb", "at least one --backend (or --pool-backend) is required")
 	case !slices.Contains(balancer.Policies, *policy):
 		return usageErrorf("lb", "invalid --policy %q: want one of %s", *policy, strings.Join(balancer.Policies, ", "))
@@ -73,20 +64,6 @@ func runLB(ctx context.Context, m *Main, args []string) error {
 		return usageErrorf("lb", "invalid --health-path %q: must start with /", *healthPath)
 	case *maxTries < 1:
 		return usageErrorf("lb", "invalid --max-tries %d: must be at least 1", *maxTries)
-	case *retryBudget < 0 || *retryBudget > 1:
-		return usageErrorf("lb", "invalid --retry-budget %v: must be between 0 and 1", *retryBudget)
-	case *retryBudgetMin < 0:
-		return usageErrorf("lb", "invalid --retry-budget-min %d: must not be negative", *retryBudgetMin)
-	case *backendMaxConn < 0:
-		return usageErrorf("lb", "invalid --backend-maxconn %d: must not be negative", *backendMaxConn)
-	case *queueTimeout <= 0:
-		return usageErrorf("lb", "invalid --queue-timeout %v: must be positive", *queueTimeout)
-	case *slowStart < 0:
-		return usageErrorf("lb", "invalid --slow-start %v: must not be negative", *slowStart)
-	case *ejectOn != balancer.Eject5xx && *ejectOn != balancer.EjectGateway:
-		return usageErrorf("lb", "invalid --eject-on %q: want 5xx or gateway", *ejectOn)
-	case *maxEjected <= 0 || *maxEjected > 1:
-		return usageErrorf("lb", "invalid --max-ejected-share %v: must be above 0 and at most 1", *maxEjected)
 	case *drainTimeout <= 0:
 		return usageErrorf("lb", "invalid --drain-timeout %v: must be positive", *drainTimeout)
 	case *maxHeader < 1024:
@@ -121,13 +98,6 @@ func runLB(ctx context.Context, m *Main, args []string) error {
 		HealthInterval:     *healthInterval,
 		Secret:             []byte(*secret),
 		MaxTries:           *maxTries,
-		BackendMaxConn:     *backendMaxConn,
-		QueueTimeout:       *queueTimeout,
-		SlowStart:          *slowStart,
-		EjectOn:            *ejectOn,
-		MaxEjectedShare:    *maxEjected,
-		RetryBudget:        negIfZero(*retryBudget),
-		RetryBudgetMin:     int(negIfZero(float64(*retryBudgetMin))),
 		DrainTimeout:       *drainTimeout,
 		AccessLog:          *accessLog,
 		MaxHeaderBytes:     *maxHeader,
@@ -142,10 +112,7 @@ func runLB(ctx context.Context, m *Main, args []string) error {
 	for _, b := range backends {
 		cfg.Backends = append(cfg.Backends, parseBackendSpec(b))
 	}
-	if err := pools.apply(&cfg); err != nil {
-		return err
-	}
-	if err := tlsf.apply(&cfg, log); err != nil {
+	if err := groups.apply(&cfg, log); err != nil {
 		return err
 	}
 	lb, err := balancer.New(cfg)
@@ -153,7 +120,7 @@ func runLB(ctx context.Context, m *Main, args []string) error {
 		return usageErrorf("lb", "%v", err)
 	}
 	defer lb.Close()
-	return serveLB(ctx, lb, log, lbAddrs{listen: *listen, admin: *admin, redirect: tlsf.redirect})
+	return serveLB(ctx, lb, log, lbAddrs{listen: *listen, admin: *admin, redirect: groups.tls.redirect})
 }
 
 // lbAddrs are the addresses statelab lb listens on; redirect may be empty.
@@ -255,13 +222,4 @@ func adminToken(token, file string) (string, error) {
 		return "", fmt.Errorf("invalid --admin-token: at least %d characters", minAdminToken)
 	}
 	return token, nil
-}
-
-// negIfZero maps a flag's 0 ("none") to the balancer's -1 (its 0 means
-// "the default").
-func negIfZero(v float64) float64 {
-	if v == 0 {
-		return -1
-	}
-	return v
 }
