@@ -399,6 +399,12 @@ func (lb *Balancer) forward(ctx *fasthttp.RequestCtx, r *Request, start time.Tim
 		}
 		return code, b.id, tries
 	}
+	if streamed {
+		// The client may still be sending a body no backend will read:
+		// read it (bounded by the body limit) so that it gets the answer
+		// instead of a reset.
+		r.body.drain(ctx)
+	}
 	return lb.answerFailure(ctx, lastErr), "", tries
 }
 
