@@ -138,6 +138,13 @@ type Config struct {
 	// 5xx, "gateway" only 502, 503 and 504.
 	EjectOn string
 
+	// EjectLatency, when positive, makes a response whose header took
+	// longer than this to arrive count as a failed attempt for EjectAfter
+	// (the response is still passed on): consecutive slow answers eject
+	// a backend like consecutive errors do. Default 0: latency is not
+	// judged.
+	EjectLatency time.Duration
+
 	// MaxEjectedShare caps the share of a pool's (non-draining) backends
 	// that may be ejected at once; one may always be. Default 0.5;
 	// negative: no cap.
@@ -419,7 +426,7 @@ func (c *Config) validate() error {
 		return fmt.Errorf("%w: deny paths must start with /", ErrInvalidConfig)
 	case c.HealthInterval < 0, c.HealthTimeout < 0, c.EjectBase < 0, c.EjectMax < 0,
 		c.DialTimeout < 0, c.ReadTimeout < 0, c.IdleTimeout < 0, c.DrainQuiet < 0,
-		c.DrainTimeout < 0, c.ShutdownTimeout < 0, c.QueueTimeout < 0, c.SlowStart < 0:
+		c.DrainTimeout < 0, c.ShutdownTimeout < 0, c.QueueTimeout < 0, c.SlowStart < 0, c.EjectLatency < 0:
 		return fmt.Errorf("%w: negative duration", ErrInvalidConfig)
 	case c.Rise < 0, c.Fall < 0, c.MaxTries < 0, c.MaxRequestBodySize < 0, c.MaxConnsPerBackend < 0, c.MaxHeaderBytes < 0, c.MaxBackends < 0,
 		c.MaxBufferedBody < 0, c.BufferedBodyBudget < 0, c.BackendMaxConn < 0:

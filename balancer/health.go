@@ -20,7 +20,8 @@ import (
 //     at the last ejection, minus one for every EjectMax since that ejection
 //     ended, so repeat offenders stay out longer. At most
 //     Config.MaxEjectedShare of a pool's backends (at least one) are
-//     ejected at once.
+//     ejected at once. With Config.EjectLatency, a response slower than
+//     that counts as a failure too.
 //
 // Panic mode (Config.PanicThreshold) sits above both: when too few backends
 // are available, health is ignored rather than refusing everything.
@@ -110,12 +111,16 @@ const (
 	EjectGateway = "gateway"
 )
 
-// recordStatus counts a response with status code towards b's passive
-// health: a failure or a success, by Config.EjectOn.
-func (lb *Balancer) recordStatus(b *Backend, now int64, code int) {
+// recordStatus counts a response with status code, whose header took took
+// to come, towards b's passive health: a failure or a success, by
+// Config.EjectOn and Config.EjectLatency.
+func (lb *Balancer) recordStatus(b *Backend, now int64, code int, took time.Duration) {
 	fail := code >= 500
 	if lb.cfg.EjectOn == EjectGateway {
 		fail = retryStatus(code)
+	}
+	if lb.cfg.EjectLatency > 0 && took > lb.cfg.EjectLatency {
+		fail = true
 	}
 	if fail {
 		lb.failed(b, now, nil)

@@ -81,3 +81,28 @@ func TestEjectOnGateway(t *testing.T) {
 		t.Fatal("New accepted EjectOn 4xx")
 	}
 }
+
+// TestEjectLatency: with EjectLatency set, consecutive answers slower than
+// it eject a backend (the slow answers are still passed on); a fast
+// backend stays in.
+func TestEjectLatency(t *testing.T) {
+	slow := newTestBackend(t, "slow", func(w http.ResponseWriter, r *http.Request) {
+		time.Sleep(20 * time.Millisecond) // far above the 1 ms threshold
+	})
+	fast := newTestBackend(t, "fast", nil)
+	lb, url := startLB(t, Config{Backends: []BackendConfig{slow.config(), fast.config()}, EjectAfter: 2,
+		EjectBase: time.Hour, EjectLatency: time.Millisecond, MaxEjectedShare: 0.5})
+	c := newClient(t)
+	for i := 0; i < 6; i++ {
+		if code, _, body := do(t, c, http.MethodGet, url+"/x", nil); code != 200 {
+			t.Fatalf("request %d: %d %s", i, code, body)
+		}
+	}
+	st, _ := lb.Backend("slow")
+	if st.Healthy {
+		t.Fatal("a backend answering 20x slower than EjectLatency was not ejected")
+	}
+	if slow.hits.Load() != 2 {
+		t.Fatalf("slow backend got %d requests, want 2 (ejected after the second)", slow.hits.Load())
+	}
+}

@@ -358,6 +358,10 @@ func (lb *Balancer) forward(ctx *fasthttp.RequestCtx, r *Request, start time.Tim
 		}
 		req.URI().SetScheme(b.scheme)
 		b.requests.Add(1)
+		sent := start
+		if tries > 1 {
+			sent = time.Now()
+		}
 		err := b.client.Do(req, resp)
 		lb.release(b)
 		done := time.Now()
@@ -383,15 +387,11 @@ func (lb *Balancer) forward(ctx *fasthttp.RequestCtx, r *Request, start time.Tim
 		code := resp.StatusCode()
 		b.latency.Observe(done.Sub(start).Seconds())
 		b.statusClass[min(max(code/100, 1), 5)].Add(1)
-		if code >= 500 {
-			lb.recordStatus(b, done.UnixNano(), code)
-			if isIdem && !streamed && retryStatus(code) && tries < lb.cfg.MaxTries && lb.hasCandidate(pool, r) && lb.takeRetry(r) {
-				_ = resp.CloseBodyStream()
-				resp.Reset()
-				continue
-			}
-		} else {
-			b.recordSuccess(done.UnixNano())
+		lb.recordStatus(b, done.UnixNano(), code, done.Sub(sent))
+		if code >= 500 && isIdem && !streamed && retryStatus(code) && tries < lb.cfg.MaxTries && lb.hasCandidate(pool, r) && lb.takeRetry(r) {
+			_ = resp.CloseBodyStream()
+			resp.Reset()
+			continue
 		}
 		lb.finish(ctx, r, b)
 		if streamed {
@@ -746,7 +746,7 @@ func (lb *Balancer) relayNotUpgraded(ctx *fasthttp.RequestCtx, r *Request, b *Ba
 			conn.Close()
 		}}, resp.Header.ContentLength())
 	}
-	lb.recordStatus(b, time.Now().UnixNano(), code)
+	lb.recordStatus(b, time.Now().UnixNano(), code, 0)
 	lb.finish(ctx, r, b)
 }
 

@@ -62,6 +62,7 @@ func TestLBBadFlags(t *testing.T) {
 		{"negative slow start", append([]string{"--backend", "http://127.0.0.1:1", "--slow-start", "-1s"}, ok...), "--slow-start"},
 		{"bad eject-on", append([]string{"--backend", "http://127.0.0.1:1", "--eject-on", "4xx"}, ok...), "--eject-on"},
 		{"zero ejected share", append([]string{"--backend", "http://127.0.0.1:1", "--max-ejected-share", "0"}, ok...), "--max-ejected-share"},
+		{"negative eject latency", append([]string{"--backend", "http://127.0.0.1:1", "--eject-latency", "-1s"}, ok...), "--eject-latency"},
 		{"retry-all of unknown pool", append([]string{"--backend", "http://127.0.0.1:1", "--retry-all", "p"}, ok...), "--retry-all"},
 	}
 	for _, tt := range tests {

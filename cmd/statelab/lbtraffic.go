@@ -42,6 +42,7 @@ type trafficFlags struct {
 	queueTimeout   time.Duration
 	slowStart      time.Duration
 	ejectOn        string
+	ejectLatency   time.Duration
 	maxEjected     float64
 }
 
@@ -53,6 +54,7 @@ func (f *trafficFlags) register(fs *flag.FlagSet) {
 	fs.DurationVar(&f.queueTimeout, "queue-timeout", 5*time.Second, "longest wait in the --backend-maxconn queue before 503 + Retry-After")
 	fs.DurationVar(&f.slowStart, "slow-start", 0, "ramp a backend that was added or came back up from 10% to 100% of its weight over this window (0: off)")
 	fs.StringVar(&f.ejectOn, "eject-on", balancer.Eject5xx, "responses that count towards passive ejection with connection errors: 5xx (every 5xx) or gateway (502, 503, 504 only)")
+	fs.DurationVar(&f.ejectLatency, "eject-latency", 0, "an answer slower than this counts towards passive ejection like an error (0: latency not judged)")
 	fs.Float64Var(&f.maxEjected, "max-ejected-share", 0.5, "largest share of a pool's backends ejected at once (one always may be); 1: no cap")
 }
 
@@ -72,6 +74,8 @@ func (f *trafficFlags) apply(cfg *balancer.Config) error {
 		return usageErrorf("lb", "invalid --slow-start %v: must not be negative", f.slowStart)
 	case f.ejectOn != balancer.Eject5xx && f.ejectOn != balancer.EjectGateway:
 		return usageErrorf("lb", "invalid --eject-on %q: want 5xx or gateway", f.ejectOn)
+	case f.ejectLatency < 0:
+		return usageErrorf("lb", "invalid --eject-latency %v: must not be negative", f.ejectLatency)
 	case f.maxEjected <= 0 || f.maxEjected > 1:
 		return usageErrorf("lb", "invalid --max-ejected-share %v: must be above 0 and at most 1", f.maxEjected)
 	}
@@ -79,6 +83,7 @@ func (f *trafficFlags) apply(cfg *balancer.Config) error {
 	cfg.QueueTimeout = f.queueTimeout
 	cfg.SlowStart = f.slowStart
 	cfg.EjectOn = f.ejectOn
+	cfg.EjectLatency = f.ejectLatency
 	cfg.MaxEjectedShare = f.maxEjected
 	// The flags' 0 means "none"; the balancer's 0 means "the default".
 	cfg.RetryBudget, cfg.RetryBudgetMin = f.retryBudget, f.retryBudgetMin
