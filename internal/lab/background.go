@@ -93,16 +93,15 @@ func (b *Background) loop(ctx context.Context) {
 			cancel()
 			continue
 		}
-		w, err := newWorkload(b.base, b.skus)
+		d := DefaultConfig(false)
+		seed++
+		w, err := newWorkload(b.base, b.skus, workloadConfig{rate: rate, seed: seed, poisson: true,
+			measure: backgroundSegment, think: d.Think, timeout: d.Timeout})
 		if err != nil {
 			cancel()
 			return // unreachable: the URL was parsed when the catalog was read
 		}
-		d := DefaultConfig(false)
-		seed++
-		w.rate, w.seed, w.poisson = rate, seed, true
-		w.duration, w.think, w.timeout = backgroundSegment, d.Think, d.Timeout
-		w.origin = time.Now()
+		w.startClock()
 		w.run(segCtx)
 		w.transport.CloseIdleConnections()
 		cancel()

@@ -263,7 +263,7 @@ Latency is measured from when each request was <em>scheduled</em>, so a stalled 
 <div class="nums">{{.Description}}. Store {{.Result.Store}}, policy {{.Result.Policy}}, {{.Result.Replicas}} replicas, {{printf "%.0f" .Result.OfferedRPS}} req/s offered for {{.Result.DurationS}} s.
 {{.Result.Requests}} requests, {{.Result.Errors}} errors ({{pct .Result.ErrorRate}}), {{.Unknown}} cart operations with an unknown outcome; latency p50 {{.Result.LatencyMS.P50}} / p90 {{.Result.LatencyMS.P90}} / p99 {{.Result.LatencyMS.P99}} / max {{.Result.LatencyMS.Max}} ms.
 {{.Result.Carts}} carts: {{.Result.CartsLost}} lost something, {{.CartsUnchecked}} could not be read back; linearizability {{.Lin}} ({{.NonLinearizable}} of {{.LinChecked}} carts not linearizable){{if .LinViz}} — <a href="{{.LinViz}}">see a failing cart's history</a>{{end}}.</div>
-{{if .Err}}<p class="note">{{.Err}}</p>{{end}}
+{{with .Note}}<p class="note">{{.}}</p>{{end}}
 <div class="charts">{{.Throughput}}{{.Errors}}{{.P99}}{{.Share}}</div>
 {{end}}{{end}}
 </body></html>

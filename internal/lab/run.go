@@ -11,6 +11,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/HdrHistogram/hdrhistogram-go"
 	"github.com/statelab/statelab/internal/cluster"
 	"github.com/statelab/statelab/internal/strategy"
 )
@@ -162,9 +163,10 @@ type Run struct {
 	// Skipped, when not empty, says why the run was not made; nothing else
 	// is set.
 	Skipped string
-	// Err, when not empty, says why the run stopped early or what went
-	// wrong during it (a fault that could not be injected, a crash).
-	Err string
+	// Err, when not nil, says why the run stopped early or what went
+	// wrong during it (a fault that could not be injected, a crash); Note
+	// words it for people.
+	Err error
 	// Faults are the faults injected, on the run clock.
 	Faults []Fault
 	// Timeline is the run cut into buckets.
@@ -189,29 +191,67 @@ type Run struct {
 	Wall time.Duration
 }
 
+// errInterrupted marks a run whose context ended before it finished.
+var errInterrupted = errors.New("interrupted: partial results")
+
 // RunOne starts a cluster for cfg, drives the workload through the
 // scenario, checks the history and returns the measurements. A run that
 // cannot be made on this machine (no Redis, a scenario without a store to
 // fail) returns a Run with Skipped set and no error. When ctx ends mid-run,
 // the partial measurements are returned with ctx's error.
+//
+// It runs in four phases: start (the cluster), drive (the workload and the
+// scenario's faults, recording every request), summarize (a pure function
+// of the recording) and check (the history's linearizability).
 func RunOne(ctx context.Context, cfg Config) (*Run, error) {
 	cfg.fill()
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
 	began := time.Now()
-	progress := func(format string, args ...any) {
-		if cfg.Progress != nil {
-			cfg.Progress(fmt.Sprintf(format, args...))
-		}
+	c, skipped, err := start(ctx, cfg)
+	if skipped != "" {
+		return &Run{CPUBusy: -1, Skipped: skipped, Result: RunResult{Strategy: string(cfg.Strategy), Scenario: string(cfg.Scenario)}}, nil
 	}
-	run := &Run{CPUBusy: -1, Result: RunResult{Strategy: string(cfg.Strategy), Scenario: string(cfg.Scenario)}}
-	spec := cfg.Strategy.Spec()
-	if cfg.Scenario == Storefail && !spec.External() {
-		run.Skipped = string(cfg.Strategy) + " has no external store to stop"
-		return run, nil
+	if err != nil {
+		return nil, err
 	}
-	c, err := cluster.Start(ctx, cluster.Config{
+	rec, driveErr := drive(ctx, cfg, c)
+	if rec == nil {
+		return nil, errors.Join(driveErr, closeCluster(c))
+	}
+	run := summarize(cfg, rec)
+	cfg.progress("%s × %s: checking %d carts for linearizability", cfg.Strategy, cfg.Scenario, run.Result.Carts)
+	checkErr := check(ctx, cfg, rec, run)
+
+	var crashErrs []error
+	for _, e := range c.Crashes() {
+		run.Crashes = append(run.Crashes, e.Message)
+		crashErrs = append(crashErrs, errors.New(e.Message))
+	}
+	var interrupted error
+	if ctx.Err() != nil {
+		interrupted = errInterrupted
+	}
+	run.Wall = time.Since(began)
+	run.Err = errors.Join(driveErr, checkErr, errors.Join(crashErrs...), interrupted, closeCluster(c))
+	return run, ctx.Err()
+}
+
+// progress sends one line to cfg.Progress, when set.
+func (cfg Config) progress(format string, args ...any) {
+	if cfg.Progress != nil {
+		cfg.Progress(fmt.Sprintf(format, args...))
+	}
+}
+
+// start is the first phase: it starts the cluster of cfg. It returns a
+// reason instead when the run cannot be made on this machine.
+func start(ctx context.Context, cfg Config) (c *cluster.Cluster, skipped string, err error) {
+	if cfg.Scenario == Storefail && !cfg.Strategy.Spec().External() {
+		return nil, string(cfg.Strategy) + " has no external store to stop", nil
+	}
+	c, err = cluster.Start(ctx, cluster.Config{
 		Strategy:    cfg.Strategy,
 		Replicas:    cfg.Scenario.initialReplicas(cfg.Replicas),
 		Binary:      cfg.Binary,
@@ -223,89 +263,116 @@ func RunOne(ctx context.Context, cfg Config) (*Run, error) {
 		Logger:      cfg.Logger,
 	})
 	if errors.Is(err, cluster.ErrNoRedis) {
-		run.Skipped = "redis-server is not on PATH and no --redis URL was given: install redis-server or pass --redis URL"
-		return run, nil
+		return nil, "redis-server is not on PATH and no --redis URL was given: install redis-server or pass --redis URL", nil
 	}
-	if err != nil {
-		return nil, err
+	return c, "", err
+}
+
+// closeCluster closes c. Crashes are reported by the run itself; any other
+// cleanup error is returned.
+func closeCluster(c *cluster.Cluster) error {
+	if err := c.Close(); err != nil && !errors.Is(err, cluster.ErrCrashed) {
+		return err
 	}
-	defer func() {
-		// Crashes are already in run.Crashes; report any other cleanup error.
-		if err := c.Close(); err != nil && !errors.Is(err, cluster.ErrCrashed) {
-			if run.Err != "" {
-				run.Err += "; "
-			}
-			run.Err += err.Error()
-		}
-	}()
-	store := string(c.Store().Kind)
-	run.Result = RunResult{
-		Strategy: string(cfg.Strategy), Scenario: string(cfg.Scenario),
-		Store: store, Policy: spec.Policy, Replicas: cfg.Replicas,
-		DurationS: cfg.Duration.Seconds(), OfferedRPS: cfg.Rate,
-	}
+	return nil
+}
+
+// recording is what the drive phase recorded: everything summarize needs,
+// and nothing it has to ask a process for.
+type recording struct {
+	store string // the cluster's store kind
+	// hist holds the measured requests' latencies in microseconds; samples
+	// are those requests in schedule order; cookie is the mean size of
+	// their Cookie header.
+	hist    *hdrhistogram.Histogram
+	samples []sample
+	cookie  float64
+	// ops is the history of cart operations, final reads included.
+	ops []Op
+	// faults are the faults injected, on the run clock (warm-up included).
+	faults []Fault
+	// warm is the warm-up's length on the run clock; end is where the
+	// measured part ended, relative to warm.
+	warm, end int64
+	// replicas are the ids of the replicas at the end of the run.
+	replicas []string
+	// cpuBusy is the machine's mean CPU use (0..1), -1 when not sampled.
+	cpuBusy float64
+}
+
+// drive is the second phase: it sends the workload through the cluster
+// while the scenario's faults happen, then reads every cart once more. It
+// returns nil and an error when the workload could not start; otherwise the
+// recording, and the faults that could not be injected as errors.
+func drive(ctx context.Context, cfg Config, c *cluster.Cluster) (*recording, error) {
 	skus, err := fetchSKUs(ctx, c.URL())
 	if err != nil {
 		return nil, err
 	}
-	w, err := newWorkload(c.URL(), skus)
+	wc := workloadConfig{rate: cfg.Rate, poisson: cfg.Poisson, seed: cfg.Seed, think: cfg.Think,
+		timeout: cfg.Timeout, measure: cfg.Duration, warmUp: true}
+	if cfg.Scenario == Tabs {
+		wc.tabs = cfg.Tabs
+	}
+	w, err := newWorkload(c.URL(), skus, wc)
 	if err != nil {
 		return nil, err
 	}
-	w.rate, w.poisson, w.seed = cfg.Rate, cfg.Poisson, cfg.Seed
-	w.think, w.timeout = cfg.Think, cfg.Timeout
-	if cfg.Scenario == Tabs {
-		w.tabs = cfg.Tabs
-	}
-	// Warm-up: shoppers arrive for one shopper's lifetime before the
-	// measured part starts, so that the measured load is the offered load
-	// from its first second. Warm-up requests are checked like any other
-	// but not timed or counted.
-	warm := int64(w.lifetime())
-	w.rec.from = warm
-	w.duration = time.Duration(warm) + cfg.Duration
 	defer w.transport.CloseIdleConnections()
-
-	progress("%s × %s: cluster up (%d replicas, store %s); shopping for %v at %.0f req/s",
-		cfg.Strategy, cfg.Scenario, len(c.Replicas()), store, cfg.Duration, cfg.Rate)
+	rec := &recording{store: string(c.Store().Kind), warm: w.warmUp(), cpuBusy: -1}
+	cfg.progress("%s × %s: cluster up (%d replicas, store %s); shopping for %v at %.0f req/s",
+		cfg.Strategy, cfg.Scenario, len(c.Replicas()), rec.store, cfg.Duration, cfg.Rate)
 
 	cpuCtx, stopCPU := context.WithCancel(ctx)
 	var cpuBusy float64
 	var cpuN int
 	var cpuErr error
+	var faultErrs []error
 	var wg sync.WaitGroup
-	wg.Add(1)
+	wg.Add(2)
 	go func() {
 		defer wg.Done()
 		cpuBusy, cpuN, cpuErr = sampleCPU(cpuCtx, 250*time.Millisecond)
 	}()
-
-	w.origin = time.Now()
-	var faultErrs []error
-	wg.Add(1)
+	w.startClock()
 	go func() {
 		defer wg.Done()
-		run.Faults, faultErrs = injectFaults(ctx, c, w, cfg.Scenario.plan(cfg.Replicas))
+		rec.faults, faultErrs = injectFaults(ctx, c, w, cfg.Scenario.plan(cfg.Replicas))
 	}()
 	w.run(ctx)
-	end := min(w.now()-warm, int64(cfg.Duration))
+	rec.end = min(w.now()-rec.warm, int64(cfg.Duration))
 	stopCPU()
 	wg.Wait()
 	if cpuErr == nil && cpuN > 0 {
-		run.CPUBusy = cpuBusy
-		run.Result.CPUSaturated = cpuBusy >= saturatedBusy
+		rec.cpuBusy = cpuBusy
 	}
 
 	// Let the balancer see restarted replicas before the final reads.
 	settle(ctx, c)
-	progress("%s × %s: final reads of every cart", cfg.Strategy, cfg.Scenario)
+	cfg.progress("%s × %s: final reads of every cart", cfg.Strategy, cfg.Scenario)
 	w.finalReads(ctx)
+	rec.hist, rec.samples, rec.cookie = w.rec.merged()
+	rec.ops = w.hist.Ops()
+	for _, r := range c.Replicas() {
+		rec.replicas = append(rec.replicas, r.ID)
+	}
+	return rec, errors.Join(faultErrs...)
+}
 
-	hist, samples, cookie := w.rec.merged()
-	run.CookieBytes = cookie
+// summarize is the third phase: the run's numbers, computed from what
+// drive recorded and nothing else. Faults and times in the result are
+// relative to the end of the warm-up.
+func summarize(cfg Config, rec *recording) *Run {
+	run := &Run{CPUBusy: rec.cpuBusy, CookieBytes: rec.cookie}
 	r := &run.Result
-	r.Requests = int64(len(samples))
-	for _, s := range samples {
+	*r = RunResult{
+		Strategy: string(cfg.Strategy), Scenario: string(cfg.Scenario),
+		Store: rec.store, Policy: cfg.Strategy.Spec().Policy, Replicas: cfg.Replicas,
+		DurationS: cfg.Duration.Seconds(), OfferedRPS: cfg.Rate,
+		CPUSaturated: rec.cpuBusy >= saturatedBusy,
+	}
+	r.Requests = int64(len(rec.samples))
+	for _, s := range rec.samples {
 		if s.err {
 			r.Errors++
 		}
@@ -314,41 +381,33 @@ func RunOne(ctx context.Context, cfg Config) (*Run, error) {
 		r.ErrorRate = round(float64(r.Errors)/float64(r.Requests), 5)
 	}
 	r.AchievedRPS = round(float64(r.Requests)/cfg.Duration.Seconds(), 1)
-	ms := func(q float64) float64 { return round(float64(hist.ValueAtQuantile(q))/1000, 2) }
-	r.LatencyMS = Latency{P50: ms(50), P90: ms(90), P99: ms(99), P999: ms(99.9), Max: round(float64(hist.Max())/1000, 2)}
+	ms := func(q float64) float64 { return round(float64(rec.hist.ValueAtQuantile(q))/1000, 2) }
+	r.LatencyMS = Latency{P50: ms(50), P90: ms(90), P99: ms(99), P999: ms(99.9), Max: round(float64(rec.hist.Max())/1000, 2)}
 
-	ops := w.hist.Ops()
-	for _, op := range ops {
+	for _, op := range rec.ops {
 		if op.Outcome == Unknown && !op.Final {
 			run.Unknown++
 		}
 	}
-	set := CheckSets(ops)
+	set := CheckSets(rec.ops)
 	r.Carts, r.CartsLost, r.ItemsAcked, r.ItemsLost, r.StaleReads = set.Carts, set.CartsLost, set.ItemsAcked, set.ItemsLost, set.StaleReads
 	run.CartsUnchecked = set.CartsUnchecked
 	if cfg.Scenario == Tabs {
-		r.LostUpdates = CheckCounters(ops)
+		r.LostUpdates = CheckCounters(rec.ops)
 	}
-	progress("%s × %s: checking %d carts for linearizability", cfg.Strategy, cfg.Scenario, set.Carts)
-	lin, viz, err := CheckLinearizable(ctx, ops, cfg.LinBudget, run.Faults, cfg.OutDir,
-		fmt.Sprintf("linearizability-%s-%s.html", cfg.Strategy, cfg.Scenario))
-	if err != nil {
-		faultErrs = append(faultErrs, err)
+	for _, f := range rec.faults {
+		run.Faults = append(run.Faults, Fault{At: f.At - rec.warm, End: f.End - rec.warm, What: f.What})
 	}
-	r.Linearizable, run.LinViz, run.NonLinearizable, run.LinChecked = lin.Linearizable, viz, lin.Illegal, lin.Checked
-	// From here on, times are relative to the end of the warm-up.
-	for i := range run.Faults {
-		run.Faults[i].At -= warm
-		run.Faults[i].End -= warm
-	}
+	summarizeBalance(run, rec, cfg.Duration)
+	return run
+}
 
-	// Balance: shares over the whole run; imbalance over the part after the
-	// last fault, across the replicas serving at the end.
-	var ids []string
-	for _, rep := range c.Replicas() {
-		ids = append(ids, rep.ID)
-	}
-	r.ReplicaShare, _ = shares(samples, 0, end, ids)
+// summarizeBalance fills in the replicas' shares over the whole run, the
+// imbalance after the last fault across the replicas serving at the end,
+// the recovery from the first fault and the timeline.
+func summarizeBalance(run *Run, rec *recording, d time.Duration) {
+	r := &run.Result
+	r.ReplicaShare, _ = shares(rec.samples, 0, rec.end, rec.replicas)
 	for id, v := range r.ReplicaShare {
 		r.ReplicaShare[id] = round(v, 4)
 	}
@@ -356,32 +415,44 @@ func RunOne(ctx context.Context, cfg Config) (*Run, error) {
 	if n := len(run.Faults); n > 0 {
 		from = run.Faults[n-1].End
 	}
-	_, imb := shares(samples, from, end, ids)
+	_, imb := shares(rec.samples, from, rec.end, rec.replicas)
 	r.Imbalance = round(imb, 3)
 	if len(run.Faults) > 0 {
-		rec := recoveryNS(samples, run.Faults[0].At, end) / 1e6
-		r.RecoveryMS = &rec
+		recovery := recoveryNS(rec.samples, run.Faults[0].At, rec.end) / 1e6
+		r.RecoveryMS = &recovery
 	}
-	width := max(int64(100*time.Millisecond), int64(cfg.Duration)/80)
-	run.Timeline = timeline(samples, width, int64(cfg.Duration))
+	width := max(int64(100*time.Millisecond), int64(d)/80)
+	run.Timeline = timeline(rec.samples, width, int64(d))
+}
 
-	for _, e := range c.Crashes() {
-		run.Crashes = append(run.Crashes, e.Message)
+// check is the fourth phase: it checks the history for linearizability
+// within cfg.LinBudget and writes a failing cart's visualization to
+// cfg.OutDir.
+func check(ctx context.Context, cfg Config, rec *recording, run *Run) error {
+	lin, viz, err := CheckLinearizable(ctx, rec.ops, cfg.LinBudget, rec.faults, cfg.OutDir,
+		fmt.Sprintf("linearizability-%s-%s.html", cfg.Strategy, cfg.Scenario))
+	run.Result.Linearizable, run.LinViz, run.NonLinearizable, run.LinChecked = lin.Linearizable, viz, lin.Illegal, lin.Checked
+	return err
+}
+
+// Note returns Err for people: its errors separated by "; ", empty when
+// there are none.
+func (r *Run) Note() string {
+	var parts []string
+	var flatten func(error)
+	flatten = func(err error) {
+		if j, ok := err.(interface{ Unwrap() []error }); ok {
+			for _, e := range j.Unwrap() {
+				flatten(e)
+			}
+			return
+		}
+		if err != nil {
+			parts = append(parts, err.Error())
+		}
 	}
-	var notes []string
-	for _, e := range faultErrs {
-		notes = append(notes, e.Error())
-	}
-	notes = append(notes, run.Crashes...)
-	if ctx.Err() != nil {
-		notes = append(notes, "interrupted: partial results")
-	}
-	run.Err = strings.Join(notes, "; ")
-	run.Wall = time.Since(began)
-	if ctx.Err() != nil {
-		return run, ctx.Err()
-	}
-	return run, nil
+	flatten(r.Err)
+	return strings.Join(parts, "; ")
 }
 
 // settle waits (at most two seconds) until the balancer lists every

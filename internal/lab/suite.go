@@ -50,8 +50,8 @@ func RunSuite(ctx context.Context, base Config, pairs []Pair, progress func(stri
 		if run == nil {
 			run = &Run{CPUBusy: -1, Result: RunResult{Strategy: string(p.Strategy), Scenario: string(p.Scenario)}}
 		}
-		if err != nil && run.Err == "" {
-			run.Err = err.Error()
+		if err != nil && run.Err == nil {
+			run.Err = err
 		}
 		if err != nil && run.Result.Requests == 0 && run.Skipped == "" {
 			if ctx.Err() != nil {
@@ -69,8 +69,8 @@ func RunSuite(ctx context.Context, base Config, pairs []Pair, progress func(stri
 				r := run.Result
 				progress(fmt.Sprintf("[%d/%d] %s × %s: %.0f req/s, p99 %.1f ms, errors %s, items lost %d/%d, stale reads %d (%v)",
 					i+1, len(pairs), p.Strategy, p.Scenario, r.AchievedRPS, r.LatencyMS.P99, pct(r.ErrorRate), r.ItemsLost, r.ItemsAcked, r.StaleReads, time.Since(began).Round(100*time.Millisecond)))
-				if run.Err != "" {
-					progress(fmt.Sprintf("[%d/%d] %s × %s: note: %s", i+1, len(pairs), p.Strategy, p.Scenario, run.Err))
+				if note := run.Note(); note != "" {
+					progress(fmt.Sprintf("[%d/%d] %s × %s: note: %s", i+1, len(pairs), p.Strategy, p.Scenario, note))
 				}
 			}
 		}

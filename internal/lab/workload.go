@@ -41,15 +41,41 @@ type workload struct {
 	nextID int
 }
 
-func newWorkload(base string, skus []string) (*workload, error) {
+// workloadConfig is what shapes a workload: its offered load, its
+// shoppers' pace and how long it lasts.
+type workloadConfig struct {
+	rate    float64 // offered requests per second
+	poisson bool    // Poisson arrivals seeded by seed, or evenly spaced
+	seed    uint64
+	think   time.Duration // between a shopper's steps
+	timeout time.Duration // of every request
+	tabs    int           // tabs per shopper; 0 or 1: one tab
+	// measure is how long shoppers keep arriving after the warm-up.
+	measure time.Duration
+	// warmUp, when set, has shoppers arrive for one shopper's lifetime
+	// before the measured part starts, so that the measured load is the
+	// offered load from its first second. Warm-up requests are checked
+	// like any other but not timed or counted.
+	warmUp bool
+}
+
+// newWorkload returns a workload of shoppers of the catalog skus sent to
+// the balancer at base. Its clock starts with run.
+func newWorkload(base string, skus []string, cfg workloadConfig) (*workload, error) {
 	u, err := url.Parse(base)
 	if err != nil {
 		return nil, fmt.Errorf("lab: balancer URL: %w", err)
 	}
-	return &workload{
+	w := &workload{
 		base:    base,
 		baseURL: u,
 		skus:    skus,
+		rate:    cfg.rate,
+		poisson: cfg.poisson,
+		seed:    cfg.seed,
+		think:   cfg.think,
+		timeout: cfg.timeout,
+		tabs:    cfg.tabs,
 		transport: &http.Transport{
 			MaxIdleConns:        4096,
 			MaxIdleConnsPerHost: 4096,
@@ -58,8 +84,20 @@ func newWorkload(base string, skus []string) (*workload, error) {
 			DialContext:         (&net.Dialer{Timeout: 2 * time.Second}).DialContext,
 		},
 		rec: newRecorder(8),
-	}, nil
+	}
+	if cfg.warmUp {
+		w.rec.from = int64(w.lifetime())
+	}
+	w.duration = time.Duration(w.rec.from) + cfg.measure
+	return w, nil
 }
+
+// warmUp is the length of the warm-up on the run clock.
+func (w *workload) warmUp() int64 { return w.rec.from }
+
+// startClock sets the run clock's zero to now; run and the fault
+// injection read the clock from there.
+func (w *workload) startClock() { w.origin = time.Now() }
 
 // now returns the run clock: nanoseconds since the origin, monotonic.
 func (w *workload) now() int64 { return int64(time.Since(w.origin)) }
