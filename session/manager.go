@@ -152,8 +152,7 @@ func validCookieName(name string) bool {
 // holds only a random ID) or in the cookie itself, sealed (NewClientManager).
 // Handlers see the same API either way. A Manager is safe for concurrent use.
 type Manager struct {
-	store   Store  // server-side state; nil in client-held mode
-	sealer  Sealer // client-held state; nil in server-side mode
+	mode    mode // server-side (a Store) or client-held (a Sealer)
 	cfg     Config
 	metrics *metrics
 	locks   *keyLocks // serialises Updates of one session in this process
@@ -167,7 +166,12 @@ func NewManager(store Store, cfg Config) (*Manager, error) {
 	if store == nil {
 		return nil, errors.New("session: NewManager needs a Store")
 	}
-	return newManager(store, nil, cfg)
+	m, err := newManager(cfg)
+	if err != nil {
+		return nil, err
+	}
+	m.mode = &serverMode{m: m, store: store}
+	return m, nil
 }
 
 // NewClientManager returns a Manager that keeps session state sealed in the
@@ -178,10 +182,16 @@ func NewClientManager(sealer Sealer, cfg Config) (*Manager, error) {
 	if sealer == nil {
 		return nil, errors.New("session: NewClientManager needs a Sealer")
 	}
-	return newManager(nil, sealer, cfg)
+	m, err := newManager(cfg)
+	if err != nil {
+		return nil, err
+	}
+	m.mode = &clientMode{m: m, sealer: sealer}
+	return m, nil
 }
 
-func newManager(store Store, sealer Sealer, cfg Config) (*Manager, error) {
+// newManager returns a Manager without its mode.
+func newManager(cfg Config) (*Manager, error) {
 	cfg, err := cfg.withDefaults()
 	if err != nil {
 		return nil, err
@@ -190,7 +200,7 @@ func newManager(store Store, sealer Sealer, cfg Config) (*Manager, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Manager{store: store, sealer: sealer, cfg: cfg, metrics: met, locks: newKeyLocks()}, nil
+	return &Manager{cfg: cfg, metrics: met, locks: newKeyLocks()}, nil
 }
 
 // CookieName returns the name of the session cookie, including the __Host-
@@ -214,9 +224,7 @@ func (m *Manager) Load(ctx context.Context) ([]byte, error) {
 	if err != nil || !ok {
 		return nil, err
 	}
-	if m.store != nil {
-		m.touch(ctx, st, rec)
-	}
+	m.mode.loaded(ctx, st, rec)
 	return append([]byte{}, rec.Data...), nil // non-nil: the session exists
 }
 
@@ -244,112 +252,7 @@ func (m *Manager) Update(ctx context.Context, fn func(data []byte) ([]byte, erro
 	if err != nil {
 		return err
 	}
-	if m.store == nil {
-		return m.updateSealed(ctx, st, fn)
-	}
-	// Updates of one session queue here, within this process; the store's
-	// compare-and-swap still decides between processes.
-	st.mu.Lock()
-	id := st.id
-	st.mu.Unlock()
-	if id != "" {
-		unlock, err := m.locks.lock(ctx, id)
-		if err != nil {
-			return err
-		}
-		defer unlock()
-	}
-	for attempt := range m.cfg.MaxAttempts {
-		if attempt > 0 {
-			if err := backoff(ctx, attempt); err != nil {
-				return err
-			}
-		}
-		// The first attempt may use the record this request already read;
-		// compare-and-swap catches it if that is stale.
-		rec, ok, err := m.current(ctx, st, attempt > 0)
-		if err != nil {
-			return err
-		}
-		var old []byte
-		if ok {
-			old = append([]byte{}, rec.Data...) // non-nil: the session exists
-		}
-		data, err := fn(old)
-		if err != nil {
-			return err
-		}
-		now := m.cfg.Now()
-		st.mu.Lock()
-		id = st.id
-		st.mu.Unlock()
-		created := !ok
-		if created {
-			if id, err = newID(); err != nil {
-				return err
-			}
-			rec = Record{AbsoluteExpiry: now.Add(m.cfg.AbsoluteTimeout)}
-		}
-		next := Record{
-			Data:           data,
-			Version:        rec.Version,
-			IdleExpiry:     m.idleExpiry(now, rec.AbsoluteExpiry),
-			AbsoluteExpiry: rec.AbsoluteExpiry,
-		}
-		version, err := m.store.Put(ctx, storeKey(id), next)
-		if errors.Is(err, ErrConflict) {
-			m.metrics.conflicts.Inc()
-			continue
-		}
-		if err != nil {
-			return unavailable("update", err)
-		}
-		next.Version = version
-		m.metrics.updates.Inc()
-		st.mu.Lock()
-		st.id, st.rec, st.cached = id, next, true
-		st.mu.Unlock()
-		if created {
-			m.metrics.created.Inc()
-			return m.setCookie(st, id)
-		}
-		return nil
-	}
-	return fmt.Errorf("session: update gave up after %d attempts: %w", m.cfg.MaxAttempts, ErrConflict)
-}
-
-// updateSealed is Update for a client-held Manager.
-func (m *Manager) updateSealed(ctx context.Context, st *requestState, fn func([]byte) ([]byte, error)) error {
-	rec, ok, err := m.current(ctx, st, false)
-	if err != nil {
-		return err
-	}
-	var old []byte
-	if ok {
-		old = append([]byte{}, rec.Data...) // non-nil: the session exists
-	}
-	data, err := fn(old)
-	if err != nil {
-		return err
-	}
-	now := m.cfg.Now()
-	if !ok {
-		rec = Record{AbsoluteExpiry: now.Add(m.cfg.AbsoluteTimeout)}
-	}
-	next := Record{
-		Data:           data,
-		Version:        rec.Version + 1,
-		IdleExpiry:     m.idleExpiry(now, rec.AbsoluteExpiry),
-		AbsoluteExpiry: rec.AbsoluteExpiry,
-	}
-	if err := m.sealAndSet(st, next); err != nil {
-		return err
-	}
-	m.metrics.updates.Inc()
-	if !ok {
-		m.metrics.created.Inc()
-	}
-	return nil
+	return m.mode.update(ctx, st, fn)
 }
 
 // Renew gives the request's session a new ID and destroys the old one,
@@ -370,34 +273,7 @@ func (m *Manager) Renew(ctx context.Context) error {
 	}
 	now := m.cfg.Now()
 	rec.IdleExpiry = m.idleExpiry(now, rec.AbsoluteExpiry)
-	if m.store == nil {
-		rec.Version++
-		return m.sealAndSet(st, rec)
-	}
-	st.mu.Lock()
-	oldID := st.id
-	st.mu.Unlock()
-	id, err := newID()
-	if err != nil {
-		return err
-	}
-	rec.Version = 0
-	version, err := m.store.Put(ctx, storeKey(id), rec)
-	if err != nil {
-		return unavailable("renew", err)
-	}
-	rec.Version = version
-	if err := m.store.Delete(ctx, storeKey(oldID)); err != nil {
-		// The new session exists; a leftover old record still expires on
-		// its own, but the caller asked for it to be gone now.
-		_ = m.store.Delete(ctx, storeKey(id))
-		return unavailable("renew: delete old session", err)
-	}
-	m.metrics.created.Inc()
-	st.mu.Lock()
-	st.id, st.rec, st.cached = id, rec, true
-	st.mu.Unlock()
-	return m.setCookie(st, id)
+	return m.mode.renew(ctx, st, rec)
 }
 
 // Destroy deletes the request's session and expires its cookie. Without a
@@ -410,10 +286,8 @@ func (m *Manager) Destroy(ctx context.Context) error {
 	st.mu.Lock()
 	id := st.id
 	st.mu.Unlock()
-	if m.store != nil && id != "" {
-		if err := m.store.Delete(ctx, storeKey(id)); err != nil {
-			return unavailable("destroy", err)
-		}
+	if err := m.mode.destroy(ctx, id); err != nil {
+		return err
 	}
 	st.mu.Lock()
 	defer st.mu.Unlock()
@@ -426,103 +300,9 @@ func (m *Manager) Destroy(ctx context.Context) error {
 
 // current returns the request's live session record, and whether there is
 // one. reload forces a fresh read from the store instead of this request's
-// cached copy.
+// cached copy (server-side).
 func (m *Manager) current(ctx context.Context, st *requestState, reload bool) (Record, bool, error) {
-	if m.store == nil {
-		rec, ok := m.opened(st)
-		return rec, ok, nil
-	}
-	st.mu.Lock()
-	id, rec, cached := st.id, st.rec, st.cached
-	st.mu.Unlock()
-	if id == "" {
-		return Record{}, false, nil
-	}
-	if cached && !reload {
-		return rec, true, nil
-	}
-	rec, err := m.store.Get(ctx, storeKey(id))
-	if errors.Is(err, ErrNotFound) {
-		// Unknown, expired or deleted: the ID is never adopted again; the
-		// next Update issues a fresh one.
-		m.cfg.Logger.Debug("session: unknown or expired session ID", "cookie_hash", logHash(id))
-		m.forget(st, id)
-		return Record{}, false, nil
-	}
-	if err != nil {
-		return Record{}, false, unavailable("load", err)
-	}
-	if rec.Expired(m.cfg.Now()) {
-		m.forget(st, id)
-		return Record{}, false, nil
-	}
-	st.mu.Lock()
-	if st.id == id {
-		st.rec, st.cached = rec, true
-	}
-	st.mu.Unlock()
-	return rec, true, nil
-}
-
-// forget drops id from the request state if it is still the current one.
-func (m *Manager) forget(st *requestState, id string) {
-	st.mu.Lock()
-	if st.id == id {
-		st.id, st.rec, st.cached = "", Record{}, false
-	}
-	st.mu.Unlock()
-}
-
-// opened opens the request's sealed cookie once and returns its record and
-// whether it is live.
-func (m *Manager) opened(st *requestState) (Record, bool) {
-	st.mu.Lock()
-	defer st.mu.Unlock()
-	if st.opened {
-		return st.rec, st.live
-	}
-	st.opened = true
-	if st.raw == "" {
-		return Record{}, false
-	}
-	rec, err := m.sealer.Open(st.raw, m.cfg.Now())
-	switch {
-	case err == nil:
-		st.rec, st.live = rec, true
-	case errors.Is(err, ErrNotFound):
-		m.cfg.Logger.Debug("session: expired sealed cookie", "cookie_hash", logHash(st.raw))
-	default:
-		m.metrics.invalid.Inc()
-		m.invalid.log(m.cfg.Logger, m.cfg.Now(), "session: ignoring invalid session cookie",
-			"cookie_hash", logHash(st.raw), "error", err)
-	}
-	return st.rec, st.live
-}
-
-// touch moves a server-side record's idle expiry forward when it has moved
-// enough to be worth a write. Failures are logged, not returned: the data was
-// read, and the next request tries again.
-func (m *Manager) touch(ctx context.Context, st *requestState, rec Record) {
-	now := m.cfg.Now()
-	want := m.idleExpiry(now, rec.AbsoluteExpiry)
-	if want.Sub(rec.IdleExpiry) < m.touchEvery() {
-		return
-	}
-	st.mu.Lock()
-	id := st.id
-	st.mu.Unlock()
-	err := m.store.Touch(ctx, storeKey(id), want)
-	if err != nil {
-		if !errors.Is(err, ErrNotFound) {
-			m.cfg.Logger.Warn("session: touch failed", "key_hash", logHash(id), "error", err)
-		}
-		return
-	}
-	st.mu.Lock()
-	if st.id == id && st.cached {
-		st.rec.IdleExpiry = want
-	}
-	st.mu.Unlock()
+	return m.mode.current(ctx, st, reload)
 }
 
 // touchEvery is how far the idle expiry must have fallen behind before Load

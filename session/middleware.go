@@ -46,15 +46,7 @@ func (m *Manager) Handler(next http.Handler) http.Handler {
 		st := &requestState{secure: m.secure(r), header: w.Header}
 		if c, err := r.Cookie(m.cfg.CookieName); err == nil && c.Value != "" {
 			st.raw = c.Value
-			if m.store != nil {
-				if validID(c.Value) {
-					st.id = c.Value
-				} else {
-					m.metrics.invalid.Inc()
-					m.invalid.log(m.cfg.Logger, m.cfg.Now(), "session: ignoring malformed session cookie",
-						"cookie_hash", logHash(c.Value))
-				}
-			}
+			m.mode.adopt(st)
 		}
 		sw := &responseWriter{ResponseWriter: w, m: m, st: st}
 		next.ServeHTTP(sw, r.WithContext(context.WithValue(r.Context(), ctxKey{m}, st)))
@@ -92,21 +84,6 @@ func (m *Manager) setCookie(st *requestState, id string) error {
 	st.mu.Lock()
 	defer st.mu.Unlock()
 	return m.writeCookieLocked(st, &http.Cookie{Value: id})
-}
-
-// sealAndSet seals rec into the session cookie of a client-held Manager.
-func (m *Manager) sealAndSet(st *requestState, rec Record) error {
-	value, err := m.sealer.Seal(rec)
-	if err != nil {
-		return fmt.Errorf("session: seal: %w", err)
-	}
-	st.mu.Lock()
-	defer st.mu.Unlock()
-	if err := m.writeCookieLocked(st, &http.Cookie{Value: value}); err != nil {
-		return err
-	}
-	st.rec, st.live, st.opened = rec, true, true
-	return nil
 }
 
 // writeCookieLocked completes c with the session cookie's name and
@@ -164,20 +141,7 @@ func hasToken(values []string, token string) bool {
 func (m *Manager) beforeHeader(st *requestState) {
 	st.mu.Lock()
 	defer st.mu.Unlock()
-	if m.sealer != nil && st.live && !st.cookieSet {
-		rec := st.rec
-		want := m.idleExpiry(m.cfg.Now(), rec.AbsoluteExpiry)
-		if want.Sub(rec.IdleExpiry) >= m.touchEvery() {
-			rec.IdleExpiry = want
-			value, err := m.sealer.Seal(rec)
-			if err == nil {
-				err = m.writeCookieLocked(st, &http.Cookie{Value: value})
-			}
-			if err != nil {
-				m.cfg.Logger.Warn("session: reseal on activity failed", "error", err)
-			}
-		}
-	}
+	m.mode.beforeHeaderLocked(st)
 	st.wroteHeader = true
 }
 

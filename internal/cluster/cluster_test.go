@@ -237,7 +237,7 @@ func TestClusterRedisStopStart(t *testing.T) {
 	if !st.External || !st.Managed || !st.Up || st.Kind != "redis" {
 		t.Fatalf("store %+v, want a managed redis, up", st)
 	}
-	port := c.store.redisPort
+	port := c.store.fault.(*redisServer).port
 	ctx := context.Background()
 	if _, err := redisCommand(ctx, port, "SET", "k", "v"); err != nil {
 		t.Fatal(err)

@@ -22,31 +22,33 @@ import (
 	_ "modernc.org/sqlite" // the SQLite driver, to lock the database file in StopStore
 )
 
-// storeRuntime is the cluster's store and how to fail it.
+// storeRuntime is the cluster's store: what it tells the replicas, what it
+// reports, and how to fail it.
 type storeRuntime struct {
-	c       *Cluster
-	info    StoreInfo
-	appArgs []string // flags every replica gets
+	appArgs []string   // flags every replica gets
+	fault   storeFault // how to stop, start and clean up the store
 
-	mu sync.Mutex
-
-	// A redis-server the cluster started.
-	redisPort int
-	redisDir  string
-	redis     *process
-
-	// A proxy in front of a store the cluster was given.
-	proxy *faultProxy
-
-	// PostgreSQL: the schema to drop on close.
-	pgURL    string
-	pgSchema string
-
-	// SQLite: the file, and the lock held while the store is "down".
-	sqlitePath string
-	sqliteDB   *sql.DB
-	sqliteConn *sql.Conn
+	mu   sync.Mutex
+	info StoreInfo
 }
+
+// storeFault is how the cluster fails one kind of store runtime and
+// cleans it up: one implementation per way of running a store.
+type storeFault interface {
+	// stop makes the store unavailable to the replicas and says how.
+	stop(ctx context.Context) (how string, err error)
+	// start makes it available again and says how.
+	start(ctx context.Context) (how string, err error)
+	// close releases what the cluster started or holds for the store.
+	close() error
+}
+
+var (
+	_ storeFault = noStore{}
+	_ storeFault = (*redisServer)(nil)
+	_ storeFault = (*proxiedStore)(nil)
+	_ storeFault = (*sqliteLock)(nil)
+)
 
 // startStore prepares the store of c's strategy. A strategy on SQLite
 // runs on PostgreSQL instead when the cluster was given a PostgreSQL URL.
@@ -55,11 +57,18 @@ func startStore(ctx context.Context, c *Cluster) (*storeRuntime, error) {
 	if kind == stores.SQLite && c.cfg.PostgresURL != "" {
 		kind = stores.Postgres
 	}
-	s := &storeRuntime{c: c, info: StoreInfo{Kind: kind, External: kind.External(), Up: true}}
+	s := &storeRuntime{fault: noStore{}, info: StoreInfo{Kind: kind, External: kind.External(), Up: true}}
 	switch kind {
 	case stores.Redis:
 		if c.cfg.RedisURL == "" {
-			return s, s.startRedis(ctx)
+			r, err := startRedis(ctx, c)
+			if err != nil {
+				return nil, err
+			}
+			s.fault, s.info.Managed = r, true
+			s.appArgs = []string{"--redis", "redis://127.0.0.1:" + strconv.Itoa(r.port) + "/0"}
+			s.info.Detail = "redis-server on 127.0.0.1:" + strconv.Itoa(r.port) + " started by the lab (no persistence)"
+			return s, nil
 		}
 		u, err := url.Parse(c.cfg.RedisURL)
 		if err != nil || u.Host == "" {
@@ -69,18 +78,19 @@ func startStore(ctx context.Context, c *Cluster) (*storeRuntime, error) {
 		if err != nil {
 			return nil, err
 		}
-		s.proxy = p
+		s.fault = &proxiedStore{proxy: p}
 		u.Host = p.addr
 		// A Redis the cluster does not own may be shared: give this
 		// cluster's keys their own prefix.
 		s.appArgs = []string{"--redis", u.String(), "--redis-prefix", "statelab:lab:" + randomHex(6) + ":"}
 		s.info.Detail = "Redis at " + c.cfg.RedisURL + " (through a fault proxy at " + p.addr + ")"
 	case stores.SQLite:
-		s.sqlitePath = filepath.Join(c.dir, "carts.db")
-		s.appArgs = []string{"--sqlite", s.sqlitePath}
-		s.info.Detail = "SQLite file " + s.sqlitePath + " shared by the replicas"
+		path := filepath.Join(c.dir, "carts.db")
+		s.fault = &sqliteLock{path: path}
+		s.appArgs = []string{"--sqlite", path}
+		s.info.Detail = "SQLite file " + path + " shared by the replicas"
 	case stores.Postgres:
-		if err := s.preparePostgres(ctx); err != nil {
+		if err := s.preparePostgres(ctx, c.cfg.PostgresURL); err != nil {
 			return nil, err
 		}
 	default:
@@ -89,6 +99,14 @@ func startStore(ctx context.Context, c *Cluster) (*storeRuntime, error) {
 	return s, nil
 }
 
+// noStore is the runtime of a store inside the replicas or the client:
+// there is nothing to fail.
+type noStore struct{}
+
+func (noStore) stop(context.Context) (string, error)  { return "", ErrNoStore }
+func (noStore) start(context.Context) (string, error) { return "", ErrNoStore }
+func (noStore) close() error                          { return nil }
+
 func hostPort(u *url.URL, defPort string) string {
 	if u.Port() == "" {
 		return net.JoinHostPort(u.Hostname(), defPort)
@@ -96,43 +114,50 @@ func hostPort(u *url.URL, defPort string) string {
 	return u.Host
 }
 
+// redisServer is a redis-server the cluster started: stopping it shuts it
+// down, starting it launches it again from its dump.
+type redisServer struct {
+	c    *Cluster
+	bin  string
+	port int
+
+	mu   sync.Mutex
+	proc *process
+}
+
 // startRedis starts a redis-server with no persistence on a free port.
-func (s *storeRuntime) startRedis(ctx context.Context) error {
+func startRedis(ctx context.Context, c *Cluster) (*redisServer, error) {
 	bin, err := exec.LookPath("redis-server")
 	if err != nil {
-		return ErrNoRedis
+		return nil, ErrNoRedis
 	}
 	port, err := freePort()
 	if err != nil {
-		return err
+		return nil, err
 	}
-	s.redisPort = port
-	s.redisDir = s.c.dir
-	s.appArgs = []string{"--redis", "redis://127.0.0.1:" + strconv.Itoa(port) + "/0"}
-	s.info.Managed = true
-	s.info.Detail = "redis-server on 127.0.0.1:" + strconv.Itoa(port) + " started by the lab (no persistence)"
-	return s.launchRedis(ctx, bin)
+	r := &redisServer{c: c, bin: bin, port: port}
+	return r, r.launch(ctx)
 }
 
-func (s *storeRuntime) launchRedis(ctx context.Context, bin string) error {
-	args := []string{"--port", strconv.Itoa(s.redisPort), "--bind", "127.0.0.1",
-		"--save", "", "--appendonly", "no", "--dir", s.redisDir,
+func (r *redisServer) launch(ctx context.Context) error {
+	args := []string{"--port", strconv.Itoa(r.port), "--bind", "127.0.0.1",
+		"--save", "", "--appendonly", "no", "--dir", r.c.dir,
 		"--protected-mode", "no", "--daemonize", "no", "--loglevel", "warning"}
-	p, err := startProcess("redis-server", bin, args, nil, filepath.Join(s.c.dir, "redis.log"), func(p *process, expected bool, err error) {
+	p, err := startProcess("redis-server", r.bin, args, nil, filepath.Join(r.c.dir, "redis.log"), func(p *process, expected bool, err error) {
 		if !expected {
-			s.c.event(EventCrash, "", fmt.Sprintf("redis-server crashed: %s; last log lines: %s", exitDescription(err), p.tail(600)))
+			r.c.event(EventCrash, "", fmt.Sprintf("redis-server crashed: %s; last log lines: %s", exitDescription(err), p.tail(600)))
 		}
 	})
 	if err != nil {
 		return err
 	}
-	s.mu.Lock()
-	s.redis = p
-	s.mu.Unlock()
-	ctx, cancel := context.WithTimeout(ctx, s.c.cfg.ReadyTimeout)
+	r.mu.Lock()
+	r.proc = p
+	r.mu.Unlock()
+	ctx, cancel := context.WithTimeout(ctx, r.c.cfg.ReadyTimeout)
 	defer cancel()
 	for {
-		if _, err := redisCommand(ctx, s.redisPort, "PING"); err == nil {
+		if _, err := redisCommand(ctx, r.port, "PING"); err == nil {
 			return nil
 		}
 		select {
@@ -143,6 +168,42 @@ func (s *storeRuntime) launchRedis(ctx context.Context, bin string) error {
 		case <-time.After(20 * time.Millisecond):
 		}
 	}
+}
+
+// stop shuts the server down with SHUTDOWN SAVE, which writes the dump even
+// with saving disabled, so the restart brings every cart back: this is an
+// outage, not data loss.
+func (r *redisServer) stop(ctx context.Context) (string, error) {
+	r.mu.Lock()
+	p := r.proc
+	r.mu.Unlock()
+	p.mu.Lock()
+	p.expected = true
+	p.mu.Unlock()
+	_, _ = redisCommand(ctx, r.port, "SHUTDOWN", "SAVE")
+	select {
+	case <-p.done:
+	case <-time.After(r.c.cfg.StopGrace):
+		p.kill()
+	}
+	return "redis-server shut down (SHUTDOWN SAVE)", nil
+}
+
+func (r *redisServer) start(ctx context.Context) (string, error) {
+	if err := r.launch(ctx); err != nil {
+		return "", err
+	}
+	return "redis-server started again from its dump", nil
+}
+
+func (r *redisServer) close() error {
+	r.mu.Lock()
+	p := r.proc
+	r.mu.Unlock()
+	if p != nil {
+		p.kill()
+	}
+	return nil
 }
 
 // randomHex returns 2n random hex digits.
@@ -179,17 +240,17 @@ func redisCommand(ctx context.Context, port int, args ...string) (string, error)
 	return strings.TrimSpace(line), nil
 }
 
-// preparePostgres creates a fresh schema and points the replicas at it
-// through a fault proxy.
-func (s *storeRuntime) preparePostgres(ctx context.Context) error {
-	u, err := url.Parse(s.c.cfg.PostgresURL)
+// preparePostgres creates a fresh schema in the database at rawURL and
+// points the replicas at it through a fault proxy.
+func (s *storeRuntime) preparePostgres(ctx context.Context, rawURL string) error {
+	u, err := url.Parse(rawURL)
 	if err != nil || (u.Scheme != "postgres" && u.Scheme != "postgresql") || u.Host == "" {
-		return fmt.Errorf("%w: PostgreSQL URL %q: want postgres://user@host:port/db", ErrBadConfig, s.c.cfg.PostgresURL)
+		return fmt.Errorf("%w: PostgreSQL URL %q: want postgres://user@host:port/db", ErrBadConfig, rawURL)
 	}
 	schema := "statelab_lab_" + randomHex(6)
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	conn, err := pgx.Connect(ctx, s.c.cfg.PostgresURL)
+	conn, err := pgx.Connect(ctx, rawURL)
 	if err != nil {
 		return fmt.Errorf("cluster: connect to PostgreSQL: %w", err)
 	}
@@ -197,16 +258,116 @@ func (s *storeRuntime) preparePostgres(ctx context.Context) error {
 	if _, err := conn.Exec(ctx, "CREATE SCHEMA "+schema); err != nil {
 		return fmt.Errorf("cluster: create schema: %w", err)
 	}
-	s.pgURL, s.pgSchema = s.c.cfg.PostgresURL, schema
+	ps := &proxiedStore{pgURL: rawURL, pgSchema: schema}
+	s.fault = ps
 	p, err := newFaultProxy(hostPort(u, "5432"))
 	if err != nil {
 		return err
 	}
-	s.proxy = p
+	ps.proxy = p
 	u.Host = p.addr
 	s.appArgs = []string{"--postgres", u.String(), "--postgres-schema", schema}
 	s.info.Detail = "PostgreSQL schema " + schema + " (through a fault proxy at " + p.addr + ")"
 	return nil
+}
+
+// proxiedStore is a server the cluster was given (Redis or PostgreSQL by
+// URL) and never stops: the replicas reach it through a fault proxy that
+// stopping cuts. For PostgreSQL it also drops the schema it made on close.
+type proxiedStore struct {
+	proxy *faultProxy
+
+	// PostgreSQL: the schema to drop on close.
+	pgURL, pgSchema string
+}
+
+func (p *proxiedStore) stop(context.Context) (string, error) {
+	p.proxy.cut()
+	return "store connections cut and refused (fault proxy)", nil
+}
+
+func (p *proxiedStore) start(context.Context) (string, error) {
+	if err := p.proxy.restore(); err != nil {
+		return "", err
+	}
+	return "store reachable again", nil
+}
+
+func (p *proxiedStore) close() error {
+	if p.proxy != nil {
+		p.proxy.close()
+	}
+	if p.pgSchema == "" {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	conn, err := pgx.Connect(ctx, p.pgURL)
+	if err != nil {
+		return fmt.Errorf("cluster: drop schema %s: %w", p.pgSchema, err)
+	}
+	defer conn.Close(context.Background())
+	if _, err := conn.Exec(ctx, "DROP SCHEMA "+p.pgSchema+" CASCADE"); err != nil {
+		return fmt.Errorf("cluster: drop schema %s: %w", p.pgSchema, err)
+	}
+	return nil
+}
+
+// sqliteLock is the SQLite file of the replicas: there is no server to
+// stop, so stopping takes an exclusive lock on the database and holds it,
+// as a long migration or a backup tool would.
+type sqliteLock struct {
+	path string
+
+	mu   sync.Mutex
+	db   *sql.DB
+	conn *sql.Conn
+}
+
+func (l *sqliteLock) stop(ctx context.Context) (string, error) {
+	db, err := sql.Open("sqlite", "file:"+l.path+"?_pragma=busy_timeout(10000)")
+	if err != nil {
+		return "", fmt.Errorf("cluster: open SQLite to lock it: %w", err)
+	}
+	conn, err := db.Conn(ctx)
+	if err == nil {
+		_, err = conn.ExecContext(ctx, "BEGIN EXCLUSIVE")
+	}
+	if err != nil {
+		if conn != nil {
+			conn.Close()
+		}
+		db.Close()
+		return "", fmt.Errorf("cluster: lock SQLite database: %w", err)
+	}
+	l.mu.Lock()
+	l.db, l.conn = db, conn
+	l.mu.Unlock()
+	return "SQLite database locked exclusively (BEGIN EXCLUSIVE held by the lab)", nil
+}
+
+func (l *sqliteLock) start(context.Context) (string, error) {
+	l.unlock()
+	return "SQLite lock released", nil
+}
+
+func (l *sqliteLock) close() error {
+	l.unlock()
+	return nil
+}
+
+func (l *sqliteLock) unlock() {
+	l.mu.Lock()
+	conn, db := l.conn, l.db
+	l.conn, l.db = nil, nil
+	l.mu.Unlock()
+	if conn != nil {
+		_, _ = conn.ExecContext(context.Background(), "ROLLBACK")
+		conn.Close()
+	}
+	if db != nil {
+		db.Close()
+	}
 }
 
 // StopStore makes the store unavailable to the replicas; see the package
@@ -224,43 +385,9 @@ func (c *Cluster) StopStore(ctx context.Context) error {
 	if !s.info.Up {
 		return nil
 	}
-	var how string
-	switch {
-	case s.redis != nil:
-		// SHUTDOWN SAVE writes the dump even with saving disabled, so the
-		// restart brings every cart back: this is an outage, not data loss.
-		p := s.redis
-		p.mu.Lock()
-		p.expected = true
-		p.mu.Unlock()
-		_, _ = redisCommand(ctx, s.redisPort, "SHUTDOWN", "SAVE")
-		select {
-		case <-p.done:
-		case <-time.After(c.cfg.StopGrace):
-			p.kill()
-		}
-		how = "redis-server shut down (SHUTDOWN SAVE)"
-	case s.proxy != nil:
-		s.proxy.cut()
-		how = "store connections cut and refused (fault proxy)"
-	case s.sqlitePath != "":
-		db, err := sql.Open("sqlite", "file:"+s.sqlitePath+"?_pragma=busy_timeout(10000)")
-		if err != nil {
-			return fmt.Errorf("cluster: open SQLite to lock it: %w", err)
-		}
-		conn, err := db.Conn(ctx)
-		if err == nil {
-			_, err = conn.ExecContext(ctx, "BEGIN EXCLUSIVE")
-		}
-		if err != nil {
-			if conn != nil {
-				conn.Close()
-			}
-			db.Close()
-			return fmt.Errorf("cluster: lock SQLite database: %w", err)
-		}
-		s.sqliteDB, s.sqliteConn = db, conn
-		how = "SQLite database locked exclusively (BEGIN EXCLUSIVE held by the lab)"
+	how, err := s.fault.stop(ctx)
+	if err != nil {
+		return err
 	}
 	s.info.Up = false
 	c.event(EventStoreDown, "", "store down: "+how)
@@ -282,45 +409,15 @@ func (c *Cluster) StartStore(ctx context.Context) error {
 	if up {
 		return nil
 	}
-	var how string
-	switch {
-	case s.redis != nil:
-		bin, err := exec.LookPath("redis-server")
-		if err != nil {
-			return ErrNoRedis
-		}
-		if err := s.launchRedis(ctx, bin); err != nil {
-			return err
-		}
-		how = "redis-server started again from its dump"
-	case s.proxy != nil:
-		if err := s.proxy.restore(); err != nil {
-			return err
-		}
-		how = "store reachable again"
-	case s.sqlitePath != "":
-		s.unlockSQLite()
-		how = "SQLite lock released"
+	how, err := s.fault.start(ctx)
+	if err != nil {
+		return err
 	}
 	s.mu.Lock()
 	s.info.Up = true
 	s.mu.Unlock()
 	c.event(EventStoreUp, "", "store up: "+how)
 	return nil
-}
-
-func (s *storeRuntime) unlockSQLite() {
-	s.mu.Lock()
-	conn, db := s.sqliteConn, s.sqliteDB
-	s.sqliteConn, s.sqliteDB = nil, nil
-	s.mu.Unlock()
-	if conn != nil {
-		_, _ = conn.ExecContext(context.Background(), "ROLLBACK")
-		conn.Close()
-	}
-	if db != nil {
-		db.Close()
-	}
 }
 
 func (c *Cluster) externalStore() (*storeRuntime, error) {
@@ -336,29 +433,4 @@ func (c *Cluster) externalStore() (*storeRuntime, error) {
 }
 
 // close stops what the store runtime started and drops the schema it made.
-func (s *storeRuntime) close() error {
-	s.unlockSQLite()
-	s.mu.Lock()
-	r, p := s.redis, s.proxy
-	s.mu.Unlock()
-	if r != nil {
-		r.kill()
-	}
-	if p != nil {
-		p.close()
-	}
-	if s.pgSchema == "" {
-		return nil
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	conn, err := pgx.Connect(ctx, s.pgURL)
-	if err != nil {
-		return fmt.Errorf("cluster: drop schema %s: %w", s.pgSchema, err)
-	}
-	defer conn.Close(context.Background())
-	if _, err := conn.Exec(ctx, "DROP SCHEMA "+s.pgSchema+" CASCADE"); err != nil {
-		return fmt.Errorf("cluster: drop schema %s: %w", s.pgSchema, err)
-	}
-	return nil
-}
+func (s *storeRuntime) close() error { return s.fault.close() }
