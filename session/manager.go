@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/statelab/statelab/session/internal/keylock"
 )
 
 // Errors a Manager returns besides the Store and Sealer errors.
@@ -155,8 +156,16 @@ type Manager struct {
 	mode    mode // server-side (a Store) or client-held (a Sealer)
 	cfg     Config
 	metrics *metrics
-	locks   *keyLocks // serialises Updates of one session in this process
-	invalid rateLog   // rate-limits the Info logs of invalid cookies
+	// locks serialise the Updates of one session within this process. The
+	// store's compare-and-swap is what makes concurrent updates safe,
+	// across processes too; the lock only keeps requests of one session on
+	// one replica from colliding over and over: without it, 32 requests of
+	// one session retry in a storm and the unlucky ones run out of
+	// attempts; with it they queue in arrival order and conflicts arise
+	// only between replicas.
+	locks *keylock.Map
+	// invalid rate-limits the Info logs of invalid cookies.
+	invalid rateLog
 }
 
 // NewManager returns a Manager that keeps session state in store. The
@@ -200,7 +209,7 @@ func newManager(cfg Config) (*Manager, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Manager{cfg: cfg, metrics: met, locks: newKeyLocks()}, nil
+	return &Manager{cfg: cfg, metrics: met, locks: keylock.New()}, nil
 }
 
 // CookieName returns the name of the session cookie, including the __Host-

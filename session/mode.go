@@ -77,9 +77,9 @@ func (sm *serverMode) update(ctx context.Context, st *requestState, fn func([]by
 	id := st.id
 	st.mu.Unlock()
 	if id != "" {
-		unlock, err := m.locks.lock(ctx, id)
+		unlock, err := m.locks.Lock(ctx, id)
 		if err != nil {
-			return err
+			return fmt.Errorf("session: update: %w", err)
 		}
 		defer unlock()
 	}

@@ -16,8 +16,8 @@ import (
 
 	"github.com/hashicorp/memberlist"
 	"github.com/prometheus/client_golang/prometheus"
-
 	"github.com/statelab/statelab/session"
+	"github.com/statelab/statelab/session/internal/keylock"
 	"github.com/statelab/statelab/session/internal/storekey"
 )
 
@@ -30,7 +30,7 @@ type Store struct {
 	name    string
 	rpcKey  []byte
 	tab     *table
-	locks   *keyLocks
+	locks   *keylock.Map // serialise a primary's writes to one key (check, replicate, apply)
 	members *membership
 	client  *rpcClient
 	metrics *metrics
@@ -99,7 +99,7 @@ func New(ctx context.Context, cfg Config) (*Store, error) {
 		name:    cfg.NodeName,
 		rpcKey:  rpcKey,
 		tab:     newTable(),
-		locks:   newKeyLocks(),
+		locks:   keylock.New(),
 		client:  newRPCClient(rpcKey, cfg.RPCTimeout, cfg.NodeName, cfg.faults),
 		reg:     cfg.Registerer,
 		changed: make(chan struct{}, 1),
@@ -582,7 +582,7 @@ func (s *Store) primaryWrite(ctx context.Context, op byte, key string, rec sessi
 		}
 	}
 	lockCtx, cancel := context.WithTimeout(ctx, s.cfg.RPCTimeout)
-	unlock, err := s.locks.lock(lockCtx, key)
+	unlock, err := s.locks.Lock(lockCtx, key)
 	cancel()
 	if err != nil {
 		if ctx.Err() != nil {

@@ -1,7 +1,6 @@
 package replstore
 
 import (
-	"context"
 	"sync"
 	"time"
 
@@ -161,46 +160,4 @@ func (t *table) sweep(now time.Time, ttl time.Duration) int {
 		}
 	}
 	return n
-}
-
-// keyLocks serialises a primary's writes to one key (check, replicate,
-// apply) without holding any lock for other keys.
-type keyLocks struct {
-	mu sync.Mutex
-	m  map[string]*keyLock
-}
-
-type keyLock struct {
-	ch   chan struct{}
-	refs int
-}
-
-func newKeyLocks() *keyLocks { return &keyLocks{m: make(map[string]*keyLock)} }
-
-// lock takes key's lock, or returns ctx's error. The returned func releases
-// it.
-func (k *keyLocks) lock(ctx context.Context, key string) (func(), error) {
-	k.mu.Lock()
-	l, ok := k.m[key]
-	if !ok {
-		l = &keyLock{ch: make(chan struct{}, 1)}
-		k.m[key] = l
-	}
-	l.refs++
-	k.mu.Unlock()
-	release := func() {
-		k.mu.Lock()
-		l.refs--
-		if l.refs == 0 {
-			delete(k.m, key)
-		}
-		k.mu.Unlock()
-	}
-	select {
-	case l.ch <- struct{}{}:
-		return func() { <-l.ch; release() }, nil
-	case <-ctx.Done():
-		release()
-		return nil, ctx.Err()
-	}
 }

@@ -1,4 +1,4 @@
-package session
+package keylock
 
 import (
 	"context"
@@ -9,7 +9,7 @@ import (
 )
 
 func TestKeyLocksExclusive(t *testing.T) {
-	k := newKeyLocks()
+	k := New()
 	const n = 32
 	var (
 		wg      sync.WaitGroup
@@ -20,7 +20,7 @@ func TestKeyLocksExclusive(t *testing.T) {
 		key := []string{"a", "b"}[i%2]
 		wg.Go(func() {
 			for range 50 {
-				unlock, err := k.lock(context.Background(), key)
+				unlock, err := k.Lock(context.Background(), key)
 				if err != nil {
 					t.Error(err)
 					return
@@ -47,18 +47,18 @@ func TestKeyLocksExclusive(t *testing.T) {
 }
 
 func TestKeyLocksCancel(t *testing.T) {
-	k := newKeyLocks()
-	unlock, err := k.lock(context.Background(), "k")
+	k := New()
+	unlock, err := k.Lock(context.Background(), "k")
 	if err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Millisecond)
 	defer cancel()
-	if _, err := k.lock(ctx, "k"); !errors.Is(err, context.DeadlineExceeded) {
+	if _, err := k.Lock(ctx, "k"); !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("lock of a held key with an expiring context: %v", err)
 	}
 	unlock()
-	again, err := k.lock(context.Background(), "k")
+	again, err := k.Lock(context.Background(), "k")
 	if err != nil {
 		t.Fatalf("lock after the cancelled waiter left: %v", err)
 	}
