@@ -4,7 +4,7 @@
 // Alternating rounds (and swapping which goes first) keep the drift of a busy
 // machine from favouring either.
 //
-//	go run ./bench/scs/scscompare -redis redis://127.0.0.1:6379/0
+//	go run ./bench/scsbench/scscompare -redis redis://127.0.0.1:6379/0
 package main
 
 import (
@@ -15,7 +15,7 @@ import (
 	"slices"
 	"time"
 
-	scsbench "github.com/statelab/statelab/bench/scs"
+	"github.com/statelab/statelab/bench/scsbench"
 )
 
 func main() {

@@ -6,7 +6,7 @@ import (
 	"sync/atomic"
 	"testing"
 
-	scsbench "github.com/statelab/statelab/bench/scs"
+	"github.com/statelab/statelab/bench/scsbench"
 	"github.com/statelab/statelab/internal/testenv"
 	"github.com/statelab/statelab/session"
 )
