@@ -84,8 +84,8 @@ type Config struct {
 	Logger *slog.Logger
 }
 
-// Server is the cart service's HTTP handler: the API of SPEC, the shop page,
-// and the operational endpoints (/healthz, /readyz, /metrics). Every
+// Server is the cart service's HTTP handler: the API of docs/cart.md, the
+// shop page, and the operational endpoints (/healthz, /readyz, /metrics). Every
 // response carries X-Served-By. A Server is safe for concurrent use.
 type Server struct {
 	id           string

@@ -4,9 +4,9 @@
 // starts, a SQLite file in its temporary directory, or a fresh schema in a
 // PostgreSQL database it is given).
 //
-// It injects the faults of SPEC's scenarios the way an operator would cause
-// them: SIGKILL, SIGSTOP/SIGCONT, a graceful restart, scale out and in through
-// the balancer's admin API, and a store outage. It talks to the processes only
+// It injects the faults of the lab's scenarios (docs/lab.md) the way an
+// operator would cause them: SIGKILL, SIGSTOP/SIGCONT, a graceful restart,
+// scale out and in through the balancer's admin API, and a store outage. It talks to the processes only
 // through signals and HTTP, exactly as a user would; it never runs the cart
 // service or the balancer in process, and shares with them only the JSON
 // they answer with (balancer.BackendStatus, cart.ReplicaStatus), so each

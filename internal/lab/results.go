@@ -8,7 +8,8 @@ import (
 	"runtime"
 )
 
-// Results is the content of results.json, exactly SPEC's fields.
+// Results is the content of results.json (its fields are described in
+// docs/lab.md).
 type Results struct {
 	Version int         `json:"version"`
 	Machine Machine     `json:"machine"`

@@ -19,7 +19,7 @@ import (
 // Errors of the lab. Callers branch on them with errors.Is.
 var (
 	// ErrUnknownScenario is returned by ParseScenario for a name that is not
-	// one of SPEC's scenarios.
+	// one of the scenarios (see docs/lab.md).
 	ErrUnknownScenario = errors.New("lab: unknown scenario")
 
 	// ErrBadConfig is wrapped by Run for an invalid Config.
@@ -487,7 +487,8 @@ func round(v float64, digits int) float64 {
 	return math.Round(v*p) / p
 }
 
-// SortRuns orders runs by strategy then scenario, in SPEC's orders.
+// SortRuns orders runs by strategy then scenario, in the orders of the
+// strategy table and of Scenarios.
 func SortRuns(runs []*Run) {
 	si := map[string]int{}
 	for i, s := range strategy.All() {
