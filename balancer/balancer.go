@@ -303,12 +303,11 @@ type Config struct {
 // DefaultConfig returns a Config with every default filled in and no
 // backends.
 func DefaultConfig() Config {
-	var c Config
-	c.setDefaults()
-	return c
+	return Config{}.withDefaults()
 }
 
-func (c *Config) setDefaults() {
+// withDefaults returns c with every zero field set to its default.
+func (c Config) withDefaults() Config {
 	if c.Policy == "" {
 		c.Policy = PolicyRoundRobin
 	}
@@ -363,7 +362,7 @@ func (c *Config) setDefaults() {
 	if c.RetryBudgetMin == 0 {
 		c.RetryBudgetMin = 3
 	}
-	c.setTimeoutDefaults()
+	c = c.withTimeoutDefaults()
 	if c.MaxRequestBodySize == 0 {
 		c.MaxRequestBodySize = 10 << 20
 	}
@@ -394,10 +393,12 @@ func (c *Config) setDefaults() {
 	if c.Logger == nil {
 		c.Logger = slog.Default()
 	}
+	return c
 }
 
-// setTimeoutDefaults fills in the connection and queue timeouts.
-func (c *Config) setTimeoutDefaults() {
+// withTimeoutDefaults returns c with the connection and queue timeouts
+// filled in.
+func (c Config) withTimeoutDefaults() Config {
 	if c.DialTimeout == 0 {
 		c.DialTimeout = 2 * time.Second
 	}
@@ -413,9 +414,10 @@ func (c *Config) setTimeoutDefaults() {
 	if c.QueueTimeout == 0 {
 		c.QueueTimeout = 5 * time.Second
 	}
+	return c
 }
 
-// validate checks c after setDefaults.
+// validate checks c after withDefaults.
 func (c *Config) validate() error {
 	switch {
 	case c.HashFactor < 1:
@@ -502,7 +504,7 @@ type Balancer struct {
 // New validates cfg and returns a Balancer. It starts no goroutines: health
 // checks begin with Start or Serve.
 func New(cfg Config) (*Balancer, error) {
-	cfg.setDefaults()
+	cfg = cfg.withDefaults()
 	if err := cfg.validate(); err != nil {
 		return nil, err
 	}

@@ -98,6 +98,27 @@ type Config struct {
 	StopGrace time.Duration
 }
 
+// withDefaults returns c with every zero field set to the default its
+// comment gives.
+func (c Config) withDefaults() Config {
+	if c.Replicas == 0 {
+		c.Replicas = 3
+	}
+	if c.HealthInterval == 0 {
+		c.HealthInterval = 200 * time.Millisecond
+	}
+	if c.ReadyTimeout == 0 {
+		c.ReadyTimeout = 15 * time.Second
+	}
+	if c.StopGrace == 0 {
+		c.StopGrace = 5 * time.Second
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	return c
+}
+
 // State is a replica's state as the cluster sees it.
 type State string
 
@@ -204,22 +225,7 @@ func Start(ctx context.Context, cfg Config) (*Cluster, error) {
 	if cfg.Replicas < 0 || cfg.MaxInflight < 0 || cfg.Work < 0 {
 		return nil, fmt.Errorf("%w: Replicas, MaxInflight and Work must not be negative", ErrBadConfig)
 	}
-	if cfg.Replicas == 0 {
-		cfg.Replicas = 3
-	}
-	if cfg.HealthInterval == 0 {
-		cfg.HealthInterval = 200 * time.Millisecond
-	}
-	if cfg.ReadyTimeout == 0 {
-		cfg.ReadyTimeout = 15 * time.Second
-	}
-	if cfg.StopGrace == 0 {
-		cfg.StopGrace = 5 * time.Second
-	}
-	logger := cfg.Logger
-	if logger == nil {
-		logger = slog.New(slog.NewTextHandler(io.Discard, nil))
-	}
+	cfg = cfg.withDefaults()
 	dir, err := os.MkdirTemp(cfg.Dir, "statelab-cluster-*")
 	if err != nil {
 		return nil, fmt.Errorf("cluster: temporary directory: %w", err)
@@ -236,7 +242,7 @@ func Start(ctx context.Context, cfg Config) (*Cluster, error) {
 	c := &Cluster{
 		cfg:      cfg,
 		spec:     spec,
-		log:      logger.With("strategy", string(cfg.Strategy)),
+		log:      cfg.Logger.With("strategy", string(cfg.Strategy)),
 		dir:      dir,
 		secret:   secret,
 		client:   &http.Client{Timeout: 2 * time.Second},

@@ -45,7 +45,7 @@ func TestFailoverEndToEnd(t *testing.T) {
 			runs = append(runs, run)
 			r := run.Result
 			t.Logf("%s failover: %d requests, %d errors, carts %d lost %d, items %d lost %d, stale %d, unknown %d, faults %+v, notes %q",
-				s, r.Requests, r.Errors, r.Carts, r.CartsLost, r.ItemsAcked, r.ItemsLost, r.StaleReads, run.Unknown, run.Faults, run.Err)
+				s, r.Requests, r.Errors, r.Carts, r.CartsLost, r.ItemsAcked, r.ItemsLost, r.StaleReads, run.Unknown, run.Faults, run.Note())
 			if run.Skipped != "" {
 				t.Fatalf("skipped: %s", run.Skipped)
 			}

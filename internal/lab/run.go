@@ -98,7 +98,9 @@ func DefaultConfig(quick bool) Config {
 	return c
 }
 
-func (c *Config) fill() {
+// withDefaults returns c with every zero field set to the value of
+// DefaultConfig(false), and the steady scenario.
+func (c Config) withDefaults() Config {
 	d := DefaultConfig(false)
 	if c.Replicas == 0 {
 		c.Replicas = d.Replicas
@@ -124,6 +126,7 @@ func (c *Config) fill() {
 	if c.Scenario == "" {
 		c.Scenario = Steady
 	}
+	return c
 }
 
 // Validate reports the first invalid field of c, wrapping ErrBadConfig.
@@ -204,7 +207,7 @@ var errInterrupted = errors.New("interrupted: partial results")
 // scenario's faults, recording every request), summarize (a pure function
 // of the recording) and check (the history's linearizability).
 func RunOne(ctx context.Context, cfg Config) (*Run, error) {
-	cfg.fill()
+	cfg = cfg.withDefaults()
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}

@@ -141,8 +141,7 @@ func TestConfigValidate(t *testing.T) {
 			t.Errorf("%s: %v, want %v", tt.name, err, tt.want)
 		}
 	}
-	var zero Config
-	zero.fill()
+	zero := Config{}.withDefaults()
 	if d := DefaultConfig(false); zero.Replicas != d.Replicas || zero.Rate != d.Rate || zero.Duration != d.Duration || zero.Scenario != Steady {
 		t.Errorf("fill: %+v", zero)
 	}

@@ -47,7 +47,9 @@ var ErrFull = errors.New("memstore: full")
 // Options configures a Store made by NewWithOptions. The zero value is valid.
 type Options struct {
 	// SweepInterval is how often expired records are freed; zero means
-	// DefaultSweepInterval.
+	// DefaultSweepInterval, and a negative value disables the sweeper (as
+	// in every store of this module: expired records are never returned,
+	// a sweep only frees their memory).
 	SweepInterval time.Duration
 
 	// MaxSessions caps the records held; zero means no cap. When the cap is
@@ -106,7 +108,7 @@ func New() *Store { return NewWithOptions(Options{}) }
 // NewWithOptions returns an empty Store configured by opts.
 func NewWithOptions(opts Options) *Store {
 	interval := opts.SweepInterval
-	if interval <= 0 {
+	if interval == 0 {
 		interval = DefaultSweepInterval
 	}
 	s := &Store{max: max(opts.MaxSessions, 0)}

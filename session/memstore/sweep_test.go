@@ -70,3 +70,19 @@ func TestCloseIdempotent(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestNegativeSweepIntervalDisables: a negative SweepInterval means "no
+// sweeper" here as in pgstore and sqlitestore; expired records are still
+// never returned.
+func TestNegativeSweepIntervalDisables(t *testing.T) {
+	s := NewWithOptions(Options{SweepInterval: -1})
+	t.Cleanup(func() { s.Close() })
+	if s.sweeper.Running() {
+		t.Fatal("a negative SweepInterval started a sweeper")
+	}
+	if d := NewWithOptions(Options{}); !d.sweeper.Running() {
+		t.Error("a zero SweepInterval runs no sweeper, want DefaultSweepInterval")
+	} else {
+		d.Close()
+	}
+}

@@ -49,3 +49,14 @@ func (s *Sweeper) Stop() {
 	s.once.Do(s.cancel)
 	<-s.done
 }
+
+// Running reports whether the sweeper's goroutine runs: false when it was
+// started with an interval of zero or less, or has been stopped.
+func (s *Sweeper) Running() bool {
+	select {
+	case <-s.done:
+		return false
+	default:
+		return true
+	}
+}
