@@ -320,6 +320,31 @@ func (m *Manager) touchEvery() time.Duration {
 	return min(m.cfg.IdleTimeout/10, time.Minute)
 }
 
+// apply runs fn on the data of rec (nil when there is no session yet, !ok)
+// and returns the record to write: fn's data, rec's version, the idle
+// expiry moved to now and the absolute expiry kept, or started for a new
+// session. fn's error is returned unchanged.
+func (m *Manager) apply(rec Record, ok bool, fn func([]byte) ([]byte, error)) (Record, error) {
+	var old []byte
+	if ok {
+		old = append([]byte{}, rec.Data...) // non-nil: the session exists
+	}
+	data, err := fn(old)
+	if err != nil {
+		return Record{}, err
+	}
+	now := m.cfg.Now()
+	if !ok {
+		rec = Record{AbsoluteExpiry: now.Add(m.cfg.AbsoluteTimeout)}
+	}
+	return Record{
+		Data:           data,
+		Version:        rec.Version,
+		IdleExpiry:     m.idleExpiry(now, rec.AbsoluteExpiry),
+		AbsoluteExpiry: rec.AbsoluteExpiry,
+	}, nil
+}
+
 // idleExpiry is the idle expiry of a session active at now: IdleTimeout from
 // now, but never past its absolute expiry.
 func (m *Manager) idleExpiry(now, absolute time.Time) time.Time {

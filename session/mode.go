@@ -95,15 +95,10 @@ func (sm *serverMode) update(ctx context.Context, st *requestState, fn func([]by
 		if err != nil {
 			return err
 		}
-		var old []byte
-		if ok {
-			old = append([]byte{}, rec.Data...) // non-nil: the session exists
-		}
-		data, err := fn(old)
+		next, err := m.apply(rec, ok, fn)
 		if err != nil {
 			return err
 		}
-		now := m.cfg.Now()
 		st.mu.Lock()
 		id = st.id
 		st.mu.Unlock()
@@ -112,13 +107,6 @@ func (sm *serverMode) update(ctx context.Context, st *requestState, fn func([]by
 			if id, err = newID(); err != nil {
 				return err
 			}
-			rec = Record{AbsoluteExpiry: now.Add(m.cfg.AbsoluteTimeout)}
-		}
-		next := Record{
-			Data:           data,
-			Version:        rec.Version,
-			IdleExpiry:     m.idleExpiry(now, rec.AbsoluteExpiry),
-			AbsoluteExpiry: rec.AbsoluteExpiry,
 		}
 		version, err := sm.store.Put(ctx, storeKey(id), next)
 		if errors.Is(err, ErrConflict) {
@@ -297,24 +285,11 @@ func (cm *clientMode) update(ctx context.Context, st *requestState, fn func([]by
 	if err != nil {
 		return err
 	}
-	var old []byte
-	if ok {
-		old = append([]byte{}, rec.Data...) // non-nil: the session exists
-	}
-	data, err := fn(old)
+	next, err := m.apply(rec, ok, fn)
 	if err != nil {
 		return err
 	}
-	now := m.cfg.Now()
-	if !ok {
-		rec = Record{AbsoluteExpiry: now.Add(m.cfg.AbsoluteTimeout)}
-	}
-	next := Record{
-		Data:           data,
-		Version:        rec.Version + 1,
-		IdleExpiry:     m.idleExpiry(now, rec.AbsoluteExpiry),
-		AbsoluteExpiry: rec.AbsoluteExpiry,
-	}
+	next.Version++
 	if err := cm.sealAndSet(st, next); err != nil {
 		return err
 	}

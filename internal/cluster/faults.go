@@ -3,6 +3,7 @@ package cluster
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -18,43 +19,50 @@ import (
 // Restart brings it back. Killing a replica that is down is not an error.
 // An ended ctx stops the kill before the signal is sent.
 func (c *Cluster) Kill(ctx context.Context, id string) error {
-	c.opMu.Lock()
-	defer c.opMu.Unlock()
-	if err := ctx.Err(); err != nil {
-		return err
-	}
-	r, err := c.get(id)
-	if err != nil {
-		return err
-	}
-	c.mu.Lock()
-	p := r.proc
-	c.mu.Unlock()
-	if p == nil || p.exited() {
+	return c.signalReplica(ctx, id, func(p *process) error {
+		if p == nil || p.exited() {
+			return errAlreadyDown
+		}
+		p.kill()
 		return nil
-	}
-	p.kill()
-	c.mu.Lock()
-	r.state = StateDown
-	c.mu.Unlock()
-	c.event(EventKill, id, id+" killed (SIGKILL): whatever lived only in its memory is gone")
-	return nil
+	}, StateDown, EventKill, " killed (SIGKILL): whatever lived only in its memory is gone")
 }
 
 // Pause stops replica id with SIGSTOP: it keeps its sockets but answers
 // nothing, like a long GC pause or a frozen VM. An ended ctx stops it before
 // the signal is sent.
 func (c *Cluster) Pause(ctx context.Context, id string) error {
-	return c.pauseResume(ctx, id, syscall.SIGSTOP, StatePaused, EventPause, " paused (SIGSTOP): it holds its connections but answers nothing")
+	return c.signalReplica(ctx, id, stopCont(syscall.SIGSTOP), StatePaused, EventPause, " paused (SIGSTOP): it holds its connections but answers nothing")
 }
 
 // Resume continues a paused replica with SIGCONT. An ended ctx stops it
 // before the signal is sent.
 func (c *Cluster) Resume(ctx context.Context, id string) error {
-	return c.pauseResume(ctx, id, syscall.SIGCONT, StateUp, EventResume, " resumed (SIGCONT)")
+	return c.signalReplica(ctx, id, stopCont(syscall.SIGCONT), StateUp, EventResume, " resumed (SIGCONT)")
 }
 
-func (c *Cluster) pauseResume(ctx context.Context, id string, sig syscall.Signal, state State, kind EventKind, msg string) error {
+// What a signal function of signalReplica returns for a replica whose
+// process is not running: errAlreadyDown when that is what it wanted (a
+// kill), errNotRunning when it cannot be done (pause, resume).
+var (
+	errAlreadyDown = errors.New("cluster: already down")
+	errNotRunning  = errors.New("cluster: not running")
+)
+
+// stopCont returns the signal function of Pause and Resume: a replica that
+// is not running cannot be paused or resumed.
+func stopCont(sig syscall.Signal) func(p *process) error {
+	return func(p *process) error {
+		if p == nil || p.exited() {
+			return errNotRunning
+		}
+		return p.signal(sig, false)
+	}
+}
+
+// signalReplica runs send on replica id's process, then records its new
+// state and the event kind with msg.
+func (c *Cluster) signalReplica(ctx context.Context, id string, send func(p *process) error, state State, kind EventKind, msg string) error {
 	c.opMu.Lock()
 	defer c.opMu.Unlock()
 	if err := ctx.Err(); err != nil {
@@ -67,10 +75,13 @@ func (c *Cluster) pauseResume(ctx context.Context, id string, sig syscall.Signal
 	c.mu.Lock()
 	p := r.proc
 	c.mu.Unlock()
-	if p == nil || p.exited() {
+	err = send(p)
+	switch {
+	case errors.Is(err, errAlreadyDown):
+		return nil
+	case errors.Is(err, errNotRunning):
 		return fmt.Errorf("cluster: %s is not running", id)
-	}
-	if err := p.signal(sig, false); err != nil {
+	case err != nil:
 		return err
 	}
 	c.mu.Lock()

@@ -374,12 +374,11 @@ func (l *sqliteLock) unlock() {
 // documentation for what that means for each store. Stopping a stopped
 // store is not an error.
 func (c *Cluster) StopStore(ctx context.Context) error {
-	c.opMu.Lock()
-	defer c.opMu.Unlock()
-	s, err := c.externalStore()
+	s, done, err := c.storeOp()
 	if err != nil {
 		return err
 	}
+	defer done()
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if !s.info.Up {
@@ -397,12 +396,11 @@ func (c *Cluster) StopStore(ctx context.Context) error {
 // StartStore makes the store available again after StopStore. Starting a
 // running store is not an error.
 func (c *Cluster) StartStore(ctx context.Context) error {
-	c.opMu.Lock()
-	defer c.opMu.Unlock()
-	s, err := c.externalStore()
+	s, done, err := c.storeOp()
 	if err != nil {
 		return err
 	}
+	defer done()
 	s.mu.Lock()
 	up := s.info.Up
 	s.mu.Unlock()
@@ -420,16 +418,22 @@ func (c *Cluster) StartStore(ctx context.Context) error {
 	return nil
 }
 
-func (c *Cluster) externalStore() (*storeRuntime, error) {
+// storeOp takes the operation lock for a store control and returns the
+// external store and the function that releases the lock. It fails (the
+// lock released) on a closed cluster or one without an external store.
+func (c *Cluster) storeOp() (*storeRuntime, func(), error) {
+	c.opMu.Lock()
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.closed {
-		return nil, ErrClosed
+	switch {
+	case c.closed:
+		c.opMu.Unlock()
+		return nil, nil, ErrClosed
+	case c.store == nil || !c.store.info.External:
+		c.opMu.Unlock()
+		return nil, nil, ErrNoStore
 	}
-	if c.store == nil || !c.store.info.External {
-		return nil, ErrNoStore
-	}
-	return c.store, nil
+	return c.store, c.opMu.Unlock, nil
 }
 
 // close stops what the store runtime started and drops the schema it made.

@@ -54,7 +54,7 @@ func TestAppArgs(t *testing.T) {
 	r2 := &replica{id: "r2", port: 4002, clusterAddr: "127.0.0.1:5002"}
 	c.replicas["r1"], c.replicas["r2"], c.order = r1, r2, []string{"r1", "r2"}
 	args := strings.Join(c.appArgs(r2), " ")
-	want := "app --listen 127.0.0.1:4002 --id r2 --store replicated --secret s3cret-s3cret-s3cret --x y --work 20ms --max-inflight 2 --cluster-listen 127.0.0.1:5002"
+	want := "app --listen 127.0.0.1:4002 --id r2 --store replicated --x y --work 20ms --max-inflight 2 --cluster-listen 127.0.0.1:5002"
 	if args != want {
 		t.Errorf("args of r2 with no live peer:\n got %s\nwant %s", args, want)
 	}
