@@ -49,6 +49,23 @@ var (
 	errNotRunning  = errors.New("cluster: not running")
 )
 
+// replicaOp takes the operation lock for a control of replica id and
+// returns the replica, its current process (nil if never started) and the
+// function that releases the lock. It fails (the lock released) for an
+// unknown replica or a closed cluster.
+func (c *Cluster) replicaOp(id string) (*replica, *process, func(), error) {
+	c.opMu.Lock()
+	r, err := c.get(id)
+	if err != nil {
+		c.opMu.Unlock()
+		return nil, nil, nil, err
+	}
+	c.mu.Lock()
+	p := r.proc
+	c.mu.Unlock()
+	return r, p, c.opMu.Unlock, nil
+}
+
 // stopCont returns the signal function of Pause and Resume: a replica that
 // is not running cannot be paused or resumed.
 func stopCont(sig syscall.Signal) func(p *process) error {
@@ -63,18 +80,14 @@ func stopCont(sig syscall.Signal) func(p *process) error {
 // signalReplica runs send on replica id's process, then records its new
 // state and the event kind with msg.
 func (c *Cluster) signalReplica(ctx context.Context, id string, send func(p *process) error, state State, kind EventKind, msg string) error {
-	c.opMu.Lock()
-	defer c.opMu.Unlock()
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	r, err := c.get(id)
+	r, p, done, err := c.replicaOp(id)
 	if err != nil {
 		return err
 	}
-	c.mu.Lock()
-	p := r.proc
-	c.mu.Unlock()
+	defer done()
 	err = send(p)
 	switch {
 	case errors.Is(err, errAlreadyDown):
@@ -95,15 +108,11 @@ func (c *Cluster) signalReplica(ctx context.Context, id string, send func(p *pro
 // grace) if it runs, starts it again on the same port with the same id, and
 // waits until it answers. A replica that was killed comes back this way.
 func (c *Cluster) Restart(ctx context.Context, id string) error {
-	c.opMu.Lock()
-	defer c.opMu.Unlock()
-	r, err := c.get(id)
+	r, p, done, err := c.replicaOp(id)
 	if err != nil {
 		return err
 	}
-	c.mu.Lock()
-	p := r.proc
-	c.mu.Unlock()
+	defer done()
 	how := "started again"
 	if p != nil && !p.exited() {
 		p.stop(c.cfg.StopGrace)
@@ -154,12 +163,11 @@ func (c *Cluster) Add(ctx context.Context) (Replica, error) {
 // lists it (bounded by the ready timeout), then stops it gracefully and
 // forgets it, like scaling in.
 func (c *Cluster) Remove(ctx context.Context, id string) error {
-	c.opMu.Lock()
-	defer c.opMu.Unlock()
-	r, err := c.get(id)
+	r, _, done, err := c.replicaOp(id)
 	if err != nil {
 		return err
 	}
+	defer done()
 	c.mu.Lock()
 	lbID, inLB := r.lbID, r.inLB
 	if inLB {
