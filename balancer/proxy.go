@@ -110,18 +110,7 @@ func (proxyTransport) RoundTrip(hc *fasthttp.HostClient, req *fasthttp.Request, 
 			return true, &sendError{err}
 		}
 	}
-	cw := countingConnPool.Get().(*countingConn)
-	cw.Conn, cw.n = conn, 0
-	bw := hc.AcquireWriter(cw)
-	err = req.Write(bw)
-	if err == nil {
-		err = bw.Flush()
-	}
-	bw.Reset(nil)
-	hc.ReleaseWriter(bw)
-	wrote, connErr := cw.n, cw.err
-	cw.Conn, cw.err = nil, nil
-	countingConnPool.Put(cw)
+	wrote, connErr, err := writeRequest(hc, conn, req)
 	var writeErr error
 	if err != nil {
 		if connErr == nil {
@@ -148,16 +137,8 @@ func (proxyTransport) RoundTrip(hc *fasthttp.HostClient, req *fasthttp.Request, 
 		}
 		return err != fasthttp.ErrBodyTooLarge, err
 	}
-	for n := 0; ; n++ {
-		if err := resp.Header.Read(br); err != nil {
-			return fail(err)
-		}
-		if code := resp.StatusCode(); code < 100 || code > 199 || code == fasthttp.StatusSwitchingProtocols {
-			break
-		}
-		if n >= maxInterimResponses {
-			return fail(errTooManyInterim)
-		}
+	if err := readResponseHeader(br, resp); err != nil {
+		return fail(err)
 	}
 	if req.Header.IsHead() {
 		resp.SkipBody = true
@@ -203,6 +184,42 @@ func (proxyTransport) RoundTrip(hc *fasthttp.HostClient, req *fasthttp.Request, 
 		hc.ReleaseConn(cc)
 	}
 	return false, nil
+}
+
+// writeRequest writes req to the backend connection conn and flushes it. It
+// returns how many bytes reached the connection, the connection's own first
+// write error (nil when only the request's body source failed), and the
+// error of the write as a whole.
+func writeRequest(hc *fasthttp.HostClient, conn net.Conn, req *fasthttp.Request) (wrote int64, connErr, err error) {
+	cw := countingConnPool.Get().(*countingConn)
+	cw.Conn, cw.n = conn, 0
+	bw := hc.AcquireWriter(cw)
+	err = req.Write(bw)
+	if err == nil {
+		err = bw.Flush()
+	}
+	bw.Reset(nil)
+	hc.ReleaseWriter(bw)
+	wrote, connErr = cw.n, cw.err
+	cw.Conn, cw.err = nil, nil
+	countingConnPool.Put(cw)
+	return wrote, connErr, err
+}
+
+// readResponseHeader reads the response header into resp, skipping interim
+// (1xx) responses other than 101, at most maxInterimResponses of them.
+func readResponseHeader(br *bufio.Reader, resp *fasthttp.Response) error {
+	for n := 0; ; n++ {
+		if err := resp.Header.Read(br); err != nil {
+			return err
+		}
+		if code := resp.StatusCode(); code < 100 || code > 199 || code == fasthttp.StatusSwitchingProtocols {
+			return nil
+		}
+		if n >= maxInterimResponses {
+			return errTooManyInterim
+		}
+	}
 }
 
 // countingConn counts the bytes written to a backend connection, which

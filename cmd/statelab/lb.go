@@ -79,12 +79,9 @@ func runLB(ctx context.Context, m *Main, args []string) error {
 	if err != nil {
 		return usageErrorf("lb", "%v", err)
 	}
-	token, err := adminToken(*adminTok, *adminTokFile)
+	token, err := adminAccess(*admin, *adminTok, *adminTokFile)
 	if err != nil {
-		return usageErrorf("lb", "%v", err)
-	}
-	if token == "" && !webguard.LoopbackAddr(*admin) {
-		return usageErrorf("lb", "--admin %q is not a loopback address: set --admin-token-file, STATELAB_ADMIN_TOKEN or --admin-token", *admin)
+		return err
 	}
 	log := slog.New(slog.NewTextHandler(m.Stderr, nil))
 	reg := prometheus.NewRegistry()
@@ -121,6 +118,19 @@ func runLB(ctx context.Context, m *Main, args []string) error {
 	}
 	defer lb.Close()
 	return serveLB(ctx, lb, log, lbAddrs{listen: *listen, admin: *admin, redirect: groups.tls.redirect})
+}
+
+// adminAccess returns the admin API's bearer token from --admin-token or
+// --admin-token-file, and refuses an admin address off loopback without one.
+func adminAccess(admin, tok, tokFile string) (string, error) {
+	token, err := adminToken(tok, tokFile)
+	if err != nil {
+		return "", usageErrorf("lb", "%v", err)
+	}
+	if token == "" && !webguard.LoopbackAddr(admin) {
+		return "", usageErrorf("lb", "--admin %q is not a loopback address: set --admin-token-file, STATELAB_ADMIN_TOKEN or --admin-token", admin)
+	}
+	return token, nil
 }
 
 // lbAddrs are the addresses statelab lb listens on; redirect may be empty.
