@@ -402,30 +402,47 @@ func (s *Server) handleReadyz(w http.ResponseWriter, r *http.Request) {
 	httpapi.WriteJSON(w, http.StatusOK, map[string]any{"status": "ready", "id": s.id, "members": len(s.placement.Members())})
 }
 
-// handleRoom serves GET /rooms/{id}: the room's snapshot, from its owner
-// (or, for the external strategy, from the store).
-func (s *Server) handleRoom(w http.ResponseWriter, r *http.Request) {
+// localRoom reads and checks the room id of a /rooms/{id} request and
+// forwards the request to the room's owner when that is another replica.
+// It returns false when the request was answered (forwarded or refused).
+func (s *Server) localRoom(w http.ResponseWriter, r *http.Request) (string, bool) {
 	id := r.PathValue("id")
 	if err := ValidateID(id); err != nil {
 		s.fail(w, r, err)
-		return
+		return "", false
 	}
 	if done, err := s.forward(w, r, id); done {
 		if err != nil {
 			s.fail(w, r, err)
 		}
+		return "", false
+	}
+	return id, true
+}
+
+// roomSnapshot returns the room's current snapshot: from the room this
+// replica owns (activating it if needed), or from the store for the
+// external strategy, where no replica holds rooms (rm is nil then).
+func (s *Server) roomSnapshot(ctx context.Context, id string) (rm *room, snap Snapshot, err error) {
+	if !s.info.Owned {
+		snap, err = s.externalSnapshot(ctx, id)
+		return nil, snap, err
+	}
+	if rm, err = s.roomFor(ctx, id); err != nil {
+		return nil, Snapshot{}, err
+	}
+	snap, err = rm.snapshot()
+	return rm, snap, err
+}
+
+// handleRoom serves GET /rooms/{id}: the room's snapshot, from its owner
+// (or, for the external strategy, from the store).
+func (s *Server) handleRoom(w http.ResponseWriter, r *http.Request) {
+	id, local := s.localRoom(w, r)
+	if !local {
 		return
 	}
-	var snap Snapshot
-	var err error
-	if s.info.Owned {
-		var rm *room
-		if rm, err = s.roomFor(r.Context(), id); err == nil {
-			snap, err = rm.snapshot()
-		}
-	} else {
-		snap, err = s.externalSnapshot(r.Context(), id)
-	}
+	_, snap, err := s.roomSnapshot(r.Context(), id)
 	if err != nil {
 		s.fail(w, r, err)
 		return
@@ -436,15 +453,8 @@ func (s *Server) handleRoom(w http.ResponseWriter, r *http.Request) {
 // handleInput serves POST /rooms/{id}/inputs: it applies one input
 // ({"player","seq","move"}) and answers its Ack once a tick applied it.
 func (s *Server) handleInput(w http.ResponseWriter, r *http.Request) {
-	id := r.PathValue("id")
-	if err := ValidateID(id); err != nil {
-		s.fail(w, r, err)
-		return
-	}
-	if done, err := s.forward(w, r, id); done {
-		if err != nil {
-			s.fail(w, r, err)
-		}
+	id, local := s.localRoom(w, r)
+	if !local {
 		return
 	}
 	var in Input

@@ -36,27 +36,11 @@ const maxWSQueue = 256
 // (service restart) when this replica stops owning the room: reconnect
 // (through the balancer) to reach the new owner.
 func (s *Server) handleWS(w http.ResponseWriter, r *http.Request) {
-	id := r.PathValue("id")
-	if err := ValidateID(id); err != nil {
-		s.fail(w, r, err)
+	id, local := s.localRoom(w, r)
+	if !local {
 		return
 	}
-	if done, err := s.forward(w, r, id); done {
-		if err != nil {
-			s.fail(w, r, err)
-		}
-		return
-	}
-	var rm *room
-	var snap Snapshot
-	var err error
-	if s.info.Owned {
-		if rm, err = s.roomFor(r.Context(), id); err == nil {
-			snap, err = rm.snapshot()
-		}
-	} else {
-		snap, err = s.externalSnapshot(r.Context(), id)
-	}
+	rm, snap, err := s.roomSnapshot(r.Context(), id)
 	if err != nil {
 		s.fail(w, r, err)
 		return
