@@ -3,12 +3,10 @@ package main
 import (
 	"context"
 	"crypto/rand"
-	"errors"
 	"flag"
 	"fmt"
 	"log/slog"
 	"net"
-	"net/http"
 	"os"
 	"slices"
 	"strconv"
@@ -132,16 +130,6 @@ func runApp(ctx context.Context, m *Main, args []string) error {
 	if err != nil {
 		return fmt.Errorf("app: %w", err)
 	}
-	hs := &http.Server{
-		Handler:           srv,
-		ReadHeaderTimeout: 5 * time.Second,
-		ReadTimeout:       30 * time.Second,
-		WriteTimeout:      30*time.Second + f.work,
-		IdleTimeout:       2 * time.Minute,
-		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
-	}
-	served := make(chan error, 1)
-	go func() { served <- hs.Serve(ln) }()
 	attrs := []any{"addr", ln.Addr().String(), "store", f.store, "pricing", f.deps.pricing.String(), "catalog", f.deps.catalog.String(),
 		"work", f.work, "max_inflight", f.maxInflight, "queue", f.queue}
 	if c, ok := backend.Store.(interface{ ClusterAddr() string }); ok {
@@ -150,38 +138,8 @@ func runApp(ctx context.Context, m *Main, args []string) error {
 		attrs = append(attrs, "cluster_addr", c.ClusterAddr())
 	}
 	log.Info("app: serving", attrs...)
-
-	return f.serveUntilDone(ctx, log, srv, hs, served)
-}
-
-// serveUntilDone waits until ctx is cancelled (or the server fails), then
-// shuts down gracefully: readiness off, --drain-delay of serving, then
-// in-flight requests finish within --shutdown-timeout.
-func (f *appFlags) serveUntilDone(ctx context.Context, log *slog.Logger, srv *cart.Server, hs *http.Server, served <-chan error) error {
-	select {
-	case err := <-served:
-		return fmt.Errorf("app: serve: %w", err)
-	case <-ctx.Done():
-	}
-	srv.Drain()
-	if f.drainDelay > 0 {
-		// Readiness is now 503: give the balancers' health checks time to
-		// notice and stop sending, while still serving what they do send.
-		log.Info("app: shutting down: readiness off, still serving", "drain_delay", f.drainDelay)
-		time.Sleep(f.drainDelay)
-	}
-	log.Info("app: shutting down: draining in-flight requests")
-	shutdownCtx, cancel := context.WithTimeout(context.Background(), f.shutdownTimeout)
-	defer cancel()
-	if err := hs.Shutdown(shutdownCtx); err != nil {
-		log.Warn("app: in-flight requests did not finish in time", "err", err)
-		hs.Close()
-	}
-	if err := <-served; err != nil && !errors.Is(err, http.ErrServerClosed) {
-		return fmt.Errorf("app: serve: %w", err)
-	}
-	log.Info("app: stopped")
-	return nil
+	sf := &serviceFlags{work: f.work, drainDelay: f.drainDelay, shutdownTimeout: f.shutdownTimeout}
+	return serveService(ctx, log, "app", ln, srv, srv.Drain, sf)
 }
 
 // register defines the flags of statelab app on fs.
