@@ -16,7 +16,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/statelab/statelab/internal/cart"
-	"github.com/statelab/statelab/internal/httpapi"
 	"github.com/statelab/statelab/internal/stores"
 	"github.com/statelab/statelab/session"
 	"github.com/statelab/statelab/session/redisstore"
@@ -25,33 +24,27 @@ import (
 
 // appFlags are the command line of statelab app.
 type appFlags struct {
-	listen          string
-	store           string
-	id              string
-	redis           string
-	redisPrefix     string
-	redisCluster    listFlag
-	redisSentinel   string
-	redisWait       int
-	replQuorum      string
-	storeRetry      time.Duration
-	asyncRepl       bool
-	postgres        string
-	pgSchema        string
-	sqlite          string
-	clusterListen   string
-	peers           listFlag
-	secret          string
-	work            time.Duration
-	maxInflight     int
-	queue           int
-	maxSessions     int
-	oldSecrets      listFlag
-	cookieSecure    bool
-	cookieHost      bool
-	shutdownTimeout time.Duration
-	drainDelay      time.Duration
-	deps            dependencyFlags
+	serviceFlags  // --listen, --id, the capacity model and the shutdown flags
+	store         string
+	redis         string
+	redisPrefix   string
+	redisCluster  listFlag
+	redisSentinel string
+	redisWait     int
+	replQuorum    string
+	storeRetry    time.Duration
+	asyncRepl     bool
+	postgres      string
+	pgSchema      string
+	sqlite        string
+	clusterListen string
+	peers         listFlag
+	secret        string
+	maxSessions   int
+	oldSecrets    listFlag
+	cookieSecure  bool
+	cookieHost    bool
+	deps          dependencyFlags
 }
 
 // minSecretLen is the shortest --secret accepted (the cookie sealer's
@@ -121,7 +114,7 @@ func runApp(ctx context.Context, m *Main, args []string) error {
 		StoreName: f.store,
 		Manager:   mgr,
 		Store:     backend.Store,
-		Limiter:   httpapi.NewLimiter(f.work, f.maxInflight, f.queue),
+		Limiter:   f.limiter(),
 		Products:  products,
 		Pricer:    pricer,
 		Registry:  reg,
@@ -138,15 +131,13 @@ func runApp(ctx context.Context, m *Main, args []string) error {
 		attrs = append(attrs, "cluster_addr", c.ClusterAddr())
 	}
 	log.Info("app: serving", attrs...)
-	sf := &serviceFlags{work: f.work, drainDelay: f.drainDelay, shutdownTimeout: f.shutdownTimeout}
-	return serveService(ctx, log, "app", ln, srv, srv.Drain, sf)
+	return serveService(ctx, log, "app", ln, srv, srv.Drain, &f.serviceFlags)
 }
 
 // register defines the flags of statelab app on fs.
 func (f *appFlags) register(fs *flag.FlagSet) {
-	fs.StringVar(&f.listen, "listen", "127.0.0.1:8080", "`address` to serve HTTP on (port 0 picks a free port)")
+	f.serviceFlags.register(fs, "127.0.0.1:8080")
 	fs.StringVar(&f.store, "store", string(stores.Memory), "where sessions live: "+strings.Join(stores.KindNames(), "|"))
-	fs.StringVar(&f.id, "id", "", "replica `name` sent in X-Served-By (default: host name and port)")
 	fs.StringVar(&f.redis, "redis", "", "Redis `URL` for --store redis, e.g. redis://127.0.0.1:6379/0")
 	fs.StringVar(&f.redisPrefix, "redis-prefix", "", "`prefix` of every Redis key (default: the redisstore default)")
 	fs.Var(&f.redisCluster, "redis-cluster", "--store redis on a Redis Cluster: some nodes' `addresses` host:port (comma-separated or repeated), instead of --redis")
@@ -161,15 +152,10 @@ func (f *appFlags) register(fs *flag.FlagSet) {
 	fs.Var(&f.peers, "peers", "peers' --cluster-listen `addresses` to join through (comma-separated or repeated)")
 	fs.BoolVar(&f.asyncRepl, "async-replication", false, "--store replicated: acknowledge writes before the backups have them (faster, can lose the last writes)")
 	fs.StringVar(&f.secret, "secret", "", "key `material` replicas share (sealed cookies, replication); at least 16 bytes; default: random, logged")
-	fs.DurationVar(&f.work, "work", 0, "capacity model: how long each request waits (a timer, not CPU)")
-	fs.IntVar(&f.maxInflight, "max-inflight", 0, "capacity model: requests served at once (0: unlimited)")
-	fs.IntVar(&f.queue, "queue", 64, "capacity model: requests waiting for a slot before 503s (with --max-inflight)")
 	fs.IntVar(&f.maxSessions, "max-sessions", 100000, "--store memory: sessions held at most; beyond it new sessions get 503 (0: no cap)")
 	fs.Var(&f.oldSecrets, "old-secret", "--store cookie: a previous --secret still accepted to open cookies (new ones are sealed with --secret); repeatable, for key rotation")
 	fs.BoolVar(&f.cookieSecure, "cookie-secure", false, "always mark the session cookie Secure (default: only over HTTPS or X-Forwarded-Proto: https)")
 	fs.BoolVar(&f.cookieHost, "cookie-host-prefix", false, "name the session cookie __Host-statelab_session (Secure, Path=/, no Domain: a subdomain cannot plant it)")
-	fs.DurationVar(&f.drainDelay, "drain-delay", 0, "on SIGTERM, keep serving this long with /readyz at 503 so balancers stop sending first")
-	fs.DurationVar(&f.shutdownTimeout, "shutdown-timeout", 10*time.Second, "how long a graceful shutdown waits for in-flight requests")
 	f.deps.register(fs)
 }
 
@@ -204,6 +190,9 @@ func (f *appFlags) storeConfig(log *slog.Logger, reg prometheus.Registerer) stor
 // returns a usage error (exit status 2) naming the first bad one.
 func (f *appFlags) validate() error {
 	bad := func(format string, args ...any) error { return usageErrorf("app", format, args...) }
+	if err := f.serviceFlags.validate("app"); err != nil {
+		return err
+	}
 	kind := stores.Kind(f.store)
 	switch {
 	case !slices.Contains(stores.KindNames(), f.store):
@@ -224,25 +213,12 @@ func (f *appFlags) validate() error {
 		return bad("--store %s needs --cluster-listen ADDR", kind)
 	case f.secret != "" && len(f.secret) < minSecretLen:
 		return bad("--secret must be at least %d bytes", minSecretLen)
-	case f.work < 0:
-		return bad("--work must not be negative")
-	case f.maxInflight < 0:
-		return bad("--max-inflight must not be negative")
-	case f.queue < 0:
-		return bad("--queue must not be negative")
-	case len(f.oldSecrets) > 0 && f.store != "cookie":
+	case len(f.oldSecrets) > 0 && kind != stores.Cookie:
 		return bad("--old-secret is for --store cookie (sealed cookies) only")
 	case slices.ContainsFunc(f.oldSecrets, func(s string) bool { return len(s) < minSecretLen }):
 		return bad("--old-secret must be at least %d bytes", minSecretLen)
 	case f.maxSessions < 0:
 		return bad("--max-sessions must not be negative")
-	case f.shutdownTimeout <= 0:
-		return bad("--shutdown-timeout must be positive")
-	case f.drainDelay < 0:
-		return bad("--drain-delay must not be negative")
-	}
-	if _, _, err := net.SplitHostPort(f.listen); err != nil {
-		return bad("invalid value %q for --listen: %v", f.listen, err)
 	}
 	if _, err := replstore.ParseQuorum(f.replQuorum); err != nil {
 		return bad("invalid value %q for --repl-quorum: want majority, one, or a member count >= 1", f.replQuorum)
