@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/statelab/statelab/internal/game"
 	"github.com/statelab/statelab/internal/lab"
 	"github.com/statelab/statelab/internal/strategy"
 )
@@ -152,12 +153,23 @@ pre-fault level. The report has charts over time for every run.
 func runLab(ctx context.Context, m *Main, args []string) error {
 	fs := newFlagSet(m, "lab", "--strategy S [--scenario NAME] [--replicas N] [--rate R] [--duration D] [--quick] [--out DIR] [--json FILE] [--redis URL] [--postgres URL] [--seed N]")
 	var f labFlags
-	var name, scenario string
-	fs.StringVar(&name, "strategy", "", "strategy: "+oneOf(strategy.Names())+" (required)")
-	fs.StringVar(&scenario, "scenario", "steady", "scenario: steady, failover, scaleout, rolling, tabs or storefail")
+	var name, scenario, service string
+	var gp lab.GameParams
+	fs.StringVar(&service, "service", "cart", "what to drive: cart (statelab app) or game (statelab game)")
+	fs.StringVar(&name, "strategy", "", "strategy: "+oneOf(strategy.Names())+" (required); for the game: "+oneOf(game.StrategyNames()))
+	fs.StringVar(&scenario, "scenario", "steady", "scenario: steady, failover, scaleout, rolling, tabs or storefail; for the game: steady, failover, scaleout or pause")
+	fs.IntVar(&gp.Rooms, "rooms", 0, "game rooms (default 8)")
+	fs.IntVar(&gp.Players, "players", 0, "players per game room (default 4)")
 	f.register(fs, true)
 	if err := parseFlags(fs, args); err != nil {
 		return err
+	}
+	svc, err := lab.ParseService(service)
+	if err != nil {
+		return usageErrorf("lab", "--service: %v", err)
+	}
+	if svc == lab.ServiceGame {
+		return runGameLab(ctx, m, f, gp, name, scenario, args)
 	}
 	if name == "" {
 		return usageErrorf("lab", "--strategy is required (%s)", oneOf(strategy.Names()))
@@ -197,4 +209,28 @@ func absOut(dir string) string {
 		return a
 	}
 	return dir
+}
+
+// runGameLab is statelab lab --service game.
+func runGameLab(ctx context.Context, m *Main, f labFlags, gp lab.GameParams, name, scenario string, args []string) error {
+	if _, ok := game.Lookup(name); !ok {
+		return usageErrorf("lab", "--strategy: the game's strategies are %s, not %q", oneOf(game.StrategyNames()), name)
+	}
+	sc, err := lab.ParseGameScenario(scenario)
+	if err != nil {
+		return usageErrorf("lab", "--scenario: %v", err)
+	}
+	cfg, err := f.config("lab", m)
+	if err != nil {
+		return err
+	}
+	cfg.Service, cfg.Game = lab.ServiceGame, gp
+	cfg.Strategy, cfg.Scenario = strategy.Strategy(name), sc
+	if err := cfg.ValidateGame(); err != nil {
+		return usageErrorf("lab", "%v", err)
+	}
+	pair := lab.Pair{Service: lab.ServiceGame, Strategy: strategy.Strategy(name), Scenario: sc}
+	began := time.Now()
+	runs, runErr := lab.RunSuite(ctx, cfg, []lab.Pair{pair}, progressTo(m))
+	return finish(m, f.out, f.jsonPath, "statelab lab "+strings.Join(args, " "), cfg, began, runs, runErr, false)
 }

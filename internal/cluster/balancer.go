@@ -38,6 +38,7 @@ func (c *Cluster) startBalancer(ctx context.Context, reps []*replica) error {
 		"--health-path", "/readyz",
 		"--health-interval", c.cfg.HealthInterval.String(),
 	}
+	args = append(args, c.gameBalancerArgs()...)
 	if len(reps) == 0 {
 		return fmt.Errorf("%w: a cluster needs at least one replica", ErrBadConfig)
 	}

@@ -96,6 +96,10 @@ type Config struct {
 	// StopGrace is how long a graceful stop waits after SIGTERM before
 	// SIGKILL. Zero means 5s.
 	StopGrace time.Duration
+
+	// Game, when set, makes the replicas game servers instead of cart
+	// replicas (see GameOptions); Strategy is then ignored.
+	Game *GameOptions
 }
 
 // withDefaults returns c with every zero field set to the default its
@@ -215,6 +219,13 @@ type Cluster struct {
 // Close.
 func Start(ctx context.Context, cfg Config) (*Cluster, error) {
 	spec, ok := strategy.Lookup(cfg.Strategy)
+	if cfg.Game != nil {
+		var err error
+		if spec, err = gameSpec(cfg); err != nil {
+			return nil, err
+		}
+		cfg.Strategy, ok = spec.Strategy, true
+	}
 	if !ok {
 		_, err := strategy.Parse(string(cfg.Strategy))
 		return nil, fmt.Errorf("cluster: %w", err)
@@ -294,7 +305,7 @@ func (c *Cluster) newReplica() (*replica, error) {
 		return nil, err
 	}
 	r := &replica{port: port, state: StateDown}
-	if c.spec.Store == stores.Replicated {
+	if c.spec.Store == stores.Replicated || c.cfg.Game != nil {
 		cp, err := freePort()
 		if err != nil {
 			return nil, err
@@ -312,6 +323,9 @@ func (c *Cluster) newReplica() (*replica, error) {
 
 // appArgs is the command line of replica r.
 func (c *Cluster) appArgs(r *replica) []string {
+	if c.cfg.Game != nil {
+		return c.gameArgs(r)
+	}
 	args := []string{"app",
 		"--listen", "127.0.0.1:" + strconv.Itoa(r.port),
 		"--id", r.id,
@@ -326,20 +340,26 @@ func (c *Cluster) appArgs(r *replica) []string {
 	}
 	if r.clusterAddr != "" {
 		args = append(args, "--cluster-listen", r.clusterAddr)
-		var peers []string
-		c.mu.Lock()
-		for _, id := range c.order {
-			o := c.replicas[id]
-			if o != r && o.proc != nil && !o.proc.exited() {
-				peers = append(peers, o.clusterAddr)
-			}
-		}
-		c.mu.Unlock()
-		if len(peers) > 0 {
-			args = append(args, "--peers", strings.Join(peers, ","))
+		if peers := c.peersOf(r); peers != "" {
+			args = append(args, "--peers", peers)
 		}
 	}
 	return args
+}
+
+// peersOf lists the cluster addresses of the running replicas other than
+// r, comma-separated: r's --peers.
+func (c *Cluster) peersOf(r *replica) string {
+	var peers []string
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, id := range c.order {
+		o := c.replicas[id]
+		if o != r && o.proc != nil && !o.proc.exited() {
+			peers = append(peers, o.clusterAddr)
+		}
+	}
+	return strings.Join(peers, ",")
 }
 
 // launch starts replica r's process (it must not be running).

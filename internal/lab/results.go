@@ -38,6 +38,8 @@ type Latency struct {
 
 // RunResult is one strategy × scenario run, as results.json records it.
 type RunResult struct {
+	// Service is what the run drove: cart or game.
+	Service      Service            `json:"service"`
 	Strategy     string             `json:"strategy"`
 	Scenario     string             `json:"scenario"`
 	Store        string             `json:"store"`
@@ -61,6 +63,9 @@ type RunResult struct {
 	Imbalance    float64            `json:"imbalance"`
 	RecoveryMS   *int64             `json:"recovery_ms"`
 	CPUSaturated bool               `json:"cpu_saturated"`
+	// GameResult holds the game run's own fields; nil (and absent from
+	// the JSON) in a cart run.
+	*GameResult
 }
 
 // Claim is one statement of the seed lesson with the measured evidence.

@@ -29,6 +29,11 @@ var (
 // Config is one lab run: a strategy through a scenario. Zero values take
 // the defaults of DefaultConfig.
 type Config struct {
+	// Service is what the run drives: the cart (default) or the game
+	// server, whose runs also read Game.
+	Service Service
+	Game    GameParams
+
 	// Strategy and Scenario name the run.
 	Strategy strategy.Strategy
 	Scenario Scenario
@@ -207,6 +212,9 @@ var errInterrupted = errors.New("interrupted: partial results")
 // scenario's faults, recording every request), summarize (a pure function
 // of the recording) and check (the history's linearizability).
 func RunOne(ctx context.Context, cfg Config) (*Run, error) {
+	if cfg.Service == ServiceGame {
+		return runGame(ctx, cfg)
+	}
 	cfg = cfg.withDefaults()
 	if err := cfg.Validate(); err != nil {
 		return nil, err
@@ -226,7 +234,12 @@ func RunOne(ctx context.Context, cfg Config) (*Run, error) {
 	run := summarize(cfg, rec)
 	cfg.progress("%s × %s: checking %d carts for linearizability", cfg.Strategy, cfg.Scenario, run.Result.Carts)
 	checkErr := check(ctx, cfg, rec, run)
+	return finishRun(ctx, run, c, began, driveErr, checkErr), ctx.Err()
+}
 
+// finishRun records the cluster's crashes and the run's errors in run,
+// closes the cluster and returns run.
+func finishRun(ctx context.Context, run *Run, c *cluster.Cluster, began time.Time, errs ...error) *Run {
 	var crashErrs []error
 	for _, e := range c.Crashes() {
 		run.Crashes = append(run.Crashes, e.Message)
@@ -237,8 +250,8 @@ func RunOne(ctx context.Context, cfg Config) (*Run, error) {
 		interrupted = errInterrupted
 	}
 	run.Wall = time.Since(began)
-	run.Err = errors.Join(driveErr, checkErr, errors.Join(crashErrs...), interrupted, closeCluster(c))
-	return run, ctx.Err()
+	run.Err = errors.Join(errors.Join(errs...), errors.Join(crashErrs...), interrupted, closeCluster(c))
+	return run
 }
 
 // progress sends one line to cfg.Progress, when set.
@@ -369,7 +382,7 @@ func summarize(cfg Config, rec *recording) *Run {
 	run := &Run{CPUBusy: rec.cpuBusy, CookieBytes: rec.cookie}
 	r := &run.Result
 	*r = RunResult{
-		Strategy: string(cfg.Strategy), Scenario: string(cfg.Scenario),
+		Service: ServiceCart, Strategy: string(cfg.Strategy), Scenario: string(cfg.Scenario),
 		Store: rec.store, Policy: cfg.Strategy.Spec().Policy, Replicas: cfg.Replicas,
 		DurationS: cfg.Duration.Seconds(), OfferedRPS: cfg.Rate,
 		CPUSaturated: rec.cpuBusy >= saturatedBusy,
@@ -490,8 +503,8 @@ func round(v float64, digits int) float64 {
 	return math.Round(v*p) / p
 }
 
-// SortRuns orders runs by strategy then scenario, in the orders of the
-// strategy table and of Scenarios.
+// SortRuns orders runs by service (the cart first), strategy then
+// scenario, in the orders of the strategy tables and of the scenario lists.
 func SortRuns(runs []*Run) {
 	si := map[string]int{}
 	for i, s := range strategy.All() {
@@ -501,8 +514,12 @@ func SortRuns(runs []*Run) {
 	for i, s := range Scenarios() {
 		ci[string(s)] = i
 	}
+	gameOrder(si, ci)
 	sort.SliceStable(runs, func(i, j int) bool {
 		a, b := runs[i].Result, runs[j].Result
+		if a.Service != b.Service {
+			return a.Service != ServiceGame
+		}
 		if si[a.Strategy] != si[b.Strategy] {
 			return si[a.Strategy] < si[b.Strategy]
 		}

@@ -14,6 +14,8 @@ import (
 type Pair struct {
 	Strategy strategy.Strategy
 	Scenario Scenario
+	// Service is the cart when empty.
+	Service Service
 }
 
 // DemoPairs returns the runs of `statelab demo` for strategies: each through
@@ -23,10 +25,10 @@ func DemoPairs(strategies []strategy.Strategy) []Pair {
 	var out []Pair
 	for _, s := range strategies {
 		for _, sc := range []Scenario{Steady, Failover, Scaleout, Tabs} {
-			out = append(out, Pair{s, sc})
+			out = append(out, Pair{Strategy: s, Scenario: sc})
 		}
 		if s.Spec().External() {
-			out = append(out, Pair{s, Storefail})
+			out = append(out, Pair{Strategy: s, Scenario: Storefail})
 		}
 	}
 	return out
@@ -41,14 +43,14 @@ func RunSuite(ctx context.Context, base Config, pairs []Pair, progress func(stri
 	var runs []*Run
 	for i, p := range pairs {
 		cfg := base
-		cfg.Strategy, cfg.Scenario = p.Strategy, p.Scenario
+		cfg.Strategy, cfg.Scenario, cfg.Service = p.Strategy, p.Scenario, p.Service
 		if progress != nil {
 			cfg.Progress = func(s string) { progress(fmt.Sprintf("[%d/%d] %s", i+1, len(pairs), s)) }
 		}
 		began := time.Now()
 		run, err := RunOne(ctx, cfg)
 		if run == nil {
-			run = &Run{CPUBusy: -1, Result: RunResult{Strategy: string(p.Strategy), Scenario: string(p.Scenario)}}
+			run = &Run{CPUBusy: -1, Result: RunResult{Service: p.Service, Strategy: string(p.Strategy), Scenario: string(p.Scenario)}}
 		}
 		if err != nil && run.Err == nil {
 			run.Err = err
@@ -65,6 +67,8 @@ func RunSuite(ctx context.Context, base Config, pairs []Pair, progress func(stri
 			switch {
 			case run.Skipped != "":
 				progress(fmt.Sprintf("[%d/%d] %s × %s: %s", i+1, len(pairs), p.Strategy, p.Scenario, run.Skipped))
+			case run.Result.GameResult != nil:
+				progress(fmt.Sprintf("[%d/%d] %s", i+1, len(pairs), gameLine(run, time.Since(began))))
 			default:
 				r := run.Result
 				progress(fmt.Sprintf("[%d/%d] %s × %s: %.0f req/s, p99 %.1f ms, errors %s, items lost %d/%d, stale reads %d (%v)",

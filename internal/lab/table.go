@@ -7,8 +7,20 @@ import (
 	"text/tabwriter"
 )
 
-// WriteTable writes the strategy × scenario table of runs to out.
+// WriteTable writes the strategy × scenario table of runs to out: the
+// cart's runs, then the game's in a table of their own.
 func WriteTable(out io.Writer, runs []*Run) error {
+	cart, games := splitGameRuns(runs)
+	if len(cart) > 0 || len(games) == 0 {
+		if err := writeCartTable(out, cart); err != nil {
+			return err
+		}
+	}
+	return writeGameTable(out, games, len(cart) > 0)
+}
+
+// writeCartTable writes the table of the cart's runs.
+func writeCartTable(out io.Writer, runs []*Run) error {
 	tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "strategy\tscenario\treq/s\tp99 ms\terrors\titems lost\tstale reads\tlost updates\tlinearizable\timbalance\trecovery\t")
 	var notes []string
