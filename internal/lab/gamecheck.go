@@ -123,7 +123,7 @@ func checkRoom(evs []GameEvent, out *GameCheck) {
 func activations(evs []GameEvent, out *GameCheck) []*activation {
 	var acts []*activation
 	current := map[[2]any]*activation{} // the latest activation of (owner, epoch)
-	var furthest uint64                   // the furthest tick seen so far
+	var furthest uint64                 // the furthest tick seen so far
 	for _, e := range evs {
 		k := [2]any{e.Owner, e.Epoch}
 		a := current[k]
