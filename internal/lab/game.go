@@ -336,12 +336,8 @@ func gameOrder(strategies, scenarios map[string]int) {
 // gameLine is the progress line of a finished game run.
 func gameLine(run *Run, took time.Duration) string {
 	r, g := run.Result, run.Result.GameResult
-	resume := "-"
-	if g.ResumeMS != nil {
-		resume = fmt.Sprintf("%d ms", *g.ResumeMS)
-	}
 	return fmt.Sprintf("game %s × %s: %.0f inputs/s, p99 %.1f ms, inputs lost %d/%d, ticks rolled back %d, double activations %d, resume %s (%v)",
-		r.Strategy, r.Scenario, r.AchievedRPS, r.LatencyMS.P99, g.InputsLost, g.InputsAcked, g.TicksRolledBack, g.DoubleActivations, resume, took.Round(100*time.Millisecond))
+		r.Strategy, r.Scenario, r.AchievedRPS, r.LatencyMS.P99, g.InputsLost, g.InputsAcked, g.TicksRolledBack, g.DoubleActivations, msText(g.ResumeMS), took.Round(100*time.Millisecond))
 }
 
 // ValidateGame reports the first invalid field of a game run's

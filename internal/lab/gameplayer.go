@@ -31,18 +31,7 @@ func (g *gameClock) now() int64 { return int64(time.Since(g.origin)) }
 
 // sleepUntil sleeps until run-clock time t; false when ctx ended first.
 func (g *gameClock) sleepUntil(ctx context.Context, t int64) bool {
-	d := time.Until(g.origin.Add(time.Duration(t)))
-	if d <= 0 {
-		return ctx.Err() == nil
-	}
-	tm := time.NewTimer(d)
-	defer tm.Stop()
-	select {
-	case <-ctx.Done():
-		return false
-	case <-tm.C:
-		return true
-	}
+	return sleepUntilTime(ctx, g.origin.Add(time.Duration(t)))
 }
 
 // event records one message a player received.

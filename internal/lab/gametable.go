@@ -39,25 +39,9 @@ func writeGameTable(out io.Writer, runs []*Run, gap bool) error {
 			fmt.Fprintf(tw, "%s\t%s\tnot run [%d]\t-\t-\t-\t-\t-\t-\t-\t-\t\n", res.Strategy, res.Scenario, len(notes))
 			continue
 		}
-		resume := "-"
-		if g.ResumeMS != nil {
-			resume = fmt.Sprintf("%d ms", *g.ResumeMS)
-		}
-		flags := ""
-		if res.CPUSaturated {
-			flags = " (cpu saturated)"
-		}
 		fmt.Fprintf(tw, "%s\t%s\t%.0f\t%.1f\t%.1f\t%s\t%d/%d\t%d (%d)\t%d\t%s\t%.2f\t%s\n",
 			res.Strategy, res.Scenario, res.AchievedRPS, res.LatencyMS.P50, res.LatencyMS.P99, pct(res.ErrorRate),
-			g.InputsLost, g.InputsAcked, g.TicksRolledBack, g.TicksRolledBackMax, g.DoubleActivations, resume, g.StoreOpsPerInput, flags)
+			g.InputsLost, g.InputsAcked, g.TicksRolledBack, g.TicksRolledBackMax, g.DoubleActivations, msText(g.ResumeMS), g.StoreOpsPerInput, saturatedText(res))
 	}
-	if err := tw.Flush(); err != nil {
-		return err
-	}
-	for _, n := range notes {
-		if _, err := fmt.Fprintln(out, n); err != nil {
-			return err
-		}
-	}
-	return nil
+	return flushNotes(out, tw, notes)
 }

@@ -37,19 +37,32 @@ func writeCartTable(out io.Writer, runs []*Run) error {
 			fmt.Fprintf(tw, "%s\t%s\t%s [%d]\t-\t-\t-\t-\t-\t-\t-\t-\t\n", res.Strategy, res.Scenario, word, len(notes))
 			continue
 		}
-		rec := "-"
-		if res.RecoveryMS != nil {
-			rec = fmt.Sprintf("%d ms", *res.RecoveryMS)
-		}
-		flags := ""
-		if res.CPUSaturated {
-			flags = " (cpu saturated)"
-		}
 		fmt.Fprintf(tw, "%s\t%s\t%.0f\t%.1f\t%s\t%d/%d\t%d\t%s\t%s\t%.2f\t%s\t%s\n",
 			res.Strategy, res.Scenario, res.AchievedRPS, res.LatencyMS.P99,
 			pct(res.ErrorRate), res.ItemsLost, res.ItemsAcked, res.StaleReads,
-			lostUpdatesText(res), linText(res.Linearizable), res.Imbalance, rec, flags)
+			lostUpdatesText(res), linText(res.Linearizable), res.Imbalance, msText(res.RecoveryMS), saturatedText(res))
 	}
+	return flushNotes(out, tw, notes)
+}
+
+// msText is a duration in milliseconds, "-" when not measured.
+func msText(ms *int64) string {
+	if ms == nil {
+		return "-"
+	}
+	return fmt.Sprintf("%d ms", *ms)
+}
+
+// saturatedText flags a run whose machine was the bottleneck.
+func saturatedText(r RunResult) string {
+	if r.CPUSaturated {
+		return " (cpu saturated)"
+	}
+	return ""
+}
+
+// flushNotes flushes a table, then writes its notes under it.
+func flushNotes(out io.Writer, tw *tabwriter.Writer, notes []string) error {
 	if err := tw.Flush(); err != nil {
 		return err
 	}

@@ -151,7 +151,12 @@ func (w *workload) run(ctx context.Context) {
 
 // sleepUntil waits until run-clock time t; false if ctx ended first.
 func (w *workload) sleepUntil(ctx context.Context, t int64) bool {
-	d := time.Until(w.at(t))
+	return sleepUntilTime(ctx, w.at(t))
+}
+
+// sleepUntilTime waits until when; false if ctx ended first.
+func sleepUntilTime(ctx context.Context, when time.Time) bool {
+	d := time.Until(when)
 	if d <= 0 {
 		return ctx.Err() == nil
 	}
