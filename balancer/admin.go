@@ -9,6 +9,7 @@ import (
 	"io"
 	"mime"
 	"net/http"
+	"net/http/pprof"
 	"strings"
 
 	"github.com/statelab/statelab/internal/webguard"
@@ -30,6 +31,8 @@ import (
 //	GET    /metrics              → Prometheus text format
 //	GET    /healthz              → 200 {"status":"ok"}: the balancer runs (for
 //	                               container health checks; needs no token)
+//	GET    /debug/pprof/...      → the Go runtime's profiles (net/http/pprof):
+//	                               where the process spends CPU and memory
 //
 // Errors are JSON {"error":{"code","message"}}. Every request first passes
 // guardAdmin: the bearer token if Config.AdminToken is set (401 without
@@ -48,6 +51,11 @@ func (lb *Balancer) AdminHandler() http.Handler {
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})
+	mux.HandleFunc("GET /debug/pprof/", pprof.Index)
+	mux.HandleFunc("GET /debug/pprof/cmdline", pprof.Cmdline)
+	mux.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("GET /debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("GET /debug/pprof/trace", pprof.Trace)
 	notAllowed := func(allow string) http.HandlerFunc {
 		return func(w http.ResponseWriter, r *http.Request) {
 			w.Header().Set("Allow", allow)

@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"runtime"
 	"slices"
 	"strings"
 	"time"
@@ -84,6 +85,7 @@ func runLB(ctx context.Context, m *Main, args []string) error {
 		return err
 	}
 	log := slog.New(slog.NewTextHandler(m.Stderr, nil))
+	lbProcs(os.Getenv("GOMAXPROCS"))
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	cfg := balancer.Config{
@@ -165,7 +167,8 @@ func serveLB(ctx context.Context, lb *balancer.Balancer, log *slog.Logger, addrs
 	go func() { adminErr <- adminSrv.Serve(adminLn) }()
 
 	attrs := []any{"listen", ln.Addr().String(), "admin", adminLn.Addr().String(),
-		"policy", lb.Config().Policy, "backends", len(lb.Backends()), "tls", lb.Config().TLS != nil}
+		"policy", lb.Config().Policy, "backends", len(lb.Backends()), "tls", lb.Config().TLS != nil,
+		"gomaxprocs", runtime.GOMAXPROCS(0)}
 	if redirectLn != nil {
 		attrs = append(attrs, "redirect_http", redirectLn.Addr().String())
 	}
