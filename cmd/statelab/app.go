@@ -44,6 +44,7 @@ type appFlags struct {
 	oldSecrets    listFlag
 	cookieSecure  bool
 	cookieHost    bool
+	ledger        string
 	deps          dependencyFlags
 }
 
@@ -109,6 +110,11 @@ func runApp(ctx context.Context, m *Main, args []string) error {
 	if err != nil {
 		return fmt.Errorf("app: %w", err)
 	}
+	ledger, closeLedger, err := f.openLedger(ctx, log)
+	if err != nil {
+		return fmt.Errorf("app: %w", err)
+	}
+	defer closeLedger()
 	srv, err := cart.NewServer(cart.Config{
 		ID:        f.id,
 		StoreName: f.store,
@@ -119,6 +125,7 @@ func runApp(ctx context.Context, m *Main, args []string) error {
 		Pricer:    pricer,
 		Registry:  reg,
 		Logger:    log,
+		Ledger:    ledger,
 	})
 	if err != nil {
 		return fmt.Errorf("app: %w", err)
@@ -156,7 +163,30 @@ func (f *appFlags) register(fs *flag.FlagSet) {
 	fs.Var(&f.oldSecrets, "old-secret", "--store cookie: a previous --secret still accepted to open cookies (new ones are sealed with --secret); repeatable, for key rotation")
 	fs.BoolVar(&f.cookieSecure, "cookie-secure", false, "always mark the session cookie Secure (default: only over HTTPS or X-Forwarded-Proto: https)")
 	fs.BoolVar(&f.cookieHost, "cookie-host-prefix", false, "name the session cookie __Host-statelab_session (Secure, Path=/, no Domain: a subdomain cannot plant it)")
+	fs.StringVar(&f.ledger, "checkout-ledger", "", "--store cookie: refuse a second checkout of a cart (a replayed cookie) by recording each checkout in this shared `store`: redis, postgres or sqlite (its --redis, --postgres or --sqlite); default: none")
 	f.deps.register(fs)
+}
+
+// openLedger opens the --checkout-ledger store, if any, and returns the
+// Ledger over it and the function that closes it.
+func (f *appFlags) openLedger(ctx context.Context, log *slog.Logger) (*cart.Ledger, func(), error) {
+	if f.ledger == "" {
+		return nil, func() {}, nil
+	}
+	cfg := f.storeConfig(log, nil)
+	cfg.Kind = stores.Kind(f.ledger)
+	openCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	b, err := stores.Open(openCtx, cfg)
+	if err != nil {
+		return nil, nil, fmt.Errorf("checkout ledger: %w", err)
+	}
+	closeFn := func() {
+		if err := b.Close(); err != nil {
+			log.Error("app: closing the checkout ledger", "err", err)
+		}
+	}
+	return cart.NewLedger(b.Store, 0), closeFn, nil
 }
 
 // storeConfig returns the store configuration the flags describe.
@@ -194,6 +224,9 @@ func (f *appFlags) validate() error {
 		return err
 	}
 	kind := stores.Kind(f.store)
+	if err := f.validateLedger(kind); err != nil {
+		return err
+	}
 	switch {
 	case !slices.Contains(stores.KindNames(), f.store):
 		return bad("invalid value %q for --store: want one of %s", f.store, strings.Join(stores.KindNames(), ", "))
@@ -242,6 +275,28 @@ func (f *appFlags) validate() error {
 				return bad("invalid value %q for --peers: %v", p, err)
 			}
 		}
+	}
+	return nil
+}
+
+// validateLedger checks --checkout-ledger against --store kind and the
+// address flags its store needs.
+func (f *appFlags) validateLedger(kind stores.Kind) error {
+	bad := func(format string, args ...any) error { return usageErrorf("app", format, args...) }
+	ledger := stores.Kind(f.ledger)
+	switch {
+	case f.ledger == "":
+		return nil
+	case kind != stores.Cookie:
+		return bad("--checkout-ledger is for --store cookie (a server-side store already holds the one copy of a cart)")
+	case !slices.Contains(stores.KindNames(), f.ledger) || !ledger.External():
+		return bad("invalid value %q for --checkout-ledger: want redis, postgres or sqlite (a store every replica shares)", f.ledger)
+	case ledger == stores.Redis && redisSources(f) != 1:
+		return bad("--checkout-ledger redis needs one of --redis URL, --redis-cluster ADDRS or --redis-sentinel MASTER@ADDRS")
+	case ledger == stores.Postgres && f.postgres == "":
+		return bad("--checkout-ledger postgres needs --postgres URL")
+	case ledger == stores.SQLite && f.sqlite == "":
+		return bad("--checkout-ledger sqlite needs --sqlite PATH")
 	}
 	return nil
 }

@@ -45,6 +45,10 @@ type Line = pricing.Line
 // request; it is stored in the session as JSON (Encode, DecodeCart).
 type Cart struct {
 	Lines []Line `json:"lines"`
+	// Nonce names this cart from its first line until it is checked out;
+	// a Ledger refuses a second checkout of the same nonce (a replayed
+	// sealed cookie). Empty for an empty cart.
+	Nonce string `json:"nonce,omitempty"`
 }
 
 // DecodeCart returns the cart encoded in session data. Nil or empty data is
@@ -110,6 +114,9 @@ func (c *Cart) Add(cat *catalog.Catalog, sku string, qty int) error {
 			return fmt.Errorf("%w: at most %d", ErrCartFull, MaxLines)
 		}
 		c.Lines = append(c.Lines, Line{SKU: sku, Qty: qty})
+		if c.Nonce == "" {
+			c.Nonce = newNonce()
+		}
 		return nil
 	}
 	if next := c.Lines[i].Qty + qty; next > MaxQty {
@@ -144,12 +151,17 @@ func (c *Cart) Remove(sku string) error { return c.Set(sku, 0) }
 // Checkout places an order for the cart's lines at the price q (the
 // quote of exactly those lines), empties the cart and returns the order.
 // An empty cart returns ErrEmptyCart.
-func (c *Cart) Checkout(q pricing.Quote) (Order, error) {
+func (c *Cart) Checkout(q pricing.Quote) (Order, error) { return c.checkout(newOrderID(), q) }
+
+// checkout is Checkout with the order's ID chosen by the caller (so that a
+// retried compare-and-swap places the same order). The emptied cart has no
+// nonce: its next line starts a new cart.
+func (c *Cart) checkout(id string, q pricing.Quote) (Order, error) {
 	if len(c.Lines) == 0 {
 		return Order{}, ErrEmptyCart
 	}
-	o := Order{ID: newOrderID(), Quote: q}
-	c.Lines = nil
+	o := Order{ID: id, Quote: q}
+	c.Lines, c.Nonce = nil, ""
 	return o, nil
 }
 
@@ -165,3 +177,7 @@ type Order struct {
 func newOrderID() string {
 	return "ord_" + rand.Text()[:20]
 }
+
+// newNonce returns a fresh random cart nonce: 20 base-32 characters (100
+// bits), valid in a store key.
+func newNonce() string { return rand.Text()[:20] }

@@ -15,6 +15,7 @@ type metrics struct {
 	latency     *prometheus.HistogramVec // by route
 	storeErrors *prometheus.CounterVec   // by operation
 	depErrors   *prometheus.CounterVec   // by operation
+	replays     prometheus.Counter       // checkouts the Ledger refused
 }
 
 // newMetrics registers s's collectors on reg.
@@ -37,9 +38,13 @@ func newMetrics(reg prometheus.Registerer, s *Server) (*metrics, error) {
 			Name: "statelab_app_dependency_errors_total",
 			Help: "Requests answered 503 because the catalog or pricing service was unavailable, by operation.",
 		}, []string{"op"}),
+		replays: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "statelab_app_replayed_checkouts_total",
+			Help: "Checkouts refused (409 already_checked_out) because the checkout ledger had already seen the cart: an old copy of a client-held cart sent again.",
+		}),
 	}
 	cs := []prometheus.Collector{
-		m.requests, m.latency, m.storeErrors, m.depErrors,
+		m.requests, m.latency, m.storeErrors, m.depErrors, m.replays,
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "statelab_app_inflight_requests",
 			Help: "Shop requests (API and page) being served now, queued ones included.",

@@ -82,6 +82,13 @@ type Config struct {
 
 	// Logger receives the Server's log lines; default slog.Default().
 	Logger *slog.Logger
+
+	// Ledger, when not nil, refuses a second checkout of the same cart
+	// (409 already_checked_out, and the stale cart is emptied): the remedy
+	// for replayed sealed cookies. Nil: carts held by the client can be
+	// checked out again by sending an old cookie (server-side stores are
+	// not affected: the checkout emptied the one copy).
+	Ledger *Ledger
 }
 
 // Server is the cart service's HTTP handler: the API of docs/cart.md, the
@@ -101,6 +108,7 @@ type Server struct {
 	registry     *prometheus.Registry
 	storeTimeout time.Duration
 	log          *slog.Logger
+	ledger       *Ledger
 	metrics      *metrics
 	handler      http.Handler
 
@@ -132,6 +140,7 @@ func NewServer(cfg Config) (*Server, error) {
 		registry:     cfg.Registry,
 		storeTimeout: cmp.Or(cfg.StoreTimeout, DefaultStoreTimeout),
 		log:          cfg.Logger,
+		ledger:       cfg.Ledger,
 	}
 	if s.catalog == nil {
 		s.catalog = catalog.New()
@@ -465,11 +474,14 @@ type checkoutResponse struct {
 
 // handleCheckout serves POST /api/cart/checkout: it places the order,
 // empties the cart in the same compare-and-swap, and returns the order (400
-// for an empty cart).
+// for an empty cart). With a Ledger, a cart that was already checked out
+// (an old copy sent again) is emptied and answered 409.
 func (s *Server) handleCheckout(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := s.storeContext(r)
 	defer cancel()
 	var order Order
+	var replayed error
+	orderID := newOrderID() // the same across compare-and-swap retries
 	err := s.mgr.Update(ctx, func(data []byte) ([]byte, error) {
 		c := s.decode(data)
 		if len(c.Lines) == 0 {
@@ -483,19 +495,44 @@ func (s *Server) handleCheckout(w http.ResponseWriter, r *http.Request) {
 		if err != nil {
 			return nil, err
 		}
-		o, err := c.Checkout(q)
+		if replayed, err = s.claim(ctx, c, orderID); err != nil {
+			return nil, err
+		}
+		if replayed != nil {
+			return Cart{}.Encode() // a stale copy: empty it, order nothing
+		}
+		o, err := c.checkout(orderID, q)
 		if err != nil {
 			return nil, err
 		}
 		order = o
 		return c.Encode()
 	})
-	if err != nil {
+	switch {
+	case err != nil:
 		s.fail(w, r, "checkout", err)
-		return
+	case replayed != nil:
+		s.metrics.replays.Inc()
+		s.log.Debug("cart: replayed cart refused", "err", replayed)
+		writeError(w, &apiError{Status: http.StatusConflict, Code: "already_checked_out", Message: replayed.Error() + "; the cart has been emptied"})
+	default:
+		s.log.Info("cart: order placed", "order_id", order.ID, "total_cents", order.TotalCents)
+		writeJSON(w, http.StatusOK, checkoutResponse{Order: order, ServedBy: s.id})
 	}
-	s.log.Info("cart: order placed", "order_id", order.ID, "total_cents", order.TotalCents)
-	writeJSON(w, http.StatusOK, checkoutResponse{Order: order, ServedBy: s.id})
+}
+
+// claim records c's checkout as orderID in the Ledger, if there is one. It
+// returns the ErrReplayed error when c was already checked out, and any
+// other error (a ledger that is down) as err.
+func (s *Server) claim(ctx context.Context, c Cart, orderID string) (replayed, err error) {
+	if s.ledger == nil || c.Nonce == "" {
+		return nil, nil
+	}
+	err = s.ledger.Claim(ctx, c.Nonce, orderID)
+	if errors.Is(err, ErrReplayed) {
+		return err, nil
+	}
+	return nil, err
 }
 
 // ReplicaStatus is the body of GET /api/replica.

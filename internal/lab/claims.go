@@ -124,6 +124,7 @@ var claims = []claim{
 		[]runKey{{strategy.Client, Failover}, {strategy.Sticky, Failover}}, judgeStatelessFaultTolerance},
 	{"Each request of a stateless service carries all it needs (client-held state).",
 		[]runKey{{strategy.Client, Steady}}, judgeClientState},
+	{replayClaimText, []runKey{{strategy.Client, Steady}}, judgeReplay},
 }
 
 // EvaluateClaims judges every claim of the table on the runs. A claim whose

@@ -94,6 +94,10 @@ func TestClaimBoundaries(t *testing.T) {
 			{"tabs lose an update", []*Run{runOf(strategy.Client, Steady, nil), runOf(strategy.Client, Tabs, func(r *RunResult) { r.LostUpdates = 1 })}, HoldsWithCost, ""},
 		},
 	}
+	for _, r := range replayClaimRows(runOf) {
+		n := claimNumber(t, replayClaimText)
+		tests[n] = append(tests[n], row(r))
+	}
 	if len(tests) != len(claims) {
 		t.Errorf("%d claims tested, the table has %d", len(tests), len(claims))
 	}

@@ -66,6 +66,9 @@ type RunResult struct {
 	// GameResult holds the game run's own fields; nil (and absent from
 	// the JSON) in a cart run.
 	*GameResult
+	// Replay is what the replay probe found (cart steady runs only;
+	// absent otherwise).
+	Replay *Replay `json:"replay,omitempty"`
 }
 
 // Claim is one statement of the seed lesson with the measured evidence.

@@ -314,6 +314,8 @@ type recording struct {
 	replicas []string
 	// cpuBusy is the machine's mean CPU use (0..1), -1 when not sampled.
 	cpuBusy float64
+	// replay is what the replay probe found; nil when it was not sent.
+	replay *Replay
 }
 
 // drive is the second phase: it sends the workload through the cluster
@@ -367,6 +369,10 @@ func drive(ctx context.Context, cfg Config, c *cluster.Cluster) (*recording, err
 	settle(ctx, c)
 	cfg.progress("%s × %s: final reads of every cart", cfg.Strategy, cfg.Scenario)
 	w.finalReads(ctx)
+	if cfg.Scenario == Steady {
+		replay := replayProbe(ctx, c.URL(), skus, w.transport)
+		rec.replay = &replay
+	}
 	rec.hist, rec.samples, rec.cookie = w.rec.merged()
 	rec.ops = w.hist.Ops()
 	for _, r := range c.Replicas() {
@@ -385,7 +391,7 @@ func summarize(cfg Config, rec *recording) *Run {
 		Service: ServiceCart, Strategy: string(cfg.Strategy), Scenario: string(cfg.Scenario),
 		Store: rec.store, Policy: cfg.Strategy.Spec().Policy, Replicas: cfg.Replicas,
 		DurationS: cfg.Duration.Seconds(), OfferedRPS: cfg.Rate,
-		CPUSaturated: rec.cpuBusy >= saturatedBusy,
+		CPUSaturated: rec.cpuBusy >= saturatedBusy, Replay: rec.replay,
 	}
 	r.Requests = int64(len(rec.samples))
 	for _, s := range rec.samples {
