@@ -34,6 +34,8 @@ type labFlags struct {
 	tabs        int
 	poisson     bool
 	verbose     bool
+	storeDelay  time.Duration
+	storeResets float64
 }
 
 // register adds the flags to fs; knobs adds the run parameters (lab only).
@@ -57,6 +59,8 @@ func (f *labFlags) register(fs *flag.FlagSet, knobs bool) {
 	fs.IntVar(&f.maxInflight, "max-inflight", 0, "each replica's --max-inflight (default 2)")
 	fs.IntVar(&f.tabs, "tabs", 0, "tabs per shopper in the tabs scenario (default 3)")
 	fs.BoolVar(&f.poisson, "poisson", false, "Poisson arrivals (seeded by --seed) instead of evenly spaced ones")
+	fs.DurationVar(&f.storeDelay, "store-delay", 0, "latency slowstore adds to each round trip to the store (default 50ms)")
+	fs.Float64Var(&f.storeResets, "store-resets", 0, "share of new store connections flaky resets, 0..1 (default 0.3)")
 }
 
 // config turns the flags into the base run configuration.
@@ -90,6 +94,7 @@ func (f *labFlags) config(cmd string, m *Main) (lab.Config, error) {
 		cfg.Seed = f.seed
 	}
 	cfg.Poisson = f.poisson
+	cfg.StoreDelay, cfg.StoreResets = f.storeDelay, f.storeResets
 	cfg.RedisURL, cfg.PostgresURL = f.redis, f.postgres
 	cfg.OutDir = f.out
 	bin, err := os.Executable()
@@ -157,7 +162,7 @@ func runLab(ctx context.Context, m *Main, args []string) error {
 	var gp lab.GameParams
 	fs.StringVar(&service, "service", "cart", "what to drive: cart (statelab app) or game (statelab game)")
 	fs.StringVar(&name, "strategy", "", "strategy: "+oneOf(strategy.Names())+" (required); for the game: "+oneOf(game.StrategyNames()))
-	fs.StringVar(&scenario, "scenario", "steady", "scenario: steady, failover, scaleout, rolling, tabs or storefail; for the game: steady, failover, scaleout or pause")
+	fs.StringVar(&scenario, "scenario", "steady", "scenario: "+scenarioNames()+"; for the game: steady, failover, scaleout or pause")
 	fs.IntVar(&gp.Rooms, "rooms", 0, "game rooms (default 8)")
 	fs.IntVar(&gp.Players, "players", 0, "players per game room (default 4)")
 	f.register(fs, true)
@@ -196,6 +201,15 @@ func runLab(ctx context.Context, m *Main, args []string) error {
 	began := time.Now()
 	runs, runErr := lab.RunSuite(ctx, cfg, []lab.Pair{{Strategy: st, Scenario: sc}}, progressTo(m))
 	return finish(m, f.out, f.jsonPath, "statelab lab "+strings.Join(args, " "), cfg, began, runs, runErr, false)
+}
+
+// scenarioNames lists the lab's scenarios for the --scenario help.
+func scenarioNames() string {
+	var names []string
+	for _, sc := range lab.Scenarios() {
+		names = append(names, string(sc))
+	}
+	return strings.Join(names, ", ")
 }
 
 // progressTo returns a progress function printing to m.Stderr.

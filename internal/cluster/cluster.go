@@ -100,6 +100,11 @@ type Config struct {
 	// Game, when set, makes the replicas game servers instead of cart
 	// replicas (see GameOptions); Strategy is then ignored.
 	Game *GameOptions
+
+	// StoreLink puts the lab's proxy between the replicas and a store
+	// server the cluster starts itself, so that SlowStore and FlakyStore
+	// can act on the link (a store given by URL is always proxied).
+	StoreLink bool
 }
 
 // withDefaults returns c with every zero field set to the default its

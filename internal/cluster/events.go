@@ -24,6 +24,7 @@ const (
 	EventStoreDown EventKind = "store_down" // the store was stopped
 	EventStoreUp   EventKind = "store_up"   // the store was started again
 	EventCrash     EventKind = "crash"      // a child exited on its own
+	EventLink      EventKind = "link"       // a link was slowed, made flaky, cut or healed
 )
 
 // Event is one thing that happened to the cluster, in plain words.

@@ -2,18 +2,23 @@ package cluster
 
 import (
 	"fmt"
-	"io"
 	"net"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
-// faultProxy is a TCP proxy in front of a store the cluster does not own.
-// Cutting it makes the store unreachable for the replicas without touching
-// the server, which other programs may be using.
+// faultProxy is a TCP proxy in front of a store. Cutting it makes the store
+// unreachable for the replicas without touching the server, which other
+// programs may be using; it can also slow the link down and reset a share
+// of its new connections (link.go).
 type faultProxy struct {
 	target string
 	addr   string
+
+	delay  atomic.Int64 // added to every round trip, in nanoseconds
+	reset  atomic.Int64 // share of new connections reset, in parts per million
+	resets atomic.Int64 // connections reset so far
 
 	mu    sync.Mutex
 	ln    net.Listener
@@ -73,6 +78,10 @@ func (p *faultProxy) pipe(client net.Conn) {
 		return
 	}
 	defer p.untrack(client)
+	if p.resetNow() {
+		p.resetConn(client)
+		return
+	}
 	server, err := net.DialTimeout("tcp", p.target, 2*time.Second)
 	if err != nil {
 		return
@@ -83,8 +92,8 @@ func (p *faultProxy) pipe(client net.Conn) {
 	}
 	defer p.untrack(server)
 	done := make(chan struct{}, 2)
-	go func() { io.Copy(server, client); done <- struct{}{} }()
-	go func() { io.Copy(client, server); done <- struct{}{} }()
+	go func() { p.forward(server, client, true); done <- struct{}{} }()
+	go func() { p.forward(client, server, false); done <- struct{}{} }()
 	<-done
 }
 

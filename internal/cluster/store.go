@@ -25,8 +25,9 @@ import (
 // storeRuntime is the cluster's store: what it tells the replicas, what it
 // reports, and how to fail it.
 type storeRuntime struct {
-	appArgs []string   // flags every replica gets
-	fault   storeFault // how to stop, start and clean up the store
+	appArgs []string    // flags every replica gets
+	fault   storeFault  // how to stop, start and clean up the store
+	link    *faultProxy // the replicas' link to the store, when it is proxied
 
 	mu   sync.Mutex
 	info StoreInfo
@@ -68,7 +69,7 @@ func startStore(ctx context.Context, c *Cluster) (*storeRuntime, error) {
 			s.fault, s.info.Managed = r, true
 			s.appArgs = []string{"--redis", "redis://127.0.0.1:" + strconv.Itoa(r.port) + "/0"}
 			s.info.Detail = "redis-server on 127.0.0.1:" + strconv.Itoa(r.port) + " started by the lab (no persistence)"
-			return s, nil
+			return s, s.proxyManaged(c, "127.0.0.1:"+strconv.Itoa(r.port))
 		}
 		u, err := url.Parse(c.cfg.RedisURL)
 		if err != nil || u.Host == "" {
@@ -78,7 +79,7 @@ func startStore(ctx context.Context, c *Cluster) (*storeRuntime, error) {
 		if err != nil {
 			return nil, err
 		}
-		s.fault = &proxiedStore{proxy: p}
+		s.fault, s.link = &proxiedStore{proxy: p}, p
 		u.Host = p.addr
 		// A Redis the cluster does not own may be shared: give this
 		// cluster's keys their own prefix.
@@ -264,7 +265,7 @@ func (s *storeRuntime) preparePostgres(ctx context.Context, rawURL string) error
 	if err != nil {
 		return err
 	}
-	ps.proxy = p
+	ps.proxy, s.link = p, p
 	u.Host = p.addr
 	s.appArgs = []string{"--postgres", u.String(), "--postgres-schema", schema}
 	s.info.Detail = "PostgreSQL schema " + schema + " (through a fault proxy at " + p.addr + ")"
@@ -437,4 +438,10 @@ func (c *Cluster) storeOp() (*storeRuntime, func(), error) {
 }
 
 // close stops what the store runtime started and drops the schema it made.
-func (s *storeRuntime) close() error { return s.fault.close() }
+func (s *storeRuntime) close() error {
+	err := s.fault.close()
+	if s.link != nil {
+		s.link.close()
+	}
+	return err
+}

@@ -298,7 +298,7 @@ func judgeCache(ix runIndex) (Verdict, string) {
 			verdict = HoldsWithCost
 		}
 	}
-	return verdict, ev
+	return withLink(ix, strategy.Cache, verdict, ev)
 }
 
 // judgeDatabase: the database keeps carts through a replica failure; it
@@ -326,7 +326,7 @@ func judgeDatabase(ix runIndex) (Verdict, string) {
 			verdict = HoldsWithCost
 		}
 	}
-	return verdict, ev
+	return withLink(ix, strategy.Database, verdict, ev)
 }
 
 // judgeStatelessScaling: round robin without affinity loses nothing, and

@@ -70,6 +70,10 @@ func TestClaimBoundaries(t *testing.T) {
 			{"outage p99 over twice steady", []*Run{runOf(strategy.Cache, Failover, nil), runOf(strategy.Cache, Steady, nil), runOf(strategy.Cache, Storefail, p99(above(base.LatencyMS.P99*outageP99Factor)))}, HoldsWithCost, ""},
 			{"outage errors", []*Run{runOf(strategy.Cache, Failover, nil), runOf(strategy.Cache, Storefail, errs(0.001))}, HoldsWithCost, ""},
 			{"items lost", []*Run{runOf(strategy.Cache, Failover, lose(1)), runOf(strategy.Cache, Storefail, errs(0.1))}, DoesNotHold, ""},
+			{"slow link, p99 at the margin", []*Run{runOf(strategy.Cache, Failover, nil), runOf(strategy.Cache, Steady, nil), runOf(strategy.Cache, SlowStore, func(r *RunResult) { r.LatencyMS.P99, r.StoreDelayMS = base.LatencyMS.P99*linkP99Factor, 50 })}, Holds, "50 ms slower for 30% of the run"},
+			{"slow link, p99 over the margin", []*Run{runOf(strategy.Cache, Failover, nil), runOf(strategy.Cache, Steady, nil), runOf(strategy.Cache, SlowStore, p99(above(base.LatencyMS.P99*linkP99Factor)))}, HoldsWithCost, "(steady 5 ms)"},
+			{"flaky link errors", []*Run{runOf(strategy.Cache, Failover, nil), runOf(strategy.Cache, Flaky, func(r *RunResult) { r.ErrorRate, r.StoreResets, r.StoreConnsReset = 0.001, 0.3, 12 })}, HoldsWithCost, "30% of store connections reset (12 resets)"},
+			{"flaky link loses items", []*Run{runOf(strategy.Cache, Failover, nil), runOf(strategy.Cache, Flaky, lose(1))}, DoesNotHold, "1 items lost"},
 		},
 		7: {
 			{"as fast as the cache", []*Run{runOf(strategy.Database, Failover, nil), runOf(strategy.Database, Steady, p99(base.LatencyMS.P99*dbP99Margin)), runOf(strategy.Cache, Steady, nil)}, Holds, "(cache: "},
@@ -77,6 +81,8 @@ func TestClaimBoundaries(t *testing.T) {
 			{"outage errors", []*Run{runOf(strategy.Database, Failover, nil), runOf(strategy.Database, Steady, nil), runOf(strategy.Database, Storefail, errs(0.02))}, HoldsWithCost, "unavailable for 30% of the run"},
 			{"items lost", []*Run{runOf(strategy.Database, Failover, lose(2)), runOf(strategy.Database, Steady, nil)}, DoesNotHold, ""},
 			{"missing", []*Run{runOf(strategy.Database, Steady, nil)}, NotMeasured, "database × failover"},
+			{"slow link loses items", []*Run{runOf(strategy.Database, Failover, nil), runOf(strategy.Database, Steady, nil), runOf(strategy.Database, SlowStore, lose(2))}, DoesNotHold, "2 items lost"},
+			{"slow link costs latency", []*Run{runOf(strategy.Database, Failover, nil), runOf(strategy.Database, Steady, nil), runOf(strategy.Database, SlowStore, p99(above(base.LatencyMS.P99*linkP99Factor)))}, HoldsWithCost, "store round trip"},
 		},
 		8: {
 			{"even at the margin", []*Run{runOf(strategy.Client, Steady, nil), runOf(strategy.Client, Scaleout, imbalance(evenImbalance))}, Holds, ""},

@@ -69,6 +69,12 @@ type RunResult struct {
 	// Replay is what the replay probe found (cart steady runs only;
 	// absent otherwise).
 	Replay *Replay `json:"replay,omitempty"`
+	// StoreDelayMS, StoreResets and StoreConnsReset describe a link fault
+	// (slowstore, flaky): the latency added to each store round trip, the
+	// share of new store connections reset, and how many were reset.
+	StoreDelayMS    float64 `json:"store_delay_ms,omitempty"`
+	StoreResets     float64 `json:"store_resets,omitempty"`
+	StoreConnsReset int64   `json:"store_conns_reset,omitempty"`
 }
 
 // Claim is one statement of the seed lesson with the measured evidence.

@@ -62,6 +62,12 @@ type Config struct {
 	Work        time.Duration
 	MaxInflight int
 
+	// StoreDelay is the latency slowstore adds to each round trip to the
+	// store; zero means DefaultStoreDelay. StoreResets is the share of
+	// store connections flaky resets; zero means DefaultStoreResets.
+	StoreDelay  time.Duration
+	StoreResets float64
+
 	// Binary, RedisURL, PostgresURL and Dir are passed to the cluster.
 	Binary      string
 	RedisURL    string
@@ -160,7 +166,7 @@ func (c Config) Validate() error {
 	case c.Binary == "":
 		return fmt.Errorf("%w: the statelab binary is required", ErrBadConfig)
 	}
-	return nil
+	return c.validateLink()
 }
 
 // Run is everything the lab measured in one run: the results.json row and
@@ -267,6 +273,9 @@ func start(ctx context.Context, cfg Config) (c *cluster.Cluster, skipped string,
 	if cfg.Scenario == Storefail && !cfg.Strategy.Spec().External() {
 		return nil, string(cfg.Strategy) + " has no external store to stop", nil
 	}
+	if reason := cfg.linkSkip(); reason != "" {
+		return nil, reason, nil
+	}
 	c, err = cluster.Start(ctx, cluster.Config{
 		Strategy:    cfg.Strategy,
 		Replicas:    cfg.Scenario.initialReplicas(cfg.Replicas),
@@ -277,6 +286,7 @@ func start(ctx context.Context, cfg Config) (c *cluster.Cluster, skipped string,
 		MaxInflight: cfg.MaxInflight,
 		Dir:         cfg.Dir,
 		Logger:      cfg.Logger,
+		StoreLink:   cfg.linkPlan() != nil,
 	})
 	if errors.Is(err, cluster.ErrNoRedis) {
 		return nil, "redis-server is not on PATH and no --redis URL was given: install redis-server or pass --redis URL", nil
@@ -316,6 +326,8 @@ type recording struct {
 	cpuBusy float64
 	// replay is what the replay probe found; nil when it was not sent.
 	replay *Replay
+	// linkResets counts store connections the link reset (flaky).
+	linkResets int64
 }
 
 // drive is the second phase: it sends the workload through the cluster
@@ -355,7 +367,7 @@ func drive(ctx context.Context, cfg Config, c *cluster.Cluster) (*recording, err
 	w.startClock()
 	go func() {
 		defer wg.Done()
-		rec.faults, faultErrs = injectFaults(ctx, c, w, cfg.Scenario.plan(cfg.Replicas))
+		rec.faults, faultErrs = injectFaults(ctx, c, w, cfg.faultPlan())
 	}()
 	w.run(ctx)
 	rec.end = min(w.now()-rec.warm, int64(cfg.Duration))
@@ -378,6 +390,7 @@ func drive(ctx context.Context, cfg Config, c *cluster.Cluster) (*recording, err
 	for _, r := range c.Replicas() {
 		rec.replicas = append(rec.replicas, r.ID)
 	}
+	rec.linkResets = c.StoreLinkResets()
 	return rec, errors.Join(faultErrs...)
 }
 
@@ -421,6 +434,7 @@ func summarize(cfg Config, rec *recording) *Run {
 		run.Faults = append(run.Faults, Fault{At: f.At - rec.warm, End: f.End - rec.warm, What: f.What})
 	}
 	summarizeBalance(run, rec, cfg.Duration)
+	cfg.summarizeLink(r, rec)
 	return run
 }
 

@@ -158,8 +158,8 @@ func TestRunOneSkips(t *testing.T) {
 
 func TestDemoPairsAndSort(t *testing.T) {
 	pairs := DemoPairs(strategy.All())
-	if len(pairs) != 26 {
-		t.Errorf("%d demo pairs, want 26 (six strategies × four scenarios, and storefail for the two external stores)", len(pairs))
+	if len(pairs) != 30 {
+		t.Errorf("%d demo pairs, want 30 (six strategies × four scenarios, and storefail, slowstore and flaky for the two external stores)", len(pairs))
 	}
 	for _, p := range pairs {
 		if p.Scenario == Storefail && !p.Strategy.Spec().External() {

@@ -47,7 +47,7 @@ const (
 
 // Scenarios returns every scenario in the order of docs/lab.md.
 func Scenarios() []Scenario {
-	return []Scenario{Steady, Failover, Scaleout, Rolling, Tabs, Storefail}
+	return []Scenario{Steady, Failover, Scaleout, Rolling, Tabs, Storefail, SlowStore, Flaky}
 }
 
 // ParseScenario returns the scenario named s, or an error wrapping
@@ -81,7 +81,7 @@ func (s Scenario) Describe() string {
 	case Storefail:
 		return fmt.Sprintf("the external store is stopped at %s of the run and started again at %s", share(storeDownAt), share(storeUpAt))
 	}
-	return ""
+	return s.linkDescribe()
 }
 
 // share formats a fraction of the run as a whole percentage: 0.35 → "35%".

@@ -20,7 +20,7 @@ type Pair struct {
 
 // DemoPairs returns the runs of `statelab demo` for strategies: each through
 // steady, failover, scaleout and tabs, and cache and database also through
-// storefail (every strategy whose store is external).
+// storefail, slowstore and flaky (every strategy whose store is external).
 func DemoPairs(strategies []strategy.Strategy) []Pair {
 	var out []Pair
 	for _, s := range strategies {
@@ -28,7 +28,7 @@ func DemoPairs(strategies []strategy.Strategy) []Pair {
 			out = append(out, Pair{Strategy: s, Scenario: sc})
 		}
 		if s.Spec().External() {
-			out = append(out, Pair{Strategy: s, Scenario: Storefail})
+			out = append(out, Pair{Strategy: s, Scenario: Storefail}, Pair{Strategy: s, Scenario: SlowStore}, Pair{Strategy: s, Scenario: Flaky})
 		}
 	}
 	return out
