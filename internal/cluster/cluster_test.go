@@ -264,26 +264,7 @@ func TestClusterRedisStopStart(t *testing.T) {
 }
 
 func TestFaultProxy(t *testing.T) {
-	// An echo server stands for the store.
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() { io.Copy(c, c); c.Close() }()
-		}
-	}()
-	p, err := newFaultProxy(ln.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(p.close)
+	p := echoProxy(t) // an echo server stands for the store
 
 	echo := func() error {
 		c, err := net.DialTimeout("tcp", p.addr, time.Second)
