@@ -18,19 +18,12 @@ import (
 // startBalancer launches `statelab lb` in front of reps and waits until its
 // admin API lists them all healthy.
 func (c *Cluster) startBalancer(ctx context.Context, reps []*replica) error {
-	port, err := freePort()
-	if err != nil {
+	if err := c.balancerAddrs(); err != nil {
 		return err
 	}
-	admin, err := freePort()
-	if err != nil {
-		return err
-	}
-	c.lbURL = "http://127.0.0.1:" + strconv.Itoa(port)
-	c.adminURL = "http://127.0.0.1:" + strconv.Itoa(admin)
 	args := []string{"lb",
-		"--listen", "127.0.0.1:" + strconv.Itoa(port),
-		"--admin", "127.0.0.1:" + strconv.Itoa(admin),
+		"--listen", strings.TrimPrefix(c.lbURL, "http://"),
+		"--admin", strings.TrimPrefix(c.adminURL, "http://"),
 		"--policy", c.spec.Policy,
 		// Readiness, not liveness: a replica that is shutting down or cannot
 		// reach its store stops getting requests (the balancer's panic mode
@@ -45,6 +38,7 @@ func (c *Cluster) startBalancer(ctx context.Context, reps []*replica) error {
 	for _, r := range reps {
 		args = append(args, "--backend", r.id+"="+r.url())
 	}
+	args = append(args, c.servicePoolArgs()...)
 	p, err := startProcess("lb", c.cfg.Binary, args, c.secretEnv(), filepath.Join(c.dir, "lb.log"), func(p *process, expected bool, err error) {
 		if !expected {
 			c.event(EventCrash, "", fmt.Sprintf("balancer crashed: %s; last log lines: %s", exitDescription(err), p.tail(600)))
@@ -68,7 +62,8 @@ func (c *Cluster) startBalancer(ctx context.Context, reps []*replica) error {
 				healthy++
 			}
 		}
-		return len(bs) == len(reps) && healthy == len(reps)
+		want := len(reps) + c.serviceCount()
+		return len(bs) == want && healthy == want
 	})
 	if err != nil {
 		return err
@@ -88,6 +83,26 @@ func (c *Cluster) startBalancer(ctx context.Context, reps []*replica) error {
 			return fmt.Errorf("cluster: balancer does not list replica %s (%s) among %+v", r.id, r.url(), last)
 		}
 	}
+	return nil
+}
+
+// balancerAddrs picks the balancer's listen and admin addresses, once:
+// the microservice shape needs the balancer's URL before the balancer
+// starts, to tell the carts where pricing and the catalog are.
+func (c *Cluster) balancerAddrs() error {
+	if c.lbURL != "" {
+		return nil
+	}
+	port, err := freePort()
+	if err != nil {
+		return err
+	}
+	admin, err := freePort()
+	if err != nil {
+		return err
+	}
+	c.lbURL = "http://127.0.0.1:" + strconv.Itoa(port)
+	c.adminURL = "http://127.0.0.1:" + strconv.Itoa(admin)
 	return nil
 }
 
@@ -120,9 +135,14 @@ func (c *Cluster) Backends(ctx context.Context) ([]balancer.BackendStatus, error
 
 // adminAdd adds replica r to the balancer under its id.
 func (c *Cluster) adminAdd(ctx context.Context, r *replica) error {
+	return c.adminPost(ctx, r, balancer.BackendConfig{ID: r.id, URL: r.url(), Weight: 1})
+}
+
+// adminPost adds replica r to the balancer as bc describes (its pool).
+func (c *Cluster) adminPost(ctx context.Context, r *replica, bc balancer.BackendConfig) error {
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	defer cancel()
-	body, _ := json.Marshal(balancer.BackendConfig{ID: r.id, URL: r.url(), Weight: 1})
+	body, _ := json.Marshal(bc)
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.adminURL+"/admin/backends", bytes.NewReader(body))
 	if err != nil {
 		return err

@@ -105,6 +105,11 @@ type Config struct {
 	// server the cluster starts itself, so that SlowStore and FlakyStore
 	// can act on the link (a store given by URL is always proxied).
 	StoreLink bool
+
+	// Services, when not nil, starts the microservice shape: pricing and
+	// catalog replicas in their own balancer pools, called by the carts
+	// through the balancer. Nil is the monolith.
+	Services *Services
 }
 
 // withDefaults returns c with every zero field set to the default its
@@ -216,6 +221,7 @@ type Cluster struct {
 	order    []string
 	nextID   int
 	events   eventLog
+	svc      *serviceSet // the microservice shape's replicas; nil: monolith
 }
 
 // Start launches the store (when needed), cfg.Replicas replicas and the
@@ -279,6 +285,12 @@ func (c *Cluster) start(ctx context.Context) error {
 	c.mu.Lock()
 	c.store = st
 	c.mu.Unlock()
+	if err := c.balancerAddrs(); err != nil {
+		return err
+	}
+	if err := c.startServices(ctx); err != nil {
+		return err
+	}
 
 	var reps []*replica
 	for i := 0; i < c.cfg.Replicas; i++ {
@@ -337,6 +349,7 @@ func (c *Cluster) appArgs(r *replica) []string {
 		"--store", string(c.store.info.Kind),
 	}
 	args = append(args, c.store.appArgs...)
+	args = append(args, c.serviceAppArgs()...)
 	if c.cfg.Work > 0 {
 		args = append(args, "--work", c.cfg.Work.String())
 	}
@@ -536,6 +549,7 @@ func (c *Cluster) Close() error {
 			procs = append(procs, p)
 		}
 	}
+	procs = append(procs, c.serviceProcsLocked()...)
 	st := c.store
 	c.mu.Unlock()
 
