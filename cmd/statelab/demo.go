@@ -35,7 +35,7 @@ func runDemo(ctx context.Context, m *Main, args []string) error {
 	if err != nil {
 		return err
 	}
-	pairs := lab.DemoPairs(sts)
+	pairs := append(lab.DemoPairs(sts), lab.ServicePairs(sts, f.quick)...)
 	mode := "full"
 	if f.quick {
 		mode = "quick"

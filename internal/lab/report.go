@@ -35,7 +35,7 @@ func WriteReport(path string, info ReportInfo, runs []*Run, claims []ClaimResult
 	if err != nil {
 		return fmt.Errorf("lab: write report: %w", err)
 	}
-	data := reportData{Info: info, Claims: claims}
+	data := reportData{Info: info, Claims: claims, Raw: runs}
 	for _, r := range runs {
 		data.Runs = append(data.Runs, newRunView(r))
 	}
@@ -53,6 +53,7 @@ type reportData struct {
 	Info   ReportInfo
 	Claims []ClaimResult
 	Runs   []runView
+	Raw    []*Run // the runs as given, for the services table
 }
 
 type runView struct {
@@ -216,6 +217,8 @@ var reportTemplate = template.Must(template.New("report").Funcs(template.FuncMap
 	"verdict": func(v Verdict) string { return strings.ReplaceAll(string(v), " ", "-") },
 	"ms":      func(d time.Duration) string { return d.Round(100 * time.Millisecond).String() },
 	"lu":      lostUpdatesText,
+	"svcHead": func() []string { return servicesHeader },
+	"svcRows": servicesRows,
 }).Parse(`<!doctype html>
 <html lang="en"><head><meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
@@ -255,6 +258,12 @@ Latency is measured from when each request was <em>scheduled</em>, so a stalled 
 <td{{if .Result.CartsLost}} class="bad"{{end}}>{{.Result.CartsLost}}/{{.Result.Carts}}</td><td{{if .Result.ItemsLost}} class="bad"{{end}}>{{.Result.ItemsLost}}/{{.Result.ItemsAcked}}</td><td{{if .Result.StaleReads}} class="bad"{{end}}>{{.Result.StaleReads}}</td><td{{if .Result.LostUpdates}} class="bad"{{end}}>{{lu .Result}}</td><td>{{.Lin}}</td><td>{{printf "%.2f" .Result.Imbalance}}</td><td>{{.Recovery}}</td><td>{{.CPU}}{{if .Result.CPUSaturated}} <span class="bad">saturated</span>{{end}}</td></tr>
 {{end}}{{end}}</tbody></table>
 <p class="meta">imbalance: the busiest replica's requests over the mean, after the last fault (1.00 is perfectly even). recovery: from the first fault until the error rate is back within one point of its pre-fault level. CPU: the machine's mean CPU use during the run; "saturated" (≥ 90%) means the machine, not the replicas' capacity model, limited the run.</p>
+
+{{with svcRows .Raw}}<h2>The services</h2>
+<p class="meta">surge: quotes jump ×4 and only pricing is scaled 1→4 (services), or the carts (monolith); quotes and cart calls from the surge on. deploy: every pricing replica deployed again in turn; the whole run. quote capacity: a closed-loop probe before and after. linearity: the capacity each added replica brought over the first replicas' per replica. pool imbalance: the busiest replica's share of the second probe over the mean. replay: recorded requests sent again to a fresh replica that answered identically.</p>
+<table><thead><tr>{{range svcHead}}<th>{{.}}</th>{{end}}</tr></thead><tbody>
+{{range .}}<tr>{{range .}}<td>{{.}}</td>{{end}}</tr>
+{{end}}</tbody></table>{{end}}
 
 <h2>Runs over time</h2>
 <p class="meta">Dashed orange lines mark the faults (hover for what happened).</p>

@@ -75,6 +75,8 @@ type RunResult struct {
 	StoreDelayMS    float64 `json:"store_delay_ms,omitempty"`
 	StoreResets     float64 `json:"store_resets,omitempty"`
 	StoreConnsReset int64   `json:"store_conns_reset,omitempty"`
+	// Services is what surge and deploy measured of the microservice shape.
+	Services *ServicesResult `json:"services,omitempty"`
 }
 
 // Claim is one statement of the seed lesson with the measured evidence.

@@ -84,6 +84,9 @@ type Config struct {
 	// line for each phase of the run.
 	Logger   *slog.Logger
 	Progress func(string)
+
+	// monolith runs a services scenario (surge) on the monolith shape.
+	monolith bool
 }
 
 // DefaultConfig returns the standard run parameters; quick returns the
@@ -240,7 +243,9 @@ func RunOne(ctx context.Context, cfg Config) (*Run, error) {
 	run := summarize(cfg, rec)
 	cfg.progress("%s × %s: checking %d carts for linearizability", cfg.Strategy, cfg.Scenario, run.Result.Carts)
 	checkErr := check(ctx, cfg, rec, run)
-	return finishRun(ctx, run, c, began, driveErr, checkErr), ctx.Err()
+	run = finishRun(ctx, run, c, began, driveErr, checkErr)
+	run.Err = errors.Join(run.Err, compareMonolith(ctx, cfg, run))
+	return run, ctx.Err()
 }
 
 // finishRun records the cluster's crashes and the run's errors in run,
@@ -287,6 +292,7 @@ func start(ctx context.Context, cfg Config) (c *cluster.Cluster, skipped string,
 		Dir:         cfg.Dir,
 		Logger:      cfg.Logger,
 		StoreLink:   cfg.linkPlan() != nil,
+		Services:    cfg.servicesShape(),
 	})
 	if errors.Is(err, cluster.ErrNoRedis) {
 		return nil, "redis-server is not on PATH and no --redis URL was given: install redis-server or pass --redis URL", nil
@@ -328,6 +334,9 @@ type recording struct {
 	replay *Replay
 	// linkResets counts store connections the link reset (flaky).
 	linkResets int64
+	// svc is the services scenarios' quote stream and probes (nil for the
+	// others).
+	svc *serviceLoad
 }
 
 // drive is the second phase: it sends the workload through the cluster
@@ -349,7 +358,7 @@ func drive(ctx context.Context, cfg Config, c *cluster.Cluster) (*recording, err
 		return nil, err
 	}
 	defer w.transport.CloseIdleConnections()
-	rec := &recording{store: string(c.Store().Kind), warm: w.warmUp(), cpuBusy: -1}
+	rec := &recording{store: string(c.Store().Kind), warm: w.warmUp(), cpuBusy: -1, svc: newServiceLoad(ctx, cfg, c, skus)}
 	cfg.progress("%s × %s: cluster up (%d replicas, store %s); shopping for %v at %.0f req/s",
 		cfg.Strategy, cfg.Scenario, len(c.Replicas()), rec.store, cfg.Duration, cfg.Rate)
 
@@ -369,7 +378,9 @@ func drive(ctx context.Context, cfg Config, c *cluster.Cluster) (*recording, err
 		defer wg.Done()
 		rec.faults, faultErrs = injectFaults(ctx, c, w, cfg.faultPlan())
 	}()
+	rec.svc.start(ctx, w)
 	w.run(ctx)
+	rec.svc.stop(ctx)
 	rec.end = min(w.now()-rec.warm, int64(cfg.Duration))
 	stopCPU()
 	wg.Wait()
@@ -391,6 +402,9 @@ func drive(ctx context.Context, cfg Config, c *cluster.Cluster) (*recording, err
 		rec.replicas = append(rec.replicas, r.ID)
 	}
 	rec.linkResets = c.StoreLinkResets()
+	if err := rec.svc.replay(ctx, w); err != nil {
+		faultErrs = append(faultErrs, err)
+	}
 	return rec, errors.Join(faultErrs...)
 }
 
@@ -435,6 +449,7 @@ func summarize(cfg Config, rec *recording) *Run {
 	}
 	summarizeBalance(run, rec, cfg.Duration)
 	cfg.summarizeLink(r, rec)
+	summarizeServices(cfg, rec, run)
 	return run
 }
 

@@ -47,7 +47,7 @@ const (
 
 // Scenarios returns every scenario in the order of docs/lab.md.
 func Scenarios() []Scenario {
-	return []Scenario{Steady, Failover, Scaleout, Rolling, Tabs, Storefail, SlowStore, Flaky}
+	return []Scenario{Steady, Failover, Scaleout, Rolling, Tabs, Storefail, SlowStore, Flaky, Surge, Deploy}
 }
 
 // ParseScenario returns the scenario named s, or an error wrapping
@@ -80,6 +80,10 @@ func (s Scenario) Describe() string {
 		return "each shopper has several tabs sharing one session, incrementing the same cart line concurrently"
 	case Storefail:
 		return fmt.Sprintf("the external store is stopped at %s of the run and started again at %s", share(storeDownAt), share(storeUpAt))
+	case Surge:
+		return fmt.Sprintf("quotes jump ×%d at %s of the run; at %s only pricing is scaled from 1 to %d replicas (then the same surge on the monolith, which scales the carts)", surgeFactor, share(surgeAt), share(surgeScaleAt), 1+surgeAdded)
+	case Deploy:
+		return fmt.Sprintf("the %d pricing replicas are deployed again one at a time (drain, SIGTERM, start, healthy) between %s and %s", deployPricing, share(deployFrom), share(deployTo))
 	}
 	return s.linkDescribe()
 }
@@ -156,6 +160,8 @@ func (s Scenario) plan(n int) []faultStep {
 			steps = append(steps, faultStep{at, "restart " + id, func(ctx context.Context, c *cluster.Cluster) error { return c.Restart(ctx, id) }})
 		}
 		return steps
+	case Surge, Deploy:
+		return s.servicesPlan()
 	case Storefail:
 		return []faultStep{
 			{storeDownAt, whatStoreDown, func(ctx context.Context, c *cluster.Cluster) error { return c.StopStore(ctx) }},

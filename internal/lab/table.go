@@ -15,6 +15,9 @@ func WriteTable(out io.Writer, runs []*Run) error {
 		if err := writeCartTable(out, cart); err != nil {
 			return err
 		}
+		if err := writeServicesTable(out, cart); err != nil {
+			return err
+		}
 	}
 	return writeGameTable(out, games, len(cart) > 0)
 }
