@@ -160,7 +160,7 @@ func (f *appFlags) register(fs *flag.FlagSet) {
 	fs.BoolVar(&f.asyncRepl, "async-replication", false, "--store replicated: acknowledge writes before the backups have them (faster, can lose the last writes)")
 	fs.StringVar(&f.secret, "secret", "", "key `material` replicas share (sealed cookies, replication); at least 16 bytes; default: random, logged")
 	fs.IntVar(&f.maxSessions, "max-sessions", 100000, "--store memory: sessions held at most; beyond it new sessions get 503 (0: no cap)")
-	fs.Var(&f.oldSecrets, "old-secret", "--store cookie: a previous --secret still accepted to open cookies (new ones are sealed with --secret); repeatable, for key rotation")
+	fs.Var(&f.oldSecrets, "old-secret", "--store cookie or replicated: a previous --secret still accepted (cookies sealed with it open; peers using it are accepted), while this replica seals and proves with --secret; repeatable, for key rotation")
 	fs.BoolVar(&f.cookieSecure, "cookie-secure", false, "always mark the session cookie Secure (default: only over HTTPS or X-Forwarded-Proto: https)")
 	fs.BoolVar(&f.cookieHost, "cookie-host-prefix", false, "name the session cookie __Host-statelab_session (Secure, Path=/, no Domain: a subdomain cannot plant it)")
 	fs.StringVar(&f.ledger, "checkout-ledger", "", "--store cookie: refuse a second checkout of a cart (a replayed cookie) by recording each checkout in this shared `store`: redis, postgres or sqlite (its --redis, --postgres or --sqlite); default: none")
@@ -246,8 +246,8 @@ func (f *appFlags) validate() error {
 		return bad("--store %s needs --cluster-listen ADDR", kind)
 	case f.secret != "" && len(f.secret) < minSecretLen:
 		return bad("--secret must be at least %d bytes", minSecretLen)
-	case len(f.oldSecrets) > 0 && kind != stores.Cookie:
-		return bad("--old-secret is for --store cookie (sealed cookies) only")
+	case len(f.oldSecrets) > 0 && kind != stores.Cookie && kind != stores.Replicated:
+		return bad("--old-secret is for --store cookie and --store replicated only (the stores keyed by --secret)")
 	case slices.ContainsFunc(f.oldSecrets, func(s string) bool { return len(s) < minSecretLen }):
 		return bad("--old-secret must be at least %d bytes", minSecretLen)
 	case f.maxSessions < 0:

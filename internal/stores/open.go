@@ -66,9 +66,10 @@ type Config struct {
 	// Secret is the key material the replicas share: it seals cookies
 	// (cookie) and encrypts and authenticates replication (replicated).
 	Secret string
-	// OldSecrets are previous Secrets still accepted to open sealed
-	// cookies during a key rotation; new cookies are sealed with Secret
-	// (cookie).
+	// OldSecrets are previous Secrets still accepted during a key
+	// rotation: they open sealed cookies, new ones are sealed with Secret
+	// (cookie); peers proving or encrypting with them are accepted, this
+	// replica uses Secret (replicated).
 	OldSecrets []string
 	// MaxSessions caps the sessions a memory store holds; beyond it new
 	// sessions are refused (503), existing ones keep working. Zero: no cap
@@ -116,6 +117,9 @@ func Open(ctx context.Context, cfg Config) (*Backend, error) {
 		rc.Async = cfg.AsyncReplication
 		rc.Quorum = cfg.ReplQuorum
 		rc.Secret = []byte(cfg.Secret)
+		for _, old := range cfg.OldSecrets {
+			rc.OldSecrets = append(rc.OldSecrets, []byte(old))
+		}
 		rc.Logger = cfg.Logger
 		rc.Registerer = cfg.Registerer
 		s, err := replstore.New(ctx, rc)

@@ -188,13 +188,18 @@ func (m *membership) MergeRemoteState(buf []byte, join bool) {}
 // memberlistConfig returns memberlist's configuration for cfg: the LAN
 // profile tuned so that on a LAN or loopback a dead member is declared dead
 // in about one to two seconds rather than memberlist's five or more.
-func memberlistConfig(cfg Config, host string, port int, gossipKey []byte, m *membership) *memberlist.Config {
+//
+// Gossip is encrypted with gossipKeys[0]; messages encrypted with any of
+// gossipKeys are accepted (a key rotation in progress).
+func memberlistConfig(cfg Config, host string, port int, gossipKeys [][]byte, m *membership) *memberlist.Config {
 	c := memberlist.DefaultLANConfig()
 	c.Name = cfg.NodeName
 	c.BindAddr = host
 	c.BindPort = port
 	c.AdvertisePort = port
-	c.SecretKey = gossipKey
+	// NewKeyring fails only for a key that is not 16, 24 or 32 bytes; the
+	// derived keys are 32.
+	c.Keyring, _ = memberlist.NewKeyring(gossipKeys[1:], gossipKeys[0])
 	c.Delegate = m
 	c.Events = m
 	c.Logger = slog.NewLogLogger(&memberlistLogHandler{h: cfg.Logger.Handler()}, slog.LevelDebug)

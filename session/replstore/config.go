@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"slices"
 	"strconv"
 	"time"
 
@@ -128,6 +129,13 @@ type Config struct {
 	// authentication key are derived from it with HKDF-SHA-256. Required.
 	Secret []byte
 
+	// OldSecrets are previous Secrets still accepted during a key
+	// rotation: gossip encrypted and RPC challenges proved with a key
+	// derived from one of them are accepted, while this replica encrypts
+	// and proves with Secret's. See docs/replication.md for the rolling
+	// procedure.
+	OldSecrets [][]byte
+
 	// Logger receives the store's and memberlist's logs. Nil means
 	// slog.Default().
 	Logger *slog.Logger
@@ -201,6 +209,9 @@ func (cfg Config) withDefaults() (Config, error) {
 	}
 	if len(cfg.Secret) == 0 {
 		return cfg, fmt.Errorf("%w: Secret is empty (replicas must share key material)", ErrInvalidConfig)
+	}
+	if slices.ContainsFunc(cfg.OldSecrets, func(s []byte) bool { return len(s) == 0 }) {
+		return cfg, fmt.Errorf("%w: an OldSecret is empty", ErrInvalidConfig)
 	}
 	if cfg.BindAddr == "" {
 		cfg.BindAddr = def.BindAddr

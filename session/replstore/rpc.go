@@ -12,6 +12,7 @@ import (
 	"hash"
 	"io"
 	"net"
+	"slices"
 	"sync"
 	"time"
 
@@ -129,7 +130,7 @@ func (f *framer) readFrame(r *bufio.Reader, dir byte) (id uint64, kind byte, pay
 
 // rpcClient calls peers' RPC servers over one multiplexed connection each.
 type rpcClient struct {
-	key     []byte
+	keys    [][]byte // keys[0] is this replica's; the others are accepted
 	timeout time.Duration
 	from    string    // this replica's name, for faults
 	faults  *faultNet // a test's partition; nil drops nothing
@@ -139,8 +140,8 @@ type rpcClient struct {
 	closed bool
 }
 
-func newRPCClient(key []byte, timeout time.Duration, from string, faults *faultNet) *rpcClient {
-	return &rpcClient{key: key, timeout: timeout, from: from, faults: faults, conns: make(map[string]*clientConn)}
+func newRPCClient(keys [][]byte, timeout time.Duration, from string, faults *faultNet) *rpcClient {
+	return &rpcClient{keys: keys, timeout: timeout, from: from, faults: faults, conns: make(map[string]*clientConn)}
 }
 
 // clientConn is one authenticated connection to a peer.
@@ -229,16 +230,20 @@ func (c *rpcClient) dial(ctx context.Context, addr string) (*clientConn, error) 
 		return nil, fmt.Errorf("%w: %w", errUnauthenticated, err)
 	}
 	ns := resp[:nonceSize]
-	if !hmac.Equal(resp[nonceSize:], challengeMAC(c.key, "server", nc, ns)) {
+	// The server proves its own key; answer with whichever of ours it is
+	// (during a key rotation the peer may still use an old one).
+	i := slices.IndexFunc(c.keys, func(k []byte) bool { return hmac.Equal(resp[nonceSize:], challengeMAC(k, "server", nc, ns)) })
+	if i < 0 {
 		conn.Close()
 		return nil, errUnauthenticated
 	}
-	if _, err := conn.Write(challengeMAC(c.key, "client", nc, ns)); err != nil {
+	key := c.keys[i]
+	if _, err := conn.Write(challengeMAC(key, "client", nc, ns)); err != nil {
 		conn.Close()
 		return nil, err
 	}
 	conn.SetDeadline(time.Time{})
-	skey := challengeMAC(c.key, "session", nc, ns)
+	skey := challengeMAC(key, "session", nc, ns)
 	cc := &clientConn{
 		conn:    conn,
 		wf:      newFramer(skey),

@@ -61,6 +61,25 @@ var (
 	_ session.Counter = (*Store)(nil)
 )
 
+// deriveKeys derives the gossip encryption keys and the RPC authentication
+// keys from cfg.Secret and cfg.OldSecrets with HKDF-SHA-256: the first of
+// each is the Secret's, which encrypts and proves; the others are only
+// accepted.
+func deriveKeys(cfg Config) (gossip, rpc [][]byte, err error) {
+	for _, secret := range append([][]byte{cfg.Secret}, cfg.OldSecrets...) {
+		g, err := hkdf.Key(sha256.New, secret, nil, "statelab replstore gossip v1", 32)
+		if err != nil {
+			return nil, nil, fmt.Errorf("replstore: derive gossip key: %w", err)
+		}
+		r, err := hkdf.Key(sha256.New, secret, nil, "statelab replstore rpc v1", 32)
+		if err != nil {
+			return nil, nil, fmt.Errorf("replstore: derive rpc key: %w", err)
+		}
+		gossip, rpc = append(gossip, g), append(rpc, r)
+	}
+	return gossip, rpc, nil
+}
+
 // New starts a replica: it listens for RPC, starts memberlist on
 // cfg.BindAddr and joins the cluster through cfg.Peers. When no peer answers
 // it still returns the running replica and keeps trying to join in the
@@ -70,13 +89,9 @@ func New(ctx context.Context, cfg Config) (*Store, error) {
 	if err != nil {
 		return nil, err
 	}
-	gossipKey, err := hkdf.Key(sha256.New, cfg.Secret, nil, "statelab replstore gossip v1", 32)
+	gossipKeys, rpcKeys, err := deriveKeys(cfg)
 	if err != nil {
-		return nil, fmt.Errorf("replstore: derive gossip key: %w", err)
-	}
-	rpcKey, err := hkdf.Key(sha256.New, cfg.Secret, nil, "statelab replstore rpc v1", 32)
-	if err != nil {
-		return nil, fmt.Errorf("replstore: derive rpc key: %w", err)
+		return nil, err
 	}
 	host, port, _ := splitHostPort(cfg.BindAddr)
 	if host, err = resolveHost(ctx, host); err != nil {
@@ -97,10 +112,10 @@ func New(ctx context.Context, cfg Config) (*Store, error) {
 		cfg:     cfg,
 		log:     cfg.Logger.With("node", cfg.NodeName),
 		name:    cfg.NodeName,
-		rpcKey:  rpcKey,
+		rpcKey:  rpcKeys[0],
 		tab:     newTable(),
 		locks:   keylock.New(),
-		client:  newRPCClient(rpcKey, cfg.RPCTimeout, cfg.NodeName, cfg.faults),
+		client:  newRPCClient(rpcKeys, cfg.RPCTimeout, cfg.NodeName, cfg.faults),
 		reg:     cfg.Registerer,
 		changed: make(chan struct{}, 1),
 		ctx:     bg,
@@ -131,7 +146,7 @@ func New(ctx context.Context, cfg Config) (*Store, error) {
 		defer s.wg.Done()
 		s.rpcSrv.serve()
 	}()
-	mlc := memberlistConfig(cfg, host, port, gossipKey, s.members)
+	mlc := memberlistConfig(cfg, host, port, gossipKeys, s.members)
 	if cfg.faults != nil {
 		t, err := newFaultTransport(host, port, cfg.NodeName, cfg.faults, mlc.Logger)
 		if err != nil {
