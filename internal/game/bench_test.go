@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/statelab/statelab/internal/testenv"
 	"github.com/statelab/statelab/session"
 	"github.com/statelab/statelab/session/redisstore"
 )
@@ -225,13 +226,13 @@ func benchStep(b *testing.B, strategy Strategy, store session.Store, rooms int) 
 		wg.Go(func() { benchRoom(ctx, srv, room, strategy == StrategyExternal, record, &inputs) })
 	}
 	time.Sleep(benchWarm)
-	before, cpuBefore := inputs.Load(), processCPU()
+	before, cpuBefore := inputs.Load(), testenv.ProcessCPU()
 	close(measuring)
 	time.Sleep(benchRun)
 	lagMu.Lock()
 	sample := slices.Clone(lags)
 	lagMu.Unlock()
-	n, cpu := inputs.Load()-before, processCPU()-cpuBefore
+	n, cpu := inputs.Load()-before, testenv.ProcessCPU()-cpuBefore
 	cancel()
 	wg.Wait()
 	st := benchStats{p99: time.Hour, inputsPerSec: int(n * int64(time.Second) / int64(benchRun))}

@@ -3,6 +3,7 @@ package testenv
 import (
 	"io"
 	"net/http"
+	"net/http/cookiejar"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -15,15 +16,30 @@ import (
 // 200 fails the benchmark.
 func HTTPLoad(b *testing.B, parallelism int, next func(worker, i int) *http.Request) {
 	b.Helper()
+	httpLoad(b, parallelism, false, next)
+}
+
+// HTTPLoadSessions is HTTPLoad with one cookie jar per goroutine: each
+// worker is one client keeping its session across its requests.
+func HTTPLoadSessions(b *testing.B, parallelism int, next func(worker, i int) *http.Request) {
+	b.Helper()
+	httpLoad(b, parallelism, true, next)
+}
+
+func httpLoad(b *testing.B, parallelism int, jars bool, next func(worker, i int) *http.Request) {
+	b.Helper()
 	transport := &http.Transport{MaxIdleConnsPerHost: 512, MaxIdleConns: 512}
 	b.Cleanup(transport.CloseIdleConnections)
-	client := &http.Client{Transport: transport, Timeout: 30 * time.Second}
 	var failures, workers atomic.Int64
 	b.SetParallelism(parallelism)
 	b.ResetTimer()
 	start, cpuStart := time.Now(), ProcessCPU()
 	b.RunParallel(func(pb *testing.PB) {
 		w := int(workers.Add(1))
+		client := &http.Client{Transport: transport, Timeout: 30 * time.Second}
+		if jars {
+			client.Jar, _ = cookiejar.New(nil) // never fails with nil options
+		}
 		for i := 0; pb.Next(); i++ {
 			resp, err := client.Do(next(w, i))
 			if err != nil {

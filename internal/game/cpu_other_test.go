@@ -1,8 +1,0 @@
-//go:build !unix
-
-package game
-
-import "time"
-
-// processCPU is unknown on this platform.
-func processCPU() time.Duration { return 0 }
