@@ -115,7 +115,7 @@ func TestLedgerDownFailsCheckoutOnly(t *testing.T) {
 	urls := sealedReplicas(t, NewLedger(store, 0))
 	shopper := newShopper(t)
 	do(t, shopper, urls[0], "POST", "/api/cart/items", `{"sku":"SKU-0010","qty":2}`).cart(t)
-	store.down.Store(true)
+	store.Down.Store(true)
 	r := do(t, shopper, urls[1], "POST", "/api/cart/checkout", "")
 	if r.status != http.StatusServiceUnavailable || r.errorCode(t) != "store_unavailable" || r.header.Get("Retry-After") == "" {
 		t.Fatalf("checkout with the ledger down: %d %s, want 503 store_unavailable with Retry-After", r.status, r.body)
@@ -123,7 +123,7 @@ func TestLedgerDownFailsCheckoutOnly(t *testing.T) {
 	if got := lines(do(t, shopper, urls[0], "POST", "/api/cart/items", `{"sku":"SKU-0011","qty":1}`).cart(t)); got != "SKU-0010×2 SKU-0011×1" {
 		t.Errorf("cart with the ledger down: %q, want both lines", got)
 	}
-	store.down.Store(false)
+	store.Down.Store(false)
 	if r := do(t, shopper, urls[1], "POST", "/api/cart/checkout", ""); r.status != http.StatusOK {
 		t.Errorf("checkout with the ledger back: %d %s", r.status, r.body)
 	}
@@ -154,7 +154,7 @@ func TestLedgerClaim(t *testing.T) {
 	if err := l.Claim(ctx, "NONCE3", "ord_d"); err != nil {
 		t.Errorf("a claim past the TTL: %v, want nil (the entry expired)", err)
 	}
-	store.down.Store(true)
+	store.Down.Store(true)
 	if err := l.Claim(ctx, "NONCE4", "ord_e"); !errors.Is(err, session.ErrUnavailable) {
 		t.Errorf("claim with the store down: %v, want ErrUnavailable", err)
 	}

@@ -12,7 +12,6 @@ import (
 	"net/http/httptest"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -22,64 +21,18 @@ import (
 	"github.com/statelab/statelab/session"
 	"github.com/statelab/statelab/session/cookiestore"
 	"github.com/statelab/statelab/session/memstore"
+	"github.com/statelab/statelab/session/storetest"
 )
 
 // flakyStore is a memstore that can be switched down (every call fails with
 // ErrUnavailable) or made to lose every compare-and-swap.
-type flakyStore struct {
-	*memstore.Store
-	down     atomic.Bool
-	conflict atomic.Bool
-}
-
-var (
-	_ session.Pinger  = (*flakyStore)(nil)
-	_ session.Counter = (*flakyStore)(nil)
-)
+type flakyStore = storetest.Flaky
 
 func newFlakyStore(t *testing.T) *flakyStore {
 	t.Helper()
-	s := &flakyStore{Store: memstore.New()}
-	t.Cleanup(func() { s.Store.Close() })
-	return s
-}
-
-func (f *flakyStore) fail() error {
-	if f.down.Load() {
-		return fmt.Errorf("flaky: connection refused: %w", session.ErrUnavailable)
-	}
-	return nil
-}
-
-func (f *flakyStore) Get(ctx context.Context, key string) (session.Record, error) {
-	if err := f.fail(); err != nil {
-		return session.Record{}, err
-	}
-	return f.Store.Get(ctx, key)
-}
-
-func (f *flakyStore) Put(ctx context.Context, key string, rec session.Record) (uint64, error) {
-	if err := f.fail(); err != nil {
-		return 0, err
-	}
-	if f.conflict.Load() {
-		return 0, session.ErrConflict
-	}
-	return f.Store.Put(ctx, key, rec)
-}
-
-func (f *flakyStore) Touch(ctx context.Context, key string, idle time.Time) error {
-	if err := f.fail(); err != nil {
-		return err
-	}
-	return f.Store.Touch(ctx, key, idle)
-}
-
-func (f *flakyStore) Ping(ctx context.Context) error {
-	if err := f.fail(); err != nil {
-		return err
-	}
-	return f.Store.Ping(ctx)
+	m := memstore.New()
+	t.Cleanup(func() { m.Close() })
+	return storetest.NewFlaky(m)
 }
 
 // testServer is a cart Server on a loopback port with one shopper (a client
@@ -393,7 +346,7 @@ func TestConcurrentAddsAllTakeEffect(t *testing.T) {
 func TestStoreDownIs503AndRecovers(t *testing.T) {
 	ts := newTestServer(t)
 	ts.do(t, "POST", "/api/cart/items", `{"sku":"SKU-0001","qty":2}`).cart(t)
-	ts.store.down.Store(true)
+	ts.store.Down.Store(true)
 	for _, req := range []struct{ method, path, body string }{
 		{"GET", "/api/cart", ""},
 		{"POST", "/api/cart/items", `{"sku":"SKU-0002","qty":1}`},
@@ -414,7 +367,7 @@ func TestStoreDownIs503AndRecovers(t *testing.T) {
 	if r := ts.do(t, "POST", "/api/quote", `{"items":[{"sku":"SKU-0001","qty":1}]}`); r.status != http.StatusOK {
 		t.Errorf("quote with the store down: %d", r.status)
 	}
-	ts.store.down.Store(false)
+	ts.store.Down.Store(false)
 	if got := lines(ts.do(t, "GET", "/api/cart", "").cart(t)); got != "SKU-0001×2" {
 		t.Errorf("cart after the store came back: %q, want SKU-0001×2", got)
 	}
@@ -432,12 +385,12 @@ func TestStoreDownIs503AndRecovers(t *testing.T) {
 func TestUnresolvedConflictIs409(t *testing.T) {
 	ts := newTestServer(t)
 	ts.do(t, "POST", "/api/cart/items", `{"sku":"SKU-0001","qty":2}`).cart(t)
-	ts.store.conflict.Store(true)
+	ts.store.Conflict.Store(true)
 	r := ts.do(t, "POST", "/api/cart/items", `{"sku":"SKU-0001","qty":1}`)
 	if r.status != http.StatusConflict || r.errorCode(t) != "conflict" {
 		t.Fatalf("status %d %s, want 409 conflict", r.status, r.body)
 	}
-	ts.store.conflict.Store(false)
+	ts.store.Conflict.Store(false)
 	if got := lines(ts.do(t, "GET", "/api/cart", "").cart(t)); got != "SKU-0001×2" {
 		t.Errorf("cart %q after a refused conflicting write, want SKU-0001×2", got)
 	}

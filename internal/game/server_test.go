@@ -19,6 +19,7 @@ import (
 	"github.com/statelab/statelab/internal/httpapi"
 	"github.com/statelab/statelab/session"
 	"github.com/statelab/statelab/session/memstore"
+	"github.com/statelab/statelab/session/storetest"
 )
 
 // testServer starts a Server for cfg (fast ticks, short lease) behind an
@@ -193,12 +194,12 @@ func TestFencing(t *testing.T) {
 	// Checkpoint interval longer than the lease: renewals come every
 	// lease/3. Make renewals impossible by closing a's store view: a wraps
 	// the store and can be switched off, like a paused process.
-	gate := &gatedStore{Store: st}
+	gate := storetest.NewFlaky(st)
 	a, ha := testServer(t, Config{ID: "a", Strategy: StrategyCheckpoint, Store: gate, Lease: lease, Checkpoint: time.Hour})
 	if code, _, eb := post(t, ha.URL, "r", Input{"p", 1, "up"}); code != 200 {
 		t.Fatalf("%d %+v", code, eb)
 	}
-	gate.setDown(true)
+	gate.Down.Store(true)
 	// a's lease lapses: it must stop acknowledging.
 	deadline := time.Now().Add(10 * time.Second)
 	for {
@@ -236,7 +237,7 @@ func TestFencing(t *testing.T) {
 		t.Fatalf("b's snapshot %+v", snap)
 	}
 	// a comes back: its renewal is refused (fenced) and it drops the room.
-	gate.setDown(false)
+	gate.Down.Store(false)
 	for a.roomCount() != 0 {
 		if time.Now().After(deadline) {
 			t.Fatal("fenced owner kept the room")
@@ -250,38 +251,6 @@ func TestFencing(t *testing.T) {
 	if err != nil || rec.Epoch != 2 || rec.Owner != "b" {
 		t.Fatalf("store record after fencing: %+v %v", rec, err)
 	}
-}
-
-// gatedStore is a store a test can make unavailable.
-type gatedStore struct {
-	session.Store
-	mu   sync.Mutex
-	down bool
-}
-
-func (g *gatedStore) setDown(v bool) { g.mu.Lock(); g.down = v; g.mu.Unlock() }
-
-func (g *gatedStore) check() error {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	if g.down {
-		return fmt.Errorf("gate: %w", session.ErrUnavailable)
-	}
-	return nil
-}
-
-func (g *gatedStore) Get(ctx context.Context, key string) (session.Record, error) {
-	if err := g.check(); err != nil {
-		return session.Record{}, err
-	}
-	return g.Store.Get(ctx, key)
-}
-
-func (g *gatedStore) Put(ctx context.Context, key string, r session.Record) (uint64, error) {
-	if err := g.check(); err != nil {
-		return 0, err
-	}
-	return g.Store.Put(ctx, key, r)
 }
 
 func counterValue(t *testing.T, s *Server, name, label string) float64 {
@@ -342,7 +311,8 @@ func TestExternalConcurrent(t *testing.T) {
 func TestStoreDown(t *testing.T) {
 	for _, strategy := range []Strategy{StrategyCheckpoint, StrategyExternal} {
 		t.Run(string(strategy), func(t *testing.T) {
-			gate := &gatedStore{Store: newMemstore(t), down: true}
+			gate := storetest.NewFlaky(newMemstore(t))
+			gate.Down.Store(true)
 			_, hs := testServer(t, Config{Strategy: strategy, Store: gate})
 			res, err := http.Post(hs.URL+"/rooms/r/inputs", "application/json", strings.NewReader(`{"player":"p","seq":1,"move":"up"}`))
 			if err != nil {
