@@ -160,12 +160,14 @@ func runLab(ctx context.Context, m *Main, args []string) error {
 	var f labFlags
 	var name, scenario, service string
 	var gp lab.GameParams
+	var sf sweepFlags
 	fs.StringVar(&service, "service", "cart", "what to drive: cart (statelab app) or game (statelab game)")
 	fs.StringVar(&name, "strategy", "", "strategy: "+oneOf(strategy.Names())+" (required); for the game: "+oneOf(game.StrategyNames()))
 	fs.StringVar(&scenario, "scenario", "steady", "scenario: "+scenarioNames()+"; for the game: steady, failover, scaleout or pause")
 	fs.IntVar(&gp.Rooms, "rooms", 0, "game rooms (default 8)")
 	fs.IntVar(&gp.Players, "players", 0, "players per game room (default 4)")
 	f.register(fs, true)
+	sf.register(fs)
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -175,6 +177,9 @@ func runLab(ctx context.Context, m *Main, args []string) error {
 	}
 	if svc == lab.ServiceGame {
 		return runGameLab(ctx, m, f, gp, name, scenario, args)
+	}
+	if sf.sweep != "" {
+		return runSweep(ctx, m, &f, &sf, name, args)
 	}
 	if name == "" {
 		return usageErrorf("lab", "--strategy is required (%s)", oneOf(strategy.Names()))

@@ -57,6 +57,18 @@ func newMetrics(reg prometheus.Registerer, s *Server) (*metrics, error) {
 			Name: "statelab_app_rejected_requests_total",
 			Help: "Requests refused with 503 because every capacity slot and queue place was taken.",
 		}, func() float64 { return float64(s.limiter.Rejected()) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "statelab_app_capacity_busy_seconds_total",
+			Help: "Time requests held a capacity slot (--work and the handler), summed over requests.",
+		}, func() float64 { return s.limiter.BusySeconds() }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "statelab_app_capacity_held_total",
+			Help: "Requests that held a capacity slot and finished.",
+		}, func() float64 { return float64(s.limiter.Held()) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "statelab_app_capacity_slots",
+			Help: "Capacity slots (--max-inflight); 0 when unlimited.",
+		}, func() float64 { return float64(s.limiter.Slots()) }),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name:        "statelab_app_info",
 			Help:        "Always 1; its labels name the replica and its store.",

@@ -24,6 +24,10 @@ type Limiter struct {
 	running  atomic.Int64
 	queued   atomic.Int64
 	rejected atomic.Uint64
+	// busyNS sums the time requests held a slot (or ran, when unlimited);
+	// held counts them.
+	busyNS atomic.Int64
+	held   atomic.Uint64
 }
 
 // NewLimiter returns a Limiter. work is each request's wait (0: none);
@@ -48,13 +52,24 @@ func (l *Limiter) Queued() int { return int(l.queued.Load()) }
 // full, since the Limiter was made.
 func (l *Limiter) Rejected() uint64 { return l.rejected.Load() }
 
+// Slots returns MaxInflight: how many requests run at once (0: unlimited).
+func (l *Limiter) Slots() int { return cap(l.slots) }
+
+// BusySeconds returns the time requests have held a slot since the Limiter
+// was made, summed over requests: over an interval, its growth divided by
+// Slots and the interval is the share of the capacity model in use.
+func (l *Limiter) BusySeconds() float64 { return float64(l.busyNS.Load()) / 1e9 }
+
+// Held returns how many requests have held a slot and released it.
+func (l *Limiter) Held() uint64 { return l.held.Load() }
+
 // Wrap returns next behind the limiter.
 func (l *Limiter) Wrap(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if !l.acquire(w, r) {
 			return
 		}
-		defer l.release()
+		defer l.release(time.Now())
 		if l.work > 0 {
 			t := time.NewTimer(l.work)
 			select {
@@ -97,7 +112,10 @@ func (l *Limiter) acquire(w http.ResponseWriter, r *http.Request) bool {
 	}
 }
 
-func (l *Limiter) release() {
+// release frees the slot taken at since and counts the time it was held.
+func (l *Limiter) release(since time.Time) {
+	l.busyNS.Add(int64(time.Since(since)))
+	l.held.Add(1)
 	l.running.Add(-1)
 	if l.slots != nil {
 		<-l.slots

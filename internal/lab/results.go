@@ -15,6 +15,8 @@ type Results struct {
 	Machine Machine     `json:"machine"`
 	Runs    []RunResult `json:"runs"`
 	Claims  []Claim     `json:"claims"`
+	// Sweep is the scaling sweep (statelab lab --sweep), when one ran.
+	Sweep *Sweep `json:"sweep,omitempty"`
 }
 
 // Machine describes where the runs ran.

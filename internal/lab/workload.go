@@ -28,7 +28,8 @@ type workload struct {
 	duration time.Duration
 	think    time.Duration
 	timeout  time.Duration
-	tabs     int // shoppers with this many concurrent tabs; 0 or 1: one tab
+	tabs     int     // shoppers with this many concurrent tabs; 0 or 1: one tab
+	hot      float64 // share of the requests sent by the hot session (skew)
 	skus     []string
 
 	origin    time.Time // the run clock's zero
@@ -50,6 +51,9 @@ type workloadConfig struct {
 	think   time.Duration // between a shopper's steps
 	timeout time.Duration // of every request
 	tabs    int           // tabs per shopper; 0 or 1: one tab
+	// hot is the share of the requests (0..1) a single hot session sends
+	// (see runHot); the shoppers send the rest.
+	hot float64
 	// measure is how long shoppers keep arriving after the warm-up.
 	measure time.Duration
 	// warmUp, when set, has shoppers arrive for one shopper's lifetime
@@ -76,6 +80,7 @@ func newWorkload(base string, skus []string, cfg workloadConfig) (*workload, err
 		think:   cfg.think,
 		timeout: cfg.timeout,
 		tabs:    cfg.tabs,
+		hot:     cfg.hot,
 		transport: &http.Transport{
 			MaxIdleConns:        4096,
 			MaxIdleConnsPerHost: 4096,
@@ -127,8 +132,15 @@ func (w *workload) lifetime() time.Duration {
 func (w *workload) run(ctx context.Context) {
 	end := int64(w.duration)
 	rng := rand.New(rand.NewPCG(w.seed, 0x5eed))
-	meanGap := float64(time.Second) * w.stepsPerShopper() / w.rate
+	meanGap := float64(time.Second) * w.stepsPerShopper() / (w.rate * (1 - w.hot))
 	var wg sync.WaitGroup
+	if w.hot > 0 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			w.runHot(ctx, end)
+		}()
+	}
 	next := int64(0)
 	for next < end {
 		if !w.sleepUntil(ctx, next) {

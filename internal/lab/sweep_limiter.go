@@ -1,0 +1,95 @@
+package lab
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/statelab/statelab/internal/strategy"
+)
+
+// Limiter names what stopped a sweep point's capacity from growing, as
+// measured at its saturating probe (see classifyLimiter).
+type Limiter string
+
+// The limiters.
+const (
+	// LimitReplicas: the replicas' capacity model (--work, --max-inflight)
+	// was full — every slot busy with requests that took about --work.
+	LimitReplicas Limiter = "replicas"
+	// LimitHotReplica: one replica's slots were full while the others had
+	// room — the balancer's placement (sticky sessions, a hot session)
+	// concentrated the load.
+	LimitHotReplica Limiter = "hot_replica"
+	// LimitCPU: this machine's CPU was saturated; the point measures the
+	// machine, not the model.
+	LimitCPU Limiter = "cpu"
+	// LimitStore: the session store — its process busy, or the requests
+	// holding their slots much longer than --work while waiting on it.
+	LimitStore Limiter = "store"
+	// LimitReplication: requests held their slots much longer than --work
+	// while copying writes to peer replicas.
+	LimitReplication Limiter = "replication"
+	// LimitBalancer: the balancer's process was busy.
+	LimitBalancer Limiter = "balancer"
+	// LimitNone: nothing measured was saturated (the objective failed on
+	// latency alone); read the probe's numbers.
+	LimitNone Limiter = "none"
+)
+
+// Thresholds of classifyLimiter.
+const (
+	// limitSlotFull: the capacity model is full when requests held at
+	// least 80% of the slot-time of the probe (queueing theory says the
+	// tail grows steeply from about there).
+	limitSlotFull = 0.80
+	// limitHoldExcess: a request that held its slot 1.5× --work or longer
+	// waited on something besides the model (the store, replication, the
+	// CPU); below that the model's timer is what held it.
+	limitHoldExcess = 1.5
+	// limitHotSpread: one replica is hot when its slot use is at least
+	// 1.10× the mean's; closer than that, the replicas filled together.
+	limitHotSpread = 1.10
+	// limitProcCores: a store or balancer process using 0.8 of a core is
+	// busy (Redis and the balancer's event loop are mostly one thread).
+	limitProcCores = 0.80
+)
+
+// classifyLimiter names the limiter from what was measured during the
+// saturating probe, and says why in one sentence. In order: full slots
+// holding for about --work are the model (even if the CPU was busy too);
+// one full replica among idle ones is placement; then a saturated machine;
+// then a busy store or balancer process; then slots held long by the
+// store or replication.
+func classifyLimiter(st strategy.Strategy, work time.Duration, res Resources) (Limiter, string) {
+	hold := fmt.Sprintf("requests held a slot %.1f ms (--work %v)", res.SlotHoldMS, work)
+	modelHold := work <= 0 || res.SlotHoldMS < limitHoldExcess*float64(work)/float64(time.Millisecond)
+	switch {
+	case res.SlotUtil >= limitSlotFull && modelHold:
+		return LimitReplicas, fmt.Sprintf("replica slots %s busy on average; %s", pct(res.SlotUtil), hold)
+	case res.SlotUtilMax >= limitSlotFull && modelHold && res.SlotUtilMax >= limitHotSpread*res.SlotUtil:
+		return LimitHotReplica, fmt.Sprintf("the busiest replica's slots were %s busy, the mean %s", pct(res.SlotUtilMax), pct(res.SlotUtil))
+	case res.MachineCPU >= saturatedBusy:
+		return LimitCPU, fmt.Sprintf("the machine's CPU was %s busy (%s); %s", pct(res.MachineCPU), res.cpuText(), hold)
+	case res.ProcessCPU[procStore] >= limitProcCores:
+		return LimitStore, fmt.Sprintf("the store's process used %.2f cores at %.0f ops/s", res.ProcessCPU[procStore], res.StoreOpsPerS)
+	case res.ProcessCPU[procBalancer] >= limitProcCores:
+		return LimitBalancer, fmt.Sprintf("the balancer used %.2f cores", res.ProcessCPU[procBalancer])
+	case max(res.SlotUtil, res.SlotUtilMax) >= limitSlotFull && st == strategy.Replicated:
+		return LimitReplication, fmt.Sprintf("%s; %.0f copies/s at %.2f ms each", hold, res.ReplicationPerS, res.ReplicationMS)
+	case max(res.SlotUtil, res.SlotUtilMax) >= limitSlotFull && st.Spec().External():
+		return LimitStore, fmt.Sprintf("%s waiting on the store (%.0f ops/s)", hold, res.StoreOpsPerS)
+	case max(res.SlotUtil, res.SlotUtilMax) >= limitSlotFull:
+		return LimitReplicas, fmt.Sprintf("replica slots %s busy on average, %s on the busiest; %s", pct(res.SlotUtil), pct(res.SlotUtilMax), hold)
+	}
+	return LimitNone, fmt.Sprintf("nothing measured was saturated: slots %s busy, machine CPU %s", pct(res.SlotUtil), pct(max(0, res.MachineCPU)))
+}
+
+// cpuText says how many cores the sweep's own processes used, by process.
+func (res Resources) cpuText() string {
+	var own float64
+	for _, v := range res.ProcessCPU {
+		own += v
+	}
+	return fmt.Sprintf("the lab's processes used %.2f cores: balancer %.2f, replicas %.2f, store %.2f, load generator %.2f",
+		own, res.ProcessCPU[procBalancer], res.ProcessCPU[procReplicas], res.ProcessCPU[procStore], res.ProcessCPU[procLab])
+}
