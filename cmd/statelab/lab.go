@@ -135,6 +135,12 @@ func finish(m *Main, out, jsonPath, command string, cfg lab.Config, began time.T
 		fmt.Fprintln(m.Stdout)
 		fmt.Fprint(m.Stdout, newcomerSummary)
 	}
+	return finishFiles(m, files, began, runErr, werr)
+}
+
+// finishFiles prints where the outputs are (when they were written) and
+// how long it all took, and returns runErr or else werr.
+func finishFiles(m *Main, files lab.Outputs, began time.Time, runErr, werr error) error {
 	if werr == nil {
 		fmt.Fprintf(m.Stdout, "Report:  %s\nResults: %s\n", files.Report, files.Results)
 	}

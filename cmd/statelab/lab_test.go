@@ -21,6 +21,11 @@ func TestLabDemoUsage(t *testing.T) {
 		{[]string{"lab", "--strategy", "sticky", "--replicas", "0", "--scenario", "failover", "--duration", "100ms"}, "duration"},
 		{[]string{"lab", "--strategy", "sticky", "--scenario", "tabs", "--tabs", "1"}, "tabs"},
 		{[]string{"lab", "--strategy", "sticky", "--bogus"}, "bogus"},
+		{[]string{"lab", "--sweep", "nodes=1,2"}, "--sweep"},
+		{[]string{"lab", "--sweep", "replicas=1,0"}, "--sweep"},
+		{[]string{"lab", "--sweep", "replicas=1,2", "--strategy", "client,nope"}, "--strategy"},
+		{[]string{"lab", "--sweep", "replicas=1", "--skew", "0.95"}, "--skew"},
+		{[]string{"lab", "--sweep", "replicas=1", "--probe", "100ms"}, "probe"},
 		{[]string{"demo", "--strategies", "naive,nope"}, "--strategies"},
 		{[]string{"demo", "extra"}, "unexpected argument"},
 	}

@@ -109,12 +109,6 @@ func runSweep(ctx context.Context, m *Main, f *labFlags, sf *sweepFlags, strateg
 		fmt.Fprintln(m.Stdout)
 		lab.WriteClaims(m.Stdout, claims)
 	}
-	if werr == nil {
-		fmt.Fprintf(m.Stdout, "\nReport:  %s\nResults: %s\n", files.Report, files.Results)
-	}
-	fmt.Fprintf(m.Stdout, "Took %v.\n", time.Since(began).Round(time.Second))
-	if runErr != nil {
-		return runErr
-	}
-	return werr
+	fmt.Fprintln(m.Stdout)
+	return finishFiles(m, files, began, runErr, werr)
 }
