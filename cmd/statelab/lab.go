@@ -36,6 +36,7 @@ type labFlags struct {
 	verbose     bool
 	storeDelay  time.Duration
 	storeResets float64
+	replQuorum  string
 }
 
 // register adds the flags to fs; knobs adds the run parameters (lab only).
@@ -61,6 +62,7 @@ func (f *labFlags) register(fs *flag.FlagSet, knobs bool) {
 	fs.BoolVar(&f.poisson, "poisson", false, "Poisson arrivals (seeded by --seed) instead of evenly spaced ones")
 	fs.DurationVar(&f.storeDelay, "store-delay", 0, "latency slowstore adds to each round trip to the store (default 50ms)")
 	fs.Float64Var(&f.storeResets, "store-resets", 0, "share of new store connections flaky resets, 0..1 (default 0.3)")
+	fs.StringVar(&f.replQuorum, "repl-quorum", "", "replicated: the replicas' write quorum: majority (default), one (none) or a member count")
 }
 
 // config turns the flags into the base run configuration.
@@ -94,7 +96,7 @@ func (f *labFlags) config(cmd string, m *Main) (lab.Config, error) {
 		cfg.Seed = f.seed
 	}
 	cfg.Poisson = f.poisson
-	cfg.StoreDelay, cfg.StoreResets = f.storeDelay, f.storeResets
+	cfg.StoreDelay, cfg.StoreResets, cfg.ReplQuorum = f.storeDelay, f.storeResets, f.replQuorum
 	cfg.RedisURL, cfg.PostgresURL = f.redis, f.postgres
 	cfg.OutDir = f.out
 	bin, err := os.Executable()

@@ -17,6 +17,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/statelab/statelab/internal/netns"
 	"github.com/statelab/statelab/internal/stores"
 	"github.com/statelab/statelab/internal/strategy"
 )
@@ -100,6 +101,17 @@ type Config struct {
 	// Game, when set, makes the replicas game servers instead of cart
 	// replicas (see GameOptions); Strategy is then ignored.
 	Game *GameOptions
+
+	// Hosts runs every replica in its own Linux network namespace, with
+	// its own address on a bridge the cluster creates and removes
+	// (internal/netns), so that links between replicas, and between a
+	// replica and the store, can be cut (Partition, Isolate). It needs
+	// root and the ip command: Start fails with an error wrapping
+	// ErrNoHosts, saying why, without them. Implies StoreLink.
+	Hosts bool
+
+	// ReplQuorum, when set, is the replicated replicas' --repl-quorum.
+	ReplQuorum string
 
 	// StoreLink puts the lab's proxy between the replicas and a store
 	// server the cluster starts itself, so that SlowStore and FlakyStore
@@ -195,9 +207,10 @@ type replica struct {
 	inLB        bool
 	lbID        string // the balancer's id for this backend
 	starts      int
+	host        *netns.Host // its own network namespace (Config.Hosts), or nil
 }
 
-func (r *replica) url() string { return "http://127.0.0.1:" + strconv.Itoa(r.port) }
+func (r *replica) url() string { return "http://" + r.ip() + ":" + strconv.Itoa(r.port) }
 
 // Cluster is a running cluster. Its methods are safe for concurrent use.
 type Cluster struct {
@@ -210,6 +223,7 @@ type Cluster struct {
 	adminURL string
 	client   *http.Client
 	store    *storeRuntime
+	net      *netns.Network // the replicas' hosts (Config.Hosts), or nil
 
 	// opMu serialises operations that start or stop processes.
 	opMu sync.Mutex
@@ -278,6 +292,9 @@ func Start(ctx context.Context, cfg Config) (*Cluster, error) {
 }
 
 func (c *Cluster) start(ctx context.Context) error {
+	if err := c.startHosts(ctx); err != nil {
+		return err
+	}
 	st, err := startStore(ctx, c)
 	if err != nil {
 		return err
@@ -330,12 +347,12 @@ func (c *Cluster) newReplica() (*replica, error) {
 		r.clusterAddr = "127.0.0.1:" + strconv.Itoa(cp)
 	}
 	c.mu.Lock()
-	defer c.mu.Unlock()
 	c.nextID++
 	r.id = "r" + strconv.Itoa(c.nextID)
 	c.replicas[r.id] = r
 	c.order = append(c.order, r.id)
-	return r, nil
+	c.mu.Unlock()
+	return r, c.placeReplica(r)
 }
 
 // appArgs is the command line of replica r.
@@ -344,7 +361,7 @@ func (c *Cluster) appArgs(r *replica) []string {
 		return c.gameArgs(r)
 	}
 	args := []string{"app",
-		"--listen", "127.0.0.1:" + strconv.Itoa(r.port),
+		"--listen", r.ip() + ":" + strconv.Itoa(r.port),
 		"--id", r.id,
 		"--store", string(c.store.info.Kind),
 	}
@@ -355,6 +372,9 @@ func (c *Cluster) appArgs(r *replica) []string {
 	}
 	if c.cfg.MaxInflight > 0 {
 		args = append(args, "--max-inflight", strconv.Itoa(c.cfg.MaxInflight))
+	}
+	if c.cfg.ReplQuorum != "" && c.spec.Store == stores.Replicated {
+		args = append(args, "--repl-quorum", c.cfg.ReplQuorum)
 	}
 	if r.clusterAddr != "" {
 		args = append(args, "--cluster-listen", r.clusterAddr)
@@ -382,9 +402,9 @@ func (c *Cluster) peersOf(r *replica) string {
 
 // launch starts replica r's process (it must not be running).
 func (c *Cluster) launch(r *replica) error {
-	args := c.appArgs(r)
+	bin, args := c.hostCommand(r, c.cfg.Binary, c.appArgs(r))
 	logPath := filepath.Join(c.dir, r.id+".log")
-	p, err := startProcess(r.id, c.cfg.Binary, args, c.secretEnv(), logPath, func(p *process, expected bool, err error) {
+	p, err := startProcess(r.id, bin, args, c.secretEnv(), logPath, func(p *process, expected bool, err error) {
 		c.onReplicaExit(r, p, expected, err)
 	})
 	if err != nil {
@@ -567,6 +587,9 @@ func (c *Cluster) Close() error {
 		if err := st.close(); err != nil {
 			errs = append(errs, err)
 		}
+	}
+	if err := c.closeHosts(); err != nil {
+		errs = append(errs, err)
 	}
 	if err := os.RemoveAll(c.dir); err != nil {
 		errs = append(errs, fmt.Errorf("cluster: remove %s: %w", c.dir, err))

@@ -192,10 +192,10 @@ func (p *faultProxy) forward(dst, src net.Conn, delayed bool) {
 // server the cluster started at addr, when c's config asks for a store
 // link (Config.StoreLink); otherwise the replicas reach it directly.
 func (s *storeRuntime) proxyManaged(c *Cluster, addr string) error {
-	if !c.cfg.StoreLink {
+	if !c.cfg.StoreLink && !c.cfg.Hosts {
 		return nil
 	}
-	p, err := newFaultProxy(addr)
+	p, err := c.newLinkProxy(addr)
 	if err != nil {
 		return err
 	}

@@ -3,6 +3,7 @@ package cluster
 import (
 	"fmt"
 	"net"
+	"net/netip"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -20,19 +21,24 @@ type faultProxy struct {
 	reset  atomic.Int64 // share of new connections reset, in parts per million
 	resets atomic.Int64 // connections reset so far
 
-	mu    sync.Mutex
-	ln    net.Listener
-	conns map[net.Conn]struct{}
-	wg    sync.WaitGroup
+	mu      sync.Mutex
+	ln      net.Listener
+	conns   map[net.Conn]struct{}
+	blocked map[netip.Addr]bool // clients whose connections are reset (Isolate)
+	wg      sync.WaitGroup
 }
 
 // newFaultProxy listens on a free loopback port and forwards to target.
-func newFaultProxy(target string) (*faultProxy, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+func newFaultProxy(target string) (*faultProxy, error) { return newFaultProxyAt("127.0.0.1", target) }
+
+// newFaultProxyAt listens on a free port of the address host and forwards
+// to target.
+func newFaultProxyAt(host, target string) (*faultProxy, error) {
+	ln, err := net.Listen("tcp", net.JoinHostPort(host, "0"))
 	if err != nil {
 		return nil, fmt.Errorf("cluster: store proxy: %w", err)
 	}
-	p := &faultProxy{target: target, addr: ln.Addr().String(), conns: map[net.Conn]struct{}{}}
+	p := &faultProxy{target: target, addr: ln.Addr().String(), conns: map[net.Conn]struct{}{}, blocked: map[netip.Addr]bool{}}
 	p.serve(ln)
 	return p, nil
 }
@@ -78,7 +84,7 @@ func (p *faultProxy) pipe(client net.Conn) {
 		return
 	}
 	defer p.untrack(client)
-	if p.resetNow() {
+	if p.resetNow() || p.isBlocked(client) {
 		p.resetConn(client)
 		return
 	}

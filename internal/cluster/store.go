@@ -75,7 +75,7 @@ func startStore(ctx context.Context, c *Cluster) (*storeRuntime, error) {
 		if err != nil || u.Host == "" {
 			return nil, fmt.Errorf("%w: Redis URL %q: want redis://host:port/db", ErrBadConfig, c.cfg.RedisURL)
 		}
-		p, err := newFaultProxy(hostPort(u, "6379"))
+		p, err := c.newLinkProxy(hostPort(u, "6379"))
 		if err != nil {
 			return nil, err
 		}
@@ -91,7 +91,7 @@ func startStore(ctx context.Context, c *Cluster) (*storeRuntime, error) {
 		s.appArgs = []string{"--sqlite", path}
 		s.info.Detail = "SQLite file " + path + " shared by the replicas"
 	case stores.Postgres:
-		if err := s.preparePostgres(ctx, c.cfg.PostgresURL); err != nil {
+		if err := s.preparePostgres(ctx, c, c.cfg.PostgresURL); err != nil {
 			return nil, err
 		}
 	default:
@@ -243,7 +243,7 @@ func redisCommand(ctx context.Context, port int, args ...string) (string, error)
 
 // preparePostgres creates a fresh schema in the database at rawURL and
 // points the replicas at it through a fault proxy.
-func (s *storeRuntime) preparePostgres(ctx context.Context, rawURL string) error {
+func (s *storeRuntime) preparePostgres(ctx context.Context, c *Cluster, rawURL string) error {
 	u, err := url.Parse(rawURL)
 	if err != nil || (u.Scheme != "postgres" && u.Scheme != "postgresql") || u.Host == "" {
 		return fmt.Errorf("%w: PostgreSQL URL %q: want postgres://user@host:port/db", ErrBadConfig, rawURL)
@@ -261,7 +261,7 @@ func (s *storeRuntime) preparePostgres(ctx context.Context, rawURL string) error
 	}
 	ps := &proxiedStore{pgURL: rawURL, pgSchema: schema}
 	s.fault = ps
-	p, err := newFaultProxy(hostPort(u, "5432"))
+	p, err := c.newLinkProxy(hostPort(u, "5432"))
 	if err != nil {
 		return err
 	}

@@ -125,6 +125,7 @@ var claims = []claim{
 	{"Each request of a stateless service carries all it needs (client-held state).",
 		[]runKey{{strategy.Client, Steady}}, judgeClientState},
 	{replayClaimText, []runKey{{strategy.Client, Steady}}, judgeReplay},
+	{partitionClaimText, []runKey{{strategy.Replicated, Partition}}, judgePartition},
 }
 
 // The rows of the microservice shape (claims_services.go) follow the

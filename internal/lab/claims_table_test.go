@@ -73,6 +73,8 @@ func TestClaimBoundaries(t *testing.T) {
 			{"slow link, p99 at the margin", []*Run{runOf(strategy.Cache, Failover, nil), runOf(strategy.Cache, Steady, nil), runOf(strategy.Cache, SlowStore, func(r *RunResult) { r.LatencyMS.P99, r.StoreDelayMS = base.LatencyMS.P99*linkP99Factor, 50 })}, Holds, "50 ms slower for 30% of the run"},
 			{"slow link, p99 over the margin", []*Run{runOf(strategy.Cache, Failover, nil), runOf(strategy.Cache, Steady, nil), runOf(strategy.Cache, SlowStore, p99(above(base.LatencyMS.P99*linkP99Factor)))}, HoldsWithCost, "(steady 5 ms)"},
 			{"flaky link errors", []*Run{runOf(strategy.Cache, Failover, nil), runOf(strategy.Cache, Flaky, func(r *RunResult) { r.ErrorRate, r.StoreResets, r.StoreConnsReset = 0.001, 0.3, 12 })}, HoldsWithCost, "30% of store connections reset (12 resets)"},
+			{"isolated replica, errors", []*Run{runOf(strategy.Cache, Failover, nil), runOf(strategy.Cache, Isolate, errs(0.01))}, HoldsWithCost, "r2 cut off from the store for 30% of the run"},
+			{"isolated replica loses items", []*Run{runOf(strategy.Cache, Failover, nil), runOf(strategy.Cache, Isolate, lose(2))}, DoesNotHold, "2 items lost"},
 			{"flaky link loses items", []*Run{runOf(strategy.Cache, Failover, nil), runOf(strategy.Cache, Flaky, lose(1))}, DoesNotHold, "1 items lost"},
 		},
 		7: {
@@ -103,6 +105,23 @@ func TestClaimBoundaries(t *testing.T) {
 	for _, r := range replayClaimRows(runOf) {
 		n := claimNumber(t, replayClaimText)
 		tests[n] = append(tests[n], row(r))
+	}
+	quorum := func(q string, mod func(*RunResult)) func(*RunResult) {
+		return func(r *RunResult) {
+			r.ReplQuorum = q
+			if mod != nil {
+				mod(r)
+			}
+		}
+	}
+	n := claimNumber(t, partitionClaimText)
+	tests[n] = []row{
+		{"quorum, nothing lost", []*Run{runOf(strategy.Replicated, Partition, quorum("majority", nil))}, Holds, "write quorum majority"},
+		{"quorum, errors at the margin", []*Run{runOf(strategy.Replicated, Partition, quorum("majority", errs(partitionErrorMargin)))}, Holds, ""},
+		{"quorum, errors over the margin", []*Run{runOf(strategy.Replicated, Partition, quorum("majority", errs(above(partitionErrorMargin))))}, HoldsWithCost, "refused writes"},
+		{"quorum, items lost", []*Run{runOf(strategy.Replicated, Partition, quorum("2", lose(1)))}, DoesNotHold, "write quorum 2"},
+		{"no quorum", []*Run{runOf(strategy.Replicated, Partition, quorum("one", lose(3)))}, NotMeasured, "what a quorum prevents"},
+		{"missing", []*Run{runOf(strategy.Replicated, Steady, nil)}, NotMeasured, "replicated × partition"},
 	}
 	if len(tests)+len(serviceClaims) != len(claims) {
 		t.Errorf("%d claims tested, the table has %d", len(tests)+len(serviceClaims), len(claims)) // the services rows: TestServiceClaimBoundaries

@@ -73,6 +73,9 @@ func (cfg Config) faultPlan() []faultStep {
 	if p := cfg.linkPlan(); p != nil {
 		return p
 	}
+	if p := cfg.hostPlan(); p != nil {
+		return p
+	}
 	return cfg.Scenario.plan(cfg.Replicas)
 }
 
@@ -143,7 +146,7 @@ func (cfg Config) summarizeLink(r *RunResult, rec *recording) {
 // noise of short runs.
 const linkP99Factor = 1.5
 
-// linkEvidence adds what the link scenarios measured for strategy st to a
+// linkEvidence adds what the link scenarios (and isolate) measured for strategy st to a
 // claim's evidence: lost reports acknowledged items lost on a slow or
 // flaky link (a correctness failure), hurt that clients paid for it in
 // errors or latency (a cost).
@@ -154,6 +157,11 @@ func linkEvidence(ix runIndex, st strategy.Strategy) (ev string, lost, hurt bool
 		parts = append(parts, fmt.Sprintf("with every store round trip %.0f ms slower for %s of the run, p99 %.0f ms%s, error rate %s, %d items lost",
 			r.StoreDelayMS, share(linkHealAt-linkFaultAt), r.LatencyMS.P99, steadyP99(steady), pct(r.ErrorRate), r.ItemsLost))
 		lost, hurt = r.ItemsLost > 0, linkHurts(r, steady)
+	}
+	if r := ix.get(st, Isolate); r != nil {
+		parts = append(parts, fmt.Sprintf("with replica r2 cut off from the store for %s of the run (the balancer still reaching it), error rate %s, %d items lost",
+			share(hostHealAt-hostCutAt), pct(r.ErrorRate), r.ItemsLost))
+		lost, hurt = lost || r.ItemsLost > 0, hurt || r.ErrorRate > 0
 	}
 	if r := ix.get(st, Flaky); r != nil {
 		parts = append(parts, fmt.Sprintf("with %.0f%% of store connections reset (%d resets), p99 %.0f ms, error rate %s, %d items lost",

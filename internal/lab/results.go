@@ -79,6 +79,12 @@ type RunResult struct {
 	StoreConnsReset int64   `json:"store_conns_reset,omitempty"`
 	// Services is what surge and deploy measured of the microservice shape.
 	Services *ServicesResult `json:"services,omitempty"`
+	// Hosts reports that every replica ran as a host of its own (a
+	// network namespace): the partition and isolate scenarios.
+	Hosts bool `json:"hosts,omitempty"`
+	// ReplQuorum is the write quorum of a replicated run: majority, one
+	// (no quorum) or a member count.
+	ReplQuorum string `json:"repl_quorum,omitempty"`
 }
 
 // Claim is one statement of the seed lesson with the measured evidence.

@@ -67,6 +67,10 @@ type Config struct {
 	// store connections flaky resets; zero means DefaultStoreResets.
 	StoreDelay  time.Duration
 	StoreResets float64
+	// ReplQuorum is the replicated strategy's write quorum (the app's
+	// --repl-quorum: majority, one or a member count); empty means the
+	// app's default, a majority.
+	ReplQuorum string
 
 	// Binary, RedisURL, PostgresURL and Dir are passed to the cluster.
 	Binary      string
@@ -169,7 +173,7 @@ func (c Config) Validate() error {
 	case c.Binary == "":
 		return fmt.Errorf("%w: the statelab binary is required", ErrBadConfig)
 	}
-	return c.validateLink()
+	return errors.Join(c.validateLink(), c.validateQuorum())
 }
 
 // Run is everything the lab measured in one run: the results.json row and
@@ -224,7 +228,7 @@ func RunOne(ctx context.Context, cfg Config) (*Run, error) {
 	if cfg.Service == ServiceGame {
 		return runGame(ctx, cfg)
 	}
-	cfg = cfg.withDefaults()
+	cfg = cfg.withDefaults().withHostDuration()
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
@@ -278,7 +282,7 @@ func start(ctx context.Context, cfg Config) (c *cluster.Cluster, skipped string,
 	if cfg.Scenario == Storefail && !cfg.Strategy.Spec().External() {
 		return nil, string(cfg.Strategy) + " has no external store to stop", nil
 	}
-	if reason := cfg.linkSkip(); reason != "" {
+	if reason := cfg.linkSkip() + cfg.hostSkip(); reason != "" {
 		return nil, reason, nil
 	}
 	c, err = cluster.Start(ctx, cluster.Config{
@@ -293,6 +297,8 @@ func start(ctx context.Context, cfg Config) (c *cluster.Cluster, skipped string,
 		Logger:      cfg.Logger,
 		StoreLink:   cfg.linkPlan() != nil,
 		Services:    cfg.servicesShape(),
+		Hosts:       cfg.needsHosts(),
+		ReplQuorum:  cfg.quorumArg(),
 	})
 	if errors.Is(err, cluster.ErrNoRedis) {
 		return nil, "redis-server is not on PATH and no --redis URL was given: install redis-server or pass --redis URL", nil
@@ -450,6 +456,7 @@ func summarize(cfg Config, rec *recording) *Run {
 	summarizeBalance(run, rec, cfg.Duration)
 	cfg.summarizeLink(r, rec)
 	summarizeServices(cfg, rec, run)
+	cfg.summarizeHosts(r)
 	return run
 }
 

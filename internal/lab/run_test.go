@@ -158,8 +158,8 @@ func TestRunOneSkips(t *testing.T) {
 
 func TestDemoPairsAndSort(t *testing.T) {
 	pairs := DemoPairs(strategy.All())
-	if len(pairs) != 30 {
-		t.Errorf("%d demo pairs, want 30 (six strategies × four scenarios, and storefail, slowstore and flaky for the two external stores)", len(pairs))
+	if len(pairs) != 33 {
+		t.Errorf("%d demo pairs, want 33 (six strategies × four scenarios, storefail, isolate, slowstore and flaky for the two external stores, partition for replicated)", len(pairs))
 	}
 	for _, p := range pairs {
 		if p.Scenario == Storefail && !p.Strategy.Spec().External() {

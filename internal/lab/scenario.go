@@ -47,7 +47,7 @@ const (
 
 // Scenarios returns every scenario in the order of docs/lab.md.
 func Scenarios() []Scenario {
-	return []Scenario{Steady, Failover, Scaleout, Rolling, Tabs, Storefail, SlowStore, Flaky, Surge, Deploy}
+	return []Scenario{Steady, Failover, Scaleout, Rolling, Tabs, Storefail, Partition, Isolate, SlowStore, Flaky, Surge, Deploy}
 }
 
 // ParseScenario returns the scenario named s, or an error wrapping
@@ -84,6 +84,9 @@ func (s Scenario) Describe() string {
 		return fmt.Sprintf("quotes jump ×%d at %s of the run; at %s only pricing is scaled from 1 to %d replicas (then the same surge on the monolith, which scales the carts)", surgeFactor, share(surgeAt), share(surgeScaleAt), 1+surgeAdded)
 	case Deploy:
 		return fmt.Sprintf("the %d pricing replicas are deployed again one at a time (drain, SIGTERM, start, healthy) between %s and %s", deployPricing, share(deployFrom), share(deployTo))
+	}
+	if d := s.hostDescribe(); d != "" {
+		return d
 	}
 	return s.linkDescribe()
 }

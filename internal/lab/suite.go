@@ -20,7 +20,8 @@ type Pair struct {
 
 // DemoPairs returns the runs of `statelab demo` for strategies: each through
 // steady, failover, scaleout and tabs, and cache and database also through
-// storefail, slowstore and flaky (every strategy whose store is external).
+// storefail, isolate, slowstore and flaky (every strategy whose store is
+// external), and replicated through partition.
 func DemoPairs(strategies []strategy.Strategy) []Pair {
 	var out []Pair
 	for _, s := range strategies {
@@ -28,7 +29,11 @@ func DemoPairs(strategies []strategy.Strategy) []Pair {
 			out = append(out, Pair{Strategy: s, Scenario: sc})
 		}
 		if s.Spec().External() {
-			out = append(out, Pair{Strategy: s, Scenario: Storefail}, Pair{Strategy: s, Scenario: SlowStore}, Pair{Strategy: s, Scenario: Flaky})
+			out = append(out, Pair{Strategy: s, Scenario: Storefail}, Pair{Strategy: s, Scenario: Isolate},
+				Pair{Strategy: s, Scenario: SlowStore}, Pair{Strategy: s, Scenario: Flaky})
+		}
+		if s == strategy.Replicated {
+			out = append(out, Pair{Strategy: s, Scenario: Partition})
 		}
 	}
 	return out
