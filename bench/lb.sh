@@ -29,26 +29,9 @@ SCENARIOS=${SCENARIOS:-keepalive close 4k 64k tls tls-new}
 
 cd "$(dirname "$0")/.."
 
-missing=()
-for p in wrk haproxy nginx openssl; do
-	command -v "$p" >/dev/null 2>&1 || [ -x "/usr/sbin/$p" ] || missing+=("$p")
-done
-if [ ${#missing[@]} -gt 0 ]; then
-	echo "installing ${missing[*]}" >&2
-	SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO=sudo
-	$SUDO apt-get update -qq
-	DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
-fi
-export PATH="$PATH:/usr/sbin"
-
-tmp=$(mktemp -d)
-pids=()
-cleanup() {
-	for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
-	wait 2>/dev/null || true
-	rm -rf "$tmp"
-}
-trap cleanup EXIT INT TERM
+# shellcheck source=bench/common.sh
+. bench/common.sh
+need_tools wrk haproxy nginx openssl
 
 B1=$((BASE_PORT + 1)) B2=$((BASE_PORT + 2))
 P_LB=$((BASE_PORT + 10)) P_ADMIN=$((BASE_PORT + 11)) P_LBS=$((BASE_PORT + 12)) P_ADMINS=$((BASE_PORT + 13))

@@ -35,21 +35,9 @@ if [ "$(ulimit -n)" -lt $((2 * CONNS + 300)) ]; then
 	echo "open-files limit $(ulimit -n) is below $((2 * CONNS + 300)): raise it (ulimit -n) or lower CONNS" >&2
 	exit 2
 fi
-if ! command -v haproxy >/dev/null 2>&1 && [ ! -x /usr/sbin/haproxy ]; then
-	SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO=sudo
-	$SUDO apt-get update -qq
-	DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq haproxy >/dev/null
-fi
-export PATH="$PATH:/usr/sbin"
-
-tmp=$(mktemp -d)
-pids=()
-cleanup() {
-	for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
-	wait 2>/dev/null || true
-	rm -rf "$tmp"
-}
-trap cleanup EXIT INT TERM
+# shellcheck source=bench/common.sh
+. bench/common.sh
+need_tools haproxy
 
 B1=$((BASE_PORT + 1)) B2=$((BASE_PORT + 2)) P_LB=$((BASE_PORT + 10)) P_ADMIN=$((BASE_PORT + 11)) P_HA=$((BASE_PORT + 20))
 
