@@ -16,9 +16,10 @@ type SweepObjective struct {
 	// P99Factor: the probe's p99 must stay under P99Factor times the
 	// unloaded p99 of the same strategy and replica count.
 	P99Factor float64 `json:"p99_factor"`
-	// MaxErrorRate: and its error rate under this share (0.01 = 1%).
+	// MaxErrorRate: and its error rate (5xx answers, no answer) under
+	// this share (0.01 = 1%).
 	MaxErrorRate float64 `json:"max_error_rate"`
-	// MinServed: and the requests answered (2xx) within the probe's
+	// MinServed: and the requests answered (2xx or 4xx) within the probe's
 	// window must be at least this share of the offered rate: a queue that
 	// grows for the whole probe fails here even when the latency bound is
 	// loose.
@@ -134,12 +135,17 @@ type Probe struct {
 	// failure with free slots everywhere, probed once more).
 	Phase      string  `json:"phase"`
 	OfferedRPS float64 `json:"offered_rps"`
-	// AchievedRPS counts the requests answered 2xx within the probe's
-	// window (sent and answered in it), per second.
+	// AchievedRPS counts the requests answered within the probe's window
+	// (sent and answered in it, 2xx or 4xx), per second.
 	AchievedRPS float64 `json:"achieved_rps"`
-	ErrorRate   float64 `json:"error_rate"`
-	Latency     Latency `json:"latency_ms"`
-	Imbalance   float64 `json:"imbalance"`
+	// ErrorRate counts 5xx answers and requests with no answer (the
+	// errors load causes); ClientErrorRate counts 4xx answers, which are
+	// about the request (a strategy that loses carts gets them at any
+	// load) and are not held against the objective.
+	ErrorRate       float64 `json:"error_rate"`
+	ClientErrorRate float64 `json:"client_error_rate"`
+	Latency         Latency `json:"latency_ms"`
+	Imbalance       float64 `json:"imbalance"`
 	// Pass says whether the probe met the objective.
 	Pass bool `json:"pass"`
 	// Resources is what was measured during the probe.

@@ -72,7 +72,7 @@ type Sweep struct {
 func (c SweepConfig) method() string {
 	o, s := c.Objective, c.Search
 	return fmt.Sprintf("Per strategy and replica count, one cluster; an unloaded probe at %.0f%% of the capacity model's rate sets the p99 bound (%.0f× its p99). "+
-		"Open-loop probes of %v each (after a warm-up) start at %.0f%% of the model's rate and grow ×%.2f while they meet the objective (p99 under the bound, errors at most %.1f%%, at least %.0f%% of the offered requests answered within the probe), "+
+		"Open-loop probes of %v each (after a warm-up) start at %.0f%% of the model's rate and grow ×%.2f while they meet the objective (p99 under the bound, errors — 5xx or no answer — at most %.1f%%, at least %.0f%% of the offered requests answered within the probe), "+
 		"or shrink ×%.2f while they fail (at most %d), then %d bisections between the highest pass and the lowest failure. "+
 		"Capacity is the highest passing rate; the limiter is read from counters during the lowest failing probe.",
 		o.UnloadedShare*100, o.P99Factor, c.Probe, s.Start*100, s.Grow, o.MaxErrorRate*100, o.MinServed*100, s.Shrink, s.MaxSteps, s.Bisect)
@@ -261,12 +261,19 @@ func (pr *prober) probe(ctx context.Context, phase string, rate float64) (Probe,
 	}
 	hist, samples, _ := w.rec.merged()
 	p := Probe{Phase: phase, OfferedRPS: rate, Resources: res}
-	var errs, served int
+	// A 4xx is an answer about the cart (naive answers 404 for a line on
+	// another replica at any load): it counts as served, not as an error
+	// of the load; it is reported as ClientErrorRate.
+	var errs, answer4, served int
 	for _, s := range samples {
 		switch {
-		case s.err:
+		case s.err && !s.answer4:
 			errs++
-		case s.at+s.lat <= int64(d):
+			continue
+		case s.answer4:
+			answer4++
+		}
+		if s.at+s.lat <= int64(d) {
 			served++
 		}
 	}
@@ -274,6 +281,7 @@ func (pr *prober) probe(ctx context.Context, phase string, rate float64) (Probe,
 		return p, errors.New("lab: a probe recorded no request")
 	}
 	p.ErrorRate = round(float64(errs)/float64(len(samples)), 5)
+	p.ClientErrorRate = round(float64(answer4)/float64(len(samples)), 5)
 	p.AchievedRPS = round(float64(served)/d.Seconds(), 1)
 	ms := func(q float64) float64 { return round(float64(hist.ValueAtQuantile(q))/1000, 2) }
 	p.Latency = Latency{P50: ms(50), P90: ms(90), P99: ms(99), P999: ms(99.9), Max: round(float64(hist.Max())/1000, 2)}

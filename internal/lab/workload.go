@@ -328,7 +328,7 @@ func (s *shopper) do(ctx context.Context, client int, sched int64, kind OpKind, 
 	if kind != OpBrowse {
 		s.w.hist.Add(op)
 	}
-	s.w.rec.record(s.id, sample{at: sched, lat: op.Return - sched, err: op.Status/100 != 2, servedBy: op.ServedBy}, s.cookieBytes())
+	s.w.rec.record(s.id, sample{at: sched, lat: op.Return - sched, err: op.Status/100 != 2, answer4: op.Status/100 == 4, servedBy: op.ServedBy}, s.cookieBytes())
 	return op
 }
 
