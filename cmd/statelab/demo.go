@@ -15,7 +15,9 @@ func runDemo(ctx context.Context, m *Main, args []string) error {
 	fs := newFlagSet(m, "demo", "[--quick] [--out DIR] [--strategies a,b,...] [--redis URL] [--postgres URL]")
 	var f labFlags
 	var strategies listFlag
+	var games bool
 	fs.Var(&strategies, "strategies", "comma-separated strategies to run (default: all six)")
+	fs.BoolVar(&games, "game", true, "also run the game server (statelab game) through failover and pause")
 	f.register(fs, false)
 	if err := parseFlags(fs, args); err != nil {
 		return err
@@ -36,6 +38,10 @@ func runDemo(ctx context.Context, m *Main, args []string) error {
 		return err
 	}
 	pairs := append(lab.DemoPairs(sts), lab.ServicePairs(sts, f.quick)...)
+	if games {
+		pairs = append(pairs, lab.GamePairs(f.quick)...)
+		cfg.Game = lab.DemoGameParams(f.quick)
+	}
 	mode := "full"
 	if f.quick {
 		mode = "quick"

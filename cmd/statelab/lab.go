@@ -161,6 +161,11 @@ already acknowledged; "lost updates" are acknowledged quantity changes that
 vanished when several tabs updated one cart; imbalance is the busiest replica's
 load over the mean (1.00 is even); recovery is how long errors stayed above their
 pre-fault level. The report has charts over time for every run.
+In the game server's table, "inputs lost" are inputs a room acknowledged and later
+did not have; "ticks rolled back" is how far behind a room's new owner started
+(total, and the largest in parentheses); a "double activation" is two owners
+acknowledging inputs of one room at once; "resume" is how long after its owner
+was killed or paused the slowest room answered again.
 `
 
 func runLab(ctx context.Context, m *Main, args []string) error {

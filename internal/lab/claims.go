@@ -73,7 +73,7 @@ func indexRuns(runs []*Run) runIndex {
 	ix := runIndex{}
 	for _, r := range runs {
 		if r.Skipped == "" {
-			ix[runKey{strategy.Strategy(r.Result.Strategy), Scenario(r.Result.Scenario)}] = r
+			ix[keyOf(r.Result)] = r
 		}
 	}
 	return ix
@@ -101,7 +101,7 @@ func (ix runIndex) missing(needs []runKey) []string {
 	return out
 }
 
-// claims is the table: the ten statements of the lesson, in its order.
+// claims is the table: the statements of the lesson, in its order.
 // Another claim (a game server's, a microservice's) is another row.
 var claims = []claim{
 	{"Stateful services need session persistence (same client, same server).",
@@ -124,6 +124,7 @@ var claims = []claim{
 		[]runKey{{strategy.Client, Failover}, {strategy.Sticky, Failover}}, judgeStatelessFaultTolerance},
 	{"Each request of a stateless service carries all it needs (client-held state).",
 		[]runKey{{strategy.Client, Steady}}, judgeClientState},
+	gameClaim,
 	{replayClaimText, []runKey{{strategy.Client, Steady}}, judgeReplay},
 	{partitionClaimText, []runKey{{strategy.Replicated, Partition}}, judgePartition},
 }

@@ -25,7 +25,7 @@ func TestClaimBoundaries(t *testing.T) {
 	base := fakeRun("", "", nil).Result // every fake run's defaults
 	above := func(v float64) float64 { return v * 1.001 }
 
-	type row struct {
+	type row = struct {
 		name string
 		runs []*Run
 		want Verdict
@@ -102,6 +102,7 @@ func TestClaimBoundaries(t *testing.T) {
 			{"tabs lose an update", []*Run{runOf(strategy.Client, Steady, nil), runOf(strategy.Client, Tabs, func(r *RunResult) { r.LostUpdates = 1 })}, HoldsWithCost, ""},
 		},
 	}
+	tests[claimNumber(t, gameClaim.text)] = gameClaimRows()
 	for _, r := range replayClaimRows(runOf) {
 		n := claimNumber(t, replayClaimText)
 		tests[n] = append(tests[n], row(r))

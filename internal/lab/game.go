@@ -67,6 +67,21 @@ type GameParams struct {
 	// Tick, Checkpoint and Lease are the game replicas' --tick,
 	// --checkpoint and --lease.
 	Tick, Checkpoint, Lease time.Duration
+	// Duration, when not zero, is the measured part of a game run instead
+	// of Config.Duration (runs with a fault last at least
+	// gameMinDuration either way).
+	Duration time.Duration
+}
+
+// DemoGameParams are the game runs' parameters in `statelab demo`: the
+// defaults, with 10 s runs in the full demo (the quick one keeps the
+// shortest runs that hold a failover).
+func DemoGameParams(quick bool) GameParams {
+	p := DefaultGameParams()
+	if !quick {
+		p.Duration = 10 * time.Second
+	}
+	return p
 }
 
 // DefaultGameParams are the game runs' parameters: 8 rooms of 4 players,
@@ -129,7 +144,7 @@ const gameWarmUp = time.Second
 // failoverRestartAt, pause resumes it gamePauseLeases leases later.
 const (
 	gameFaultAt     = 0.30
-	gamePauseLeases = 3
+	gamePauseLeases = 4
 )
 
 // validateGame reports the first invalid field of a game run.
@@ -156,10 +171,14 @@ func (c Config) validateGame() error {
 
 // measured is how long the measured part of a game run lasts.
 func (c Config) measured() time.Duration {
-	if c.Scenario == Failover || c.Scenario == Pause {
-		return max(c.Duration, gameMinDuration)
+	d := c.Duration
+	if c.Game.Duration > 0 {
+		d = c.Game.Duration
 	}
-	return c.Duration
+	if c.Scenario == Failover || c.Scenario == Pause {
+		return max(d, gameMinDuration)
+	}
+	return d
 }
 
 // runGame is RunOne for the game service: start a game cluster, drive the
@@ -301,18 +320,26 @@ func summarizeGame(cfg Config, rec *gameRecording) *Run {
 // msOf is d in milliseconds.
 func msOf(d time.Duration) float64 { return float64(d) / 1e6 }
 
-// GamePairs returns the game runs of `statelab demo`: every strategy
-// through failover, and checkpoint through pause; the full demo adds
-// steady for every strategy and pause for replicated and external.
+// GamePairs returns the game runs of `statelab demo`: memory, checkpoint
+// and external through failover, and checkpoint through pause (the quick
+// demo's four, about 40 s); the full demo adds replicated through
+// failover, steady for checkpoint and external (the cost of being
+// stateless) and pause for replicated and external.
 func GamePairs(quick bool) []Pair {
 	var out []Pair
-	for _, s := range game.StrategyNames() {
-		if !quick {
-			out = append(out, Pair{Service: ServiceGame, Strategy: strategy.Strategy(s), Scenario: Steady})
+	add := func(s game.Strategy, sc Scenario) {
+		out = append(out, Pair{Service: ServiceGame, Strategy: strategy.Strategy(s), Scenario: sc})
+	}
+	for _, info := range game.Strategies {
+		s := info.Name
+		if !quick && (s == game.StrategyCheckpoint || s == game.StrategyExternal) {
+			add(s, Steady)
 		}
-		out = append(out, Pair{Service: ServiceGame, Strategy: strategy.Strategy(s), Scenario: Failover})
-		if s == string(game.StrategyCheckpoint) || (!quick && s != string(game.StrategyMemory)) {
-			out = append(out, Pair{Service: ServiceGame, Strategy: strategy.Strategy(s), Scenario: Pause})
+		if !quick || s != game.StrategyReplicated {
+			add(s, Failover)
+		}
+		if s == game.StrategyCheckpoint || (!quick && info.NeedsStore) {
+			add(s, Pause)
 		}
 	}
 	return out

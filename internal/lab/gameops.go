@@ -24,9 +24,25 @@ type gameStep struct {
 	do   func(ctx context.Context, c *cluster.Cluster, victim string) error
 }
 
-// gamePlan is the schedule of a game scenario for a cluster that ends
-// with n replicas.
-func gamePlan(cfg Config, clock *gameClock) []gameStep {
+// gamePauseMax bounds how much longer than its gamePauseLeases a paused
+// owner stays stopped while no other replica has taken its room over.
+const gamePauseMax = 10 * time.Second
+
+// awaitNewOwner waits (at most max) until an owner other than victim
+// acknowledged an input of room.
+func awaitNewOwner(ctx context.Context, clock *gameClock, room, victim string, max time.Duration) {
+	ctx, cancel := context.WithTimeout(ctx, max)
+	defer cancel()
+	for ctx.Err() == nil {
+		if o := latestOwner(clock.history(), room); o != "" && o != victim {
+			return
+		}
+		sleepCtx(ctx, 50*time.Millisecond)
+	}
+}
+
+// gamePlan is the schedule of a game scenario played on room (the first).
+func gamePlan(cfg Config, clock *gameClock, room string) []gameStep {
 	d := clock.end - clock.from
 	at := func(f float64) int64 { return clock.from + int64(f*float64(d)) }
 	switch cfg.Scenario {
@@ -38,7 +54,10 @@ func gamePlan(cfg Config, clock *gameClock) []gameStep {
 	case Pause:
 		return []gameStep{
 			{at(gameFaultAt), "pause", func(ctx context.Context, c *cluster.Cluster, v string) error { return c.Pause(ctx, v) }},
-			{at(gameFaultAt) + int64(gamePauseLeases*cfg.Game.Lease), "resume", func(ctx context.Context, c *cluster.Cluster, v string) error { return c.Resume(ctx, v) }},
+			{at(gameFaultAt) + int64(gamePauseLeases*cfg.Game.Lease), "resume", func(ctx context.Context, c *cluster.Cluster, v string) error {
+				awaitNewOwner(ctx, clock, room, v, gamePauseMax)
+				return c.Resume(ctx, v)
+			}},
 		}
 	case Scaleout:
 		var steps []gameStep
@@ -58,7 +77,7 @@ func gamePlan(cfg Config, clock *gameClock) []gameStep {
 // latest input), or r2 when the room has no owner (external).
 func injectGameFaults(ctx context.Context, cfg Config, c *cluster.Cluster, clock *gameClock, room string) (faults []Fault, errs []error) {
 	victim := ""
-	for _, st := range gamePlan(cfg, clock) {
+	for _, st := range gamePlan(cfg, clock, room) {
 		if !clock.sleepUntil(ctx, st.at) {
 			return faults, errs
 		}
@@ -83,16 +102,23 @@ func injectGameFaults(ctx context.Context, cfg Config, c *cluster.Cluster, clock
 	return faults, errs
 }
 
-// ownerOf returns the owner of room in its latest acknowledgement, or r2.
+// ownerOf returns the owner of room in its latest acknowledgement, or r2
+// when none named an owner.
 func ownerOf(events []GameEvent, room string) string {
+	if o := latestOwner(events, room); o != "" {
+		return o
+	}
+	return "r2"
+}
+
+// latestOwner returns the owner of room in its latest acknowledgement
+// that names one, or "".
+func latestOwner(events []GameEvent, room string) string {
 	owner, at := "", int64(-1)
 	for _, e := range events {
 		if e.Room == room && e.Ack && e.At > at && e.Owner != "" {
 			owner, at = e.Owner, e.At
 		}
-	}
-	if owner == "" {
-		return "r2"
 	}
 	return owner
 }

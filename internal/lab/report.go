@@ -36,8 +36,12 @@ func WriteReport(path string, info ReportInfo, runs []*Run, claims []ClaimResult
 		return fmt.Errorf("lab: write report: %w", err)
 	}
 	data := reportData{Info: info, Claims: claims, Raw: runs}
-	for _, r := range runs {
+	cart, games := splitGameRuns(runs)
+	for _, r := range cart {
 		data.Runs = append(data.Runs, newRunView(r))
+	}
+	for _, r := range games {
+		data.Games = append(data.Games, newGameView(r))
 	}
 	if err := reportTemplate.Execute(f, data); err != nil {
 		f.Close()
@@ -54,6 +58,8 @@ type reportData struct {
 	Claims []ClaimResult
 	Runs   []runView
 	Raw    []*Run // the runs as given, for the services table
+	// Games are the game server's runs, in a section of their own.
+	Games []runView
 }
 
 type runView struct {
@@ -275,5 +281,6 @@ Latency is measured from when each request was <em>scheduled</em>, so a stalled 
 {{with .Note}}<p class="note">{{.}}</p>{{end}}
 <div class="charts">{{.Throughput}}{{.Errors}}{{.P99}}{{.Share}}</div>
 {{end}}{{end}}
+{{with .Games}}` + gameSection + `{{end}}
 </body></html>
 `))
