@@ -2,7 +2,6 @@ package lab
 
 import (
 	"fmt"
-	"math"
 
 	"github.com/statelab/statelab/internal/strategy"
 )
@@ -67,9 +66,9 @@ func judgeIndependentScaling(ix runIndex) (Verdict, string) {
 	if m := s.Monolith; m != nil {
 		ev += fmt.Sprintf("; the monolith had to add whole carts (%d→%d, %.1f MB, %.2f s CPU): quotes p99 %.0f ms with %d errors, cart calls p99 %.0f ms with %d errors, carts' imbalance after %.2f under %s",
 			m.ReplicasBefore, m.ReplicasAfter, m.RSSAddedMB, m.CPUAddedS, m.QuoteLatencyMS.P99, m.QuoteErrors, m.CartP99MS, m.CartErrors, m.CartImbalance, r.Policy)
-		if m.ReplicasBefore > 0 && m.CapacityBeforeRPS > 0 {
-			per := m.CapacityBeforeRPS / float64(m.ReplicasBefore)
-			ev += fmt.Sprintf("; at %.0f quotes/s per cart replica, the monolith needs %.0f cart replicas for pricing's %.0f quotes/s", per, math.Ceil(s.CapacityAfterRPS/per), s.CapacityAfterRPS)
+		if m.ReplicasForCapacity > 0 {
+			ev += fmt.Sprintf("; at %.0f quotes/s per cart replica, the monolith needs %d cart replicas for pricing's %.0f quotes/s",
+				m.CapacityBeforeRPS/float64(m.ReplicasBefore), m.ReplicasForCapacity, s.CapacityAfterRPS)
 		}
 	}
 	untouched := s.CartReplicasAfter == s.CartReplicasBefore && s.CartRestarts == 0

@@ -15,7 +15,7 @@ func servicesRun(st strategy.Strategy, sc Scenario, mod func(r *RunResult, s *Se
 		s := &ServicesResult{Shape: "services", ScaledPool: "pricing", ReplicasBefore: 1, ReplicasAfter: 4,
 			CartReplicasBefore: 4, CartReplicasAfter: 4, ProcessesAdded: 3, QuoteRPS: 60, SurgeFactor: 4, Quotes: 500,
 			CapacityBeforeRPS: 100, CapacityAfterRPS: 400, Linearity: 1, PoolPolicy: "round_robin", PoolImbalance: 1.02,
-			Monolith: &ServicesResult{Shape: "monolith", ScaledPool: "cart", ReplicasBefore: 4, ReplicasAfter: 7, CapacityBeforeRPS: 400, CartImbalance: 1.3}}
+			Monolith: &ServicesResult{Shape: "monolith", ScaledPool: "cart", ReplicasBefore: 4, ReplicasAfter: 7, CapacityBeforeRPS: 400, CartImbalance: 1.3, ReplicasForCapacity: 4}}
 		if sc == Deploy {
 			s.ReplicasBefore, s.ReplicasAfter, s.PoolPolicy, s.Monolith = 2, 2, "least_request", nil
 			s.Replay = &ReplayResult{PricingRequests: 50, PricingIdentical: 50, CartRequests: 40, CartIdentical: 0}

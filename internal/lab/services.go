@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"math"
 	"math/rand/v2"
 	"net/http"
 	"os"
@@ -148,6 +149,10 @@ type ServicesResult struct {
 	// (useful in Monolith).
 	ItemsLost     int     `json:"items_lost"`
 	CartImbalance float64 `json:"cart_imbalance"`
+	// ReplicasForCapacity (the monolith, surge only) is how many cart
+	// replicas give the quote capacity pricing ended the surge with, at the
+	// monolith's measured quote capacity per cart replica.
+	ReplicasForCapacity int `json:"replicas_for_capacity,omitempty"`
 	// Replay is the replay of recorded requests on fresh replicas (deploy).
 	Replay *ReplayResult `json:"replay,omitempty"`
 	// Monolith is the same surge on the monolith (surge only).
@@ -598,8 +603,12 @@ func compareMonolith(ctx context.Context, cfg Config, run *Run) error {
 	if mono == nil {
 		return fmt.Errorf("the monolith's surge: %w", err)
 	}
-	if mono.Result.Services != nil {
-		run.Result.Services.Monolith = mono.Result.Services
+	if m := mono.Result.Services; m != nil {
+		s := run.Result.Services
+		if m.ReplicasBefore > 0 && m.CapacityBeforeRPS > 0 {
+			m.ReplicasForCapacity = int(math.Ceil(s.CapacityAfterRPS / (m.CapacityBeforeRPS / float64(m.ReplicasBefore))))
+		}
+		s.Monolith = m
 	}
 	if mono.Err != nil {
 		return fmt.Errorf("the monolith's surge: %w", mono.Err)

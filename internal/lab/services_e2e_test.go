@@ -65,7 +65,7 @@ func TestSurgeEndToEnd(t *testing.T) {
 	if m == nil {
 		t.Fatal("no monolith comparison")
 	}
-	if m.Shape != "monolith" || m.ScaledPool != "cart" || m.ReplicasBefore != 2 || m.ReplicasAfter != 2+surgeAdded || m.Quotes == 0 {
+	if m.Shape != "monolith" || m.ScaledPool != "cart" || m.ReplicasBefore != 2 || m.ReplicasAfter != 2+surgeAdded || m.Quotes == 0 || m.ReplicasForCapacity < 1 {
 		t.Errorf("monolith: %+v; want the carts scaled 2→%d", *m, 2+surgeAdded)
 	}
 	if c := EvaluateClaims([]*Run{run})[serviceClaimN(t, "independent scaling")-1]; c.Verdict == NotMeasured {
