@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/http/cookiejar"
 	"os"
@@ -19,6 +18,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
 	"github.com/statelab/statelab/internal/testenv"
 )
 
@@ -93,18 +93,6 @@ var (
 	appServing  = regexp.MustCompile(`msg="app: serving".* addr=(\S+)`)
 	clusterAddr = regexp.MustCompile(`msg="app: serving".* cluster_addr=(\S+)`)
 )
-
-// freePort returns a loopback port that was free a moment ago, for
-// processes that cannot report the port they bound.
-func freePort(t *testing.T) int {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
-}
 
 // poll calls try until it returns true or the deadline passes.
 func poll(t *testing.T, what string, timeout time.Duration, try func() bool) {
@@ -237,8 +225,8 @@ func killServingReplica(t *testing.T, bin, secret string, st e2eStore) {
 		}
 	}
 
-	lbPort := freePort(t)
-	lbArgs := []string{"lb", "--listen", fmt.Sprintf("127.0.0.1:%d", lbPort), "--admin", fmt.Sprintf("127.0.0.1:%d", freePort(t)),
+	lbPort := testenv.FreePort(t)
+	lbArgs := []string{"lb", "--listen", fmt.Sprintf("127.0.0.1:%d", lbPort), "--admin", fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t)),
 		"--policy", st.policy, "--health-path", "/readyz", "--health-interval", "100ms"}
 	for _, b := range backends {
 		lbArgs = append(lbArgs, "--backend", b)

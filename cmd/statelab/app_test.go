@@ -228,7 +228,7 @@ func startRedis(t *testing.T, port int) (stop func()) {
 func TestAppStartsWithRedisDown(t *testing.T) {
 	_, err := exec.LookPath("redis-server")
 	testenv.Need(t, err == nil, "redis-server is not on PATH")
-	port := freePort(t)
+	port := testenv.FreePort(t)
 	url := fmt.Sprintf("redis://127.0.0.1:%d/0", port)
 
 	var stderr bytes.Buffer
@@ -276,7 +276,7 @@ func TestAppStartsWithRedisDown(t *testing.T) {
 func TestAppAnswers503WhileRedisIsDownAndRecovers(t *testing.T) {
 	_, err := exec.LookPath("redis-server")
 	testenv.Need(t, err == nil, "redis-server is not on PATH")
-	port := freePort(t)
+	port := testenv.FreePort(t)
 	stopRedis := startRedis(t, port)
 	base, _, _ := startApp(t, "--store", "redis", "--id", "r", "--redis", fmt.Sprintf("redis://127.0.0.1:%d/0", port))
 	jar, _ := cookiejar.New(nil)
@@ -383,7 +383,7 @@ func TestAppRedisCluster(t *testing.T) {
 	testenv.Need(t, err == nil, "redis-server is not on PATH")
 	port := 0
 	for range 50 {
-		p := freePort(t)
+		p := testenv.FreePort(t)
 		if p+10000 > 65535 {
 			continue
 		}

@@ -75,8 +75,8 @@ func startGameCluster(t *testing.T, strategy string, n int, store ...string) *ga
 			return code == 200 && strings.Contains(string(body), fmt.Sprintf(`"members":%d`, n))
 		})
 	}
-	lbPort := freePort(t)
-	args := []string{"lb", "--listen", fmt.Sprintf("127.0.0.1:%d", lbPort), "--admin", fmt.Sprintf("127.0.0.1:%d", freePort(t)),
+	lbPort := testenv.FreePort(t)
+	args := []string{"lb", "--listen", fmt.Sprintf("127.0.0.1:%d", lbPort), "--admin", fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t)),
 		"--policy", "hash", "--hash-key", "path:/rooms/", "--health-path", "/readyz", "--health-interval", "100ms"}
 	for _, b := range backends {
 		args = append(args, "--backend", b)

@@ -7,6 +7,8 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
+
+	"github.com/statelab/statelab/internal/testenv"
 )
 
 func TestHealthcheck(t *testing.T) {
@@ -21,7 +23,7 @@ func TestHealthcheck(t *testing.T) {
 		}
 	}))
 	t.Cleanup(srv.Close)
-	closed := "http://" + freeAddr(t) + "/healthz" // nothing listens there
+	closed := "http://" + testenv.FreeAddr(t) + "/healthz" // nothing listens there
 	tests := []struct {
 		name     string
 		args     []string

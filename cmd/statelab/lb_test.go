@@ -13,6 +13,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/statelab/statelab/internal/testenv"
 )
 
 func TestLBBadFlags(t *testing.T) {
@@ -83,7 +85,7 @@ func TestLBServesAndStops(t *testing.T) {
 		io.WriteString(w, "ok")
 	}))
 	t.Cleanup(backend.Close)
-	listen, admin := freeAddr(t), freeAddr(t)
+	listen, admin := testenv.FreeAddr(t), testenv.FreeAddr(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan int, 1)
 	go func() {
@@ -120,17 +122,6 @@ func TestLBServesAndStops(t *testing.T) {
 	}
 }
 
-// freeAddr returns a loopback address that was free a moment ago.
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
-}
-
 // TestLBHTTPSBackendWithPrivateCA runs `statelab lb` in front of a real TLS
 // backend whose certificate is signed by a private CA given with
 // --backend-ca.
@@ -145,7 +136,7 @@ func TestLBHTTPSBackendWithPrivateCA(t *testing.T) {
 	}
 	for _, flags := range [][]string{{"--backend-ca", ca}, {"--backend-insecure"}} {
 		t.Run(flags[0], func(t *testing.T) {
-			listen, admin := freeAddr(t), freeAddr(t)
+			listen, admin := testenv.FreeAddr(t), testenv.FreeAddr(t)
 			ctx, cancel := context.WithCancel(context.Background())
 			done := make(chan int, 1)
 			go func() {
@@ -201,13 +192,13 @@ func TestLBAdminToken(t *testing.T) {
 			if tt.env != "" {
 				t.Setenv("STATELAB_ADMIN_TOKEN", tt.env)
 			}
-			_, port, _ := net.SplitHostPort(freeAddr(t))
+			_, port, _ := net.SplitHostPort(testenv.FreeAddr(t))
 			admin := net.JoinHostPort(tt.host, port)
 			ctx, cancel := context.WithCancel(context.Background())
 			done := make(chan int, 1)
 			var stderr bytes.Buffer
 			go func() {
-				done <- NewMain(io.Discard, &stderr).Run(ctx, append([]string{"lb", "--listen", freeAddr(t), "--admin", admin,
+				done <- NewMain(io.Discard, &stderr).Run(ctx, append([]string{"lb", "--listen", testenv.FreeAddr(t), "--admin", admin,
 					"--backend", backend.URL}, tt.flags...))
 			}()
 			url := "http://127.0.0.1:" + port + "/admin/backends"

@@ -57,7 +57,7 @@ func TestLBTLSTerminationSecureSessionCookie(t *testing.T) {
 		t.Fatal(err)
 	}
 	certFile, keyFile := writeCert(t, cert)
-	lb := startProc(t, "lb", bin, "lb", "--listen", "127.0.0.1:0", "--admin", freeAddr(t),
+	lb := startProc(t, "lb", bin, "lb", "--listen", "127.0.0.1:0", "--admin", testenv.FreeAddr(t),
 		"--tls-cert", certFile, "--tls-key", keyFile, "--redirect-http", "127.0.0.1:0", "--backend", "a1=http://"+appAddr)
 	base := "https://" + lb.waitLog(t, lbServing)[1]
 	redirect := "http://" + lb.waitLog(t, lbRedirect)[1]
@@ -113,7 +113,7 @@ func TestLBSelfSignedSaysSo(t *testing.T) {
 		io.WriteString(w, r.Header.Get("X-Forwarded-Proto"))
 	}))
 	t.Cleanup(be.Close)
-	lb := startProc(t, "lb", bin, "lb", "--listen", "127.0.0.1:0", "--admin", freeAddr(t), "--tls-self-signed", "--backend", be.URL)
+	lb := startProc(t, "lb", bin, "lb", "--listen", "127.0.0.1:0", "--admin", testenv.FreeAddr(t), "--tls-self-signed", "--backend", be.URL)
 	base := "https://" + lb.waitLog(t, lbServing)[1]
 	if !strings.Contains(lb.log.String(), "self-signed") {
 		t.Fatalf("log does not say the certificate is self-signed:\n%s", lb.log.String())
@@ -144,7 +144,7 @@ func TestLBSeveralInstancesOneAnswer(t *testing.T) {
 		t.Run(policy, func(t *testing.T) {
 			var lbs []string
 			for i := 0; i < 2; i++ {
-				args := append([]string{"lb", "--listen", "127.0.0.1:0", "--admin", freeAddr(t), "--policy", policy,
+				args := append([]string{"lb", "--listen", "127.0.0.1:0", "--admin", testenv.FreeAddr(t), "--policy", policy,
 					"--secret", "shared-secret-0123456789", "--hash-key", "header:X-Room"}, backends...)
 				p := startProc(t, fmt.Sprintf("lb%d", i), bin, args...)
 				lbs = append(lbs, "http://"+p.waitLog(t, lbServing)[1])

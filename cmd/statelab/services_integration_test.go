@@ -45,7 +45,7 @@ func TestServicesSurviveAKilledPricingReplica(t *testing.T) {
 	p2 := startProc(t, "pricing-2", bin, "pricing", "--listen", "127.0.0.1:0", "--id", "p2")
 	c1 := startProc(t, "catalog-1", bin, "catalog", "--listen", "127.0.0.1:0", "--id", "c1",
 		"--sqlite", filepath.Join(t.TempDir(), "catalog.db"))
-	lbPort, appPort, adminPort := freePort(t), freePort(t), freePort(t)
+	lbPort, appPort, adminPort := testenv.FreePort(t), testenv.FreePort(t), testenv.FreePort(t)
 	lb := fmt.Sprintf("http://127.0.0.1:%d", lbPort)
 	startProc(t, "cart-1", bin, "app", "--listen", fmt.Sprintf("127.0.0.1:%d", appPort), "--id", "r1", "--store", "memory",
 		"--pricing", lb, "--catalog", lb)

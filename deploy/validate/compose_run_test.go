@@ -34,13 +34,7 @@ func TestComposeProfilesRun(t *testing.T) {
 	bin := statelabBinary(t)
 	for _, st := range strategies {
 		t.Run(st.name, func(t *testing.T) {
-			var storeURL string
-			switch {
-			case st.redis:
-				storeURL = testService(t, "STATELAB_TEST_REDIS", "a Redis")
-			case st.pg:
-				storeURL = testService(t, "STATELAB_TEST_POSTGRES", "a PostgreSQL")
-			}
+			storeURL := testStore(t, st)
 			p, err := loadCompose(t, []string{"STATELAB_SECRET=" + testSecret, "STATELAB_ADMIN_TOKEN=" + testAdminToken}, st.name)
 			if err != nil {
 				t.Fatal(err)
@@ -51,10 +45,21 @@ func TestComposeProfilesRun(t *testing.T) {
 	}
 }
 
-// testService returns the URL in env, or skips (fails with
+// testStore returns the URL of the test service the strategy's store needs
+// (STATELAB_TEST_REDIS or STATELAB_TEST_POSTGRES), "" when it needs none;
+// when the variable is not set it skips (fails with
 // STATELAB_REQUIRE_SERVICES=1) saying what is missing.
-func testService(t *testing.T, env, what string) string {
+func testStore(t *testing.T, st strategy) string {
 	t.Helper()
+	var env, what string
+	switch {
+	case st.redis:
+		env, what = "STATELAB_TEST_REDIS", "a Redis"
+	case st.pg:
+		env, what = "STATELAB_TEST_POSTGRES", "a PostgreSQL"
+	default:
+		return ""
+	}
 	if u := os.Getenv(env); u != "" {
 		return u
 	}

@@ -38,13 +38,7 @@ func TestKustomizeOverlaysRun(t *testing.T) {
 	bin := statelabBinary(t)
 	for _, st := range strategies {
 		t.Run(st.name, func(t *testing.T) {
-			var storeURL string
-			switch {
-			case st.redis:
-				storeURL = testService(t, "STATELAB_TEST_REDIS", "a Redis")
-			case st.pg:
-				storeURL = testService(t, "STATELAB_TEST_POSTGRES", "a PostgreSQL")
-			}
+			storeURL := testStore(t, st)
 			r := render(t, k, "overlays/"+st.name)
 			tmpl, replicas := cartWorkload(t, r)
 			pods := make([]string, replicas)

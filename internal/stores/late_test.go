@@ -5,7 +5,6 @@ import (
 	"errors"
 	"io"
 	"log/slog"
-	"net"
 	"os/exec"
 	"strconv"
 	"testing"
@@ -34,7 +33,7 @@ func init() { redis.SetLogger(lateTestQuietLogger{}) }
 func TestLateStoreRedisStartsLater(t *testing.T) {
 	bin, err := exec.LookPath("redis-server")
 	testenv.Need(t, err == nil, "redis-server is not on PATH")
-	port := freePort(t)
+	port := testenv.FreePort(t)
 	url := "redis://127.0.0.1:" + strconv.Itoa(port) + "/0"
 	open := func(ctx context.Context) (session.Store, func() error, error) {
 		s, err := redisstore.OpenURL(ctx, url, redisstore.Options{})
@@ -96,22 +95,11 @@ func TestLateStoreRedisStartsLater(t *testing.T) {
 	}
 }
 
-// freePort returns a loopback TCP port that was free a moment ago.
-func freePort(t *testing.T) int {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
-}
-
 // TestOpenRedisDown checks how Open treats a Redis that does not answer:
 // an error without RetryOpen, a backend that is not ready with it, and a
 // bad sentinel spec as an error either way (no retry can fix it).
 func TestOpenRedisDown(t *testing.T) {
-	dead := "127.0.0.1:" + strconv.Itoa(freePort(t))
+	dead := "127.0.0.1:" + strconv.Itoa(testenv.FreePort(t))
 	tests := []struct {
 		name      string
 		cfg       Config

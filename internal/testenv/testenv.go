@@ -6,7 +6,9 @@
 package testenv
 
 import (
+	"net"
 	"os"
+	"strconv"
 	"testing"
 )
 
@@ -47,4 +49,22 @@ func service(tb testing.TB, env, example string) string {
 	v := os.Getenv(env)
 	Need(tb, v != "", "set "+env+" (e.g. "+env+"="+example+") to run this test")
 	return v
+}
+
+// FreePort returns a loopback TCP port that was free a moment ago, for a
+// process that must be told its port rather than report the one it bound.
+func FreePort(tb testing.TB) int {
+	tb.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port
+}
+
+// FreeAddr is FreePort as a host:port address on 127.0.0.1.
+func FreeAddr(tb testing.TB) string {
+	tb.Helper()
+	return "127.0.0.1:" + strconv.Itoa(FreePort(tb))
 }

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/statelab/statelab/internal/testenv"
 	"github.com/statelab/statelab/session"
 	"github.com/statelab/statelab/session/redisstore"
 	"github.com/statelab/statelab/session/storetest"
@@ -158,8 +159,8 @@ func killUnderWrites(t *testing.T, s *redisstore.Store, keys []string, doomed *r
 // (an update of one session) on a primary with one replica, both
 // redis-server processes on loopback, without and with WAIT 1.
 func BenchmarkPutWait(b *testing.B) {
-	primary := startRedisProc(b, freePort(b), b.TempDir())
-	startRedisProc(b, freePort(b), b.TempDir(), "--replicaof", "127.0.0.1", primary.addr[len("127.0.0.1:"):])
+	primary := startRedisProc(b, testenv.FreePort(b), b.TempDir())
+	startRedisProc(b, testenv.FreePort(b), b.TempDir(), "--replicaof", "127.0.0.1", primary.addr[len("127.0.0.1:"):])
 	waitReplicaSynced(b, primary)
 	for _, wait := range []int{0, 1} {
 		b.Run(fmt.Sprintf("wait=%d", wait), func(b *testing.B) {

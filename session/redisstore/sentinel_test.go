@@ -13,6 +13,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/statelab/statelab/internal/testenv"
 	"github.com/statelab/statelab/session"
 	"github.com/statelab/statelab/session/redisstore"
 	"github.com/statelab/statelab/session/storetest"
@@ -73,13 +74,13 @@ func (ss *sentinelSet) masterAddr() string {
 func startSentinelSet(t *testing.T) *sentinelSet {
 	t.Helper()
 	ss := &sentinelSet{}
-	primary := startRedisProc(t, freePort(t), t.TempDir())
+	primary := startRedisProc(t, testenv.FreePort(t), t.TempDir())
 	pport := primary.addr[len("127.0.0.1:"):]
-	replica := startRedisProc(t, freePort(t), t.TempDir(), "--replicaof", "127.0.0.1", pport)
+	replica := startRedisProc(t, testenv.FreePort(t), t.TempDir(), "--replicaof", "127.0.0.1", pport)
 	ss.nodes = []*redisProc{primary, replica}
 	waitReplicaSynced(t, primary)
 	for range 3 {
-		port := freePort(t)
+		port := testenv.FreePort(t)
 		dir := t.TempDir()
 		conf := filepath.Join(dir, "sentinel.conf")
 		text := fmt.Sprintf("port %d\nbind 127.0.0.1\nprotected-mode no\ndir %s\n"+
@@ -184,7 +185,7 @@ func TestParseSentinel(t *testing.T) {
 // cluster or sentinel set that does not answer as unavailable, and a bad
 // spec as a plain error.
 func TestOpenUnreachable(t *testing.T) {
-	dead := "127.0.0.1:" + strconv.Itoa(freePort(t))
+	dead := "127.0.0.1:" + strconv.Itoa(testenv.FreePort(t))
 	tests := []struct {
 		name        string
 		open        func(ctx context.Context) (*redisstore.Store, error)

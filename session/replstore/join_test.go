@@ -4,19 +4,9 @@ import (
 	"net"
 	"testing"
 	"time"
-)
 
-// freePort returns a loopback port that was free a moment ago.
-func freePort(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	_, port, _ := net.SplitHostPort(ln.Addr().String())
-	return port
-}
+	"github.com/statelab/statelab/internal/testenv"
+)
 
 // TestJoinThroughHostName joins through a DNS name rather than an address:
 // memberlist's Join looks the name up and contacts every address it resolves
@@ -41,15 +31,15 @@ func TestJoinThroughHostName(t *testing.T) {
 // trying its peers until another member is known, or the replicas that
 // started together stay split for good.
 func TestJoinKeepsTryingAfterReachingOnlyItself(t *testing.T) {
-	pa, pb := freePort(t), freePort(t)
+	pa, pb := testenv.FreeAddr(t), testenv.FreeAddr(t)
 	cfg := testConfig(t, "a")
-	cfg.BindAddr = "127.0.0.1:" + pa
-	cfg.Peers = []string{"127.0.0.1:" + pa, "127.0.0.1:" + pb} // itself, and b before b runs
+	cfg.BindAddr = pa
+	cfg.Peers = []string{pa, pb} // itself, and b before b runs
 	cfg.JoinRetry = 100 * time.Millisecond
 	a := startNode(t, cfg)
 
 	cfg = testConfig(t, "b")
-	cfg.BindAddr = "127.0.0.1:" + pb // no Peers: only a's retries can join them
+	cfg.BindAddr = pb // no Peers: only a's retries can join them
 	b := startNode(t, cfg)
 	waitMembers(t, []*Store{a, b}, 2)
 }
