@@ -2,6 +2,7 @@ package lab
 
 import (
 	"fmt"
+	"os"
 	"strings"
 	"testing"
 
@@ -129,5 +130,23 @@ func TestServicePairsAndTable(t *testing.T) {
 	b.Reset()
 	if err := WriteTable(&b, runs[2:]); err != nil || strings.Contains(b.String(), "The services") {
 		t.Errorf("a table without services runs has a services table (%v):\n%s", err, b.String())
+	}
+}
+
+// TestServicesReport: the report has the services table.
+func TestServicesReport(t *testing.T) {
+	path := t.TempDir() + "/report.html"
+	runs := []*Run{servicesRun(strategy.Sticky, Surge, nil), servicesRun(strategy.Sticky, Deploy, nil)}
+	if err := WriteReport(path, ReportInfo{Command: "test"}, runs, EvaluateClaims(runs)); err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"<h2>The services</h2>", "pricing 1→4", "cart 4→7", "pricing 50/50, cart 0/40", "Statelessness enables independent scaling"} {
+		if !strings.Contains(string(b), want) {
+			t.Errorf("report lacks %q", want)
+		}
 	}
 }
