@@ -97,6 +97,29 @@ type Store interface {
 	Delete(ctx context.Context, key string) error
 }
 
+// BatchPut is one write of a PutBatch: rec under Key, with the
+// compare-and-swap semantics of Store.Put.
+type BatchPut struct {
+	Key    string
+	Record Record
+}
+
+// BatchResult is the outcome of one BatchPut: the new version, or the
+// error Store.Put would have returned for it.
+type BatchResult struct {
+	Version uint64
+	Err     error
+}
+
+// BatchPutter is implemented by stores that can send several Puts in one
+// round trip to their backend (Redis: one pipeline). Each put is its own
+// atomic compare-and-swap, exactly as if Put had been called for it: a
+// batch is not a transaction, and one put's conflict or failure does not
+// affect the others. PutBatch returns one result per put, in order.
+type BatchPutter interface {
+	PutBatch(ctx context.Context, puts []BatchPut) []BatchResult
+}
+
 // Pinger is implemented by stores whose backend can be checked without
 // touching a session; readiness probes use it.
 type Pinger interface {

@@ -77,9 +77,7 @@ func (rs *recordStore) put(ctx context.Context, room string, rec Record, version
 	if err != nil {
 		return 0, err
 	}
-	ctx, cancel := context.WithTimeout(ctx, rs.timeout)
-	defer cancel()
-	v, err := rs.store.Put(ctx, roomKey(room), session.Record{Data: data, Version: version, IdleExpiry: time.Now().Add(recordTTL)})
+	v, err := rs.putRaw(ctx, session.BatchPut{Key: roomKey(room), Record: session.Record{Data: data, Version: version, IdleExpiry: time.Now().Add(recordTTL)}})
 	rs.metrics.storeOp("put", err)
 	return v, err
 }
@@ -126,29 +124,96 @@ func (rs *recordStore) acquire(ctx context.Context, room, owner string, d time.D
 // state with it. A conflict means someone else wrote the record: if its
 // epoch is newer the owner is fenced (ErrFenced); l is updated on success.
 func (rs *recordStore) write(ctx context.Context, room, owner string, l *lease, state *State, d time.Duration) error {
+	return rs.writeMany(ctx, owner, []saveReq{{room: room, l: l, st: state}}, d)[0]
+}
+
+// saveReq is one room's write in a writeMany: its state under its lease,
+// which the write renews.
+type saveReq struct {
+	room string
+	l    *lease
+	st   *State
+}
+
+// putBatchSize bounds how many records one store round trip carries.
+const putBatchSize = 256
+
+// writeMany is write for several rooms at once: one store round trip per
+// putBatchSize records when the store is a session.BatchPutter (Redis),
+// one per record otherwise. Each record is still its own compare-and-swap
+// on its own version, so a fenced room fails alone. It returns one error
+// per request, in order.
+func (rs *recordStore) writeMany(ctx context.Context, owner string, reqs []saveReq, d time.Duration) []error {
 	start := time.Now()
-	rec := Record{Epoch: l.epoch, Owner: owner, State: state}
-	if d > 0 {
-		rec.LeaseUntil = start.Add(d).UnixMilli()
+	errs := make([]error, len(reqs))
+	puts := make([]session.BatchPut, 0, len(reqs))
+	var idx []int
+	for i, q := range reqs {
+		rec := Record{Epoch: q.l.epoch, Owner: owner, State: q.st}
+		if d > 0 {
+			rec.LeaseUntil = start.Add(d).UnixMilli()
+		}
+		data, err := json.Marshal(rec)
+		if err != nil {
+			errs[i] = err
+			continue
+		}
+		puts = append(puts, session.BatchPut{Key: roomKey(q.room), Record: session.Record{Data: data, Version: q.l.version, IdleExpiry: start.Add(recordTTL)}})
+		idx = append(idx, i)
 	}
-	v, err := rs.put(ctx, room, rec, l.version)
-	if errors.Is(err, session.ErrConflict) {
-		cur, _, gerr := rs.get(ctx, room)
-		if gerr == nil && cur.Epoch > l.epoch {
-			return fmt.Errorf("%w: room %s is at epoch %d (owner %s), this owner holds %d", ErrFenced, room, cur.Epoch, cur.Owner, l.epoch)
+	for off := 0; off < len(puts); off += putBatchSize {
+		chunk := puts[off:min(off+putBatchSize, len(puts))]
+		for j, res := range rs.putBatch(ctx, chunk) {
+			rs.metrics.storeOp("put", res.Err)
+			i := idx[off+j]
+			errs[i] = rs.settle(ctx, reqs[i], res, start, d)
+		}
+	}
+	return errs
+}
+
+// putBatch writes puts, in one round trip when the store can.
+func (rs *recordStore) putBatch(ctx context.Context, puts []session.BatchPut) []session.BatchResult {
+	if b, ok := rs.store.(session.BatchPutter); ok {
+		ctx, cancel := context.WithTimeout(ctx, rs.timeout)
+		defer cancel()
+		return b.PutBatch(ctx, puts)
+	}
+	out := make([]session.BatchResult, len(puts))
+	for i, p := range puts {
+		out[i].Version, out[i].Err = rs.putRaw(ctx, p)
+	}
+	return out
+}
+
+// putRaw is one store Put, bounded by the store timeout.
+func (rs *recordStore) putRaw(ctx context.Context, p session.BatchPut) (uint64, error) {
+	ctx, cancel := context.WithTimeout(ctx, rs.timeout)
+	defer cancel()
+	return rs.store.Put(ctx, p.Key, p.Record)
+}
+
+// settle applies the result of q's write, started at start for a lease of
+// d: on success it moves q's lease on; on a conflict it finds out whether
+// a newer owner fenced this one.
+func (rs *recordStore) settle(ctx context.Context, q saveReq, res session.BatchResult, start time.Time, d time.Duration) error {
+	if errors.Is(res.Err, session.ErrConflict) {
+		cur, _, gerr := rs.get(ctx, q.room)
+		if gerr == nil && cur.Epoch > q.l.epoch {
+			return fmt.Errorf("%w: room %s is at epoch %d (owner %s), this owner holds %d", ErrFenced, q.room, cur.Epoch, cur.Owner, q.l.epoch)
 		}
 		// Not a newer owner (the record expired, or the read failed): the
 		// lease cannot be proven, which is as good as lost.
-		return fmt.Errorf("%w: room %s record changed under epoch %d", ErrFenced, room, l.epoch)
+		return fmt.Errorf("%w: room %s record changed under epoch %d", ErrFenced, q.room, q.l.epoch)
 	}
-	if err != nil {
-		return err
+	if res.Err != nil {
+		return res.Err
 	}
-	l.version = v
+	q.l.version = res.Version
 	if d > 0 {
-		l.validUntil = start.Add(safe(d))
+		q.l.validUntil = start.Add(safe(d))
 	} else {
-		l.validUntil = time.Time{}
+		q.l.validUntil = time.Time{}
 	}
 	return nil
 }

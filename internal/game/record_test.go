@@ -62,7 +62,9 @@ func TestLeaseOnEveryStore(t *testing.T) {
 	}
 	for _, st := range stores {
 		t.Run(st.name, func(t *testing.T) {
-			leaseLifecycle(t, st.open(t))
+			store := st.open(t)
+			leaseLifecycle(t, store)
+			batchFencing(t, store)
 		})
 	}
 }
@@ -113,5 +115,48 @@ func leaseLifecycle(t *testing.T, store session.Store) {
 	lc, st, err := rs.acquire(ctx, "r", "c", d)
 	if err != nil || lc.epoch != 3 || st.Player("p").Applied != 2 {
 		t.Fatalf("after release: %+v %+v %v", lc, st, err)
+	}
+}
+
+// batchFencing renews three rooms' leases in one writeMany after a newer
+// owner took the middle one over: that room alone is fenced (its lease
+// untouched), the other two are renewed with their states.
+func batchFencing(t *testing.T, store session.Store) {
+	t.Helper()
+	ctx := context.Background()
+	m, err := newMetrics(prometheus.NewRegistry(), "t", "checkpoint", func() float64 { return 0 })
+	if err != nil {
+		t.Fatal(err)
+	}
+	rs := &recordStore{store: store, timeout: 5 * time.Second, metrics: m}
+	const d = 300 * time.Millisecond
+	var reqs []saveReq
+	for _, room := range []string{"x", "y", "z"} {
+		l, st, err := rs.acquire(ctx, room, "a", d)
+		if err != nil {
+			t.Fatal(err)
+		}
+		st.Step([]Input{{"p", 1, "up"}})
+		reqs = append(reqs, saveReq{room: room, l: &l, st: st})
+	}
+	if err := rs.write(ctx, "y", "a", reqs[1].l, reqs[1].st, 0); err != nil {
+		t.Fatal(err) // released, so that b takes it over at once
+	}
+	if _, _, err := rs.acquire(ctx, "y", "b", d); err != nil {
+		t.Fatal(err)
+	}
+	before := *reqs[1].l
+	errs := rs.writeMany(ctx, "a", reqs, d)
+	if errs[0] != nil || errs[2] != nil || !errors.Is(errs[1], ErrFenced) {
+		t.Fatalf("writeMany = %v, want nil, ErrFenced, nil", errs)
+	}
+	if *reqs[1].l != before {
+		t.Errorf("the fenced lease changed: %+v -> %+v", before, *reqs[1].l)
+	}
+	for _, q := range []saveReq{reqs[0], reqs[2]} {
+		rec, v, err := rs.get(ctx, q.room)
+		if err != nil || v != q.l.version || rec.Owner != "a" || rec.State.Player("p").Applied != 1 || time.Until(q.l.validUntil) <= 0 {
+			t.Errorf("room %s after writeMany: %+v v%d (lease %+v) %v", q.room, rec, v, *q.l, err)
+		}
 	}
 }

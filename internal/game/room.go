@@ -2,7 +2,6 @@ package game
 
 import (
 	"context"
-	"errors"
 	"slices"
 	"sync"
 	"time"
@@ -50,9 +49,9 @@ type pending struct {
 	reply chan outcome
 }
 
-// room is one room this replica owns: a tick loop applying queued inputs
-// and, for a keeper with a store, a loop renewing the lease and writing
-// checkpoints.
+// room is one room this replica owns: a tick loop applying queued inputs;
+// for a keeper with a store, the server's persistLoop renews its lease and
+// writes its checkpoints.
 type room struct {
 	id    string
 	srv   *Server
@@ -71,6 +70,11 @@ type room struct {
 	stopped error // why the room stopped, once it has
 
 	lastInput time.Time // when an input last arrived (idle passivation)
+
+	// writeMu orders the room's store writes: the server's persistLoop
+	// holds it across a periodic write, stop across the final one.
+	writeMu        sync.Mutex
+	lastCheckpoint time.Time // when r.saved was taken (guarded by mu)
 
 	// Replicated strategy, touched by the tick goroutine only.
 	backup   string // the backup that has the room's copy ("" : none yet)
@@ -91,7 +95,7 @@ func (r *room) activate() {
 		return
 	}
 	r.state, r.saved, r.lease, r.replTick = st, st.Clone(), l, st.Tick
-	r.lastInput = time.Now()
+	r.lastInput, r.lastCheckpoint = time.Now(), time.Now()
 	origin := "new"
 	if resumed {
 		origin = "resumed"
@@ -100,10 +104,6 @@ func (r *room) activate() {
 	r.srv.log.Info("game: room activated", "room", r.id, "epoch", l.epoch, "tick", st.Tick, "origin", origin)
 	r.wg.Add(1)
 	go r.tickLoop()
-	if every, _ := r.srv.keeper.interval(); every > 0 {
-		r.wg.Add(1)
-		go r.persistLoop()
-	}
 }
 
 // enqueue queues in for the next tick and returns where its outcome will
@@ -137,6 +137,16 @@ func (r *room) wait(ctx context.Context, reply <-chan outcome) (Ack, error) {
 // tickLoop runs the room's ticks until the room stops.
 func (r *room) tickLoop() {
 	defer r.wg.Done()
+	// Every room ticks on a multiple of the tick, so that the ticks of all
+	// rooms fall together and the runtime serves them in one pass of its
+	// timers, instead of waking the process once per room.
+	align := time.NewTimer(time.Until(time.Now().Truncate(r.srv.tick).Add(r.srv.tick)))
+	select {
+	case <-r.quit:
+		align.Stop()
+		return
+	case <-align.C:
+	}
 	t := time.NewTicker(r.srv.tick)
 	defer t.Stop()
 	for {
@@ -317,49 +327,6 @@ func (r *room) subscribe() (<-chan Snapshot, func(), error) {
 	}, nil
 }
 
-// persistLoop renews the lease and writes checkpoints until the room stops;
-// a write refused for a newer epoch stops the room.
-func (r *room) persistLoop() {
-	defer r.wg.Done()
-	every, checkpoint := r.srv.keeper.interval()
-	t := time.NewTicker(every)
-	defer t.Stop()
-	lastCheckpoint := time.Now()
-	for {
-		select {
-		case <-r.quit:
-			return
-		case <-t.C:
-		}
-		r.mu.Lock()
-		l, st := r.lease, r.saved
-		fresh := time.Since(lastCheckpoint) >= checkpoint-every/2
-		if fresh {
-			st = r.state.Clone()
-		}
-		r.mu.Unlock()
-		ctx, cancel := context.WithTimeout(context.Background(), r.srv.storeTimeout)
-		err := r.srv.keeper.save(ctx, r.id, &l, st, false)
-		cancel()
-		switch {
-		case errors.Is(err, ErrFenced):
-			r.srv.log.Warn("game: fenced: dropping the room", "room", r.id, "err", err)
-			r.srv.metrics.stops.WithLabelValues("fenced").Inc()
-			go r.stop(err, false)
-			return
-		case err != nil:
-			r.srv.log.Warn("game: lease renewal failed", "room", r.id, "epoch", l.epoch, "err", err)
-			continue
-		}
-		r.mu.Lock()
-		r.lease = l
-		if fresh {
-			r.saved, lastCheckpoint = st, time.Now()
-		}
-		r.mu.Unlock()
-	}
-}
-
 // stop ends the room's ownership for reason: it stops the loops, refuses
 // what is queued, closes the subscriptions and, when release is true,
 // writes the final state and releases the lease so the next owner can
@@ -375,6 +342,8 @@ func (r *room) stop(reason error, release bool) {
 	r.mu.Unlock()
 	close(r.quit)
 	r.wg.Wait()
+	r.writeMu.Lock() // a periodic write in flight finishes first
+	defer r.writeMu.Unlock()
 	r.mu.Lock()
 	batch := r.pending
 	r.pending = nil

@@ -93,6 +93,9 @@ type Server struct {
 	replicas     *replicaSet         // replicated strategy only
 	replTimeout  time.Duration
 	idleTimeout  time.Duration
+	persistQuit  chan struct{} // closed by Close to stop persistLoop
+	persistDone  chan struct{} // closed when persistLoop has returned
+	persistOnce  sync.Once
 
 	mu      sync.Mutex
 	rooms   map[string]*room
@@ -158,6 +161,12 @@ func NewServer(cfg Config) (*Server, error) {
 	}
 	s.handler = s.routes()
 	s.placement.OnChange(s.rebalance)
+	s.persistQuit, s.persistDone = make(chan struct{}), make(chan struct{})
+	if every := s.persistEvery(); every > 0 {
+		go s.persistLoop(s.persistQuit, s.persistDone)
+	} else {
+		close(s.persistDone)
+	}
 	return s, nil
 }
 
@@ -182,9 +191,26 @@ func (s *Server) Close() {
 		wg.Go(func() { r.shutdown(ErrRoomMoved, "shutdown") })
 	}
 	wg.Wait()
+	s.stopPersisting()
 	if s.replicas != nil {
 		s.replicas.close()
 	}
+}
+
+// persistEvery is how often persistLoop runs: 0 when nothing is persisted
+// (memory) or rooms have no owner (external).
+func (s *Server) persistEvery() time.Duration {
+	if s.keeper == nil {
+		return 0
+	}
+	every, _ := s.keeper.interval()
+	return every
+}
+
+// stopPersisting ends persistLoop (once) and waits for it.
+func (s *Server) stopPersisting() {
+	s.persistOnce.Do(func() { close(s.persistQuit) })
+	<-s.persistDone
 }
 
 // roomCount is the number of rooms this replica owns.

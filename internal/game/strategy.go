@@ -72,6 +72,10 @@ type keeper interface {
 	// final. It updates l on success and returns ErrFenced when a newer
 	// owner holds the room.
 	save(ctx context.Context, room string, l *lease, state *State, final bool) error
+	// saveMany renews several rooms' leases at once, each with its state
+	// (not final): one store round trip where the store allows it. It
+	// returns one error per request, as save would.
+	saveMany(ctx context.Context, reqs []saveReq) []error
 	// interval is how often save runs (0: never) and checkpoint how often
 	// it writes the current state rather than the last saved one.
 	interval() (every, checkpoint time.Duration)
@@ -88,6 +92,10 @@ func (k *memoryKeeper) activate(ctx context.Context, room string) (lease, *State
 }
 
 func (k *memoryKeeper) save(context.Context, string, *lease, *State, bool) error { return nil }
+
+func (k *memoryKeeper) saveMany(_ context.Context, reqs []saveReq) []error {
+	return make([]error, len(reqs))
+}
 
 func (k *memoryKeeper) interval() (time.Duration, time.Duration) { return 0, 0 }
 
@@ -111,6 +119,10 @@ func (k *checkpointKeeper) save(ctx context.Context, room string, l *lease, st *
 		d = 0
 	}
 	return k.rs.write(ctx, room, k.owner, l, st, d)
+}
+
+func (k *checkpointKeeper) saveMany(ctx context.Context, reqs []saveReq) []error {
+	return k.rs.writeMany(ctx, k.owner, reqs, k.lease)
 }
 
 func (k *checkpointKeeper) interval() (time.Duration, time.Duration) {

@@ -109,9 +109,10 @@ type Store struct {
 
 // Compile-time checks that Store implements the contracts it claims.
 var (
-	_ session.Store   = (*Store)(nil)
-	_ session.Counter = (*Store)(nil)
-	_ session.Pinger  = (*Store)(nil)
+	_ session.Store       = (*Store)(nil)
+	_ session.Counter     = (*Store)(nil)
+	_ session.Pinger      = (*Store)(nil)
+	_ session.BatchPutter = (*Store)(nil)
 )
 
 // New returns a Store that keeps records in client under opts.Prefix. The
@@ -361,6 +362,23 @@ func (s *Store) Put(ctx context.Context, key string, rec session.Record) (uint64
 	if err := s.check(ctx, "put", key); err != nil {
 		return 0, err
 	}
+	args, err := putArgs(rec)
+	if err != nil {
+		return 0, err
+	}
+	var res any
+	err = s.write(ctx, "put", key, func(c writer) (err error) {
+		res, err = putScript.Run(ctx, c, []string{s.prefix + key}, args...).Result()
+		return err
+	})
+	if err != nil {
+		return 0, err
+	}
+	return putResult(rec, res)
+}
+
+// putArgs returns putScript's ARGV for rec, with a fresh random token.
+func putArgs(rec session.Record) ([]any, error) {
 	idle := unixMilli(rec.IdleExpiry)
 	var abs int64
 	if !rec.AbsoluteExpiry.IsZero() {
@@ -372,17 +390,13 @@ func (s *Store) Put(ctx context.Context, key string, rec session.Record) (uint64
 	}
 	var tok [12]byte
 	if _, err := rand.Read(tok[:]); err != nil {
-		return 0, fmt.Errorf("redisstore: put: token: %w", err)
+		return nil, fmt.Errorf("redisstore: put: token: %w", err)
 	}
-	var res any
-	err := s.write(ctx, "put", key, func(c writer) (err error) {
-		res, err = putScript.Run(ctx, c, []string{s.prefix + key},
-			strconv.FormatUint(rec.Version, 10), rec.Data, idle, abs, expireAt, hex.EncodeToString(tok[:])).Result()
-		return err
-	})
-	if err != nil {
-		return 0, err
-	}
+	return []any{strconv.FormatUint(rec.Version, 10), rec.Data, idle, abs, expireAt, hex.EncodeToString(tok[:])}, nil
+}
+
+// putResult turns putScript's reply to the write of rec into Put's result.
+func putResult(rec session.Record, res any) (uint64, error) {
 	switch r := res.(type) {
 	case int64:
 		if rec.Version == 0 {
