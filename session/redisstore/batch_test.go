@@ -28,11 +28,11 @@ func TestPutBatch(t *testing.T) {
 		t.Fatal(err)
 	}
 	res := s.PutBatch(ctx, []session.BatchPut{
-		{"a", session.Record{Data: []byte("a2"), Version: v1, IdleExpiry: exp}},
-		{"b", session.Record{Data: []byte("b2"), Version: 1, IdleExpiry: exp}},
-		{"a", session.Record{Data: []byte("a3"), IdleExpiry: exp}},
-		{"c", session.Record{Data: []byte("c1"), IdleExpiry: exp}},
-		{"bad key!", session.Record{Data: []byte("x"), IdleExpiry: exp}},
+		{Key: "a", Record: session.Record{Data: []byte("a2"), Version: v1, IdleExpiry: exp}},
+		{Key: "b", Record: session.Record{Data: []byte("b2"), Version: 1, IdleExpiry: exp}},
+		{Key: "a", Record: session.Record{Data: []byte("a3"), IdleExpiry: exp}},
+		{Key: "c", Record: session.Record{Data: []byte("c1"), IdleExpiry: exp}},
+		{Key: "bad key!", Record: session.Record{Data: []byte("x"), IdleExpiry: exp}},
 	})
 	if len(res) != 5 {
 		t.Fatalf("%d results for 5 puts", len(res))
@@ -68,7 +68,7 @@ func TestPutBatchAfterScriptFlush(t *testing.T) {
 	}
 	defer s.Close()
 	exp := time.Now().Add(time.Hour)
-	puts := []session.BatchPut{{"a", session.Record{Data: []byte("a"), IdleExpiry: exp}}, {"b", session.Record{Data: []byte("b"), IdleExpiry: exp}}}
+	puts := []session.BatchPut{{Key: "a", Record: session.Record{Data: []byte("a"), IdleExpiry: exp}}, {Key: "b", Record: session.Record{Data: []byte("b"), IdleExpiry: exp}}}
 	for round := range 2 {
 		c := redis.NewClient(&redis.Options{Network: "unix", Addr: sock})
 		if err := c.ScriptFlush(ctx).Err(); err != nil {
