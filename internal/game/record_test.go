@@ -69,14 +69,19 @@ func TestLeaseOnEveryStore(t *testing.T) {
 	}
 }
 
-func leaseLifecycle(t *testing.T, store session.Store) {
+// testRecords returns a recordStore on store with metrics of its own.
+func testRecords(t *testing.T, store session.Store) *recordStore {
 	t.Helper()
-	ctx := context.Background()
 	m, err := newMetrics(prometheus.NewRegistry(), "t", "checkpoint", func() float64 { return 0 })
 	if err != nil {
 		t.Fatal(err)
 	}
-	rs := &recordStore{store: store, timeout: 5 * time.Second, metrics: m}
+	return &recordStore{store: store, timeout: 5 * time.Second, metrics: m}
+}
+
+func leaseLifecycle(t *testing.T, store session.Store) {
+	t.Helper()
+	ctx, rs := context.Background(), testRecords(t, store)
 	const d = 300 * time.Millisecond
 	la, st, err := rs.acquire(ctx, "r", "a", d)
 	if err != nil || la.epoch != 1 || st.Tick != 0 {
@@ -123,12 +128,7 @@ func leaseLifecycle(t *testing.T, store session.Store) {
 // untouched), the other two are renewed with their states.
 func batchFencing(t *testing.T, store session.Store) {
 	t.Helper()
-	ctx := context.Background()
-	m, err := newMetrics(prometheus.NewRegistry(), "t", "checkpoint", func() float64 { return 0 })
-	if err != nil {
-		t.Fatal(err)
-	}
-	rs := &recordStore{store: store, timeout: 5 * time.Second, metrics: m}
+	ctx, rs := context.Background(), testRecords(t, store)
 	const d = 300 * time.Millisecond
 	var reqs []saveReq
 	for _, room := range []string{"x", "y", "z"} {
