@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/hashicorp/memberlist"
+	"github.com/statelab/statelab/session/replstore"
 )
 
 // Member is a live game replica as placement sees it.
@@ -143,9 +144,7 @@ func NewClusterPlacement(cfg ClusterConfig) (*ClusterPlacement, error) {
 		cfg.Logger = slog.Default()
 	}
 	p := &ClusterPlacement{self: cfg.Self, log: cfg.Logger, stop: make(chan struct{}), dirty: make(chan struct{}, 1), members: []Member{cfg.Self}}
-	c := memberlist.DefaultLANConfig()
-	c.Name = cfg.Self.Name
-	c.BindAddr, c.BindPort, c.AdvertisePort = host, port, port
+	c := replstore.MemberlistConfig(cfg.Self.Name, host, port, 500*time.Millisecond)
 	if cfg.Secret != "" {
 		if c.SecretKey, err = hkdf.Key(sha256.New, []byte(cfg.Secret), nil, "statelab game gossip v1", 32); err != nil {
 			return nil, fmt.Errorf("game: gossip key: %w", err)
@@ -154,16 +153,6 @@ func NewClusterPlacement(cfg ClusterConfig) (*ClusterPlacement, error) {
 	c.Delegate = (*delegate)(p)
 	c.Events = (*delegate)(p)
 	c.Logger = log.New(io.Discard, "", 0)
-	c.ProbeInterval = 500 * time.Millisecond
-	c.ProbeTimeout = 250 * time.Millisecond
-	c.SuspicionMult = 3
-	c.SuspicionMaxTimeoutMult = 2
-	c.IndirectChecks = 1
-	c.GossipInterval = 50 * time.Millisecond
-	c.GossipToTheDeadTime = 5 * time.Second
-	c.PushPullInterval = 10 * time.Second
-	c.TCPTimeout = time.Second
-	c.DeadNodeReclaimTime = time.Second
 	if p.ml, err = memberlist.Create(c); err != nil {
 		return nil, fmt.Errorf("game: start gossip: %w", err)
 	}

@@ -185,26 +185,37 @@ func (m *membership) LocalState(join bool) []byte { return nil }
 // MergeRemoteState implements memberlist.Delegate.
 func (m *membership) MergeRemoteState(buf []byte, join bool) {}
 
-// memberlistConfig returns memberlist's configuration for cfg: the LAN
-// profile tuned so that on a LAN or loopback a dead member is declared dead
-// in about one to two seconds rather than memberlist's five or more.
+// memberlistConfig returns memberlist's configuration for cfg: the timing
+// of MemberlistConfig, with the replica's delegate, keys and logger.
 //
 // Gossip is encrypted with gossipKeys[0]; messages encrypted with any of
 // gossipKeys are accepted (a key rotation in progress).
 func memberlistConfig(cfg Config, host string, port int, gossipKeys [][]byte, m *membership) *memberlist.Config {
-	c := memberlist.DefaultLANConfig()
-	c.Name = cfg.NodeName
-	c.BindAddr = host
-	c.BindPort = port
-	c.AdvertisePort = port
+	c := MemberlistConfig(cfg.NodeName, host, port, cfg.ProbeInterval)
 	// NewKeyring fails only for a key that is not 16, 24 or 32 bytes; the
 	// derived keys are 32.
 	c.Keyring, _ = memberlist.NewKeyring(gossipKeys[1:], gossipKeys[0])
 	c.Delegate = m
 	c.Events = m
 	c.Logger = slog.NewLogLogger(&memberlistLogHandler{h: cfg.Logger.Handler()}, slog.LevelDebug)
-	c.ProbeInterval = cfg.ProbeInterval
-	c.ProbeTimeout = cfg.ProbeInterval / 2
+	return c
+}
+
+// MemberlistConfig returns the memberlist configuration a replica gossips
+// with, before its delegate, keys and logger are set: memberlist's LAN
+// profile tuned so that on a LAN or loopback a dead member (probed every
+// probeInterval) is declared dead in about one to two seconds rather than
+// five or more. Other services of statelab that gossip (the game server's
+// room placement) start from it, so that they notice a death on the same
+// timescale.
+func MemberlistConfig(name, host string, port int, probeInterval time.Duration) *memberlist.Config {
+	c := memberlist.DefaultLANConfig()
+	c.Name = name
+	c.BindAddr = host
+	c.BindPort = port
+	c.AdvertisePort = port
+	c.ProbeInterval = probeInterval
+	c.ProbeTimeout = probeInterval / 2
 	c.SuspicionMult = 3
 	c.SuspicionMaxTimeoutMult = 2
 	c.IndirectChecks = 1

@@ -41,25 +41,17 @@ func (s *Store) rebalanceLoop() {
 	}
 }
 
-// tidyLoop periodically hands records this replica no longer owns to their
-// owners, and sweeps expired records and old tombstones.
-func (s *Store) tidyLoop() {
-	defer s.wg.Done()
-	t := time.NewTicker(s.cfg.TidyInterval)
-	defer t.Stop()
-	for {
-		select {
-		case <-s.ctx.Done():
-			return
-		case <-t.C:
-		}
-		s.tab.sweep(time.Now(), s.cfg.TombstoneTTL)
-		ctx, cancel := context.WithTimeout(s.ctx, 4*s.cfg.RPCTimeout)
-		if err := s.rebalance(ctx, false); err != nil && s.ctx.Err() == nil {
-			s.log.Debug("replstore: tidy pass incomplete", "err", err)
-		}
-		cancel()
+// tidyOnce runs every TidyInterval: it hands records this replica no
+// longer owns to their owners, and sweeps expired records and old
+// tombstones. It always returns true (keep going).
+func (s *Store) tidyOnce() bool {
+	s.tab.sweep(time.Now(), s.cfg.TombstoneTTL)
+	ctx, cancel := context.WithTimeout(s.ctx, 4*s.cfg.RPCTimeout)
+	defer cancel()
+	if err := s.rebalance(ctx, false); err != nil && s.ctx.Err() == nil {
+		s.log.Debug("replstore: tidy pass incomplete", "err", err)
 	}
+	return true
 }
 
 // rebalance pushes held records to their owners under the current

@@ -169,9 +169,9 @@ func New(ctx context.Context, cfg Config) (*Store, error) {
 		s.log.Warn("replstore: no peer answered yet; retrying in the background", "peers", cfg.Peers, "err", err)
 	}
 	s.wg.Add(3)
-	go s.joinLoop()
+	go s.every(s.cfg.JoinRetry, s.joinOnce)
 	go s.rebalanceLoop()
-	go s.tidyLoop()
+	go s.every(s.cfg.TidyInterval, s.tidyOnce)
 	return s, nil
 }
 
@@ -235,15 +235,38 @@ func (s *Store) joinAddrs(ctx context.Context, addrs []string) error {
 	}
 }
 
-// joinLoop runs until the store stops. Every JoinRetry it tries to join
-// the configured peers if no other member has been seen yet, and otherwise
-// to reach the known members that are not alive: a member declared dead
-// may be alive behind a partition that has healed, and memberlist stops
-// talking to dead members after a few seconds, so without this the two
-// sides would never meet again.
-func (s *Store) joinLoop() {
+// joinOnce runs every JoinRetry until the store stops or leaves: it tries
+// to join the configured peers if no other member has been seen yet, and
+// otherwise to reach the known members that are not alive: a member
+// declared dead may be alive behind a partition that has healed, and
+// memberlist stops talking to dead members after a few seconds, so without
+// this the two sides would never meet again. It returns false once the
+// store is leaving.
+func (s *Store) joinOnce() bool {
+	if s.leaving.Load() {
+		return false
+	}
+	addrs := s.cfg.Peers
+	if len(s.members.live(true)) > 0 || len(addrs) == 0 {
+		addrs = s.members.missing()
+	}
+	if len(addrs) == 0 {
+		return true
+	}
+	ctx, cancel := context.WithTimeout(s.ctx, s.cfg.RPCTimeout)
+	err := s.joinAddrs(ctx, addrs)
+	cancel()
+	if err != nil {
+		s.log.Debug("replstore: join failed, will retry", "addrs", addrs, "err", err)
+	}
+	return true
+}
+
+// every calls fn every interval until the store stops or fn returns
+// false. It runs as a goroutine counted in s.wg.
+func (s *Store) every(interval time.Duration, fn func() bool) {
 	defer s.wg.Done()
-	t := time.NewTicker(s.cfg.JoinRetry)
+	t := time.NewTicker(interval)
 	defer t.Stop()
 	for {
 		select {
@@ -251,21 +274,8 @@ func (s *Store) joinLoop() {
 			return
 		case <-t.C:
 		}
-		if s.leaving.Load() {
+		if !fn() {
 			return
-		}
-		addrs := s.cfg.Peers
-		if len(s.members.live(true)) > 0 || len(addrs) == 0 {
-			addrs = s.members.missing()
-		}
-		if len(addrs) == 0 {
-			continue
-		}
-		ctx, cancel := context.WithTimeout(s.ctx, s.cfg.RPCTimeout)
-		err := s.joinAddrs(ctx, addrs)
-		cancel()
-		if err != nil {
-			s.log.Debug("replstore: join failed, will retry", "addrs", addrs, "err", err)
 		}
 	}
 }
