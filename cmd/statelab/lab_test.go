@@ -26,6 +26,11 @@ func TestLabDemoUsage(t *testing.T) {
 		{[]string{"lab", "--sweep", "replicas=1,2", "--strategy", "client,nope"}, "--strategy"},
 		{[]string{"lab", "--sweep", "replicas=1", "--skew", "0.95"}, "--skew"},
 		{[]string{"lab", "--sweep", "replicas=1", "--probe", "100ms"}, "probe"},
+		{[]string{"lab", "--service", "chess", "--strategy", "sticky"}, "--service"},
+		{[]string{"lab", "--service", "game", "--strategy", "sticky"}, "--strategy"},
+		{[]string{"lab", "--service", "game", "--strategy", "memory", "--scenario", "tabs"}, "--scenario"},
+		{[]string{"lab", "--service", "game", "--strategy", "memory", "--rooms", "-1"}, "rooms"},
+		{[]string{"lab", "--service", "game", "--strategy", "checkpoint", "--scenario", "pause", "--replicas", "1"}, "pause needs at least 2 replicas"},
 		{[]string{"demo", "--strategies", "naive,nope"}, "--strategies"},
 		{[]string{"demo", "extra"}, "unexpected argument"},
 	}
