@@ -57,8 +57,9 @@ func runGameE2E(t *testing.T, st game.Strategy, sc Scenario) *GameResult {
 // TestGameFailoverEndToEnd kills a room's owner under load and checks what
 // each strategy promises, from what the players saw: the memory room is
 // lost (the new owner starts it afresh); a checkpointed room rolls back at
-// most one interval plus the write in flight; the stateless server loses
-// nothing; no fenced room ever has two owners acknowledging at once.
+// most one interval plus the write in flight (and so does a replicated
+// one at worst); the stateless server loses nothing; no fenced room ever
+// has two owners acknowledging at once.
 func TestGameFailoverEndToEnd(t *testing.T) {
 	interval := int(DefaultGameParams().Checkpoint / DefaultGameParams().Tick)
 	t.Run("memory", func(t *testing.T) {
@@ -74,6 +75,23 @@ func TestGameFailoverEndToEnd(t *testing.T) {
 		}
 		if g.TicksRolledBackMax > 2*interval {
 			t.Errorf("checkpoint: rolled back %d ticks, more than one interval (%d ticks) plus the write in flight", g.TicksRolledBackMax, interval)
+		}
+	})
+	t.Run("replicated", func(t *testing.T) {
+		// The backup takes over from its copy: nothing acknowledged is
+		// lost — except when the killed owner is restarted before its
+		// backup took over (docs/game.md, "In the lab"): then the room
+		// falls back to the store's checkpoint. So the test holds
+		// replicated to checkpoint's bound, and fencing to none.
+		g := runGameE2E(t, game.StrategyReplicated, Failover)
+		if g.DoubleActivations != 0 {
+			t.Errorf("replicated: %d double activations", g.DoubleActivations)
+		}
+		if g.TicksRolledBackMax > 2*interval {
+			t.Errorf("replicated: rolled back %d ticks, more than the checkpoint fallback's bound (%d ticks)", g.TicksRolledBackMax, 2*interval)
+		}
+		if g.ReplicatedBytesPerS == 0 {
+			t.Errorf("replicated: no bytes replicated")
 		}
 	})
 	t.Run("external", func(t *testing.T) {
