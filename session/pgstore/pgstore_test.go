@@ -97,7 +97,7 @@ func newStoreAt(t *testing.T, url, schema string) *pgstore.Store {
 
 func TestOpenErrors(t *testing.T) {
 	url := testenv.PostgresURL(t)
-	closed := closedAddr(t)
+	closed := testenv.FreeAddr(t) // nothing listens there
 	tests := []struct {
 		name        string
 		url         string
@@ -222,19 +222,6 @@ func TestSweepBatches(t *testing.T) {
 	}
 }
 
-func closedAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	if err := ln.Close(); err != nil {
-		t.Fatal(err)
-	}
-	return addr
-}
-
 // proxy forwards TCP connections from a loopback port to the test database,
 // until stop closes the listener and every connection.
 type proxy struct {
@@ -326,11 +313,6 @@ func TestDeadlineWhileBlocked(t *testing.T) {
 	s := newStore(t, pgstore.Options{Schema: schema})
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	key := storetest.NewKey(t)
-	v, err := s.Put(ctx, key, session.Record{Data: []byte("locked"), IdleExpiry: time.Now().Add(time.Hour)})
-	if err != nil {
-		t.Fatalf("Put: %v", err)
-	}
 	conn, err := pgx.Connect(ctx, url)
 	if err != nil {
 		t.Fatal(err)
@@ -341,34 +323,13 @@ func TestDeadlineWhileBlocked(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer tx.Rollback(ctx)
-	if _, err := tx.Exec(ctx, "SELECT 1 FROM "+pgx.Identifier{schema, pgstore.DefaultTable}.Sanitize()+" WHERE key = $1 FOR UPDATE", key); err != nil {
-		t.Fatal(err)
-	}
-	ops := []struct {
-		name string
-		call func(ctx context.Context) error
-	}{
-		{"Put", func(ctx context.Context) error {
-			_, err := s.Put(ctx, key, session.Record{Data: []byte("blocked"), Version: v, IdleExpiry: time.Now().Add(time.Hour)})
-			return err
-		}},
-		{"Touch", func(ctx context.Context) error { return s.Touch(ctx, key, time.Now().Add(2*time.Hour)) }},
-		{"Delete", func(ctx context.Context) error { return s.Delete(ctx, key) }},
-	}
-	for _, op := range ops {
-		t.Run(op.name, func(t *testing.T) {
-			octx, ocancel := context.WithTimeout(ctx, 200*time.Millisecond)
-			defer ocancel()
-			if err := op.call(octx); !errors.Is(err, context.DeadlineExceeded) {
-				t.Fatalf("%s on a locked row past its deadline: %v, want an error wrapping context.DeadlineExceeded", op.name, err)
-			}
-		})
-	}
+	unchanged := storetest.RunBlockedWrites(t, ctx, s, func(key string) {
+		if _, err := tx.Exec(ctx, "SELECT 1 FROM "+pgx.Identifier{schema, pgstore.DefaultTable}.Sanitize()+" WHERE key = $1 FOR UPDATE", key); err != nil {
+			t.Fatal(err)
+		}
+	})
 	if err := tx.Rollback(ctx); err != nil {
 		t.Fatal(err)
 	}
-	rec, err := s.Get(ctx, key)
-	if err != nil || string(rec.Data) != "locked" || rec.Version != v {
-		t.Fatalf("after the blocked calls: %q v%d, %v; want %q v%d", rec.Data, rec.Version, err, "locked", v)
-	}
+	unchanged()
 }

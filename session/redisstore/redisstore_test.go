@@ -3,7 +3,6 @@ package redisstore_test
 import (
 	"context"
 	"errors"
-	"net"
 	"os/exec"
 	"path/filepath"
 	"testing"
@@ -61,24 +60,10 @@ func TestConformance(t *testing.T) {
 	storetest.Run(t, func(t *testing.T) session.Store { return newStore(t) })
 }
 
-// closedAddr returns a loopback address nothing listens on.
-func closedAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	if err := ln.Close(); err != nil {
-		t.Fatal(err)
-	}
-	return addr
-}
-
 func TestUnavailableClosedPort(t *testing.T) {
 	storetest.RunUnavailable(t, func(t *testing.T) session.Store {
 		c := redis.NewClient(&redis.Options{
-			Addr:                  closedAddr(t),
+			Addr:                  testenv.FreeAddr(t),
 			DialTimeout:           redisstore.DefaultDialTimeout,
 			DialerRetries:         redisstore.DefaultDialerRetries,
 			ContextTimeoutEnabled: true,
@@ -156,7 +141,7 @@ func TestOpenURL(t *testing.T) {
 		{"not a URL", "://nope", false},
 		{"wrong scheme", "http://127.0.0.1:6379", false},
 		{"bad database", "redis://127.0.0.1:6379/notanumber", false},
-		{"closed port", "redis://" + closedAddr(t) + "/0", true},
+		{"closed port", "redis://" + testenv.FreeAddr(t) + "/0", true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
