@@ -32,6 +32,9 @@ func (c *Cluster) startBalancer(ctx context.Context, reps []*replica) error {
 		"--health-interval", c.cfg.HealthInterval.String(),
 	}
 	args = append(args, c.gameBalancerArgs()...)
+	if c.cfg.SlowStart > 0 {
+		args = append(args, "--slow-start", c.cfg.SlowStart.String())
+	}
 	if len(reps) == 0 {
 		return fmt.Errorf("%w: a cluster needs at least one replica", ErrBadConfig)
 	}

@@ -113,6 +113,11 @@ type Config struct {
 	// ReplQuorum, when set, is the replicated replicas' --repl-quorum.
 	ReplQuorum string
 
+	// SlowStart, when positive, is the balancer's --slow-start: a replica
+	// added or restarted during the run gets a share of new requests that
+	// ramps from 10% to its full share over this window.
+	SlowStart time.Duration
+
 	// StoreLink puts the lab's proxy between the replicas and a store
 	// server the cluster starts itself, so that SlowStore and FlakyStore
 	// can act on the link (a store given by URL is always proxied).

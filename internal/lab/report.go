@@ -70,6 +70,7 @@ type runView struct {
 	Errors      template.HTML
 	P99         template.HTML
 	Share       template.HTML
+	Ramp        template.HTML // the joining replicas' share over time (failover, scaleout)
 	Lin         string
 	Recovery    string
 	CPU         string
@@ -110,6 +111,7 @@ func newRunView(r *Run) runView {
 	v.Errors = lineChart("errors/s", xs, errs, xmax, marks, "#dc2626")
 	v.P99 = lineChart("p99 latency, ms", xs, p99, xmax, marks, "#7c3aed")
 	v.Share = shareChart(r.Result.ReplicaShare)
+	v.Ramp = rampChart(r, marks)
 	return v
 }
 
@@ -279,7 +281,7 @@ Latency is measured from when each request was <em>scheduled</em>, so a stalled 
 {{.Result.Requests}} requests, {{.Result.Errors}} errors ({{pct .Result.ErrorRate}}), {{.Unknown}} cart operations with an unknown outcome; latency p50 {{.Result.LatencyMS.P50}} / p90 {{.Result.LatencyMS.P90}} / p99 {{.Result.LatencyMS.P99}} / max {{.Result.LatencyMS.Max}} ms.
 {{.Result.Carts}} carts: {{.Result.CartsLost}} lost something, {{.CartsUnchecked}} could not be read back; linearizability {{.Lin}} ({{.NonLinearizable}} of {{.LinChecked}} carts not linearizable){{if .LinViz}} — <a href="{{.LinViz}}">see a failing cart's history</a>{{end}}.</div>
 {{with .Note}}<p class="note">{{.}}</p>{{end}}
-<div class="charts">{{.Throughput}}{{.Errors}}{{.P99}}{{.Share}}</div>
+<div class="charts">{{.Throughput}}{{.Errors}}{{.P99}}{{.Share}}{{.Ramp}}</div>
 {{end}}{{end}}
 {{with .Games}}` + gameSection + `{{end}}
 </body></html>

@@ -299,6 +299,7 @@ func start(ctx context.Context, cfg Config) (c *cluster.Cluster, skipped string,
 		Services:    cfg.servicesShape(),
 		Hosts:       cfg.needsHosts(),
 		ReplQuorum:  cfg.quorumArg(),
+		SlowStart:   cfg.slowStart(),
 	})
 	if errors.Is(err, cluster.ErrNoRedis) {
 		return nil, "redis-server is not on PATH and no --redis URL was given: install redis-server or pass --redis URL", nil
@@ -343,6 +344,9 @@ type recording struct {
 	// svc is the services scenarios' quote stream and probes (nil for the
 	// others).
 	svc *serviceLoad
+	// slowStart is the balancer's --slow-start (0: off); imbalance is
+	// counted once it is over after the last fault.
+	slowStart time.Duration
 }
 
 // drive is the second phase: it sends the workload through the cluster
@@ -364,7 +368,8 @@ func drive(ctx context.Context, cfg Config, c *cluster.Cluster) (*recording, err
 		return nil, err
 	}
 	defer w.transport.CloseIdleConnections()
-	rec := &recording{store: string(c.Store().Kind), warm: w.warmUp(), cpuBusy: -1, svc: newServiceLoad(ctx, cfg, c, skus)}
+	rec := &recording{store: string(c.Store().Kind), warm: w.warmUp(), cpuBusy: -1, svc: newServiceLoad(ctx, cfg, c, skus),
+		slowStart: cfg.slowStart()}
 	cfg.progress("%s × %s: cluster up (%d replicas, store %s); shopping for %v at %.0f req/s",
 		cfg.Strategy, cfg.Scenario, len(c.Replicas()), rec.store, cfg.Duration, cfg.Rate)
 
@@ -471,7 +476,7 @@ func summarizeBalance(run *Run, rec *recording, d time.Duration) {
 	}
 	from := int64(0)
 	if n := len(run.Faults); n > 0 {
-		from = run.Faults[n-1].End
+		from = run.Faults[n-1].End + int64(rec.slowStart) // once a joining replica's ramp is over
 	}
 	_, imb := shares(rec.samples, from, rec.end, rec.replicas)
 	r.Imbalance = round(imb, 3)
