@@ -201,7 +201,8 @@ func (c *Cluster) serviceCount() int {
 	return len(c.svc.pools[PoolPricing]) + len(c.svc.pools[PoolCatalog])
 }
 
-// serviceProcs returns the service replicas' processes, for Close.
+// serviceProcsLocked returns the service replicas' processes, for Close
+// (c.mu held).
 func (c *Cluster) serviceProcsLocked() []*process {
 	if c.svc == nil {
 		return nil

@@ -391,10 +391,10 @@ func drive(ctx context.Context, cfg Config, c *cluster.Cluster) (*recording, err
 	}()
 	rec.svc.start(ctx, w)
 	w.run(ctx)
-	rec.svc.stop(ctx)
 	rec.end = min(w.now()-rec.warm, int64(cfg.Duration))
 	stopCPU()
 	wg.Wait()
+	rec.svc.stop(ctx) // after the faults: a deploy may still be rolling
 	if cpuErr == nil && cpuN > 0 {
 		rec.cpuBusy = cpuBusy
 	}

@@ -310,8 +310,9 @@ func post(ctx context.Context, client *http.Client, url string, body []byte) (in
 	return resp.StatusCode, resp.Header.Get("X-Served-By"), answer
 }
 
-// stop waits for the quote stream, measures what the scaling added and
-// probes the capacity again.
+// stop waits for the quote stream, measures what the scaling added and,
+// once the balancer lists every backend healthy, probes the capacity
+// again. It must run after the scenario's last step.
 func (l *serviceLoad) stop(ctx context.Context) {
 	if l == nil {
 		return
@@ -334,6 +335,7 @@ func (l *serviceLoad) stop(ctx context.Context) {
 	for _, r := range l.carts {
 		l.res.CartRestarts += max(0, r.Starts-1)
 	}
+	settle(ctx, l.c)
 	l.res.CapacityAfterRPS, l.res.PoolImbalance = l.probe(ctx, len(now))
 	if l.res.CapacityBeforeRPS > 0 && l.res.ReplicasBefore > 0 && l.res.ReplicasAfter > l.res.ReplicasBefore {
 		perReplica := l.res.CapacityBeforeRPS / float64(l.res.ReplicasBefore)

@@ -85,6 +85,11 @@ func TestDeployEndToEnd(t *testing.T) {
 	if r.Errors != 0 || s.QuoteErrors != 0 || r.ItemsLost != 0 || s.CartRestarts != 0 {
 		t.Errorf("deploy: %d shopper errors, %d quote errors, %d items lost, %d cart restarts; want none", r.Errors, s.QuoteErrors, r.ItemsLost, s.CartRestarts)
 	}
+	// The second probe runs once the last deploy is done: both replicas
+	// take quotes (one replica alone would be 2.00).
+	if s.PoolImbalance < 1 || s.PoolImbalance >= 1.5 {
+		t.Errorf("pricing pool imbalance %.2f under least request after the deploy, want both replicas serving", s.PoolImbalance)
+	}
 	p := s.Replay
 	if p == nil || p.PricingRequests == 0 || p.PricingIdentical != p.PricingRequests {
 		t.Fatalf("pricing replay %+v: every recorded quote must answer identically", p)
