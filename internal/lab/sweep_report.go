@@ -10,6 +10,8 @@ import (
 	"path/filepath"
 	"strings"
 	"text/tabwriter"
+
+	"github.com/statelab/statelab/internal/strategy"
 )
 
 // WriteSweepTable writes the compact sweep table to out: one line per
@@ -68,6 +70,17 @@ func WriteSweepOutputs(outDir, jsonPath string, info ReportInfo, sw *Sweep) (Out
 // the strategy table.
 var strategyColors = []string{"#dc2626", "#d97706", "#7c3aed", "#2563eb", "#0d9488", "#16a34a", "#db2777", "#4b5563"}
 
+// strategyColor is the color of st's line: its row in the strategy table
+// picks it, so a strategy has the same color in every report.
+func strategyColor(st string) string {
+	for i, s := range strategy.All() {
+		if string(s) == st {
+			return strategyColors[i%len(strategyColors)]
+		}
+	}
+	return strategyColors[len(strategyColors)-1]
+}
+
 // series is one line of a sweep chart.
 type series struct {
 	name   string
@@ -90,7 +103,7 @@ func sweepSeries(points []SweepPoint, val func(SweepPoint) float64) []series {
 		if !ok {
 			i = len(out)
 			idx[p.Strategy] = i
-			out = append(out, series{name: p.Strategy, color: strategyColors[i%len(strategyColors)]})
+			out = append(out, series{name: p.Strategy, color: strategyColor(p.Strategy)})
 		}
 		out[i].xs = append(out[i].xs, float64(p.Replicas))
 		out[i].ys = append(out[i].ys, val(p))
