@@ -46,8 +46,10 @@ const (
 	// waited on something besides the model (the store, replication, the
 	// CPU); below that the model's timer is what held it.
 	limitHoldExcess = 1.5
-	// limitHotSpread: one replica is hot when its slot use is at least
-	// 1.10× the mean's; closer than that, the replicas filled together.
+	// limitHotSpread: one replica is hot when its slot use and its
+	// requests are both at least 1.10× the mean's; closer than that, the
+	// replicas filled together. Uneven slot use with even requests is a
+	// replica held back by the machine, not placement.
 	limitHotSpread = 1.10
 	// limitProcCores: a store or balancer process using 0.8 of a core is
 	// busy (Redis and the balancer's event loop are mostly one thread).
@@ -66,8 +68,8 @@ func classifyLimiter(st strategy.Strategy, work time.Duration, res Resources) (L
 	switch {
 	case res.SlotUtil >= limitSlotFull && modelHold:
 		return LimitReplicas, fmt.Sprintf("replica slots %s busy on average; %s", pct(res.SlotUtil), hold)
-	case res.SlotUtilMax >= limitSlotFull && modelHold && res.SlotUtilMax >= limitHotSpread*res.SlotUtil:
-		return LimitHotReplica, fmt.Sprintf("the busiest replica's slots were %s busy, the mean %s", pct(res.SlotUtilMax), pct(res.SlotUtil))
+	case res.SlotUtilMax >= limitSlotFull && modelHold && res.SlotUtilMax >= limitHotSpread*res.SlotUtil && res.RequestImbalance >= limitHotSpread:
+		return LimitHotReplica, fmt.Sprintf("the busiest replica's slots were %s busy, the mean %s; it got %.2f× the mean requests", pct(res.SlotUtilMax), pct(res.SlotUtil), res.RequestImbalance)
 	case res.MachineCPU >= saturatedBusy:
 		return LimitCPU, fmt.Sprintf("the machine's CPU was %s busy (%s); %s", pct(res.MachineCPU), res.cpuText(), hold)
 	case res.ProcessCPU[procStore] >= limitProcCores:

@@ -29,6 +29,11 @@ type Resources struct {
 	// have no --max-inflight.
 	SlotUtil    float64 `json:"slot_util"`
 	SlotUtilMax float64 `json:"slot_util_max"`
+	// RequestImbalance is the busiest replica's requests (those that held
+	// a slot) over the mean: a hot replica gets more requests, where a
+	// replica the machine starves holds its slots longer for the same
+	// requests.
+	RequestImbalance float64 `json:"request_imbalance"`
 	// SlotHoldMS is the mean time a request held its slot: --work plus
 	// the handler (store calls, replication) plus any CPU wait.
 	SlotHoldMS float64 `json:"slot_hold_ms"`
@@ -260,8 +265,8 @@ func resources(a, b snapshot, machineCPU float64) Resources {
 		res.ProcessCPU[procStore] = round(max(0, b.storeCPU-a.storeCPU)/secs, 3)
 	}
 	res.StoreOpsPerS = round(max(0, b.storeOps-a.storeOps)/secs, 1)
-	var utilSum, busy, held, replSum, replCount float64
-	n := 0
+	var utilSum, busy, held, replSum, replCount, heldMax float64
+	n, m := 0, 0
 	for id, rb := range b.replicas {
 		ra, ok := a.replicas[id]
 		if !ok {
@@ -269,6 +274,8 @@ func resources(a, b snapshot, machineCPU float64) Resources {
 		}
 		busy += rb.busy - ra.busy
 		held += rb.held - ra.held
+		heldMax = max(heldMax, rb.held-ra.held)
+		m++
 		res.Rejected += int64(rb.rejected - ra.rejected)
 		replSum += rb.replSum - ra.replSum
 		replCount += rb.replCount - ra.replCount
@@ -284,6 +291,7 @@ func resources(a, b snapshot, machineCPU float64) Resources {
 	}
 	if held > 0 {
 		res.SlotHoldMS = round(busy/held*1000, 2)
+		res.RequestImbalance = round(heldMax/(held/float64(m)), 3)
 	}
 	res.ReplicationPerS = round(replCount/secs, 1)
 	if replCount > 0 {

@@ -70,9 +70,10 @@ func TestClassifyLimiter(t *testing.T) {
 	}{
 		{"slots full", strategy.Client, Resources{SlotUtil: limitSlotFull, SlotUtilMax: 0.9, SlotHoldMS: holdOK, MachineCPU: 1}, LimitReplicas},
 		{"slots just under full", strategy.Client, Resources{SlotUtil: limitSlotFull - 0.001, SlotUtilMax: limitSlotFull - 0.001, SlotHoldMS: holdOK}, LimitNone},
-		{"one hot replica", strategy.Sticky, Resources{SlotUtil: 0.4, SlotUtilMax: limitSlotFull, SlotHoldMS: holdOK}, LimitHotReplica},
-		{"spread at the margin", strategy.Sticky, Resources{SlotUtil: 0.8 / limitHotSpread, SlotUtilMax: 0.8, SlotHoldMS: holdOK}, LimitHotReplica},
-		{"spread under the margin", strategy.Sticky, Resources{SlotUtil: 0.8/limitHotSpread + 0.01, SlotUtilMax: 0.8, SlotHoldMS: holdOK}, LimitReplicas},
+		{"one hot replica", strategy.Sticky, Resources{SlotUtil: 0.4, SlotUtilMax: limitSlotFull, SlotHoldMS: holdOK, RequestImbalance: 2}, LimitHotReplica},
+		{"spread at the margin", strategy.Sticky, Resources{SlotUtil: 0.8 / limitHotSpread, SlotUtilMax: 0.8, SlotHoldMS: holdOK, RequestImbalance: limitHotSpread}, LimitHotReplica},
+		{"spread under the margin", strategy.Sticky, Resources{SlotUtil: 0.8/limitHotSpread + 0.01, SlotUtilMax: 0.8, SlotHoldMS: holdOK, RequestImbalance: 2}, LimitReplicas},
+		{"requests even, one replica slow, cpu busy", strategy.Client, Resources{SlotUtil: 0.6, SlotUtilMax: 0.9, SlotHoldMS: holdOK, RequestImbalance: limitHotSpread - 0.01, MachineCPU: 1}, LimitCPU},
 		{"cpu", strategy.Client, Resources{SlotUtil: 0.5, SlotUtilMax: 0.6, SlotHoldMS: holdOK, MachineCPU: saturatedBusy}, LimitCPU},
 		{"cpu just under", strategy.Client, Resources{SlotUtil: 0.5, SlotUtilMax: 0.6, SlotHoldMS: holdOK, MachineCPU: saturatedBusy - 0.001}, LimitNone},
 		{"full slots held long under a busy cpu", strategy.Client, Resources{SlotUtil: 0.95, SlotUtilMax: 0.95, SlotHoldMS: holdLong, MachineCPU: 0.95}, LimitCPU},
