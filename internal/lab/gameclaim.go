@@ -88,8 +88,8 @@ func judgeGame(ix runIndex) (Verdict, string) {
 		failed = append(failed, "a room had two owners at once")
 	}
 	cs, es := gameCost(ix, c, e)
-	ev += fmt.Sprintf("; the stateless server made %.2f store operations per input (checkpointing: %.2f), median input latency %.1f ms (%.1f ms)",
-		es.StoreOpsPerInput, cs.StoreOpsPerInput, es.LatencyMS.P50, cs.LatencyMS.P50)
+	ev += fmt.Sprintf("; the stateless server made %.2f store operations per input (checkpointing: %.2f%s), median input latency %.1f ms (%.1f ms)",
+		es.StoreOpsPerInput, cs.StoreOpsPerInput, ratioText(es.StoreOpsPerInput, cs.StoreOpsPerInput), es.LatencyMS.P50, cs.LatencyMS.P50)
 	if es.StoreOpsPerInput < gameStoreOpsFactor*cs.StoreOpsPerInput {
 		failed = append(failed, "being stateless cost no store load")
 	}
@@ -130,4 +130,13 @@ func fencedDoubleActivations(ix runIndex) (int, string) {
 		}
 	}
 	return n, fmt.Sprintf("%d double activations (two owners acknowledging inputs of one room at once) in %s", n, strings.Join(runs, ", "))
+}
+
+// ratioText says how many times less than a b is, as ", N× less";
+// empty when b is 0.
+func ratioText(a, b float64) string {
+	if b <= 0 {
+		return ""
+	}
+	return fmt.Sprintf(", %.0f× less", a/b)
 }
