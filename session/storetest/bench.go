@@ -13,16 +13,23 @@ import (
 // a shopping cart of a dozen lines.
 const BenchPayload = 1024
 
+// benchRecord stores a live BenchPayload-byte record under a new key and
+// returns the key.
+func benchRecord(b *testing.B, s session.Store) string {
+	b.Helper()
+	key := NewKey(b)
+	data := bytes.Repeat([]byte("c"), BenchPayload)
+	if _, err := s.Put(context.Background(), key, session.Record{Data: data, IdleExpiry: time.Now().Add(time.Hour)}); err != nil {
+		b.Fatalf("Put: %v", err)
+	}
+	return key
+}
+
 // BenchGet measures Get of one live BenchPayload-byte record: one call per
 // iteration, from one goroutine, so ns/op is the latency of a read.
 func BenchGet(b *testing.B, s session.Store) {
 	b.Helper()
-	ctx := context.Background()
-	key := NewKey(b)
-	data := bytes.Repeat([]byte("c"), BenchPayload)
-	if _, err := s.Put(ctx, key, session.Record{Data: data, IdleExpiry: time.Now().Add(time.Hour)}); err != nil {
-		b.Fatalf("Put: %v", err)
-	}
+	ctx, key := context.Background(), benchRecord(b, s)
 	b.SetBytes(BenchPayload)
 	b.ReportAllocs()
 	for b.Loop() {
@@ -37,12 +44,7 @@ func BenchGet(b *testing.B, s session.Store) {
 // iteration is one Get and one Put, so ns/op is the latency of an update.
 func BenchUpdate(b *testing.B, s session.Store) {
 	b.Helper()
-	ctx := context.Background()
-	key := NewKey(b)
-	data := bytes.Repeat([]byte("c"), BenchPayload)
-	if _, err := s.Put(ctx, key, session.Record{Data: data, IdleExpiry: time.Now().Add(time.Hour)}); err != nil {
-		b.Fatalf("Put: %v", err)
-	}
+	ctx, key := context.Background(), benchRecord(b, s)
 	idle := time.Now().Add(time.Hour)
 	b.SetBytes(BenchPayload)
 	b.ReportAllocs()
