@@ -36,12 +36,7 @@ func TestLargeBodyIsStreamed(t *testing.T) {
 		io.WriteString(w, sum)
 	})
 	_, url := startLB(t, Config{Backends: []BackendConfig{a.config()}})
-	conn, err := net.Dial("tcp", strings.TrimPrefix(url, "http://"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	conn.SetDeadline(time.Now().Add(30 * time.Second))
+	conn := dialLB(t, url, 30*time.Second)
 	const total = 4 << 20
 	body := []byte(strings.Repeat("0123456789abcdef", total/16))
 	fmt.Fprintf(conn, "POST /upload HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n", total)

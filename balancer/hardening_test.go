@@ -216,12 +216,7 @@ func TestUpgradeWithout101KeepsParsing(t *testing.T) {
 		fmt.Fprintf(w, "%s xff=%s", r.URL.Path, r.Header.Get("X-Forwarded-For"))
 	})
 	_, url := startLB(t, Config{Backends: []BackendConfig{a.config()}, MaxHeaderBytes: 2048})
-	conn, err := net.Dial("tcp", strings.TrimPrefix(url, "http://"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	conn.SetDeadline(time.Now().Add(10 * time.Second))
+	conn := dialLB(t, url, 10*time.Second)
 	br := bufio.NewReader(conn)
 	io.WriteString(conn, "GET /ws HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n")
 	resp, err := http.ReadResponse(br, nil)

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/http/cookiejar"
 	"net/http/httptest"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -145,3 +146,33 @@ func backendStatus(t *testing.T, lb *Balancer, id string) BackendStatus {
 }
 
 func nopLogger() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
+
+// dialLB opens a raw TCP connection to the balancer at url, with a
+// deadline of d for everything written and read, closed when the test ends.
+func dialLB(t *testing.T, url string, d time.Duration) net.Conn {
+	t.Helper()
+	conn, err := net.Dial("tcp", strings.TrimPrefix(url, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	conn.SetDeadline(time.Now().Add(d))
+	return conn
+}
+
+// getAsync sends GET url in the background; the channel receives the
+// answer's body, or the error's text.
+func getAsync(url string) <-chan string {
+	res := make(chan string, 1)
+	go func() {
+		resp, err := http.Get(url)
+		if err != nil {
+			res <- err.Error()
+			return
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		res <- string(b)
+	}()
+	return res
+}

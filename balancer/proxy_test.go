@@ -155,17 +155,7 @@ func TestRemoveWaitsForInflight(t *testing.T) {
 		io.WriteString(w, "done")
 	})
 	lb, url := startLB(t, Config{Backends: []BackendConfig{slow.config()}, DrainQuiet: time.Millisecond})
-	res := make(chan string, 1)
-	go func() {
-		resp, err := http.Get(url + "/")
-		if err != nil {
-			res <- err.Error()
-			return
-		}
-		defer resp.Body.Close()
-		b, _ := io.ReadAll(resp.Body)
-		res <- string(b)
-	}()
+	res := getAsync(url + "/")
 	<-arrived
 	removed := make(chan error, 1)
 	go func() { removed <- lb.RemoveBackend(context.Background(), "slow") }()
@@ -327,12 +317,7 @@ func TestUpgradePassThrough(t *testing.T) {
 		io.Copy(conn, brw)
 	})
 	_, url := startLB(t, Config{Backends: []BackendConfig{a.config()}})
-	conn, err := net.Dial("tcp", strings.TrimPrefix(url, "http://"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	conn.SetDeadline(time.Now().Add(10 * time.Second))
+	conn := dialLB(t, url, 10*time.Second)
 	fmt.Fprintf(conn, "GET /ws HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: echo\r\n\r\n")
 	br := bufio.NewReader(conn)
 	resp, err := http.ReadResponse(br, nil)
@@ -404,17 +389,7 @@ func TestGracefulShutdown(t *testing.T) {
 	served := make(chan error, 1)
 	go func() { served <- lb.Serve(ctx, ln) }()
 
-	res := make(chan string, 1)
-	go func() {
-		resp, err := http.Get("http://" + addr + "/")
-		if err != nil {
-			res <- err.Error()
-			return
-		}
-		defer resp.Body.Close()
-		b, _ := io.ReadAll(resp.Body)
-		res <- string(b)
-	}()
+	res := getAsync("http://" + addr + "/")
 	<-arrived
 	cancel()
 	// New connections are refused once the listener is closed.
@@ -445,12 +420,7 @@ func TestLowerCaseHopHeaders(t *testing.T) {
 	got := make(chan http.Header, 1)
 	a := newTestBackend(t, "a", func(w http.ResponseWriter, r *http.Request) { got <- r.Header.Clone() })
 	_, url := startLB(t, Config{Backends: []BackendConfig{a.config()}})
-	conn, err := net.Dial("tcp", strings.TrimPrefix(url, "http://"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	conn.SetDeadline(time.Now().Add(10 * time.Second))
+	conn := dialLB(t, url, 10*time.Second)
 	io.WriteString(conn, "GET / HTTP/1.1\r\nhost: x\r\nconnection: x-hop\r\nx-hop: 1\r\nkeep-alive: timeout=5\r\nx-forwarded-for: 198.51.100.1\r\n\r\n")
 	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
 	if err != nil {
