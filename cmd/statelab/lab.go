@@ -37,6 +37,8 @@ type labFlags struct {
 	storeDelay  time.Duration
 	storeResets float64
 	replQuorum  string
+	redisMode   string
+	redisWait   int
 }
 
 // register adds the flags to fs; knobs adds the run parameters (lab only).
@@ -62,6 +64,8 @@ func (f *labFlags) register(fs *flag.FlagSet, knobs bool) {
 	fs.BoolVar(&f.poisson, "poisson", false, "Poisson arrivals (seeded by --seed) instead of evenly spaced ones")
 	fs.DurationVar(&f.storeDelay, "store-delay", 0, "latency slowstore adds to each round trip to the store (default 50ms)")
 	fs.Float64Var(&f.storeResets, "store-resets", 0, "share of new store connections flaky resets, 0..1 (default 0.3)")
+	fs.StringVar(&f.redisMode, "redis-mode", "single", "cache: the Redis the lab starts: single, cluster (3 masters, 3 replicas) or sentinel (primary, replica, 3 sentinels)")
+	fs.IntVar(&f.redisWait, "redis-wait", 0, "cache on --redis-mode cluster or sentinel: acknowledge a write once `N` Redis replicas have it (WAIT)")
 	fs.StringVar(&f.replQuorum, "repl-quorum", "", "replicated: the replicas' write quorum: majority (default), one (none) or a member count")
 }
 
@@ -97,6 +101,7 @@ func (f *labFlags) config(cmd string, m *Main) (lab.Config, error) {
 	}
 	cfg.Poisson = f.poisson
 	cfg.StoreDelay, cfg.StoreResets, cfg.ReplQuorum = f.storeDelay, f.storeResets, f.replQuorum
+	cfg.RedisMode, cfg.RedisWait = f.redisMode, f.redisWait
 	cfg.RedisURL, cfg.PostgresURL = f.redis, f.postgres
 	cfg.OutDir = f.out
 	bin, err := os.Executable()

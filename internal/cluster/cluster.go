@@ -110,6 +110,16 @@ type Config struct {
 	// ErrNoHosts, saying why, without them. Implies StoreLink.
 	Hosts bool
 
+	// RedisMode is the Redis the cache strategy starts when RedisURL is
+	// empty: RedisSingle (also when empty), RedisCluster or RedisSentinel.
+	// StopStore on a cluster or sentinel set kills a master and waits for
+	// its replica's promotion (StoreFailover).
+	RedisMode string
+
+	// RedisWait is the replicas' --redis-wait: a write is acknowledged
+	// once that many Redis replicas have it. Zero passes no flag.
+	RedisWait int
+
 	// ReplQuorum, when set, is the replicated replicas' --repl-quorum.
 	ReplQuorum string
 
@@ -265,6 +275,9 @@ func Start(ctx context.Context, cfg Config) (*Cluster, error) {
 	}
 	if cfg.Replicas < 0 || cfg.MaxInflight < 0 || cfg.Work < 0 {
 		return nil, fmt.Errorf("%w: Replicas, MaxInflight and Work must not be negative", ErrBadConfig)
+	}
+	if err := cfg.validateRedisMode(); err != nil {
+		return nil, err
 	}
 	cfg = cfg.withDefaults()
 	dir, err := os.MkdirTemp(cfg.Dir, "statelab-cluster-*")

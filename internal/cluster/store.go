@@ -49,6 +49,7 @@ var (
 	_ storeFault = (*redisServer)(nil)
 	_ storeFault = (*proxiedStore)(nil)
 	_ storeFault = (*sqliteLock)(nil)
+	_ storeFault = (*redisTopology)(nil)
 )
 
 // startStore prepares the store of c's strategy. A strategy on SQLite
@@ -61,6 +62,15 @@ func startStore(ctx context.Context, c *Cluster) (*storeRuntime, error) {
 	s := &storeRuntime{fault: noStore{}, info: StoreInfo{Kind: kind, External: kind.External(), Up: true}}
 	switch kind {
 	case stores.Redis:
+		if c.cfg.RedisURL == "" && (c.cfg.RedisMode == RedisCluster || c.cfg.RedisMode == RedisSentinel) {
+			t, args, err := startRedisTopology(ctx, c)
+			if err != nil {
+				return nil, err
+			}
+			s.fault, s.info.Managed, s.appArgs = t, true, append(args, c.redisWaitArgs()...)
+			s.info.Detail = fmt.Sprintf("Redis %s of %d redis-server processes started by the lab (no persistence)", c.cfg.RedisMode, len(t.nodes)+len(t.sentinels))
+			return s, nil
+		}
 		if c.cfg.RedisURL == "" {
 			r, err := startRedis(ctx, c)
 			if err != nil {

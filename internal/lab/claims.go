@@ -298,8 +298,8 @@ func judgeCache(ix runIndex) (Verdict, string) {
 		verdict = DoesNotHold
 	}
 	if sf := ix.get(strategy.Cache, Storefail); sf != nil {
-		ev += fmt.Sprintf("; with Redis down for %s of the run the error rate was %s, p99 %.0f ms, and %d items were lost — Redis is a dependency every request needs",
-			share(Storefail.storeOutage()), pct(sf.ErrorRate), sf.LatencyMS.P99, sf.ItemsLost)
+		ev += fmt.Sprintf("; %s the error rate was %s, p99 %.0f ms, and %d items were lost — Redis is a dependency every request needs",
+			redisOutageText(sf), pct(sf.ErrorRate), sf.LatencyMS.P99, sf.ItemsLost)
 		if verdict == Holds && outageHurts(sf, ix.get(strategy.Cache, Steady)) {
 			verdict = HoldsWithCost
 		}

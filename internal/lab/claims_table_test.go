@@ -73,6 +73,10 @@ func TestClaimBoundaries(t *testing.T) {
 			{"slow link, p99 at the margin", []*Run{runOf(strategy.Cache, Failover, nil), runOf(strategy.Cache, Steady, nil), runOf(strategy.Cache, SlowStore, func(r *RunResult) { r.LatencyMS.P99, r.StoreDelayMS = base.LatencyMS.P99*linkP99Factor, 50 })}, Holds, "50 ms slower for 30% of the run"},
 			{"slow link, p99 over the margin", []*Run{runOf(strategy.Cache, Failover, nil), runOf(strategy.Cache, Steady, nil), runOf(strategy.Cache, SlowStore, p99(above(base.LatencyMS.P99*linkP99Factor)))}, HoldsWithCost, "(steady 5 ms)"},
 			{"flaky link errors", []*Run{runOf(strategy.Cache, Failover, nil), runOf(strategy.Cache, Flaky, func(r *RunResult) { r.ErrorRate, r.StoreResets, r.StoreConnsReset = 0.001, 0.3, 12 })}, HoldsWithCost, "30% of store connections reset (12 resets)"},
+			{"clustered master killed", []*Run{runOf(strategy.Cache, Failover, nil), runOf(strategy.Cache, Storefail, func(r *RunResult) {
+				ms := int64(2300)
+				r.RedisMode, r.RedisWait, r.FailoverMS, r.ErrorRate = "sentinel", 1, &ms, 0.2
+			})}, HoldsWithCost, "master of the Redis sentinel killed (its replica promoted after 2300 ms; --redis-wait 1)"},
 			{"isolated replica, errors", []*Run{runOf(strategy.Cache, Failover, nil), runOf(strategy.Cache, Isolate, errs(0.01))}, HoldsWithCost, "r2 cut off from the store for 30% of the run"},
 			{"isolated replica loses items", []*Run{runOf(strategy.Cache, Failover, nil), runOf(strategy.Cache, Isolate, lose(2))}, DoesNotHold, "2 items lost"},
 			{"flaky link loses items", []*Run{runOf(strategy.Cache, Failover, nil), runOf(strategy.Cache, Flaky, lose(1))}, DoesNotHold, "1 items lost"},

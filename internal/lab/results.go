@@ -85,6 +85,13 @@ type RunResult struct {
 	// ReplQuorum is the write quorum of a replicated run: majority, one
 	// (no quorum) or a member count.
 	ReplQuorum string `json:"repl_quorum,omitempty"`
+	// RedisMode is the cache's Redis: single, cluster or sentinel;
+	// RedisWait its replicas' --redis-wait; FailoverMS, after a storefail
+	// on a cluster or sentinel set, the time from killing the master to the
+	// promotion of its replica.
+	RedisMode  string `json:"redis_mode,omitempty"`
+	RedisWait  int    `json:"redis_wait,omitempty"`
+	FailoverMS *int64 `json:"failover_ms,omitempty"`
 }
 
 // Claim is one statement of the seed lesson with the measured evidence.

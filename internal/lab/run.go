@@ -67,6 +67,13 @@ type Config struct {
 	// store connections flaky resets; zero means DefaultStoreResets.
 	StoreDelay  time.Duration
 	StoreResets float64
+	// RedisMode is the Redis the cache strategy starts: single (also when
+	// empty), cluster (three masters, three replicas) or sentinel (a
+	// primary, a replica, three sentinels). RedisWait is the replicas'
+	// --redis-wait (cluster and sentinel only).
+	RedisMode string
+	RedisWait int
+
 	// ReplQuorum is the replicated strategy's write quorum (the app's
 	// --repl-quorum: majority, one or a member count); empty means the
 	// app's default, a majority.
@@ -173,7 +180,7 @@ func (c Config) Validate() error {
 	case c.Binary == "":
 		return fmt.Errorf("%w: the statelab binary is required", ErrBadConfig)
 	}
-	return errors.Join(c.validateLink(), c.validateQuorum())
+	return errors.Join(c.validateLink(), c.validateQuorum(), c.validateRedisMode())
 }
 
 // Run is everything the lab measured in one run: the results.json row and
@@ -282,7 +289,7 @@ func start(ctx context.Context, cfg Config) (c *cluster.Cluster, skipped string,
 	if cfg.Scenario == Storefail && !cfg.Strategy.Spec().External() {
 		return nil, string(cfg.Strategy) + " has no external store to stop", nil
 	}
-	if reason := cfg.linkSkip() + cfg.hostSkip(); reason != "" {
+	if reason := cfg.linkSkip() + cfg.hostSkip() + cfg.redisModeSkip(); reason != "" {
 		return nil, reason, nil
 	}
 	c, err = cluster.Start(ctx, cluster.Config{
@@ -300,6 +307,8 @@ func start(ctx context.Context, cfg Config) (c *cluster.Cluster, skipped string,
 		Hosts:       cfg.needsHosts(),
 		ReplQuorum:  cfg.quorumArg(),
 		SlowStart:   cfg.slowStart(),
+		RedisMode:   cfg.RedisMode,
+		RedisWait:   cfg.RedisWait,
 	})
 	if errors.Is(err, cluster.ErrNoRedis) {
 		return nil, "redis-server is not on PATH and no --redis URL was given: install redis-server or pass --redis URL", nil
@@ -341,6 +350,9 @@ type recording struct {
 	replay *Replay
 	// linkResets counts store connections the link reset (flaky).
 	linkResets int64
+	// failover is how long a clustered Redis took to promote a replica
+	// after its master was killed; -1 when that did not happen.
+	failover time.Duration
 	// svc is the services scenarios' quote stream and probes (nil for the
 	// others).
 	svc *serviceLoad
@@ -412,7 +424,7 @@ func drive(ctx context.Context, cfg Config, c *cluster.Cluster) (*recording, err
 	for _, r := range c.Replicas() {
 		rec.replicas = append(rec.replicas, r.ID)
 	}
-	rec.linkResets = c.StoreLinkResets()
+	rec.linkResets, rec.failover = c.StoreLinkResets(), storeFailover(c)
 	if err := rec.svc.replay(ctx, w); err != nil {
 		faultErrs = append(faultErrs, err)
 	}
@@ -462,6 +474,7 @@ func summarize(cfg Config, rec *recording) *Run {
 	cfg.summarizeLink(r, rec)
 	summarizeServices(cfg, rec, run)
 	cfg.summarizeHosts(r)
+	cfg.summarizeRedisMode(r, rec)
 	return run
 }
 
