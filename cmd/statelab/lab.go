@@ -117,6 +117,17 @@ func (f *labFlags) config(cmd string, m *Main) (lab.Config, error) {
 
 // params describes the shared run parameters for the report.
 func params(cfg lab.Config) string {
+	switch {
+	case cfg.Service == lab.ServiceGame:
+		return lab.GameParamsText(cfg)
+	case cfg.Game.Rooms > 0: // the demo: cart and game runs
+		return cartParams(cfg) + " " + lab.GameParamsText(cfg)
+	}
+	return cartParams(cfg)
+}
+
+// cartParams describes the cart runs' parameters for the report.
+func cartParams(cfg lab.Config) string {
 	arr := "evenly spaced"
 	if cfg.Poisson {
 		arr = fmt.Sprintf("Poisson (seed %d)", cfg.Seed)

@@ -374,3 +374,15 @@ func (c Config) ValidateGame() error {
 	c.Game = c.Game.withDefaults()
 	return c.validateGame()
 }
+
+// GameParamsText describes a game run's parameters for the report.
+func GameParamsText(c Config) string {
+	c = c.withDefaults()
+	g := c.Game.withDefaults()
+	d := c.Duration
+	if g.Duration > 0 {
+		d = g.Duration
+	}
+	return fmt.Sprintf("Game runs: %d game replicas, %d rooms × %d players on WebSockets, %.0f inputs/s for %v (at least %v with a fault, after a %v warm-up), tick %v, checkpoint %v, lease %v.",
+		c.Replicas, g.Rooms, g.Players, c.Rate, d, gameMinDuration, gameWarmUp, g.Tick, g.Checkpoint, g.Lease)
+}

@@ -5,6 +5,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/statelab/statelab/internal/game"
 	"github.com/statelab/statelab/internal/strategy"
@@ -106,5 +107,13 @@ func TestGameReportAndTable(t *testing.T) {
 		if !strings.Contains(string(html), want) {
 			t.Errorf("report lacks %q", want)
 		}
+	}
+}
+
+func TestGameParamsText(t *testing.T) {
+	got := GameParamsText(Config{Service: ServiceGame, Replicas: 3, Rate: 120, Duration: 3 * time.Second})
+	want := "Game runs: 3 game replicas, 8 rooms × 4 players on WebSockets, 120 inputs/s for 3s (at least 8s with a fault, after a 1s warm-up), tick 50ms, checkpoint 500ms, lease 1s."
+	if got != want {
+		t.Errorf("GameParamsText:\n got %s\nwant %s", got, want)
 	}
 }
