@@ -170,11 +170,7 @@ func TestSweeper(t *testing.T) {
 	if _, err := s.Put(ctx, live, session.Record{Data: []byte("live"), IdleExpiry: time.Now().Add(time.Hour)}); err != nil {
 		t.Fatalf("Put live: %v", err)
 	}
-	conn, err := pgx.Connect(ctx, url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close(ctx)
+	conn := connect(t, ctx, url)
 	q := "SELECT count(*) FROM " + pgx.Identifier{schema, pgstore.DefaultTable}.Sanitize()
 	deadline := time.Now().Add(10 * time.Second)
 	for {
@@ -195,6 +191,18 @@ func TestSweeper(t *testing.T) {
 	}
 }
 
+// connect opens a connection of the test's own to the database at url,
+// closed when the test ends.
+func connect(t *testing.T, ctx context.Context, url string) *pgx.Conn {
+	t.Helper()
+	conn, err := pgx.Connect(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close(context.Background()) })
+	return conn
+}
+
 // TestSweepBatches checks that Sweep deletes more than one batch.
 func TestSweepBatches(t *testing.T) {
 	url := testenv.PostgresURL(t)
@@ -202,13 +210,9 @@ func TestSweepBatches(t *testing.T) {
 	s := newStore(t, pgstore.Options{Schema: schema, SweepInterval: -1})
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	conn, err := pgx.Connect(ctx, url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close(ctx)
+	conn := connect(t, ctx, url)
 	const n = 2500
-	_, err = conn.Exec(ctx, "INSERT INTO "+pgx.Identifier{schema, pgstore.DefaultTable}.Sanitize()+
+	_, err := conn.Exec(ctx, "INSERT INTO "+pgx.Identifier{schema, pgstore.DefaultTable}.Sanitize()+
 		" (key, data, version, idle_expiry) SELECT 'k' || g, '', 1, now() - interval '1 minute' FROM generate_series(1, $1) g", n)
 	if err != nil {
 		t.Fatal(err)
@@ -313,11 +317,7 @@ func TestDeadlineWhileBlocked(t *testing.T) {
 	s := newStore(t, pgstore.Options{Schema: schema})
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	conn, err := pgx.Connect(ctx, url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close(ctx)
+	conn := connect(t, ctx, url)
 	tx, err := conn.Begin(ctx)
 	if err != nil {
 		t.Fatal(err)
