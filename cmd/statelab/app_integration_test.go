@@ -127,6 +127,17 @@ func (c e2eCart) skus() []string {
 // shopperRequest sends one request through the balancer and returns the
 // status, X-Served-By and body; a transport error is status 0.
 func shopperRequest(client *http.Client, method, url, body string) (int, string, []byte) {
+	resp, b, err := send(client, method, url, body, "")
+	if err != nil {
+		return 0, "", []byte(err.Error())
+	}
+	return resp.StatusCode, resp.Header.Get("X-Served-By"), b
+}
+
+// send sends one request within 5 s: body as JSON when not empty, cookie
+// as the Cookie header when not empty. It returns the response with its
+// body read, or the transport error.
+func send(client *http.Client, method, url, body, cookie string) (*http.Response, []byte, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	var rd io.Reader
@@ -135,18 +146,21 @@ func shopperRequest(client *http.Client, method, url, body string) (int, string,
 	}
 	req, err := http.NewRequestWithContext(ctx, method, url, rd)
 	if err != nil {
-		return 0, "", nil
+		return nil, nil, err
 	}
 	if body != "" {
 		req.Header.Set("Content-Type", "application/json") // JSON endpoints refuse other types (415)
 	}
+	if cookie != "" {
+		req.Header.Set("Cookie", cookie)
+	}
 	resp, err := client.Do(req)
 	if err != nil {
-		return 0, "", []byte(err.Error())
+		return nil, nil, err
 	}
 	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode, resp.Header.Get("X-Served-By"), b
+	b, _ := io.ReadAll(resp.Body) // a body cut short is still an answer
+	return resp, b, nil
 }
 
 // e2eStore is one row of the kill-the-serving-replica test.

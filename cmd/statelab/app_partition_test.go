@@ -5,7 +5,6 @@ import (
 	"crypto/rand"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
 	"net/netip"
 	"strings"
@@ -120,25 +119,10 @@ func TestReplicatedPartitionAcrossHosts(t *testing.T) {
 // the status and the session cookie the response set, or the one sent.
 func request(t *testing.T, method, url, body, cookie string) (int, string) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	var rd io.Reader
-	if body != "" {
-		rd = strings.NewReader(body)
-	}
-	req, _ := http.NewRequestWithContext(ctx, method, url, rd)
-	if body != "" {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	if cookie != "" {
-		req.Header.Set("Cookie", cookie)
-	}
-	resp, err := http.DefaultClient.Do(req)
+	resp, _, err := send(http.DefaultClient, method, url, body, cookie)
 	if err != nil {
 		return 0, cookie
 	}
-	defer resp.Body.Close()
-	io.Copy(io.Discard, resp.Body)
 	for _, c := range resp.Cookies() {
 		if c.Name == "statelab_session" {
 			cookie = c.Name + "=" + c.Value
