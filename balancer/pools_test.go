@@ -141,25 +141,7 @@ func TestAdminPools(t *testing.T) {
 	t.Cleanup(admin.Close)
 	call := func(method, path, body string) (int, string) {
 		t.Helper()
-		req, _ := http.NewRequest(method, admin.URL+path, strings.NewReader(body))
-		if body != "" {
-			req.Header.Set("Content-Type", "application/json")
-		}
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		var sb strings.Builder
-		buf := make([]byte, 4096)
-		for {
-			n, err := resp.Body.Read(buf)
-			sb.Write(buf[:n])
-			if err != nil {
-				break
-			}
-		}
-		return resp.StatusCode, sb.String()
+		return adminDo(t, admin.URL, method, path, body)
 	}
 	p2 := newTestBackend(t, "p2", nil)
 	if st, body := call("POST", "/admin/backends", `{"id":"p2","url":"`+p2.srv.URL+`","pool":"pricing"}`); st != 201 || !strings.Contains(body, `"pool":"pricing"`) {

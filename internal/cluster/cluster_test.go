@@ -49,9 +49,18 @@ func startCluster(t *testing.T, cfg Config) *Cluster {
 // get GETs url and returns the status and X-Served-By, using jar's client.
 func get(t *testing.T, client *http.Client, url string) (int, string) {
 	t.Helper()
+	return send(client, http.MethodGet, url, "")
+}
+
+// send sends one request within 3 s, body as JSON when not empty, and
+// returns the status and X-Served-By; status 0 when nothing answered.
+func send(client *http.Client, method, url, body string) (int, string) {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
 	defer cancel()
-	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	req, _ := http.NewRequestWithContext(ctx, method, url, strings.NewReader(body))
+	if body != "" {
+		req.Header.Set("Content-Type", "application/json")
+	}
 	resp, err := client.Do(req)
 	if err != nil {
 		return 0, ""

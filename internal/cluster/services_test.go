@@ -1,10 +1,8 @@
 package cluster
 
 import (
-	"bytes"
 	"context"
 	"errors"
-	"io"
 	"net/http"
 	"net/http/cookiejar"
 	"sync"
@@ -18,17 +16,7 @@ import (
 // quote posts one quote through the balancer and returns the status and
 // the replica that served it.
 func quote(client *http.Client, base string) (int, string) {
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
-	defer cancel()
-	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, base+"/api/quote", bytes.NewReader([]byte(`{"items":[{"sku":"SKU-0001","qty":2}]}`)))
-	req.Header.Set("Content-Type", "application/json")
-	resp, err := client.Do(req)
-	if err != nil {
-		return 0, ""
-	}
-	io.Copy(io.Discard, resp.Body)
-	resp.Body.Close()
-	return resp.StatusCode, resp.Header.Get("X-Served-By")
+	return send(client, http.MethodPost, base+"/api/quote", `{"items":[{"sku":"SKU-0001","qty":2}]}`)
 }
 
 // TestServicesShape starts the microservice shape and checks the routes
