@@ -17,6 +17,9 @@ import (
 
 // runPlay serves the live playground: a cluster for one strategy at a time,
 // and a page where a person shops through it and breaks it.
+// playSlowStart is the playground balancer's --slow-start.
+const playSlowStart = 10 * time.Second
+
 func runPlay(ctx context.Context, m *Main, args []string) error {
 	fs := newFlagSet(m, "play", "[--listen ADDR] [--strategy S] [--replicas N] [--redis URL] [--postgres URL]")
 	listen := fs.String("listen", "127.0.0.1:8080", "`address` the playground page listens on")
@@ -47,6 +50,9 @@ func runPlay(ctx context.Context, m *Main, args []string) error {
 			RedisURL:    *redisURL,
 			PostgresURL: *postgresURL,
 			Logger:      logger,
+			// A restarted or added replica ramps up over 10 s, which the
+			// page shows as its effective weight.
+			SlowStart: playSlowStart,
 		}),
 		Shoppers: play.NewLabShoppers(),
 		Logger:   logger,

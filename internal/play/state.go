@@ -72,6 +72,13 @@ type ReplicaState struct {
 	// Sessions is how many carts it holds, when its store can tell (nil
 	// otherwise, or when it did not answer).
 	Sessions *int `json:"sessions"`
+	// Weight is its weight in the balancer (0 when the balancer does not
+	// list it).
+	Weight int `json:"weight"`
+	// EffectiveWeight is the weight the balancer gives it now: below
+	// Weight while it ramps up after being added or coming back up (the
+	// balancer's --slow-start).
+	EffectiveWeight float64 `json:"effective_weight"`
 }
 
 // StoreState is the store as the dashboard shows it.
@@ -221,6 +228,7 @@ func poll(ctx context.Context, client *http.Client, c Cluster, prev map[string][
 			seen[key] = true
 			r.Inflight = int(b.Inflight)
 			r.Requests = int64(b.Requests)
+			r.Weight, r.EffectiveWeight = b.Weight, b.EffectiveWeight
 			prev[key], r.RPS = rateOf(prev[key], now, r.Requests)
 			if p.State == cluster.StateDown {
 				r.RPS = 0 // what the window remembers from before its death

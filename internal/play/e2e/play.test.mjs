@@ -132,6 +132,9 @@ try {
     // Bring the replica back for the next round.
     await page.getByRole("button", { name: `Restart ${servedBy}`, exact: true }).click();
     await page.locator(`li.replica[data-id="${servedBy}"] .badge`, { hasText: "up" }).waitFor({ timeout: 30000 });
+    // Back up, it ramps up under the balancer's slow start, and the page
+    // shows its effective weight from the balancer's admin API.
+    await page.locator(`li.replica[data-id="${servedBy}"] .metrics`, { hasText: "slow start: weight" }).waitFor({ timeout: 10000 });
   }
 
   // Phone width: one column, nothing wider than the screen.

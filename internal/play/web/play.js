@@ -125,7 +125,8 @@
       row.badge.textContent = r.status;
       row.youTag.textContent = r.id === mine ? "served you last" : "";
       const carts = r.sessions === null || r.sessions === undefined ? "" : ` · ${r.sessions} ${r.sessions === 1 ? "cart" : "carts"}`;
-      row.metrics.textContent = `${fmtRate(r.rps)} · ${r.inflight} in flight${carts}`;
+      const ramp = r.weight > 0 && r.effective_weight < r.weight ? ` · slow start: weight ${r.effective_weight.toFixed(2)} of ${r.weight}` : "";
+      row.metrics.textContent = `${fmtRate(r.rps)} · ${r.inflight} in flight${carts}${ramp}`;
       setOff(row.kill, off || r.status === "down");
       row.pause.textContent = r.status === "paused" ? `Resume ${r.id}` : `Pause ${r.id}`;
       setOff(row.pause, off || r.status === "down");
