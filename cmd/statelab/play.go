@@ -17,9 +17,6 @@ import (
 
 // runPlay serves the live playground: a cluster for one strategy at a time,
 // and a page where a person shops through it and breaks it.
-// playSlowStart is the playground balancer's --slow-start.
-const playSlowStart = 10 * time.Second
-
 func runPlay(ctx context.Context, m *Main, args []string) error {
 	fs := newFlagSet(m, "play", "[--listen ADDR] [--strategy S] [--replicas N] [--redis URL] [--postgres URL]")
 	listen := fs.String("listen", "127.0.0.1:8080", "`address` the playground page listens on")
@@ -50,12 +47,14 @@ func runPlay(ctx context.Context, m *Main, args []string) error {
 			RedisURL:    *redisURL,
 			PostgresURL: *postgresURL,
 			Logger:      logger,
-			// A restarted or added replica ramps up over 10 s, which the
-			// page shows as its effective weight.
-			SlowStart: playSlowStart,
 		}),
 		Shoppers: play.NewLabShoppers(),
-		Logger:   logger,
+		StartGame: play.NewGameStarter(cluster.Config{
+			Binary:   bin,
+			RedisURL: *redisURL,
+			Logger:   logger,
+		}),
+		Logger: logger,
 	})
 	if err != nil {
 		return usageErrorf("play", "%v", err)

@@ -27,6 +27,10 @@
 //	DELETE /play/api/replicas/{id}       drain and remove a replica
 //	POST /play/api/store/{act}           act is stop or start
 //	POST /play/api/shoppers              {"on":true,"rate":10}
+//	POST /play/api/game                  {"strategy":"checkpoint"}: start the game cluster
+//	DELETE /play/api/game                stop it
+//	POST /play/api/game/replicas/{id}/{act}  act on a game server
+//	POST /play/api/game/move             {"move":"up"}: "you" move in the lobby
 //	     /shop/...                       the shop page through the balancer
 //	     anything else                   proxied to the balancer as is
 //

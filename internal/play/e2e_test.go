@@ -26,26 +26,35 @@ func chromiumPath() string {
 	return "/usr/bin/chromium"
 }
 
+// browserTestTools returns node and the e2e directory with playwright-core
+// in it, or skips t (fails it under STATELAB_REQUIRE_SERVICES) when one of
+// the browser test's tools is missing, and in -short mode.
+func browserTestTools(t *testing.T) (node, e2eDir string) {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("the browser test starts real clusters; skipped in -short mode")
+	}
+	_, err := os.Stat(chromiumPath())
+	testenv.Need(t, err == nil, "the browser test needs Chromium at "+chromiumPath()+" (apt-get install chromium)")
+	node, err = exec.LookPath("node")
+	testenv.Need(t, err == nil, "the browser test needs node on PATH (apt-get install nodejs npm)")
+	e2eDir, err = filepath.Abs("e2e")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = os.Stat(filepath.Join(e2eDir, "node_modules", "playwright-core", "package.json"))
+	testenv.Need(t, err == nil, "the browser test needs playwright-core: run (cd internal/play/e2e && npm ci)")
+	return node, e2eDir
+}
+
 // TestPlaygroundInBrowser starts the playground over a real cluster and
 // runs e2e/play.test.mjs in headless Chromium: add items, kill the replica
 // that served them, and find the cart gone under sticky and intact under
 // cache. STATELAB_PLAY_SCREENSHOT=FILE (relative to the module root) also
 // saves a screenshot.
 func TestPlaygroundInBrowser(t *testing.T) {
-	if testing.Short() {
-		t.Skip("the browser test starts real clusters; skipped in -short mode")
-	}
-	_, err := os.Stat(chromiumPath())
-	testenv.Need(t, err == nil, "the browser test needs Chromium at "+chromiumPath()+" (apt-get install chromium)")
-	node, err := exec.LookPath("node")
-	testenv.Need(t, err == nil, "the browser test needs node on PATH (apt-get install nodejs npm)")
-	e2eDir, err := filepath.Abs("e2e")
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, err = os.Stat(filepath.Join(e2eDir, "node_modules", "playwright-core", "package.json"))
-	testenv.Need(t, err == nil, "the browser test needs playwright-core: run (cd internal/play/e2e && npm ci)")
-	_, err = exec.LookPath("redis-server")
+	node, e2eDir := browserTestTools(t)
+	_, err := exec.LookPath("redis-server")
 	testenv.Need(t, err == nil, "the browser test's cache round needs redis-server on PATH")
 
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
@@ -99,9 +108,16 @@ func TestPlaygroundInBrowser(t *testing.T) {
 		}
 		cmd.Env = append(cmd.Env, "PLAY_SCREENSHOT="+abs)
 	}
-	began = time.Now()
+	runBrowserScript(t, cmd, s)
+}
+
+// runBrowserScript runs cmd (node and a test script), logs its output, and
+// fails t with the playground's event log when it fails.
+func runBrowserScript(t *testing.T, cmd *exec.Cmd, s *Server) {
+	t.Helper()
+	began := time.Now()
 	out, err := cmd.CombinedOutput()
-	t.Logf("node play.test.mjs (%s):\n%s", time.Since(began).Round(time.Millisecond), out)
+	t.Logf("%s (%s):\n%s", strings.Join(cmd.Args, " "), time.Since(began).Round(time.Millisecond), out)
 	if err != nil {
 		var log []string
 		for _, e := range s.Events() {

@@ -56,6 +56,9 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("DELETE /play/api/replicas/{id}", s.handleReplica)
 	mux.HandleFunc("POST /play/api/store/{act}", s.handleStore)
 	mux.HandleFunc("POST /play/api/shoppers", s.handleShoppers)
+	if s.game != nil {
+		s.game.routes(mux)
+	}
 	mux.HandleFunc("/play/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "not_found", "no such playground route: "+r.Method+" "+r.URL.Path)
 	})

@@ -2,19 +2,29 @@ package play
 
 import (
 	"context"
+	"time"
 
 	"github.com/statelab/statelab/internal/cluster"
 	"github.com/statelab/statelab/internal/lab"
 	"github.com/statelab/statelab/internal/strategy"
 )
 
+// SlowStart is the --slow-start of the playground's balancers (unless the
+// base config of NewClusterStarter sets one): a restarted or added replica
+// ramps up over it, and the page shows its effective weight meanwhile.
+const SlowStart = 10 * time.Second
+
 // NewClusterStarter returns a StartFunc that starts real clusters with
 // package cluster: base is used as is, except that Strategy and Replicas
-// come from each call. base.Binary must name the statelab binary.
+// come from each call and a zero SlowStart becomes SlowStart. base.Binary
+// must name the statelab binary.
 func NewClusterStarter(base cluster.Config) StartFunc {
 	return func(ctx context.Context, st strategy.Strategy, replicas int) (Cluster, error) {
 		cfg := base
 		cfg.Strategy, cfg.Replicas = st, replicas
+		if cfg.SlowStart == 0 {
+			cfg.SlowStart = SlowStart
+		}
 		c, err := cluster.Start(ctx, cfg)
 		if err != nil {
 			return nil, err

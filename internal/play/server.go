@@ -51,6 +51,9 @@ type Config struct {
 	ActionTimeout time.Duration
 	// Logger receives the server's logs. Nil means slog.Default().
 	Logger *slog.Logger
+	// StartGame starts game clusters for the game view. Nil means the
+	// dashboard has no game view.
+	StartGame GameStartFunc
 }
 
 // withDefaults returns c with zero fields set to their defaults, or an
@@ -125,6 +128,8 @@ type Server struct {
 	balancer   BalancerState
 	replicas   []ReplicaState
 	closed     bool
+
+	game *gameView // nil without Config.StartGame
 }
 
 // New returns a Server for cfg; it starts nothing until Start.
@@ -157,6 +162,9 @@ func New(cfg Config) (*Server, error) {
 		IdleConnTimeout:       30 * time.Second,
 	}
 	s.proxy = s.newProxy()
+	if cfg.StartGame != nil {
+		s.game = newGameView(s, cfg.StartGame)
+	}
 	return s, nil
 }
 
@@ -220,6 +228,9 @@ func (s *Server) Close() error {
 	var errs []error
 	if sh != nil {
 		errs = append(errs, sh.Close())
+	}
+	if s.game != nil {
+		errs = append(errs, s.game.closeCluster())
 	}
 	if c != nil {
 		errs = append(errs, c.Close())
@@ -329,6 +340,9 @@ func (s *Server) State() State {
 		st.Balancer = BalancerState{Policy: st.Balancer.Policy}
 	}
 	st.You = s.obs.You()
+	if s.game != nil {
+		st.Game = s.game.state()
+	}
 	return st
 }
 

@@ -42,6 +42,8 @@ type State struct {
 	Shoppers ShoppersState `json:"shoppers"`
 	// You is the person shopping in the shop pane.
 	You You `json:"you"`
+	// Game is the game view (absent when the playground has none).
+	Game *GameState `json:"game,omitempty"`
 }
 
 // BalancerState is the balancer as the dashboard shows it.

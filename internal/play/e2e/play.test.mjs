@@ -10,11 +10,8 @@
 // intact, while background shoppers run. It also checks keyboard use, phone
 // width and the console. When PLAY_SCREENSHOT names a file, it saves a
 // 1280×800 screenshot there after the first kill.
-import { chromium } from "playwright-core";
+import { launch } from "./browser.mjs";
 import assert from "node:assert/strict";
-import fs from "node:fs";
-import os from "node:os";
-import path from "node:path";
 
 const base = process.argv[2];
 if (!base) {
@@ -27,14 +24,7 @@ const expectLoss = { naive: null, sticky: true, replicated: false, cache: false,
 const t0 = Date.now();
 function step(msg) { console.log(`play.e2e: ${((Date.now() - t0) / 1000).toFixed(1)}s ${msg}`); }
 
-const userDataDir = fs.mkdtempSync(path.join(os.tmpdir(), "statelab-play-e2e-"));
-const context = await chromium.launchPersistentContext(userDataDir, {
-  executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
-  headless: true,
-  viewport: { width: 1280, height: 800 },
-  args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync"],
-});
+const { context, close } = await launch("play");
 
 const problems = []; // console errors and page errors of the dashboard itself
 const elsewhere = []; // console errors of the shop frame (failed requests during a kill)
@@ -146,7 +136,6 @@ try {
   if (elsewhere.length) step(`shop frame console errors (requests that failed during a kill): ${elsewhere.join(" | ")}`);
   step("PASS");
 } finally {
-  await context.close();
+  await close();
   step("chromium closed");
-  fs.rmSync(userDataDir, { recursive: true, force: true });
 }

@@ -233,6 +233,8 @@
     const es = new EventSource("/play/events");
     es.addEventListener("state", (ev) => {
       state = JSON.parse(ev.data);
+      // The game view (game.js) renders its part of the same state.
+      document.dispatchEvent(new CustomEvent("play:state", { detail: state }));
       render();
     });
     es.addEventListener("log", (ev) => addLog(JSON.parse(ev.data)));
