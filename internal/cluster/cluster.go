@@ -90,11 +90,6 @@ type Config struct {
 	// so that a dead replica is noticed quickly.
 	HealthInterval time.Duration
 
-	// SlowStart is the balancer's --slow-start: a replica added or back up
-	// ramps from 10% to all of its weight over it. Zero passes no flag
-	// (off).
-	SlowStart time.Duration
-
 	// ReadyTimeout bounds how long Start, Add and Restart wait for a
 	// process to answer. Zero means 15s.
 	ReadyTimeout time.Duration
