@@ -68,7 +68,7 @@ try {
   for (const strategy of strategies) {
     const current = await page.locator("#strategy").inputValue();
     if (current !== strategy) {
-      await page.getByLabel("Strategy").selectOption(strategy);
+      await page.getByLabel("Strategy", { exact: true }).selectOption(strategy);
       await page.getByRole("button", { name: "Rebuild cluster" }).click();
       await page.locator("#where", { hasText: `${strategy}: your cart lives` }).waitFor({ timeout: 60000 });
       await page.getByRole("button", { name: "Kill r1", exact: true }).waitFor();
