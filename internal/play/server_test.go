@@ -582,7 +582,7 @@ func TestDashboardAssets(t *testing.T) {
 			t.Fatalf("dashboard lacks %q", want)
 		}
 	}
-	for _, path := range []string{"/play/assets/play.js", "/play/assets/play.css"} {
+	for _, path := range []string{"/play/assets/play.js", "/play/assets/play.css", "/play/assets/api.js", "/play/assets/game.js"} {
 		ts.mustDo(t, 200, "GET", path, "")
 	}
 	// No CDN: no asset names another origin.

@@ -11,30 +11,17 @@
   let pending = false;
   const rows = new Map(); // game server id -> {li, badge, buttons}
 
-  function say(text, failed) {
-    const el = $("game-status");
-    el.textContent = text;
-    el.classList.toggle("failed", !!failed);
-  }
+  const say = (text, failed) => window.playSay($("game-status"), text, failed);
 
   async function control(method, path, body) {
     if (pending) return null;
     pending = true;
     try {
-      const resp = await fetch(path, {
-        method,
-        headers: body ? { "Content-Type": "application/json" } : {},
-        body: body ? JSON.stringify(body) : undefined,
-      });
-      const data = resp.status === 204 ? {} : await resp.json().catch(() => ({}));
-      if (!resp.ok) {
-        say(data && data.error ? data.error.message : `HTTP ${resp.status}`, true);
-        return null;
-      }
+      const data = await window.playSend(method, path, body);
       say("");
       return data;
     } catch (err) {
-      say(`The playground did not answer: ${err.message}`, true);
+      say(err.message, true);
       return null;
     } finally {
       pending = false;

@@ -13,35 +13,21 @@
   const seen = new Set();
   const rows = new Map(); // replica id -> {li, parts}
 
-  function say(text, failed) {
-    const el = $("status");
-    el.textContent = text;
-    el.classList.toggle("failed", !!failed);
-  }
+  const say = (text, failed) => window.playSay($("status"), text, failed);
 
   async function control(method, path, body) {
     if (pending) return null;
     pending = true;
     render();
     try {
-      const resp = await fetch(path, {
-        method,
-        headers: body ? { "Content-Type": "application/json" } : {},
-        body: body ? JSON.stringify(body) : undefined,
-      });
-      const data = await resp.json().catch(() => ({}));
-      if (!resp.ok) {
-        const msg = data && data.error ? data.error.message : `HTTP ${resp.status}`;
-        say(msg, true);
-        return null;
-      }
+      const data = await window.playSend(method, path, body);
       say("");
       // Controls answer with the new state: show it without waiting for
       // the next event.
       if (data && Array.isArray(data.strategies)) state = data;
       return data;
     } catch (err) {
-      say(`The playground did not answer: ${err.message}`, true);
+      say(err.message, true);
       return null;
     } finally {
       pending = false;
