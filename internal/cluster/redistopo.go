@@ -403,12 +403,7 @@ func (t *redisTopology) sentinelMaster(ctx context.Context) string {
 // close kills every node of the topology.
 func (t *redisTopology) close() error {
 	for _, n := range append(append([]*topoNode{}, t.sentinels...), t.nodes...) {
-		n.mu.Lock()
-		p := n.proc
-		n.mu.Unlock()
-		if p != nil {
-			p.kill()
-		}
+		killCurrent(&n.mu, &n.proc)
 	}
 	return nil
 }

@@ -208,13 +208,18 @@ func (r *redisServer) start(ctx context.Context) (string, error) {
 }
 
 func (r *redisServer) close() error {
-	r.mu.Lock()
-	p := r.proc
-	r.mu.Unlock()
+	killCurrent(&r.mu, &r.proc)
+	return nil
+}
+
+// killCurrent kills the process *pp, read under mu, if there is one.
+func killCurrent(mu *sync.Mutex, pp **process) {
+	mu.Lock()
+	p := *pp
+	mu.Unlock()
 	if p != nil {
 		p.kill()
 	}
-	return nil
 }
 
 // randomHex returns 2n random hex digits.
