@@ -31,6 +31,10 @@ func TestLabDemoUsage(t *testing.T) {
 		{[]string{"lab", "--service", "game", "--strategy", "memory", "--scenario", "tabs"}, "--scenario"},
 		{[]string{"lab", "--service", "game", "--strategy", "memory", "--rooms", "-1"}, "rooms"},
 		{[]string{"lab", "--service", "game", "--strategy", "checkpoint", "--scenario", "pause", "--replicas", "1"}, "pause needs at least 2 replicas"},
+		{[]string{"lab", "--strategy", "cache", "--redis-mode", "ring"}, "Redis mode"},
+		{[]string{"lab", "--strategy", "cache", "--redis-wait", "1"}, "--redis-wait"},
+		{[]string{"lab", "--strategy", "cache", "--scenario", "flaky", "--store-resets", "1.5"}, "store resets"},
+		{[]string{"lab", "--strategy", "replicated", "--repl-quorum", "most"}, "quorum"},
 		{[]string{"demo", "--strategies", "naive,nope"}, "--strategies"},
 		{[]string{"demo", "extra"}, "unexpected argument"},
 	}
