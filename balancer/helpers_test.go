@@ -13,6 +13,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/statelab/statelab/internal/testenv"
 )
 
 // testBackend is a real HTTP backend on a loopback port 0.
@@ -115,13 +117,7 @@ func do(t *testing.T, c *http.Client, method, url string, body io.Reader) (int, 
 // eventually polls cond every few milliseconds until it holds or 10 s pass.
 func eventually(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	testenv.Eventually(t, 10*time.Second, what, cond)
 }
 
 // deadAddr returns a loopback URL nothing listens on.

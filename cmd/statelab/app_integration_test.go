@@ -97,13 +97,7 @@ var (
 // poll calls try until it returns true or the deadline passes.
 func poll(t *testing.T, what string, timeout time.Duration, try func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !try() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", timeout, what)
-		}
-		time.Sleep(20 * time.Millisecond) // polling interval, not synchronisation
-	}
+	testenv.Eventually(t, timeout, what, try)
 }
 
 // e2eCart is GET /api/cart's body as the test reads it.

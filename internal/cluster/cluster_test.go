@@ -70,16 +70,10 @@ func send(client *http.Client, method, url, body string) (int, string) {
 	return resp.StatusCode, resp.Header.Get("X-Served-By")
 }
 
-// eventually polls cond every 20ms until it holds or 10s pass.
+// eventually polls cond until it holds or 10 s pass.
 func eventually(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	testenv.Eventually(t, 10*time.Second, what, cond)
 }
 
 func replicaState(c *Cluster, id string) State {

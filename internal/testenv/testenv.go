@@ -10,6 +10,7 @@ import (
 	"os"
 	"strconv"
 	"testing"
+	"time"
 )
 
 // RedisURL returns the Redis URL tests may use (STATELAB_TEST_REDIS), or
@@ -67,4 +68,18 @@ func FreePort(tb testing.TB) int {
 func FreeAddr(tb testing.TB) string {
 	tb.Helper()
 	return "127.0.0.1:" + strconv.Itoa(FreePort(tb))
+}
+
+// Eventually calls cond every 10 ms until it returns true, and fails tb
+// naming what it waited for when within passes first. Tests wait for a
+// condition this way, never for a fixed time.
+func Eventually(tb testing.TB, within time.Duration, what string, cond func() bool) {
+	tb.Helper()
+	deadline := time.Now().Add(within)
+	for !cond() {
+		if time.Now().After(deadline) {
+			tb.Fatalf("waited %v for %s", within, what)
+		}
+		time.Sleep(10 * time.Millisecond) // polling interval, not synchronisation
+	}
 }

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/statelab/statelab/internal/testenv"
 	"github.com/statelab/statelab/session"
 )
 
@@ -105,13 +106,7 @@ func logDepartures(t *testing.T, nodes []*Store) {
 // poll calls cond until it is true, failing tb after within.
 func poll(tb testing.TB, within time.Duration, what string, cond func() bool) {
 	tb.Helper()
-	deadline := time.Now().Add(within)
-	for !cond() {
-		if time.Now().After(deadline) {
-			tb.Fatalf("waited %v for %s", within, what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	testenv.Eventually(tb, within, what, cond)
 }
 
 // roundRobin is a session.Store that sends each call to the next replica of
