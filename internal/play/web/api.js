@@ -26,3 +26,11 @@ window.playSay = (el, text, failed) => {
   el.textContent = text;
   el.classList.toggle("failed", !!failed);
 };
+
+// playSpan returns a new <span> of class cls holding text.
+window.playSpan = (cls, text) => {
+  const el = document.createElement("span");
+  el.className = cls;
+  if (text) el.textContent = text;
+  return el;
+};

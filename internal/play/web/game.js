@@ -38,12 +38,8 @@
     li.dataset.id = id;
     const head = document.createElement("div");
     head.className = "head";
-    const name = document.createElement("span");
-    name.className = "id";
-    name.textContent = id;
-    const badge = document.createElement("span");
-    badge.className = "badge";
-    head.append(name, badge);
+    const badge = window.playSpan("badge");
+    head.append(window.playSpan("id", id), badge);
     const buttons = document.createElement("div");
     buttons.className = "buttons";
     const acts = {};
@@ -52,7 +48,9 @@
       b.type = "button";
       b.textContent = `${act[0].toUpperCase()}${act.slice(1)} game ${id}`;
       if (act === "kill") b.className = "danger";
-      b.addEventListener("click", () => control("POST", `/play/api/game/replicas/${id}/${act}`));
+      b.addEventListener("click", () => {
+        if (!off(b)) control("POST", `/play/api/game/replicas/${encodeURIComponent(id)}/${act}`);
+      });
       buttons.append(b);
       acts[act] = b;
     }

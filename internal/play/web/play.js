@@ -58,16 +58,10 @@
     li.dataset.id = id;
     const head = document.createElement("div");
     head.className = "head";
-    const name = document.createElement("span");
-    name.className = "id";
-    name.textContent = id;
-    const badge = document.createElement("span");
-    badge.className = "badge";
-    const youTag = document.createElement("span");
-    youTag.className = "you-tag";
-    const metrics = document.createElement("span");
-    metrics.className = "metrics";
-    head.append(name, badge, youTag, metrics);
+    const badge = window.playSpan("badge");
+    const youTag = window.playSpan("you-tag");
+    const metrics = window.playSpan("metrics");
+    head.append(window.playSpan("id", id), badge, youTag, metrics);
     const buttons = document.createElement("div");
     buttons.className = "buttons";
     const mk = (label, cls, onclick) => {
