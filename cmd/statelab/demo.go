@@ -12,7 +12,7 @@ import (
 )
 
 func runDemo(ctx context.Context, m *Main, args []string) error {
-	fs := newFlagSet(m, "demo", "[--quick] [--out DIR] [--strategies a,b,...] [--redis URL] [--postgres URL]")
+	fs := newFlagSet(m, "demo", "[--quick] [--out DIR] [--strategies a,b,...] [--redis URL] [--postgres URL] [--target URL --strategies S [--target-admin URL] [--kill-cmd CMD] ...]")
 	var f labFlags
 	var strategies listFlag
 	var games bool
@@ -37,10 +37,20 @@ func runDemo(ctx context.Context, m *Main, args []string) error {
 	if err != nil {
 		return err
 	}
+	if cfg.Target, err = f.target.target(fs); err != nil {
+		return err
+	}
 	pairs := append(lab.DemoPairs(sts), lab.ServicePairs(sts, f.quick)...)
 	if games {
 		pairs = append(pairs, lab.GamePairs(f.quick)...)
 		cfg.Game = lab.DemoGameParams(f.quick)
+	}
+	if cfg.Target.URL != "" {
+		if len(strategies) != 1 {
+			return usageErrorf("demo", "--target needs --strategies naming the one strategy the target runs")
+		}
+		// The services and game scenarios need the lab's own cluster.
+		pairs = lab.DemoPairs(sts)
 	}
 	mode := "full"
 	if f.quick {
@@ -48,7 +58,9 @@ func runDemo(ctx context.Context, m *Main, args []string) error {
 	}
 	fmt.Fprintf(m.Stderr, "statelab demo (%s): %d runs, %d replicas each, %.0f req/s for %v per run; output in %s\n",
 		mode, len(pairs), cfg.Replicas, cfg.Rate, cfg.Duration, absOut(f.out))
-	if f.redis == "" {
+	if cfg.Target.URL != "" {
+		announceTarget(m.Stderr, cfg, len(pairs))
+	} else if f.redis == "" {
 		if _, err := exec.LookPath("redis-server"); err != nil {
 			fmt.Fprintln(m.Stderr, "note: redis-server is not on PATH and --redis was not given: the cache runs will be skipped")
 		}

@@ -39,6 +39,7 @@ type labFlags struct {
 	replQuorum  string
 	redisMode   string
 	redisWait   int
+	target      targetFlags
 }
 
 // register adds the flags to fs; knobs adds the run parameters (lab only).
@@ -48,6 +49,7 @@ func (f *labFlags) register(fs *flag.FlagSet, knobs bool) {
 	fs.StringVar(&f.redis, "redis", "", "Redis URL for the cache strategy (default: start redis-server from PATH)")
 	fs.StringVar(&f.postgres, "postgres", "", "PostgreSQL URL for the database strategy (default: SQLite); a fresh schema is used and dropped")
 	fs.BoolVar(&f.verbose, "v", false, "log cluster events to stderr")
+	f.target.register(fs)
 	if !knobs {
 		return
 	}
@@ -118,6 +120,8 @@ func (f *labFlags) config(cmd string, m *Main) (lab.Config, error) {
 // params describes the shared run parameters for the report.
 func params(cfg lab.Config) string {
 	switch {
+	case cfg.Target.URL != "":
+		return targetParams(cfg)
 	case cfg.Service == lab.ServiceGame:
 		return lab.GameParamsText(cfg)
 	case cfg.Game.Rooms > 0: // the demo: cart and game runs
@@ -185,7 +189,7 @@ was killed or paused the slowest room answered again.
 `
 
 func runLab(ctx context.Context, m *Main, args []string) error {
-	fs := newFlagSet(m, "lab", "--strategy S [--scenario NAME] [--replicas N] [--rate R] [--duration D] [--quick] [--out DIR] [--json FILE] [--redis URL] [--postgres URL] [--seed N]")
+	fs := newFlagSet(m, "lab", "--strategy S [--scenario NAME] [--replicas N] [--rate R] [--duration D] [--quick] [--out DIR] [--json FILE] [--redis URL] [--postgres URL] [--seed N] [--target URL [--target-admin URL] [--kill-cmd CMD] ...]")
 	var f labFlags
 	var name, scenario, service string
 	var gp lab.GameParams
@@ -203,6 +207,12 @@ func runLab(ctx context.Context, m *Main, args []string) error {
 	svc, err := lab.ParseService(service)
 	if err != nil {
 		return usageErrorf("lab", "--service: %v", err)
+	}
+	switch {
+	case svc == lab.ServiceGame && f.target.url != "":
+		return usageErrorf("lab", "--target drives the cart service (statelab app) only")
+	case sf.sweep != "" && f.target.url != "":
+		return usageErrorf("lab", "--sweep sizes clusters the lab starts; it does not take --target")
 	}
 	if svc == lab.ServiceGame {
 		return runGameLab(ctx, m, f, gp, name, scenario, args)
@@ -226,11 +236,17 @@ func runLab(ctx context.Context, m *Main, args []string) error {
 		return err
 	}
 	cfg.Strategy, cfg.Scenario = st, sc
+	if cfg.Target, err = f.target.target(fs); err != nil {
+		return err
+	}
 	if err := cfg.Validate(); err != nil {
 		if errors.Is(err, lab.ErrBadConfig) {
 			return usageErrorf("lab", "%v", err)
 		}
 		return err
+	}
+	if cfg.Target.URL != "" {
+		announceTarget(m.Stderr, cfg, 1)
 	}
 	began := time.Now()
 	runs, runErr := lab.RunSuite(ctx, cfg, []lab.Pair{{Strategy: st, Scenario: sc}}, progressTo(m))

@@ -199,11 +199,11 @@ func runGame(ctx context.Context, cfg Config) (*Run, error) {
 		return nil, err
 	}
 	if err := c.WaitMembers(ctx, len(c.Replicas())); err != nil {
-		return nil, errors.Join(err, closeCluster(c))
+		return nil, errors.Join(err, started{c}.Close())
 	}
 	rec, driveErr := driveGame(ctx, cfg, c)
 	run := summarizeGame(cfg, rec)
-	return finishRun(ctx, run, c, began, driveErr), ctx.Err()
+	return finishRun(ctx, run, started{c}, began, driveErr), ctx.Err()
 }
 
 // gameRecording is what a game run's drive phase recorded.
@@ -261,7 +261,7 @@ func driveGame(ctx context.Context, cfg Config, c *cluster.Cluster) (*gameRecord
 	if cpuErr != nil || cpuN == 0 {
 		rec.cpuBusy = -1
 	}
-	settle(ctx, c)
+	settle(ctx, started{c})
 	cfg.progress("%s × %s (game): final read of every room", cfg.Strategy, cfg.Scenario)
 	finalReads(ctx, c, clock, rooms, cfg.Timeout)
 	rec.storeOps, rec.replBytes = scr.totals(ctx)

@@ -52,13 +52,13 @@ func (cfg Config) hostPlan() []faultStep {
 	switch cfg.Scenario {
 	case Partition:
 		return []faultStep{
-			{hostCutAt, "cut " + victim + " off from its peers", func(ctx context.Context, c *cluster.Cluster) error { return c.Partition(ctx, victim) }},
-			{hostHealAt, "heal " + victim + "'s peer links", func(ctx context.Context, c *cluster.Cluster) error { return c.HealPartition(ctx, victim) }},
+			{at: hostCutAt, what: "cut " + victim + " off from its peers", do: func(ctx context.Context, c *cluster.Cluster) error { return c.Partition(ctx, victim) }},
+			{at: hostHealAt, what: "heal " + victim + "'s peer links", do: func(ctx context.Context, c *cluster.Cluster) error { return c.HealPartition(ctx, victim) }},
 		}
 	case Isolate:
 		return []faultStep{
-			{hostCutAt, "cut " + victim + " off from the store", func(ctx context.Context, c *cluster.Cluster) error { return c.Isolate(ctx, victim) }},
-			{hostHealAt, "heal " + victim + "'s store link", func(ctx context.Context, c *cluster.Cluster) error { return c.HealIsolation(ctx, victim) }},
+			{at: hostCutAt, what: "cut " + victim + " off from the store", do: func(ctx context.Context, c *cluster.Cluster) error { return c.Isolate(ctx, victim) }},
+			{at: hostHealAt, what: "heal " + victim + "'s store link", do: func(ctx context.Context, c *cluster.Cluster) error { return c.HealIsolation(ctx, victim) }},
 		}
 	}
 	return nil

@@ -50,18 +50,18 @@ func (s Scenario) linkDescribe() string {
 // linkPlan is the fault schedule of a link scenario with cfg's delay and
 // share, or nil for another scenario.
 func (cfg Config) linkPlan() []faultStep {
-	heal := faultStep{linkHealAt, "store link healed", func(ctx context.Context, c *cluster.Cluster) error { return c.HealStoreLink(ctx) }}
+	heal := faultStep{at: linkHealAt, what: "store link healed", do: func(ctx context.Context, c *cluster.Cluster) error { return c.HealStoreLink(ctx) }}
 	switch cfg.Scenario {
 	case SlowStore:
 		d := cfg.storeDelay()
 		return []faultStep{
-			{linkFaultAt, fmt.Sprintf("store link +%v", d), func(ctx context.Context, c *cluster.Cluster) error { return c.SlowStore(ctx, d) }},
+			{at: linkFaultAt, what: fmt.Sprintf("store link +%v", d), do: func(ctx context.Context, c *cluster.Cluster) error { return c.SlowStore(ctx, d) }},
 			heal,
 		}
 	case Flaky:
 		f := cfg.storeResets()
 		return []faultStep{
-			{linkFaultAt, fmt.Sprintf("store link resets %.0f%%", f*100), func(ctx context.Context, c *cluster.Cluster) error { return c.FlakyStore(ctx, f) }},
+			{at: linkFaultAt, what: fmt.Sprintf("store link resets %.0f%%", f*100), do: func(ctx context.Context, c *cluster.Cluster) error { return c.FlakyStore(ctx, f) }},
 			heal,
 		}
 	}

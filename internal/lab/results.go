@@ -92,6 +92,9 @@ type RunResult struct {
 	RedisMode  string `json:"redis_mode,omitempty"`
 	RedisWait  int    `json:"redis_wait,omitempty"`
 	FailoverMS *int64 `json:"failover_ms,omitempty"`
+	// Target is the URL of the deployment the run drove when the lab did
+	// not start it (lab --target); empty otherwise.
+	Target string `json:"target,omitempty"`
 }
 
 // Claim is one statement of the seed lesson with the measured evidence.

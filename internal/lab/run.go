@@ -79,6 +79,11 @@ type Config struct {
 	// app's default, a majority.
 	ReplQuorum string
 
+	// Target, when its URL is set, is a deployment the lab drives instead
+	// of starting a cluster; Binary, RedisURL, PostgresURL, Dir, Work and
+	// MaxInflight are then not used.
+	Target Target
+
 	// Binary, RedisURL, PostgresURL and Dir are passed to the cluster.
 	Binary      string
 	RedisURL    string
@@ -177,10 +182,10 @@ func (c Config) Validate() error {
 		return fmt.Errorf("%w: failover needs at least 2 replicas", ErrBadConfig)
 	case c.Scenario == Scaleout && c.Replicas < 2:
 		return fmt.Errorf("%w: scaleout needs at least 2 replicas", ErrBadConfig)
-	case c.Binary == "":
+	case c.Binary == "" && c.Target.URL == "":
 		return fmt.Errorf("%w: the statelab binary is required", ErrBadConfig)
 	}
-	return errors.Join(c.validateLink(), c.validateQuorum(), c.validateRedisMode())
+	return errors.Join(c.validateLink(), c.validateQuorum(), c.validateRedisMode(), c.Target.validate(c))
 }
 
 // Run is everything the lab measured in one run: the results.json row and
@@ -240,39 +245,39 @@ func RunOne(ctx context.Context, cfg Config) (*Run, error) {
 		return nil, err
 	}
 	began := time.Now()
-	c, skipped, err := start(ctx, cfg)
+	d, cfg, skipped, err := start(ctx, cfg)
 	if skipped != "" {
 		return &Run{CPUBusy: -1, Skipped: skipped, Result: RunResult{Strategy: string(cfg.Strategy), Scenario: string(cfg.Scenario)}}, nil
 	}
 	if err != nil {
 		return nil, err
 	}
-	rec, driveErr := drive(ctx, cfg, c)
+	rec, driveErr := drive(ctx, cfg, d)
 	if rec == nil {
-		return nil, errors.Join(driveErr, closeCluster(c))
+		return nil, errors.Join(driveErr, d.Close())
 	}
 	run := summarize(cfg, rec)
 	cfg.progress("%s × %s: checking %d carts for linearizability", cfg.Strategy, cfg.Scenario, run.Result.Carts)
 	checkErr := check(ctx, cfg, rec, run)
-	run = finishRun(ctx, run, c, began, driveErr, checkErr)
+	run = finishRun(ctx, run, d, began, driveErr, checkErr)
 	run.Err = errors.Join(run.Err, compareMonolith(ctx, cfg, run))
 	return run, ctx.Err()
 }
 
-// finishRun records the cluster's crashes and the run's errors in run,
-// closes the cluster and returns run.
-func finishRun(ctx context.Context, run *Run, c *cluster.Cluster, began time.Time, errs ...error) *Run {
+// finishRun records the deployment's crashes and the run's errors in run,
+// closes the deployment and returns run.
+func finishRun(ctx context.Context, run *Run, d Deployment, began time.Time, errs ...error) *Run {
 	var crashErrs []error
-	for _, e := range c.Crashes() {
-		run.Crashes = append(run.Crashes, e.Message)
-		crashErrs = append(crashErrs, errors.New(e.Message))
+	for _, e := range d.Crashes() {
+		run.Crashes = append(run.Crashes, e)
+		crashErrs = append(crashErrs, errors.New(e))
 	}
 	var interrupted error
 	if ctx.Err() != nil {
 		interrupted = errInterrupted
 	}
 	run.Wall = time.Since(began)
-	run.Err = errors.Join(errors.Join(errs...), errors.Join(crashErrs...), interrupted, closeCluster(c))
+	run.Err = errors.Join(errors.Join(errs...), errors.Join(crashErrs...), interrupted, d.Close())
 	return run
 }
 
@@ -283,16 +288,20 @@ func (cfg Config) progress(format string, args ...any) {
 	}
 }
 
-// start is the first phase: it starts the cluster of cfg. It returns a
+// start is the first phase: it starts the cluster of cfg, or reaches its
+// target, and returns the configuration the run goes on with. It returns a
 // reason instead when the run cannot be made on this machine.
-func start(ctx context.Context, cfg Config) (c *cluster.Cluster, skipped string, err error) {
+func start(ctx context.Context, cfg Config) (d Deployment, _ Config, skipped string, err error) {
 	if cfg.Scenario == Storefail && !cfg.Strategy.Spec().External() {
-		return nil, string(cfg.Strategy) + " has no external store to stop", nil
+		return nil, cfg, string(cfg.Strategy) + " has no external store to stop", nil
+	}
+	if cfg.Target.URL != "" {
+		return startTarget(ctx, cfg)
 	}
 	if reason := cfg.linkSkip() + cfg.hostSkip() + cfg.redisModeSkip(); reason != "" {
-		return nil, reason, nil
+		return nil, cfg, reason, nil
 	}
-	c, err = cluster.Start(ctx, cluster.Config{
+	c, err := cluster.Start(ctx, cluster.Config{
 		Strategy:    cfg.Strategy,
 		Replicas:    cfg.Scenario.initialReplicas(cfg.Replicas),
 		Binary:      cfg.Binary,
@@ -311,18 +320,12 @@ func start(ctx context.Context, cfg Config) (c *cluster.Cluster, skipped string,
 		RedisWait:   cfg.RedisWait,
 	})
 	if errors.Is(err, cluster.ErrNoRedis) {
-		return nil, "redis-server is not on PATH and no --redis URL was given: install redis-server or pass --redis URL", nil
+		return nil, cfg, "redis-server is not on PATH and no --redis URL was given: install redis-server or pass --redis URL", nil
 	}
-	return c, "", err
-}
-
-// closeCluster closes c. Crashes are reported by the run itself; any other
-// cleanup error is returned.
-func closeCluster(c *cluster.Cluster) error {
-	if err := c.Close(); err != nil && !errors.Is(err, cluster.ErrCrashed) {
-		return err
+	if err != nil {
+		return nil, cfg, "", err
 	}
-	return nil
+	return started{c}, cfg, "", nil
 }
 
 // recording is what the drive phase recorded: everything summarize needs,
@@ -365,8 +368,9 @@ type recording struct {
 // while the scenario's faults happen, then reads every cart once more. It
 // returns nil and an error when the workload could not start; otherwise the
 // recording, and the faults that could not be injected as errors.
-func drive(ctx context.Context, cfg Config, c *cluster.Cluster) (*recording, error) {
-	skus, err := fetchSKUs(ctx, c.URL())
+func drive(ctx context.Context, cfg Config, d Deployment) (*recording, error) {
+	c, _ := clusterOf(d) // nil for a target
+	skus, err := fetchSKUs(ctx, d.URL())
 	if err != nil {
 		return nil, err
 	}
@@ -375,15 +379,15 @@ func drive(ctx context.Context, cfg Config, c *cluster.Cluster) (*recording, err
 	if cfg.Scenario == Tabs {
 		wc.tabs = cfg.Tabs
 	}
-	w, err := newWorkload(c.URL(), skus, wc)
+	w, err := newWorkload(d.URL(), skus, wc)
 	if err != nil {
 		return nil, err
 	}
 	defer w.transport.CloseIdleConnections()
-	rec := &recording{store: string(c.Store().Kind), warm: w.warmUp(), cpuBusy: -1, svc: newServiceLoad(ctx, cfg, c, skus),
+	rec := &recording{store: d.Store(), warm: w.warmUp(), cpuBusy: -1, svc: newServiceLoad(ctx, cfg, c, skus),
 		slowStart: cfg.slowStart()}
-	cfg.progress("%s × %s: cluster up (%d replicas, store %s); shopping for %v at %.0f req/s",
-		cfg.Strategy, cfg.Scenario, len(c.Replicas()), rec.store, cfg.Duration, cfg.Rate)
+	cfg.progress("%s × %s: %s up (%d replicas, store %s); shopping for %v at %.0f req/s",
+		cfg.Strategy, cfg.Scenario, cfg.Target.what(), len(d.ReplicaIDs(ctx)), rec.store, cfg.Duration, cfg.Rate)
 
 	cpuCtx, stopCPU := context.WithCancel(ctx)
 	var cpuBusy float64
@@ -399,7 +403,7 @@ func drive(ctx context.Context, cfg Config, c *cluster.Cluster) (*recording, err
 	w.startClock()
 	go func() {
 		defer wg.Done()
-		rec.faults, faultErrs = injectFaults(ctx, c, w, cfg.faultPlan())
+		rec.faults, faultErrs = injectFaults(ctx, d, w, cfg.faultPlan())
 	}()
 	rec.svc.start(ctx, w)
 	w.run(ctx)
@@ -412,19 +416,19 @@ func drive(ctx context.Context, cfg Config, c *cluster.Cluster) (*recording, err
 	}
 
 	// Let the balancer see restarted replicas before the final reads.
-	settle(ctx, c)
+	settle(ctx, d)
 	cfg.progress("%s × %s: final reads of every cart", cfg.Strategy, cfg.Scenario)
 	w.finalReads(ctx)
 	if cfg.Scenario == Steady {
-		replay := replayProbe(ctx, c.URL(), skus, w.transport)
+		replay := replayProbe(ctx, d.URL(), skus, w.transport)
 		rec.replay = &replay
 	}
 	rec.hist, rec.samples, rec.cookie = w.rec.merged()
 	rec.ops = w.hist.Ops()
-	for _, r := range c.Replicas() {
-		rec.replicas = append(rec.replicas, r.ID)
+	rec.replicas = d.ReplicaIDs(ctx)
+	if c != nil {
+		rec.linkResets, rec.failover = c.StoreLinkResets(), storeFailover(c)
 	}
-	rec.linkResets, rec.failover = c.StoreLinkResets(), storeFailover(c)
 	if err := rec.svc.replay(ctx, w); err != nil {
 		faultErrs = append(faultErrs, err)
 	}
@@ -441,7 +445,7 @@ func summarize(cfg Config, rec *recording) *Run {
 		Service: ServiceCart, Strategy: string(cfg.Strategy), Scenario: string(cfg.Scenario),
 		Store: rec.store, Policy: cfg.Strategy.Spec().Policy, Replicas: cfg.Replicas,
 		DurationS: cfg.Duration.Seconds(), OfferedRPS: cfg.Rate,
-		CPUSaturated: rec.cpuBusy >= saturatedBusy, Replay: rec.replay,
+		CPUSaturated: rec.cpuBusy >= saturatedBusy, Replay: rec.replay, Target: cfg.Target.URL,
 	}
 	r.Requests = int64(len(rec.samples))
 	for _, s := range rec.samples {
@@ -533,11 +537,11 @@ func (r *Run) Note() string {
 
 // settle waits (at most two seconds) until the balancer lists every
 // replica healthy, so that the final reads do not race a restart.
-func settle(ctx context.Context, c *cluster.Cluster) {
+func settle(ctx context.Context, d Deployment) {
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	defer cancel()
 	for ctx.Err() == nil {
-		bs, err := c.Backends(ctx)
+		bs, err := d.Backends(ctx)
 		if err == nil {
 			healthy := 0
 			for _, b := range bs {

@@ -123,11 +123,22 @@ func (s Scenario) initialReplicas(n int) int {
 	return n
 }
 
-// faultStep is one scheduled action on the cluster.
+// faultStep is one scheduled action on the deployment: an Action on a
+// replica (or the store) that any deployment may be able to take, or do,
+// a control only a cluster the lab started has.
 type faultStep struct {
 	at   float64 // fraction of the run
 	what string
-	do   func(ctx context.Context, c *cluster.Cluster) error
+	// do, when set, is the step; only a cluster the lab started can take
+	// it, so a target does not run its scenario.
+	do func(ctx context.Context, c *cluster.Cluster) error
+	// action on replica id ("" for the store; the new id for ActAdd),
+	// when do is not set.
+	action Action
+	id     string
+	// optional steps are left out (and noted) on a deployment that cannot
+	// take them, instead of the scenario not being run.
+	optional bool
 }
 
 // plan returns the fault schedule of the scenario for a cluster that will
@@ -140,16 +151,14 @@ func (s Scenario) plan(n int) []faultStep {
 			victim = "r1"
 		}
 		return []faultStep{
-			{failoverKillAt, "kill " + victim, func(ctx context.Context, c *cluster.Cluster) error { return c.Kill(ctx, victim) }},
-			{failoverRestartAt, "restart " + victim, func(ctx context.Context, c *cluster.Cluster) error { return c.Restart(ctx, victim) }},
+			{at: failoverKillAt, what: "kill " + victim, action: ActKill, id: victim},
+			{at: failoverRestartAt, what: "restart " + victim, action: ActRestart, id: victim, optional: true},
 		}
 	case Scaleout:
 		var steps []faultStep
 		for i := s.initialReplicas(n); i < n; i++ {
-			steps = append(steps, faultStep{scaleoutAddAt, fmt.Sprintf("add r%d", i+1), func(ctx context.Context, c *cluster.Cluster) error {
-				_, err := c.Add(ctx)
-				return err
-			}})
+			id := fmt.Sprintf("r%d", i+1)
+			steps = append(steps, faultStep{at: scaleoutAddAt, what: "add " + id, action: ActAdd, id: id})
 		}
 		return steps
 	case Rolling:
@@ -160,15 +169,15 @@ func (s Scenario) plan(n int) []faultStep {
 			if n > 1 {
 				at += (rollingTo - rollingFrom) * float64(i) / float64(n-1)
 			}
-			steps = append(steps, faultStep{at, "restart " + id, func(ctx context.Context, c *cluster.Cluster) error { return c.Restart(ctx, id) }})
+			steps = append(steps, faultStep{at: at, what: "restart " + id, action: ActRestart, id: id})
 		}
 		return steps
 	case Surge, Deploy:
 		return s.servicesPlan()
 	case Storefail:
 		return []faultStep{
-			{storeDownAt, whatStoreDown, func(ctx context.Context, c *cluster.Cluster) error { return c.StopStore(ctx) }},
-			{storeUpAt, whatStoreUp, func(ctx context.Context, c *cluster.Cluster) error { return c.StartStore(ctx) }},
+			{at: storeDownAt, what: whatStoreDown, action: ActStoreStop},
+			{at: storeUpAt, what: whatStoreUp, action: ActStoreStart},
 		}
 	}
 	return nil
@@ -178,15 +187,19 @@ func (s Scenario) plan(n int) []faultStep {
 // faults as they happened. It stops early when ctx ends. An action that
 // fails is reported as a fault whose description carries the error, and
 // in errs.
-func injectFaults(ctx context.Context, c *cluster.Cluster, w *workload, plan []faultStep) (faults []Fault, errs []error) {
+func injectFaults(ctx context.Context, d Deployment, w *workload, plan []faultStep) (faults []Fault, errs []error) {
 	for _, st := range plan {
 		at := w.rec.from + int64(st.at*float64(w.duration-time.Duration(w.rec.from)))
 		if !w.sleepUntil(ctx, at) {
 			return faults, errs
 		}
 		start := w.now()
+		if note := leftOut(d, st); note != "" {
+			faults = append(faults, Fault{At: start, End: start, What: note})
+			continue
+		}
 		actx, cancel := context.WithTimeout(ctx, 30*time.Second)
-		err := st.do(actx, c)
+		err := st.run(actx, d)
 		cancel()
 		f := Fault{At: start, End: w.now(), What: st.what}
 		if err != nil {

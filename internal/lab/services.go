@@ -71,9 +71,9 @@ func (s Scenario) servicesPlan() []faultStep {
 	noop := func(context.Context, *cluster.Cluster) error { return nil }
 	switch s {
 	case Surge:
-		steps := []faultStep{{surgeAt, surgeWhat, noop}}
+		steps := []faultStep{{at: surgeAt, what: surgeWhat, do: noop}}
 		for i := 0; i < surgeAdded; i++ {
-			steps = append(steps, faultStep{surgeScaleAt, "scale out +1 (pricing; the monolith: a cart)", func(ctx context.Context, c *cluster.Cluster) error {
+			steps = append(steps, faultStep{at: surgeScaleAt, what: "scale out +1 (pricing; the monolith: a cart)", do: func(ctx context.Context, c *cluster.Cluster) error {
 				if c.HasServices() {
 					_, err := c.AddService(ctx, cluster.PoolPricing)
 					return err
@@ -88,7 +88,7 @@ func (s Scenario) servicesPlan() []faultStep {
 		for i := 0; i < deployPricing; i++ {
 			id := "p" + strconv.Itoa(i+1)
 			at := deployFrom + (deployTo-deployFrom)*float64(i)/float64(max(1, deployPricing-1))
-			steps = append(steps, faultStep{at, deployWhatP + id, func(ctx context.Context, c *cluster.Cluster) error { return c.RestartService(ctx, id) }})
+			steps = append(steps, faultStep{at: at, what: deployWhatP + id, do: func(ctx context.Context, c *cluster.Cluster) error { return c.RestartService(ctx, id) }})
 		}
 		return steps
 	}
@@ -335,7 +335,7 @@ func (l *serviceLoad) stop(ctx context.Context) {
 	for _, r := range l.carts {
 		l.res.CartRestarts += max(0, r.Starts-1)
 	}
-	settle(ctx, l.c)
+	settle(ctx, started{l.c})
 	l.res.CapacityAfterRPS, l.res.PoolImbalance = l.probe(ctx, len(now))
 	if l.res.CapacityBeforeRPS > 0 && l.res.ReplicasBefore > 0 && l.res.ReplicasAfter > l.res.ReplicasBefore {
 		perReplica := l.res.CapacityBeforeRPS / float64(l.res.ReplicasBefore)

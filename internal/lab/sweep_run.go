@@ -138,7 +138,7 @@ func runPoint(ctx context.Context, cfg SweepConfig, st strategy.Strategy, n int)
 	base := cfg.Base
 	base.Strategy, base.Replicas, base.Scenario = st, n, Steady
 	cfg.Base.progress("%s × %d replicas: starting the cluster", st, n)
-	c, skipped, err := start(ctx, base)
+	d, _, skipped, err := start(ctx, base)
 	if skipped != "" || err != nil {
 		pt.Skipped = skipped
 		if err != nil {
@@ -146,7 +146,12 @@ func runPoint(ctx context.Context, cfg SweepConfig, st strategy.Strategy, n int)
 		}
 		return pt
 	}
-	defer closeCluster(c)
+	defer d.Close()
+	c, ok := clusterOf(d)
+	if !ok {
+		pt.Skipped = "a sweep sizes clusters the lab starts itself"
+		return pt
+	}
 	pt.Store = string(c.Store().Kind)
 	pr, err := newProber(ctx, cfg, c)
 	if err != nil {
