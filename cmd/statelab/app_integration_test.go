@@ -44,12 +44,7 @@ func startProc(t *testing.T, name, bin string, args ...string) *proc {
 	p := &proc{name: name, log: &appLog{}, done: make(chan struct{})}
 	p.cmd = exec.Command(bin, args...)
 	p.cmd.Stdout, p.cmd.Stderr = p.log, p.log
-	// STATELAB_* variables would act as flag defaults in the child.
-	for _, kv := range os.Environ() {
-		if !strings.HasPrefix(kv, "STATELAB_") {
-			p.cmd.Env = append(p.cmd.Env, kv)
-		}
-	}
+	p.cmd.Env = envWithoutStatelab()
 	if err := p.cmd.Start(); err != nil {
 		t.Fatalf("start %s: %v", name, err)
 	}
@@ -61,6 +56,18 @@ func startProc(t *testing.T, name, bin string, args ...string) *proc {
 		}
 	})
 	return p
+}
+
+// envWithoutStatelab is this process's environment without the STATELAB_*
+// variables, which would act as flag defaults in a statelab child.
+func envWithoutStatelab() []string {
+	var env []string
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, "STATELAB_") {
+			env = append(env, kv)
+		}
+	}
+	return env
 }
 
 // kill SIGKILLs p and waits for it to be gone.

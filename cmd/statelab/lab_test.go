@@ -37,6 +37,13 @@ func TestLabDemoUsage(t *testing.T) {
 		{[]string{"lab", "--strategy", "replicated", "--repl-quorum", "most"}, "quorum"},
 		{[]string{"demo", "--strategies", "naive,nope"}, "--strategies"},
 		{[]string{"demo", "extra"}, "unexpected argument"},
+		{[]string{"lab", "--strategy", "sticky", "--target-admin", "http://127.0.0.1:9"}, "need --target"},
+		{[]string{"lab", "--strategy", "sticky", "--kill-cmd", "true"}, "need --target"},
+		{[]string{"lab", "--strategy", "sticky", "--target", "ftp://127.0.0.1:9"}, "not an http"},
+		{[]string{"lab", "--strategy", "sticky", "--target", "http://127.0.0.1:9", "--rate", "501"}, "at most 500"},
+		{[]string{"lab", "--strategy", "sticky", "--target", "http://127.0.0.1:9", "--duration", "11m"}, "at most 10m"},
+		{[]string{"demo", "--target", "http://127.0.0.1:9"}, "--strategies"},
+		{[]string{"demo", "--target", "http://127.0.0.1:9", "--strategies", "sticky,cache"}, "--strategies"},
 	}
 	for _, tt := range tests {
 		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {
@@ -50,5 +57,16 @@ func TestLabDemoUsage(t *testing.T) {
 				t.Errorf("first line %q does not mention %q", first, tt.want)
 			}
 		})
+	}
+}
+
+// TestLabTargetNamedOnCommandLine checks that a target only comes from the
+// command line: STATELAB_TARGET left in the environment is refused.
+func TestLabTargetNamedOnCommandLine(t *testing.T) {
+	t.Setenv("STATELAB_TARGET", "http://127.0.0.1:9")
+	var stdout, stderr bytes.Buffer
+	code := NewMain(&stdout, &stderr).Run(context.Background(), []string{"lab", "--strategy", "sticky"})
+	if code != 2 || !strings.Contains(stderr.String(), "--target must be given on the command line") {
+		t.Errorf("exit %d, stderr %q", code, stderr.String())
 	}
 }
