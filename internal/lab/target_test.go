@@ -3,6 +3,8 @@ package lab
 import (
 	"context"
 	"errors"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"slices"
@@ -125,5 +127,29 @@ func TestCompareIDs(t *testing.T) {
 	slices.SortFunc(ids, compareIDs)
 	if want := []string{"cart-a", "cart-b", "r1", "r2", "r10"}; !slices.Equal(ids, want) {
 		t.Errorf("sorted %v, want %v", ids, want)
+	}
+}
+
+// TestRemoveNotFoundIsUnknown checks the outcome of a removal answered
+// "not in the cart": the balancer may have retried the DELETE after the
+// replica that removed the line died, so it is not a failed removal.
+func TestRemoveNotFoundIsUnknown(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusNotFound)
+		w.Write([]byte(`{"error":"not_found"}`))
+	}))
+	defer srv.Close()
+	w, err := newWorkload(srv.URL, []string{"a"}, workloadConfig{rate: 1, think: time.Millisecond, timeout: time.Second, measure: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := w.newShopper()
+	ctx := context.Background()
+	if op := s.send(ctx, 1, OpRemove, http.MethodDelete, "/api/cart/items/a", nil, "a", 0); op.Outcome != Unknown {
+		t.Errorf("remove → 404: %v, want unknown", op.Outcome)
+	}
+	if op := s.send(ctx, 1, OpSetQty, http.MethodPatch, "/api/cart/items/a", map[string]any{"qty": 2}, "a", 2); op.Outcome != Failed {
+		t.Errorf("set → 404: %v, want failed", op.Outcome)
 	}
 }

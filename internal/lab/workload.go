@@ -370,6 +370,11 @@ func (s *shopper) send(ctx context.Context, client int, kind OpKind, method, pat
 		op.Outcome = Unknown
 	case resp.StatusCode/100 == 2:
 		op.Outcome = OK
+	case kind == OpRemove && resp.StatusCode == http.StatusNotFound:
+		// The balancer retries a DELETE on another replica after a
+		// connection error (it is idempotent), so "not in the cart" may
+		// answer a retry of a removal the dead replica made.
+		op.Outcome = Unknown
 	case resp.StatusCode/100 == 4:
 		op.Outcome = Failed
 	default:
