@@ -79,11 +79,11 @@ func startLocalCluster(t *testing.T, bin, strategy, redis string) localCluster {
 		t.Fatal(err)
 	}
 	c := localCluster{path: filepath.Join(t.TempDir(), "cluster")}
-	lbPort, adminPort := freePort(t), freePort(t)
+	lbPort, adminPort := testenv.FreePort(t), testenv.FreePort(t)
 	c.lb, c.admin = fmt.Sprintf("http://127.0.0.1:%d", lbPort), fmt.Sprintf("http://127.0.0.1:%d", adminPort)
 	env := append(envWithoutStatelab(), "STATELAB="+bin, "REDIS_URL="+redis,
 		fmt.Sprintf("LB_PORT=%d", lbPort), fmt.Sprintf("ADMIN_PORT=%d", adminPort),
-		fmt.Sprintf("APP_PORTS=%d %d %d", freePort(t), freePort(t), freePort(t)))
+		fmt.Sprintf("APP_PORTS=%d %d %d", testenv.FreePort(t), testenv.FreePort(t), testenv.FreePort(t)))
 	script_ := func(args ...string) ([]byte, error) {
 		cmd := exec.Command("sh", append([]string{script}, args...)...)
 		cmd.Env = env
