@@ -64,14 +64,16 @@ func (c curves) at(st strategy.Strategy, n int) (SweepPoint, bool) {
 }
 
 // largest returns the largest replica count above 1 at which every
-// strategy of sts has a point with an efficiency; 0 when there is none.
+// strategy of sts has a point with an efficiency that this machine's CPU
+// did not limit; 0 when there is none.
 func (c curves) largest(sts ...strategy.Strategy) int {
 	best := 0
+	judged := func(p SweepPoint) bool { return p.Efficiency > 0 && p.Limiter != LimitCPU }
 	for _, p := range c[sts[0]] {
-		ok := p.Replicas > 1 && p.Efficiency > 0
+		ok := p.Replicas > 1 && judged(p)
 		for _, st := range sts[1:] {
 			q, found := c.at(st, p.Replicas)
-			ok = ok && found && q.Efficiency > 0
+			ok = ok && found && judged(q)
 		}
 		if ok {
 			best = max(best, p.Replicas)
@@ -107,7 +109,7 @@ func EvaluateSweepClaims(sw *Sweep) []ClaimResult {
 			for _, st := range sc.needs {
 				names = append(names, string(st))
 			}
-			r.Evidence = "needs a sweep of " + strings.Join(names, " and ") + " at 1 replica and at least one more count"
+			r.Evidence = "needs a sweep of " + strings.Join(names, " and ") + " at 1 replica and at least one more count that this machine's CPU did not limit"
 		} else {
 			r.Verdict, r.Evidence = sc.judge(c)
 			if sw.Skew > 0 {

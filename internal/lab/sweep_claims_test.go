@@ -44,6 +44,7 @@ func TestSweepClaimBoundaries(t *testing.T) {
 			{"sticky behind by more", sweep(fakeCurve(strategy.Sticky, 0.9-sweepHarderMargin-eps, LimitReplicas), fakeCurve(strategy.Client, 0.9, LimitReplicas)), Holds, "at 4 replicas"},
 			{"sticky hot replica", sweep(fakeCurve(strategy.Sticky, 0.9, LimitHotReplica), fakeCurve(strategy.Client, 0.9, LimitReplicas)), Holds, "hot_replica"},
 			{"client missing", sweep(fakeCurve(strategy.Sticky, 0.5, LimitReplicas)), NotMeasured, "sticky and client"},
+			{"client machine-bound", sweep(fakeCurve(strategy.Sticky, 0.5, LimitReplicas), fakeCurve(strategy.Client, 0.5, LimitCPU)), NotMeasured, "CPU did not limit"},
 		},
 		7: {
 			{"scalable", sweep(fakeCurve(strategy.Database, sweepScalable, LimitReplicas)), Holds, ""},
@@ -51,6 +52,7 @@ func TestSweepClaimBoundaries(t *testing.T) {
 			{"bent", sweep(fakeCurve(strategy.Database, sweepBent, LimitStore)), HoldsWithCost, ""},
 			{"flat", sweep(fakeCurve(strategy.Database, sweepBent-eps, LimitStore)), DoesNotHold, ""},
 			{"missing", sweep(fakeCurve(strategy.Client, 1, LimitReplicas)), NotMeasured, "database"},
+			{"machine-bound", sweep(fakeCurve(strategy.Database, 0.3, LimitCPU)), NotMeasured, "database"},
 		},
 		8: {
 			{"linear", sweep(fakeCurve(strategy.Client, sweepLinear, LimitReplicas)), Holds, ""},
