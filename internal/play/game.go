@@ -303,19 +303,18 @@ func (g *gameView) observe(room string, now GameRoom) {
 		now.Snapshot = prev.Snapshot // keep showing the last known state
 	}
 	g.rooms[room] = now
-	strategy := g.strategy
 	g.mu.Unlock()
 	if !seen || prev.Snapshot == nil || now.Error != "" {
 		return
 	}
-	if text, kind := roomChange(strategy, *prev.Snapshot, *now.Snapshot); text != "" {
+	if text, kind := roomChange(*prev.Snapshot, *now.Snapshot); text != "" {
 		g.s.events.add(kind, text)
 	}
 }
 
 // roomChange describes in plain words how room a became b, "" when it
 // only moved on.
-func roomChange(st game.Strategy, a, b game.Snapshot) (string, EventKind) {
+func roomChange(a, b game.Snapshot) (string, EventKind) {
 	if a.Owner == b.Owner && a.Epoch == b.Epoch && b.Tick >= a.Tick {
 		return "", ""
 	}
@@ -323,8 +322,12 @@ func roomChange(st game.Strategy, a, b game.Snapshot) (string, EventKind) {
 	case b.Tick < a.Tick && b.Epoch <= a.Epoch:
 		// No new epoch (memory has no lease: every owner is at epoch 1)
 		// and the ticks went back: a fresh room.
-		return fmt.Sprintf("room %s started over on %s at tick %d: its %d players and %d ticks lived only in %s's memory",
-			b.Room, orUnknown(b.Owner), b.Tick, len(a.Players), a.Tick, orUnknown(a.Owner)), EventLoss
+		players := "players"
+		if len(a.Players) == 1 {
+			players = "player"
+		}
+		return fmt.Sprintf("room %s started over on %s at tick %d: its %d %s and %d ticks lived only in %s's memory",
+			b.Room, orUnknown(b.Owner), b.Tick, len(a.Players), players, a.Tick, orUnknown(a.Owner)), EventLoss
 	case b.Tick < a.Tick:
 		return fmt.Sprintf("room %s moved from %s to %s (epoch %d → %d) and resumed from its checkpoint at tick %d: %d ticks rolled back",
 			b.Room, orUnknown(a.Owner), orUnknown(b.Owner), a.Epoch, b.Epoch, b.Tick, a.Tick-b.Tick), EventLoss
