@@ -37,18 +37,6 @@ func (g *gate) handler(w http.ResponseWriter, r *http.Request) {
 	g.now.Add(-1)
 }
 
-// waitFor polls cond until it holds or 10 seconds pass.
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond) // polling interval, not synchronisation
-	}
-}
-
 type result struct {
 	code int
 	by   string
@@ -79,9 +67,9 @@ func TestBackendMaxConnQueues(t *testing.T) {
 	be := newTestBackend(t, "r1", g.handler)
 	lb, url := startLB(t, Config{Backends: []BackendConfig{be.config()}, BackendMaxConn: 1, QueueTimeout: time.Minute})
 	first := goDo(t, url+"/a")
-	waitFor(t, "the first request at the backend", func() bool { return be.hits.Load() == 1 })
+	eventually(t, "the first request at the backend", func() bool { return be.hits.Load() == 1 })
 	second := goDo(t, url+"/b")
-	waitFor(t, "the second request in the queue", func() bool { return lb.queued.Load() == 1 })
+	eventually(t, "the second request in the queue", func() bool { return lb.queued.Load() == 1 })
 	if be.hits.Load() != 1 {
 		t.Fatalf("backend saw %d requests while its one slot was taken", be.hits.Load())
 	}
@@ -107,7 +95,7 @@ func TestBackendMaxConnQueueTimeout(t *testing.T) {
 	be := newTestBackend(t, "r1", g.handler)
 	lb, url := startLB(t, Config{Backends: []BackendConfig{be.config()}, BackendMaxConn: 1, QueueTimeout: 50 * time.Millisecond})
 	first := goDo(t, url+"/a")
-	waitFor(t, "the first request at the backend", func() bool { return be.hits.Load() == 1 })
+	eventually(t, "the first request at the backend", func() bool { return be.hits.Load() == 1 })
 	resp, err := newClient(t).Get(url + "/b")
 	if err != nil {
 		t.Fatal(err)
@@ -130,9 +118,9 @@ func TestBackendMaxConnSpills(t *testing.T) {
 	r2 := newTestBackend(t, "r2", g.handler)
 	lb, url := startLB(t, Config{Policy: PolicyLeastRequest, Backends: []BackendConfig{r1.config(), r2.config()}, BackendMaxConn: 1, QueueTimeout: time.Minute})
 	a := goDo(t, url+"/a")
-	waitFor(t, "one request at a backend", func() bool { return r1.hits.Load()+r2.hits.Load() == 1 })
+	eventually(t, "one request at a backend", func() bool { return r1.hits.Load()+r2.hits.Load() == 1 })
 	b := goDo(t, url+"/b")
-	waitFor(t, "both backends busy", func() bool { return r1.hits.Load() == 1 && r2.hits.Load() == 1 })
+	eventually(t, "both backends busy", func() bool { return r1.hits.Load() == 1 && r2.hits.Load() == 1 })
 	if lb.queued.Load() != 0 {
 		t.Fatalf("queued %d with a backend free", lb.queued.Load())
 	}

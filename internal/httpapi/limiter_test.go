@@ -7,19 +7,9 @@ import (
 	"sync"
 	"testing"
 	"time"
-)
 
-// waitFor polls cond until it holds or a deadline passes.
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(time.Millisecond) // polling interval, not synchronisation
-	}
-}
+	"github.com/statelab/statelab/internal/testenv"
+)
 
 // gate is a handler that holds every request until released.
 type gate struct {
@@ -57,7 +47,7 @@ func TestLimiterQueuesThenRefuses(t *testing.T) {
 	go get()
 	<-g.entered // the first request holds the only slot
 	go get()
-	waitFor(t, "the second request to queue", func() bool { return l.Queued() == 1 })
+	testenv.Eventually(t, 10*time.Second, "the second request to queue", func() bool { return l.Queued() == 1 })
 	if l.Running() != 1 {
 		t.Errorf("Running = %d, want 1", l.Running())
 	}
@@ -85,7 +75,7 @@ func TestLimiterQueuesThenRefuses(t *testing.T) {
 			t.Errorf("admitted request answered %d", s)
 		}
 	}
-	waitFor(t, "slots to be released", func() bool { return l.Running() == 0 })
+	testenv.Eventually(t, 10*time.Second, "slots to be released", func() bool { return l.Running() == 0 })
 }
 
 func TestLimiterUnlimited(t *testing.T) {

@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/statelab/statelab/internal/strategy"
+	"github.com/statelab/statelab/internal/testenv"
 )
 
 // testServer is a playground over fake clusters, served by httptest.
@@ -612,11 +613,5 @@ func TestDashboardAssets(t *testing.T) {
 // waitFor polls cond until it holds or 10 seconds pass.
 func waitFor(t *testing.T, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatal("condition not met within 10s")
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	testenv.Eventually(t, 10*time.Second, "the condition", cond)
 }
