@@ -1,7 +1,10 @@
 package lab
 
 import (
+	"math"
+	"slices"
 	"sort"
+	"time"
 )
 
 // GameEvent is one message a game player received: an acknowledgement of
@@ -149,22 +152,36 @@ func activations(evs []GameEvent, out *GameCheck) []*activation {
 	return acts
 }
 
-// resumeNS is how long after at the room answered again: the longest
-// wait, over the rooms, from at to the first acknowledgement received
-// after it. -1 when no room acknowledged anything after at.
+// resumeWindow is how soon after a fault a room's silence must begin to
+// count as caused by it: acknowledgements already on their way when the
+// owner was killed or paused still arrive a few milliseconds after.
+const resumeWindow = int64(time.Second)
+
+// resumeNS is how long after at the rooms answered again: for each room,
+// the longest silence between two acknowledgements that begins before
+// at+resumeWindow and ends after at, measured from at to its end; the
+// slowest room's. -1 when no room acknowledged anything after at.
 func resumeNS(events []GameEvent, at int64) int64 {
-	first := map[string]int64{}
+	acks := map[string][]int64{}
 	for _, e := range events {
-		if !e.Ack || e.At < at {
-			continue
-		}
-		if f, ok := first[e.Room]; !ok || e.At < f {
-			first[e.Room] = e.At
+		if e.Ack {
+			acks[e.Room] = append(acks[e.Room], e.At)
 		}
 	}
 	worst := int64(-1)
-	for _, f := range first {
-		worst = max(worst, f-at)
+	for _, ts := range acks {
+		slices.Sort(ts)
+		resume, gap := int64(-1), int64(-1)
+		for i, t := range ts {
+			prev := int64(math.MinInt64 / 2)
+			if i > 0 {
+				prev = ts[i-1]
+			}
+			if t > at && prev < at+resumeWindow && t-prev > gap {
+				resume, gap = t-at, t-prev
+			}
+		}
+		worst = max(worst, resume)
 	}
 	return worst
 }

@@ -56,12 +56,23 @@ func TestCheckGame(t *testing.T) {
 }
 
 func TestResumeNS(t *testing.T) {
-	evs := []GameEvent{ack(1, "a", 1, 1, 1, "g1"), ack(50, "a", 2, 2, 2, "g2"),
-		{At: 20e6, Room: "other", Player: "x", Ack: true, Seq: 1}}
-	if got := resumeNS(evs, 10e6); got != 40e6 {
-		t.Errorf("resume = %d ns, want 40 ms (the slowest room)", got)
+	evs := []GameEvent{
+		ack(1, "a", 1, 1, 1, "g1"),
+		ack(12, "a", 2, 2, 1, "g1"),   // on its way when g1 was killed at 10 ms
+		ack(2050, "a", 3, 3, 2, "g2"), // the new owner, 2 s later
+		{At: 20e6, Room: "other", Player: "x", Ack: true, Seq: 1},
+		{At: 40e6, Room: "other", Player: "x", Ack: true, Seq: 2},
 	}
-	if got := resumeNS(evs, 60e6); got != -1 {
+	seq := uint64(4)
+	for at := int64(2070); at < 3000; at += 20 {
+		evs = append(evs, ack(at, "a", seq, seq, 2, "g2"))
+		seq++
+	}
+	evs = append(evs, ack(4000, "a", seq, seq, 2, "g2")) // a later silence, not the fault's
+	if got := resumeNS(evs, 10e6); got != 2040e6 {
+		t.Errorf("resume = %d ns, want 2040 ms (the slowest room's silence after the fault)", got)
+	}
+	if got := resumeNS(evs, 5000e6); got != -1 {
 		t.Errorf("resume after the last ack = %d, want -1", got)
 	}
 }
