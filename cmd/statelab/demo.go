@@ -56,8 +56,12 @@ func runDemo(ctx context.Context, m *Main, args []string) error {
 	if f.quick {
 		mode = "quick"
 	}
-	fmt.Fprintf(m.Stderr, "statelab demo (%s): %d runs, %d replicas each, %.0f req/s for %v per run; output in %s\n",
-		mode, len(pairs), cfg.Replicas, cfg.Rate, cfg.Duration, absOut(f.out))
+	replicas := fmt.Sprintf("%d replicas each", cfg.Replicas)
+	if cfg.Target.URL != "" {
+		replicas = "the target's replicas"
+	}
+	fmt.Fprintf(m.Stderr, "statelab demo (%s): %d runs, %s, %.0f req/s for %v per run; output in %s\n",
+		mode, len(pairs), replicas, cfg.Rate, cfg.Duration, absOut(f.out))
 	if cfg.Target.URL != "" {
 		announceTarget(m.Stderr, cfg, len(pairs))
 	} else if f.redis == "" {
