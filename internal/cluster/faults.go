@@ -73,7 +73,13 @@ func stopCont(sig syscall.Signal) func(p *process) error {
 		if p == nil || p.exited() {
 			return errNotRunning
 		}
-		return p.signal(sig, false)
+		if err := p.signal(sig, false); err != nil {
+			return err
+		}
+		if sig == syscall.SIGSTOP {
+			p.waitStopped(2 * time.Second)
+		}
+		return nil
 	}
 }
 

@@ -107,6 +107,47 @@ func (p *process) signal(sig syscall.Signal, expect bool) error {
 	return nil
 }
 
+// waitStopped waits up to limit until the kernel reports every thread of
+// the process as stopped (state T in /proc/PID/task/*/stat): kill(2)
+// returns before the threads have stopped, so a request sent right after
+// SIGSTOP could still be answered. Where /proc cannot be read it returns at
+// once.
+func (p *process) waitStopped(limit time.Duration) {
+	tasks := fmt.Sprintf("/proc/%d/task", p.pid())
+	for deadline := time.Now().Add(limit); time.Now().Before(deadline) && !p.exited(); time.Sleep(time.Millisecond) {
+		entries, err := os.ReadDir(tasks)
+		if err != nil {
+			return
+		}
+		stopped := true
+		for _, e := range entries {
+			if !threadStopped(tasks + "/" + e.Name() + "/stat") {
+				stopped = false
+				break
+			}
+		}
+		if stopped {
+			return
+		}
+	}
+}
+
+// threadStopped reports whether the stat file at path shows a stopped
+// thread. The state is the field after the command name, which stands in
+// parentheses and may itself hold spaces or parentheses. A thread that is
+// gone counts as stopped.
+func threadStopped(path string) bool {
+	stat, err := os.ReadFile(path)
+	if err != nil {
+		return true
+	}
+	i := bytes.LastIndexByte(stat, ')')
+	if i < 0 || i+2 >= len(stat) {
+		return true
+	}
+	return stat[i+2] == 'T' || stat[i+2] == 't'
+}
+
 // stop asks the process to exit with SIGTERM and waits up to grace before
 // killing it. A stopped (SIGSTOP) process is continued first so it can see
 // the SIGTERM.
