@@ -2,8 +2,8 @@ package main
 
 import "runtime"
 
-// lbProcs gives statelab lb one Go scheduler slot (GOMAXPROCS) more than
-// the runtime's default, the CPUs the process may use, unless the
+// lbProcs gives statelab lb twice the runtime's default number of Go
+// scheduler slots (GOMAXPROCS), the CPUs the process may use, unless the
 // GOMAXPROCS environment variable (env, its value) sets the number; it
 // returns the number in force.
 //
@@ -13,14 +13,16 @@ import "runtime"
 // machine a loopback write often takes that long: the writer is preempted
 // by the reader it woke), hands it to another thread, and then wakes every
 // 20 µs again: thread wake-ups and monitor time that cost the balancer about
-// a tenth of its CPU per request (docs/benchmarks.md). With one spare slot
-// there usually is an idle one, and the monitor leaves the others alone.
+// a tenth of its CPU per request. With spare slots there usually is an idle
+// one, and the monitor leaves the others alone. On 2 CPUs, 4 slots cost
+// 7% less CPU per request than 3 and 3 about 9% less than 2; 6 were no
+// better than 4 (docs/benchmarks.md).
 func lbProcs(env string) int {
 	if env != "" {
 		return runtime.GOMAXPROCS(0)
 	}
 	runtime.SetDefaultGOMAXPROCS()
-	n := runtime.GOMAXPROCS(0) + 1
+	n := 2 * runtime.GOMAXPROCS(0)
 	runtime.GOMAXPROCS(n)
 	return n
 }

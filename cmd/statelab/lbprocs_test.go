@@ -11,11 +11,11 @@ func TestLBProcs(t *testing.T) {
 
 	runtime.SetDefaultGOMAXPROCS()
 	def := runtime.GOMAXPROCS(0)
-	if got := lbProcs(""); got != def+1 || runtime.GOMAXPROCS(0) != def+1 {
-		t.Fatalf("without GOMAXPROCS: lbProcs = %d, GOMAXPROCS = %d; want %d", got, runtime.GOMAXPROCS(0), def+1)
+	if got := lbProcs(""); got != 2*def || runtime.GOMAXPROCS(0) != 2*def {
+		t.Fatalf("without GOMAXPROCS: lbProcs = %d, GOMAXPROCS = %d; want %d", got, runtime.GOMAXPROCS(0), 2*def)
 	}
-	if got := lbProcs(""); got != def+1 {
-		t.Fatalf("a second call: %d, want %d again (not one more)", got, def+1)
+	if got := lbProcs(""); got != 2*def {
+		t.Fatalf("a second call: %d, want %d again (not doubled twice)", got, 2*def)
 	}
 	runtime.GOMAXPROCS(5)
 	if got := lbProcs("5"); got != 5 || runtime.GOMAXPROCS(0) != 5 {
