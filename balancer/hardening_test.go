@@ -13,6 +13,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/statelab/statelab/internal/testenv"
 )
 
 // rawExchange sends raw bytes to addr on a new connection and reads one
@@ -46,35 +48,22 @@ type earlyBackend struct {
 
 func newEarlyBackend(t *testing.T, answer string) *earlyBackend {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	eb := &earlyBackend{ln: ln}
-	t.Cleanup(func() { ln.Close() })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer c.Close()
-				br := bufio.NewReader(c)
-				if _, err := http.ReadRequest(br); err != nil {
-					return
-				}
-				eb.hits.Add(1)
-				if answer != "" {
-					io.WriteString(c, answer)
-				}
-				// Read a little more, as a real server's lingering close
-				// would, then close with the rest unread.
-				c.SetReadDeadline(time.Now().Add(50 * time.Millisecond))
-				io.CopyN(io.Discard, br, 64<<10)
-			}()
+	eb := &earlyBackend{}
+	eb.ln = testenv.ServeTCP(t, func(c net.Conn) {
+		defer c.Close()
+		br := bufio.NewReader(c)
+		if _, err := http.ReadRequest(br); err != nil {
+			return
 		}
-	}()
+		eb.hits.Add(1)
+		if answer != "" {
+			io.WriteString(c, answer)
+		}
+		// Read a little more, as a real server's lingering close
+		// would, then close with the rest unread.
+		c.SetReadDeadline(time.Now().Add(50 * time.Millisecond))
+		io.CopyN(io.Discard, br, 64<<10)
+	})
 	return eb
 }
 

@@ -12,26 +12,14 @@ import (
 	"time"
 
 	"github.com/statelab/statelab/internal/strategy"
+	"github.com/statelab/statelab/internal/testenv"
 )
 
 // echoProxy starts an echo server (standing for the store) and a fault
 // proxy in front of it.
 func echoProxy(t *testing.T) *faultProxy {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() { io.Copy(c, c); c.Close() }()
-		}
-	}()
+	ln := testenv.ServeTCP(t, func(c net.Conn) { io.Copy(c, c); c.Close() })
 	p, err := newFaultProxy(ln.Addr().String())
 	if err != nil {
 		t.Fatal(err)

@@ -83,3 +83,25 @@ func Eventually(tb testing.TB, within time.Duration, what string, cond func() bo
 		time.Sleep(10 * time.Millisecond) // polling interval, not synchronisation
 	}
 }
+
+// ServeTCP listens on a free loopback port and calls handle in a goroutine
+// of its own for every connection, until the test ends (the listener is
+// closed then; handle closes its connection). It returns the listener.
+func ServeTCP(tb testing.TB, handle func(net.Conn)) net.Listener {
+	tb.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go handle(c)
+		}
+	}()
+	return ln
+}
