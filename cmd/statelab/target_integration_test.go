@@ -27,16 +27,21 @@ func TestLabTargetMatchesBuiltIn(t *testing.T) {
 	for _, tt := range []struct {
 		strategy string
 		loses    bool
+		token    string // the balancer's admin token, as Compose sets it
 	}{
-		{"sticky", true},
-		{"cache", false},
+		{"sticky", true, ""},
+		{"cache", false, "target-test-admin-token"},
 	} {
 		t.Run(tt.strategy, func(t *testing.T) {
 			common := []string{"lab", "--strategy", tt.strategy, "--scenario", "failover", "--quick", "--duration", "4s"}
-			dir := startLocalCluster(t, bin, tt.strategy, redis)
+			var env []string
+			if tt.token != "" {
+				env = []string{"STATELAB_ADMIN_TOKEN=" + tt.token}
+			}
+			dir := startLocalCluster(t, bin, tt.strategy, redis, env)
 			kill := "kill -9 $(cat " + dir.path + "/{id}.pid)"
-			target := runLabJSON(t, bin, append(common, "--target", dir.lb, "--target-admin", dir.admin, "--kill-cmd", kill))
-			builtIn := runLabJSON(t, bin, append(common, "--redis", redis))
+			target := runLabJSON(t, bin, append(common, "--target", dir.lb, "--target-admin", dir.admin, "--kill-cmd", kill), env)
+			builtIn := runLabJSON(t, bin, append(common, "--redis", redis), nil)
 
 			tr, br := target.Runs[0], builtIn.Runs[0]
 			if tr.Target != dir.lb || br.Target != "" {
@@ -70,9 +75,10 @@ type localCluster struct {
 	path, lb, admin string
 }
 
-// startLocalCluster starts the script's cluster of strategy on free ports
-// and stops it when the test ends.
-func startLocalCluster(t *testing.T, bin, strategy, redis string) localCluster {
+// startLocalCluster starts the script's cluster of strategy on free ports,
+// with env added to the script's environment, and stops it when the test
+// ends.
+func startLocalCluster(t *testing.T, bin, strategy, redis string, env []string) localCluster {
 	t.Helper()
 	script, err := filepath.Abs("../../deploy/local/cluster.sh")
 	if err != nil {
@@ -81,7 +87,7 @@ func startLocalCluster(t *testing.T, bin, strategy, redis string) localCluster {
 	c := localCluster{path: filepath.Join(t.TempDir(), "cluster")}
 	lbPort, adminPort := testenv.FreePort(t), testenv.FreePort(t)
 	c.lb, c.admin = fmt.Sprintf("http://127.0.0.1:%d", lbPort), fmt.Sprintf("http://127.0.0.1:%d", adminPort)
-	env := append(envWithoutStatelab(), "STATELAB="+bin, "REDIS_URL="+redis,
+	env = append(append(envWithoutStatelab(), env...), "STATELAB="+bin, "REDIS_URL="+redis,
 		fmt.Sprintf("LB_PORT=%d", lbPort), fmt.Sprintf("ADMIN_PORT=%d", adminPort),
 		fmt.Sprintf("APP_PORTS=%d %d %d", testenv.FreePort(t), testenv.FreePort(t), testenv.FreePort(t)))
 	script_ := func(args ...string) ([]byte, error) {
@@ -108,12 +114,12 @@ func startLocalCluster(t *testing.T, bin, strategy, redis string) localCluster {
 }
 
 // runLabJSON runs statelab with args (and its output in a fresh
-// directory) and returns its results.json.
-func runLabJSON(t *testing.T, bin string, args []string) lab.Results {
+// directory), env added to its environment, and returns its results.json.
+func runLabJSON(t *testing.T, bin string, args, env []string) lab.Results {
 	t.Helper()
 	out := t.TempDir()
 	cmd := exec.Command(bin, append(args, "--out", out)...)
-	cmd.Env = envWithoutStatelab()
+	cmd.Env = append(envWithoutStatelab(), env...)
 	b, err := cmd.CombinedOutput()
 	if err != nil {
 		t.Fatalf("statelab %s: %v\n%s", strings.Join(args, " "), err, b)
