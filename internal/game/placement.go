@@ -109,6 +109,8 @@ type ClusterPlacement struct {
 
 	joined atomic.Bool // true once a join succeeded, or when there was no one to join
 
+	updateMu sync.Mutex // one update at a time: an older view never replaces a newer one
+
 	mu       sync.RWMutex
 	members  []Member
 	onChange []func()
@@ -177,6 +179,9 @@ func (p *ClusterPlacement) joinLoop(peers []string) {
 	defer p.wg.Done()
 	for {
 		if _, err := p.ml.Join(peers); err == nil {
+			// The member list must show the peers before the replica
+			// takes rooms: an activation asks them for their copies.
+			p.update()
 			p.joined.Store(true)
 			p.log.Info("game: joined cluster", "members", p.ml.NumMembers())
 			return
@@ -246,6 +251,8 @@ func (p *ClusterPlacement) changed() {
 // update rebuilds the member list from memberlist and calls the
 // OnChange hooks.
 func (p *ClusterPlacement) update() {
+	p.updateMu.Lock()
+	defer p.updateMu.Unlock()
 	var ms []Member
 	for _, n := range p.ml.Members() {
 		var m Member

@@ -8,6 +8,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"log/slog"
 	"net/http"
 	"sync"
 	"time"
@@ -149,16 +150,30 @@ func (s *Server) handleReplica(w http.ResponseWriter, r *http.Request) {
 // whose activation prefers the backup's copy of the previous epoch.
 type replicatedKeeper struct {
 	checkpointKeeper
-	copies *replicaSet
+	copies    *replicaSet
+	placement Placement
+	log       *slog.Logger
 }
 
+// activate takes the lease and resumes from the newest of the store's
+// checkpoint, this replica's own copy and the live peers' copies made
+// under the previous epoch (see replfetch.go).
 func (k *replicatedKeeper) activate(ctx context.Context, room string) (lease, *State, bool, error) {
 	l, st, err := k.rs.acquire(ctx, room, k.owner, k.lease)
 	if err != nil {
 		return l, nil, false, err
 	}
-	if c := k.copies.take(room, l.epoch-1); c != nil && c.Tick >= st.Tick {
-		st = c
+	cands, ferr := k.peerCopies(ctx, room, l.epoch-1)
+	if ferr != nil {
+		k.log.Warn("game: a peer's copy of the room could not be read", "room", room, "epoch", l.epoch-1, "err", ferr)
+	}
+	if c := k.copies.take(room, l.epoch-1); c != nil {
+		cands = append(cands, c)
+	}
+	for _, c := range cands {
+		if c.Tick >= st.Tick {
+			st = c
+		}
 	}
 	return l, st, st.Tick > 0, nil
 }

@@ -85,3 +85,63 @@ func TestReplicatedNeedsSecret(t *testing.T) {
 		t.Fatalf("replicated without a secret: %v", err)
 	}
 }
+
+// TestReplicatedRestartBeforeTakeover: the owner's process dies (no
+// hand-over, no final checkpoint, its lease left in the store under its
+// name) and is restarted with the same ID before its backup has noticed;
+// placement gives it the room back and its own lease at once. It must
+// resume from the backup's copy, which has every acknowledged input, not
+// from the store's older checkpoint.
+func TestReplicatedRestartBeforeTakeover(t *testing.T) {
+	st := newMemstore(t)
+	cfg := func(id string, p Placement) Config {
+		// No checkpoint during the test: the store keeps the room's first
+		// state, so only a copy can have the acknowledged inputs.
+		return Config{ID: id, Strategy: StrategyReplicated, Store: st, Placement: p, Secret: "replication test secret",
+			Tick: 5 * time.Millisecond, Lease: 2 * time.Second, Checkpoint: time.Hour, Logger: discardLogger()}
+	}
+	pa, pb := &staticPlacement{self: "a"}, &staticPlacement{self: "b"}
+	sa, err := NewServer(cfg("a", pa))
+	if err != nil {
+		t.Fatal(err)
+	}
+	sb, err := NewServer(cfg("b", pb))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ha, hb := httptest.NewServer(sa), httptest.NewServer(sb)
+	t.Cleanup(func() { ha.Close(); hb.Close(); sb.Close() })
+	members := []Member{{"a", strings.TrimPrefix(ha.URL, "http://")}, {"b", strings.TrimPrefix(hb.URL, "http://")}}
+	pa.set(members)
+	pb.set(members)
+	room := otherRoom(members, "a")
+	const n = 25
+	for seq := uint64(1); seq <= n; seq++ {
+		if code, _, eb := post(t, ha.URL, room, Input{"p", seq, "right"}); code != 200 {
+			t.Fatalf("seq %d: %d %+v", seq, code, eb)
+		}
+	}
+	// a's process is killed: its API is gone and it writes nothing more.
+	ha.Close()
+	sa.stopPersisting()
+	t.Cleanup(sa.Close) // (its lease has run out by then: nothing to release)
+	// A new process with the same ID comes back on a new address before b
+	// saw a go (b's membership never changes).
+	pa2 := &staticPlacement{self: "a"}
+	sa2, err := NewServer(cfg("a", pa2))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ha2 := httptest.NewServer(sa2)
+	t.Cleanup(func() { ha2.Close(); sa2.Close() })
+	members[0].HTTP = strings.TrimPrefix(ha2.URL, "http://")
+	pa2.set(members)
+	pb.set(members)
+	code, ack, eb := post(t, ha2.URL, room, Input{"p", n + 1, "right"})
+	if code != 200 {
+		t.Fatalf("first input to the restarted owner: %d %+v (the room lost acknowledged inputs)", code, eb)
+	}
+	if ack.Owner != "a" || ack.Epoch != 2 || ack.Applied != n+1 {
+		t.Fatalf("restarted owner: %+v, want owner a, epoch 2, %d inputs applied", ack, n+1)
+	}
+}

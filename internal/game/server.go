@@ -157,6 +157,8 @@ func NewServer(cfg Config) (*Server, error) {
 		s.keeper = &replicatedKeeper{
 			checkpointKeeper: checkpointKeeper{rs: s.records, owner: s.id, lease: lease, checkpoint: cmp.Or(cfg.Checkpoint, DefaultCheckpoint)},
 			copies:           s.replicas,
+			placement:        s.placement,
+			log:              s.log,
 		}
 	}
 	s.handler = s.routes()
@@ -364,6 +366,7 @@ func (s *Server) routes() http.Handler {
 	})
 	handle("GET /readyz", "readyz", s.handleReadyz)
 	handle("POST "+replicationPath, "replica", s.handleReplica)
+	handle("GET "+replicationPath+"/{room}", "replica_copy", s.handleReplicaCopy)
 	mux.Handle("GET /metrics", promhttp.HandlerFor(s.registry, promhttp.HandlerOpts{}))
 	handle("/", "not_found", func(w http.ResponseWriter, r *http.Request) {
 		httpapi.WriteError(w, apiErr(http.StatusNotFound, "not_found", "no such route: "+r.Method+" "+r.URL.Path))
