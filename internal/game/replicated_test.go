@@ -14,35 +14,9 @@ import (
 // checkpoint) the backup takes the room at the next epoch from its copy,
 // with every acknowledged input.
 func TestReplicatedTakeover(t *testing.T) {
-	st := newMemstore(t)
-	lease := 300 * time.Millisecond
-	pa, pb := &staticPlacement{self: "a"}, &staticPlacement{self: "b"}
-	cfg := func(id string, p Placement) Config {
-		// A checkpoint interval far beyond the test: whatever the backup
-		// resumes with comes from its copy, not from the store.
-		return Config{ID: id, Strategy: StrategyReplicated, Store: st, Placement: p, Secret: "replication test secret",
-			Tick: 5 * time.Millisecond, Lease: lease, Checkpoint: time.Hour, Logger: discardLogger()}
-	}
-	sa, err := NewServer(cfg("a", pa))
-	if err != nil {
-		t.Fatal(err)
-	}
-	sb, err := NewServer(cfg("b", pb))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ha, hb := httptest.NewServer(sa), httptest.NewServer(sb)
-	t.Cleanup(func() { ha.Close(); hb.Close(); sb.Close() })
-	members := []Member{{"a", strings.TrimPrefix(ha.URL, "http://")}, {"b", strings.TrimPrefix(hb.URL, "http://")}}
-	pa.set(members)
-	pb.set(members)
-	room := otherRoom(members, "a")
 	const n = 30
-	for seq := uint64(1); seq <= n; seq++ {
-		if code, _, eb := post(t, ha.URL, room, Input{"p", seq, "right"}); code != 200 {
-			t.Fatalf("seq %d: %d %+v", seq, code, eb)
-		}
-	}
+	x := newReplicatedPair(t, 300*time.Millisecond, n)
+	sa, ha, hb, pb, members, room := x.sa, x.ha, x.hb, x.pb, x.members, x.room
 	if got := counterValue(t, sa, "statelab_game_replication_messages_total", "ok"); got < n {
 		t.Fatalf("%v ticks replicated, want at least %d", got, n)
 	}
@@ -93,34 +67,9 @@ func TestReplicatedNeedsSecret(t *testing.T) {
 // resume from the backup's copy, which has every acknowledged input, not
 // from the store's older checkpoint.
 func TestReplicatedRestartBeforeTakeover(t *testing.T) {
-	st := newMemstore(t)
-	cfg := func(id string, p Placement) Config {
-		// No checkpoint during the test: the store keeps the room's first
-		// state, so only a copy can have the acknowledged inputs.
-		return Config{ID: id, Strategy: StrategyReplicated, Store: st, Placement: p, Secret: "replication test secret",
-			Tick: 5 * time.Millisecond, Lease: 2 * time.Second, Checkpoint: time.Hour, Logger: discardLogger()}
-	}
-	pa, pb := &staticPlacement{self: "a"}, &staticPlacement{self: "b"}
-	sa, err := NewServer(cfg("a", pa))
-	if err != nil {
-		t.Fatal(err)
-	}
-	sb, err := NewServer(cfg("b", pb))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ha, hb := httptest.NewServer(sa), httptest.NewServer(sb)
-	t.Cleanup(func() { ha.Close(); hb.Close(); sb.Close() })
-	members := []Member{{"a", strings.TrimPrefix(ha.URL, "http://")}, {"b", strings.TrimPrefix(hb.URL, "http://")}}
-	pa.set(members)
-	pb.set(members)
-	room := otherRoom(members, "a")
 	const n = 25
-	for seq := uint64(1); seq <= n; seq++ {
-		if code, _, eb := post(t, ha.URL, room, Input{"p", seq, "right"}); code != 200 {
-			t.Fatalf("seq %d: %d %+v", seq, code, eb)
-		}
-	}
+	x := newReplicatedPair(t, 2*time.Second, n)
+	sa, ha, pb, members, room := x.sa, x.ha, x.pb, x.members, x.room
 	// a's process is killed: its API is gone and it writes nothing more.
 	ha.Close()
 	sa.stopPersisting()
@@ -128,7 +77,7 @@ func TestReplicatedRestartBeforeTakeover(t *testing.T) {
 	// A new process with the same ID comes back on a new address before b
 	// saw a go (b's membership never changes).
 	pa2 := &staticPlacement{self: "a"}
-	sa2, err := NewServer(cfg("a", pa2))
+	sa2, err := NewServer(x.cfg("a", pa2))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -144,4 +93,47 @@ func TestReplicatedRestartBeforeTakeover(t *testing.T) {
 	if ack.Owner != "a" || ack.Epoch != 2 || ack.Applied != n+1 {
 		t.Fatalf("restarted owner: %+v, want owner a, epoch 2, %d inputs applied", ack, n+1)
 	}
+}
+
+// replicatedPair is a replicated owner "a" and backup "b" on one store,
+// each behind its own HTTP server, a room a owns, and n inputs of player
+// p acknowledged by a. A checkpoint interval far beyond the test: the
+// store keeps the room's first state, so whatever a later owner resumes
+// with beyond it comes from a copy.
+type replicatedPair struct {
+	cfg     func(id string, p Placement) Config
+	sa, sb  *Server
+	ha, hb  *httptest.Server
+	pa, pb  *staticPlacement
+	members []Member
+	room    string
+}
+
+func newReplicatedPair(t *testing.T, lease time.Duration, n uint64) *replicatedPair {
+	t.Helper()
+	st := newMemstore(t)
+	x := &replicatedPair{pa: &staticPlacement{self: "a"}, pb: &staticPlacement{self: "b"}}
+	x.cfg = func(id string, p Placement) Config {
+		return Config{ID: id, Strategy: StrategyReplicated, Store: st, Placement: p, Secret: "replication test secret",
+			Tick: 5 * time.Millisecond, Lease: lease, Checkpoint: time.Hour, Logger: discardLogger()}
+	}
+	var err error
+	if x.sa, err = NewServer(x.cfg("a", x.pa)); err != nil {
+		t.Fatal(err)
+	}
+	if x.sb, err = NewServer(x.cfg("b", x.pb)); err != nil {
+		t.Fatal(err)
+	}
+	x.ha, x.hb = httptest.NewServer(x.sa), httptest.NewServer(x.sb)
+	t.Cleanup(func() { x.ha.Close(); x.hb.Close(); x.sb.Close() })
+	x.members = []Member{{"a", strings.TrimPrefix(x.ha.URL, "http://")}, {"b", strings.TrimPrefix(x.hb.URL, "http://")}}
+	x.pa.set(x.members)
+	x.pb.set(x.members)
+	x.room = otherRoom(x.members, "a")
+	for seq := uint64(1); seq <= n; seq++ {
+		if code, _, eb := post(t, x.ha.URL, x.room, Input{"p", seq, "right"}); code != 200 {
+			t.Fatalf("seq %d: %d %+v", seq, code, eb)
+		}
+	}
+	return x
 }
