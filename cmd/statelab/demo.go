@@ -12,12 +12,13 @@ import (
 )
 
 func runDemo(ctx context.Context, m *Main, args []string) error {
-	fs := newFlagSet(m, "demo", "[--quick] [--out DIR] [--strategies a,b,...] [--redis URL] [--postgres URL] [--target URL --strategies S [--target-admin URL] [--kill-cmd CMD] ...]")
+	fs := newFlagSet(m, "demo", "[--quick] [--out DIR] [--strategies a,b,...] [--sweep=false] [--redis URL] [--postgres URL] [--target URL --strategies S [--target-admin URL] [--kill-cmd CMD] ...]")
 	var f labFlags
 	var strategies listFlag
-	var games bool
+	var games, sweep bool
 	fs.Var(&strategies, "strategies", "comma-separated strategies to run (default: all six)")
 	fs.BoolVar(&games, "game", true, "also run the game server (statelab game) through failover and pause")
+	fs.BoolVar(&sweep, "sweep", true, "after the runs, a scaling sweep (lab --sweep): every strategy at 1-16 replicas; --quick: client and sticky at 1 and 2")
 	f.register(fs, false)
 	if err := parseFlags(fs, args); err != nil {
 		return err
@@ -71,5 +72,9 @@ func runDemo(ctx context.Context, m *Main, args []string) error {
 	}
 	began := time.Now()
 	runs, runErr := lab.RunSuite(ctx, cfg, pairs, progressTo(m))
-	return finish(m, f.out, "", "statelab demo "+strings.Join(args, " "), cfg, began, runs, runErr, true)
+	var sw *lab.Sweep
+	if sweep && cfg.Target.URL == "" && runErr == nil {
+		sw, runErr = demoSweep(ctx, m, cfg, lab.DemoSweepConfig(f.quick, sts))
+	}
+	return finishWithSweep(m, f.out, "", "statelab demo "+strings.Join(args, " "), cfg, began, runs, sw, runErr, true)
 }

@@ -144,13 +144,26 @@ func cartParams(cfg lab.Config) string {
 // and returns runErr (the suite's error, e.g. an interruption) or the
 // write error.
 func finish(m *Main, out, jsonPath, command string, cfg lab.Config, began time.Time, runs []*lab.Run, runErr error, newcomer bool) error {
+	return finishWithSweep(m, out, jsonPath, command, cfg, began, runs, nil, runErr, newcomer)
+}
+
+// finishWithSweep is finish with a scaling sweep (nil: none): its table
+// follows the runs' and it goes into the same report and results.
+func finishWithSweep(m *Main, out, jsonPath, command string, cfg lab.Config, began time.Time, runs []*lab.Run, sw *lab.Sweep, runErr error, newcomer bool) error {
 	info := lab.ReportInfo{Command: command, Generated: time.Now(), Machine: lab.ThisMachine(), Wall: time.Since(began), Params: params(cfg)}
-	files, claims, werr := lab.WriteOutputs(out, jsonPath, info, runs)
+	files, claims, werr := lab.WriteOutputsWithSweep(out, jsonPath, info, runs, sw)
 	fmt.Fprintln(m.Stdout)
 	if err := lab.WriteTable(m.Stdout, runs); err != nil {
 		return err
 	}
 	fmt.Fprintln(m.Stdout)
+	if sw != nil {
+		fmt.Fprintln(m.Stdout, "Scaling sweep: the highest sustained rate at each replica count:")
+		if err := lab.WriteSweepTable(m.Stdout, sw); err != nil {
+			return err
+		}
+		fmt.Fprintln(m.Stdout)
+	}
 	if newcomer {
 		fmt.Fprintln(m.Stdout, "What the lesson claims, and what these runs say:")
 		lab.WriteClaims(m.Stdout, claims)

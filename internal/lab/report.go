@@ -28,6 +28,12 @@ type ReportInfo struct {
 // WriteReport writes a self-contained HTML report (inline CSS, charts as
 // SVG drawn here, no script, nothing fetched) of runs and claims to path.
 func WriteReport(path string, info ReportInfo, runs []*Run, claims []ClaimResult) error {
+	return writeReport(path, info, runs, claims, nil)
+}
+
+// writeReport is WriteReport with a scaling sweep's charts and table (sw
+// nil: none).
+func writeReport(path string, info ReportInfo, runs []*Run, claims []ClaimResult, sw *Sweep) error {
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return fmt.Errorf("lab: write report: %w", err)
 	}
@@ -35,7 +41,10 @@ func WriteReport(path string, info ReportInfo, runs []*Run, claims []ClaimResult
 	if err != nil {
 		return fmt.Errorf("lab: write report: %w", err)
 	}
-	data := reportData{Info: info, Claims: claims, Raw: runs}
+	data := reportData{Info: info, Claims: claims, Raw: runs, Sweep: sw}
+	if sw != nil {
+		data.SweepCapacity, data.SweepEff = sweepCharts(sw)
+	}
 	cart, games := splitGameRuns(runs)
 	for _, r := range cart {
 		data.Runs = append(data.Runs, newRunView(r))
@@ -58,6 +67,9 @@ type reportData struct {
 	Claims []ClaimResult
 	Runs   []runView
 	Raw    []*Run // the runs as given, for the services table
+	// Sweep is the scaling sweep, when one ran, with its two charts.
+	Sweep                   *Sweep
+	SweepCapacity, SweepEff template.HTML
 	// Games are the game server's runs, in a section of their own.
 	Games []runView
 }
@@ -227,6 +239,7 @@ var reportTemplate = template.Must(template.New("report").Funcs(template.FuncMap
 	"lu":      lostUpdatesText,
 	"svcHead": func() []string { return servicesHeader },
 	"svcRows": servicesRows,
+	"eff":     effText,
 }).Parse(`<!doctype html>
 <html lang="en"><head><meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
@@ -235,6 +248,8 @@ var reportTemplate = template.Must(template.New("report").Funcs(template.FuncMap
 body{font:15px/1.45 system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:0 auto;max-width:1200px;padding:16px 24px;color:#111827;background:#fff}
 h1{font-size:26px;margin:8px 0 2px}h2{font-size:20px;margin:28px 0 8px;border-bottom:1px solid #e5e7eb;padding-bottom:4px}h3{font-size:16px;margin:18px 0 4px}
 .meta{color:#4b5563;font-size:13px}
+.curves{display:grid;grid-template-columns:repeat(2,minmax(0,1fr));gap:12px}.curve{width:100%;height:auto;background:#fcfcfd;border:1px solid #f3f4f6}
+.curve .t{font-size:12px;fill:#374151;font-weight:600}.curve .a{font-size:10px;fill:#6b7280}.curve .g{stroke:#e5e7eb}
 table{border-collapse:collapse;font-size:13px;width:100%}th,td{padding:4px 6px;border-bottom:1px solid #e5e7eb;text-align:right;white-space:nowrap}th{background:#f9fafb}td:first-child,td:nth-child(2),th:first-child,th:nth-child(2){text-align:left}
 .bad{color:#b91c1c;font-weight:600}.good{color:#047857}
 .claim{margin:6px 0;padding:6px 10px;border-left:4px solid #9ca3af;background:#f9fafb}
@@ -272,6 +287,14 @@ Latency is measured from when each request was <em>scheduled</em>, so a stalled 
 <table><thead><tr>{{range svcHead}}<th>{{.}}</th>{{end}}</tr></thead><tbody>
 {{range .}}<tr>{{range .}}<td>{{.}}</td>{{end}}</tr>
 {{end}}</tbody></table>{{end}}
+
+{{with .Sweep}}<h2>Scaling sweep</h2>
+<p class="meta">{{.Method}} Each replica: --work {{.WorkMS}} ms --max-inflight {{.MaxInflight}}. Hollow points: the machine's CPU was saturated at that point's saturating probe.</p>
+<div class="curves">{{$.SweepCapacity}}{{$.SweepEff}}</div>
+<table><thead><tr><th>strategy</th><th>replicas</th><th>capacity req/s</th><th>model req/s</th><th>efficiency</th><th>p99 ms</th><th>errors</th><th>limiter</th></tr></thead><tbody>
+{{range .Points}}{{if .Skipped}}<tr><td>{{.Strategy}}</td><td>{{.Replicas}}</td><td colspan="6" style="text-align:left">{{.Skipped}}</td></tr>
+{{else}}<tr><td>{{.Strategy}}</td><td>{{.Replicas}}</td><td>{{printf "%.0f" .CapacityRPS}}</td><td>{{printf "%.0f" .NominalRPS}}</td><td>{{eff .}}</td><td>{{printf "%.1f" .Latency.P99}}</td><td>{{pct .ErrorRate}}</td><td>{{.Limiter}}{{if .CPUSaturated}} · cpu saturated{{end}} — {{.LimiterEvidence}}</td></tr>
+{{end}}{{end}}</tbody></table>{{end}}
 
 <h2>Runs over time</h2>
 <p class="meta">Dashed orange lines mark the faults (hover for what happened).</p>

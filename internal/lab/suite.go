@@ -98,9 +98,19 @@ type Outputs struct {
 // WriteOutputs evaluates the claims over runs and writes results.json (to
 // jsonPath, or outDir/results.json when empty) and outDir/report.html.
 func WriteOutputs(outDir, jsonPath string, info ReportInfo, runs []*Run) (Outputs, []ClaimResult, error) {
+	return WriteOutputsWithSweep(outDir, jsonPath, info, runs, nil)
+}
+
+// WriteOutputsWithSweep is WriteOutputs with a scaling sweep (nil: none)
+// in results.json and the report; the sweep's verdicts on the scaling
+// claims win over the runs' where it measured them.
+func WriteOutputsWithSweep(outDir, jsonPath string, info ReportInfo, runs []*Run, sw *Sweep) (Outputs, []ClaimResult, error) {
 	SortRuns(runs)
 	claims := EvaluateClaims(runs)
-	res := Results{Version: 1, Machine: info.Machine}
+	if sw != nil {
+		claims = combineClaims(claims, EvaluateSweepClaims(sw))
+	}
+	res := Results{Version: 1, Machine: info.Machine, Sweep: sw}
 	for _, r := range runs {
 		if r.Skipped == "" {
 			res.Runs = append(res.Runs, r.Result)
@@ -113,6 +123,6 @@ func WriteOutputs(outDir, jsonPath string, info ReportInfo, runs []*Run) (Output
 		jsonPath = filepath.Join(outDir, "results.json")
 	}
 	out := Outputs{Results: jsonPath, Report: filepath.Join(outDir, "report.html")}
-	err := errors.Join(res.WriteJSON(jsonPath), WriteReport(out.Report, info, runs, claims))
+	err := errors.Join(res.WriteJSON(jsonPath), writeReport(out.Report, info, runs, claims, sw))
 	return out, claims, err
 }
