@@ -41,7 +41,7 @@ func runDemo(ctx context.Context, m *Main, args []string) error {
 	if cfg.Target, err = f.target.target(fs); err != nil {
 		return err
 	}
-	pairs := append(lab.DemoPairs(sts), lab.ServicePairs(sts, f.quick)...)
+	pairs := append(lab.DemoPairs(sts, f.quick), lab.ServicePairs(sts, f.quick)...)
 	if games {
 		pairs = append(pairs, lab.GamePairs(f.quick)...)
 		cfg.Game = lab.DemoGameParams(f.quick)
@@ -51,7 +51,7 @@ func runDemo(ctx context.Context, m *Main, args []string) error {
 			return usageErrorf("demo", "--target needs --strategies naming the one strategy the target runs")
 		}
 		// The services and game scenarios need the lab's own cluster.
-		pairs = lab.DemoPairs(sts)
+		pairs = lab.DemoPairs(sts, f.quick)
 	}
 	mode := "full"
 	if f.quick {

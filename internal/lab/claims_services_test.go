@@ -108,7 +108,7 @@ func TestServicePairsAndTable(t *testing.T) {
 		return strings.Join(out, " ")
 	}
 	got := pairText(ServicePairs(strategy.All(), true))
-	if want := "sticky×rolling client×rolling sticky×surge sticky×deploy"; got != want {
+	if want := "sticky×rolling sticky×surge sticky×deploy"; got != want {
 		t.Errorf("quick pairs %s, want %s", got, want)
 	}
 	if full := ServicePairs(strategy.All(), false); len(full) != len(strategy.All())+2 {

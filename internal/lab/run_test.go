@@ -157,7 +157,10 @@ func TestRunOneSkips(t *testing.T) {
 }
 
 func TestDemoPairsAndSort(t *testing.T) {
-	pairs := DemoPairs(strategy.All())
+	if quick := DemoPairs(strategy.All(), true); len(quick) != 30 || quick[0] != (Pair{Strategy: strategy.Naive, Scenario: Steady}) || quick[1].Strategy == strategy.Naive {
+		t.Errorf("quick demo pairs %v, want 30 with naive through steady only", quick)
+	}
+	pairs := DemoPairs(strategy.All(), false)
 	if len(pairs) != 33 {
 		t.Errorf("%d demo pairs, want 33 (six strategies × four scenarios, storefail, isolate, slowstore and flaky for the two external stores, partition for replicated)", len(pairs))
 	}
