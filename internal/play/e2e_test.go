@@ -70,6 +70,10 @@ func TestPlaygroundInBrowser(t *testing.T) {
 			Binary: bin,
 			Dir:    t.TempDir(),
 			Logger: slog.New(slog.DiscardHandler),
+			// A ramp far longer than the page's poll, so a busy machine
+			// cannot end it before the page shows the restarted
+			// replica's slow-start weight.
+			SlowStart: time.Minute,
 		}),
 		Shoppers: NewLabShoppers(),
 		Logger:   slog.New(slog.DiscardHandler),
