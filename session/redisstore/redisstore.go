@@ -547,7 +547,10 @@ func (s *Store) Count(ctx context.Context) (int, error) {
 // session.ErrUnavailable.
 func (s *Store) Ping(ctx context.Context) error {
 	if err := ctx.Err(); err != nil {
-		return fmt.Errorf("redisstore: ping: %w", err)
+		// A deadline that passed before the PING (opening a sentinel
+		// set can spend it all asking unreachable sentinels) means
+		// unavailable, as it does during one; a cancel stays a cancel.
+		return s.fail(ctx, "ping", err)
 	}
 	if err := s.client.Ping(ctx).Err(); err != nil {
 		return s.fail(ctx, "ping", err)
