@@ -421,8 +421,14 @@ func (c *Cluster) peersOf(r *replica) string {
 // launch starts replica r's process (it must not be running).
 func (c *Cluster) launch(r *replica) error {
 	bin, args := c.hostCommand(r, c.cfg.Binary, c.appArgs(r))
-	logPath := filepath.Join(c.dir, r.id+".log")
-	p, err := startProcess(r.id, bin, args, c.secretEnv(), logPath, func(p *process, expected bool, err error) {
+	return c.startReplica(r, bin, args, c.secretEnv())
+}
+
+// startReplica starts replica r as bin with args and env, logging to
+// r.id.log in the cluster's directory, and marks it starting. Cart and
+// service replicas both start here.
+func (c *Cluster) startReplica(r *replica, bin string, args, env []string) error {
+	p, err := startProcess(r.id, bin, args, env, filepath.Join(c.dir, r.id+".log"), func(p *process, expected bool, err error) {
 		c.onReplicaExit(r, p, expected, err)
 	})
 	if err != nil {

@@ -142,18 +142,7 @@ func (c *Cluster) serviceArgs(r *replica, pool string) []string {
 
 // launchService starts service replica r's process.
 func (c *Cluster) launchService(r *replica, pool string) error {
-	p, err := startProcess(r.id, c.cfg.Binary, c.serviceArgs(r, pool), nil, filepath.Join(c.dir, r.id+".log"), func(p *process, expected bool, err error) {
-		c.onReplicaExit(r, p, expected, err)
-	})
-	if err != nil {
-		return err
-	}
-	c.mu.Lock()
-	r.proc = p
-	r.state = StateStarting
-	r.starts++
-	c.mu.Unlock()
-	return nil
+	return c.startReplica(r, c.cfg.Binary, c.serviceArgs(r, pool), nil)
 }
 
 // serviceAppArgs are the flags that make a cart replica call the services
