@@ -1,0 +1,119 @@
+#!/usr/bin/env bash
+# bench/epollspike.sh — what a minimal epoll event-loop proxy in Go
+# (bench/epollspike) costs per request, against HAProxy and statelab lb, in
+# bench/lb.sh's keep-alive setup (two bench/backend backends, round robin,
+# wrk -t1 -c64). Usage (from the repository root):
+#
+#   bench/epollspike.sh                        # ROUNDS=5 DURATION=6s LOOPS="1 2"
+#   ROUNDS=7 LOOPS=1 QUERY="?size=4096" bench/epollspike.sh
+#
+# Rounds are interleaved across the targets; CPU µs per request is the
+# proxy's utime+stime (/proc/PID/stat) over the run divided by the requests.
+set -euo pipefail
+
+DURATION=${DURATION:-6s}
+ROUNDS=${ROUNDS:-5}
+CONNS=${CONNS:-64}
+LOOPS=${LOOPS:-1 2}
+QUERY=${QUERY:-}
+BASE_PORT=${BASE_PORT:-19400}
+WRKARGS=${WRKARGS:-}
+
+cd "$(dirname "$0")/.."
+# shellcheck source=bench/common.sh
+. bench/common.sh
+need_tools wrk haproxy curl
+
+B1=$((BASE_PORT + 1)) B2=$((BASE_PORT + 2)) P_LB=$((BASE_PORT + 10)) P_ADMIN=$((BASE_PORT + 11))
+P_HA=$((BASE_PORT + 20)) P_SPIKE=$((BASE_PORT + 30))
+
+go build -o "$tmp/statelab" ./cmd/statelab
+go build -o "$tmp/backend" ./bench/backend
+go build -o "$tmp/epollspike" ./bench/epollspike
+
+"$tmp/backend" -listen 127.0.0.1:$B1 -id b1 & pids+=($!)
+"$tmp/backend" -listen 127.0.0.1:$B2 -id b2 & pids+=($!)
+"$tmp/statelab" lb --listen 127.0.0.1:$P_LB --admin 127.0.0.1:$P_ADMIN --policy round_robin \
+	--backend b1=http://127.0.0.1:$B1 --backend b2=http://127.0.0.1:$B2 2>"$tmp/statelab.log" &
+pids+=($!)
+declare -A pidof url
+pidof[statelab]=$! url[statelab]=http://127.0.0.1:$P_LB/$QUERY
+
+cat >"$tmp/haproxy.cfg" <<CFG
+global
+    maxconn 4096
+defaults
+    mode http
+    timeout connect 2s
+    timeout client 60s
+    timeout server 60s
+    option http-keep-alive
+frontend fe
+    bind 127.0.0.1:$P_HA
+    default_backend be
+backend be
+    balance roundrobin
+    http-reuse always
+    server b1 127.0.0.1:$B1
+    server b2 127.0.0.1:$B2
+CFG
+haproxy -f "$tmp/haproxy.cfg" -db >"$tmp/haproxy.log" 2>&1 & pids+=($!)
+pidof[haproxy]=$! url[haproxy]=http://127.0.0.1:$P_HA/$QUERY
+
+targets=(statelab haproxy)
+i=0
+for n in $LOOPS; do
+	p=$((P_SPIKE + i)); i=$((i + 1))
+	"$tmp/epollspike" -listen 127.0.0.1:$p -loops "$n" -backend 127.0.0.1:$B1 -backend 127.0.0.1:$B2 &
+	pids+=($!)
+	pidof[spike$n]=$! url[spike$n]=http://127.0.0.1:$p/$QUERY
+	targets+=("spike$n")
+done
+
+for t in "${targets[@]}"; do
+	for _ in $(seq 100); do curl -fsS -o /dev/null "${url[$t]}" 2>/dev/null && break; sleep 0.1; done
+	curl -fsS -o /dev/null "${url[$t]}" || { echo "no answer from $t at ${url[$t]}" >&2; exit 1; }
+done
+
+to_ms() {
+	awk -v v="$1" 'BEGIN {
+		if (v ~ /us$/) { sub(/us$/, "", v); printf "%.3f", v / 1000 }
+		else if (v ~ /ms$/) { sub(/ms$/, "", v); printf "%.3f", v }
+		else if (v ~ /s$/) { sub(/s$/, "", v); printf "%.3f", v * 1000 }
+		else print v }'
+}
+ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+median() { tr ' ' '\n' <<<"$1" | grep -v '^$' | sort -g | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
+hz=$(getconf CLK_TCK)
+
+echo "nproc=$(nproc) rounds=$ROUNDS duration=$DURATION conns=$CONNS query=$QUERY $(go version | awk '{print $3}') load average at start: $(cut -d' ' -f1-3 /proc/loadavg)"
+printf "%-6s %-9s %10s %8s %8s %8s\n" round target req/s p50_ms p99_ms cpu_us
+declare -A rps p99 cpu
+for r in $(seq "$ROUNDS"); do
+	for t in "${targets[@]}"; do
+		# shellcheck disable=SC2086
+		wrk -t1 -c"$CONNS" -d1s $WRKARGS "${url[$t]}" >/dev/null
+		c0=$(ticks "${pidof[$t]}")
+		# shellcheck disable=SC2086
+		out=$(wrk -t1 -c"$CONNS" -d"$DURATION" --latency $WRKARGS "${url[$t]}")
+		c1=$(ticks "${pidof[$t]}")
+		q=$(awk '/^Requests\/sec:/ {print $2}' <<<"$out")
+		n=$(awk '/ requests in / {print $1}' <<<"$out")
+		l50=$(to_ms "$(awk '$1 == "50%" {print $2}' <<<"$out")")
+		l99=$(to_ms "$(awk '$1 == "99%" {print $2}' <<<"$out")")
+		us=$(awk -v a="$c0" -v b="$c1" -v n="$n" -v hz="$hz" 'BEGIN {printf "%.1f", (b - a) / hz * 1e6 / n}')
+		errs=$(awk '/Non-2xx|Socket errors/' <<<"$out")
+		[ -n "$errs" ] && echo "  $t: $errs" >&2
+		rps[$t]+="$q "; p99[$t]+="$l99 "; cpu[$t]+="$us "
+		printf "%-6s %-9s %10.0f %8.3f %8.3f %8s\n" "$r" "$t" "$q" "$l50" "$l99" "$us"
+	done
+done
+echo "medians over $ROUNDS rounds (ratios to haproxy's medians):"
+printf "%-9s %10s %8s %8s %8s %8s %8s\n" target req/s ratio p99_ms p99_x cpu_us cpu_x
+for t in "${targets[@]}"; do
+	awk -v t="$t" -v q="$(median "${rps[$t]}")" -v hq="$(median "${rps[haproxy]}")" \
+		-v p="$(median "${p99[$t]}")" -v hp="$(median "${p99[haproxy]}")" \
+		-v c="$(median "${cpu[$t]}")" -v hc="$(median "${cpu[haproxy]}")" \
+		'BEGIN {printf "%-9s %10.0f %7.2fx %8.3f %7.2fx %8.1f %7.2fx\n", t, q, q / hq, p, p / hp, c, c / hc}'
+done
+echo "load average at end: $(cut -d' ' -f1-3 /proc/loadavg)"
