@@ -39,24 +39,7 @@ pids+=($!)
 declare -A pidof url
 pidof[statelab]=$! url[statelab]=http://127.0.0.1:$P_LB/$QUERY
 
-cat >"$tmp/haproxy.cfg" <<CFG
-global
-    maxconn 4096
-defaults
-    mode http
-    timeout connect 2s
-    timeout client 60s
-    timeout server 60s
-    option http-keep-alive
-frontend fe
-    bind 127.0.0.1:$P_HA
-    default_backend be
-backend be
-    balance roundrobin
-    http-reuse always
-    server b1 127.0.0.1:$B1
-    server b2 127.0.0.1:$B2
-CFG
+haproxy_cfg 4096 60s $B1 $B2 127.0.0.1:$P_HA >"$tmp/haproxy.cfg"
 haproxy -f "$tmp/haproxy.cfg" -db >"$tmp/haproxy.log" 2>&1 & pids+=($!)
 pidof[haproxy]=$! url[haproxy]=http://127.0.0.1:$P_HA/$QUERY
 
@@ -75,15 +58,6 @@ for t in "${targets[@]}"; do
 	curl -fsS -o /dev/null "${url[$t]}" || { echo "no answer from $t at ${url[$t]}" >&2; exit 1; }
 done
 
-to_ms() {
-	awk -v v="$1" 'BEGIN {
-		if (v ~ /us$/) { sub(/us$/, "", v); printf "%.3f", v / 1000 }
-		else if (v ~ /ms$/) { sub(/ms$/, "", v); printf "%.3f", v }
-		else if (v ~ /s$/) { sub(/s$/, "", v); printf "%.3f", v * 1000 }
-		else print v }'
-}
-ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
-median() { tr ' ' '\n' <<<"$1" | grep -v '^$' | sort -g | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
 hz=$(getconf CLK_TCK)
 
 echo "nproc=$(nproc) rounds=$ROUNDS duration=$DURATION conns=$CONNS query=$QUERY $(go version | awk '{print $3}') load average at start: $(cut -d' ' -f1-3 /proc/loadavg)"
@@ -93,10 +67,10 @@ for r in $(seq "$ROUNDS"); do
 	for t in "${targets[@]}"; do
 		# shellcheck disable=SC2086
 		wrk -t1 -c"$CONNS" -d1s $WRKARGS "${url[$t]}" >/dev/null
-		c0=$(ticks "${pidof[$t]}")
+		c0=$(cpu_ticks "${pidof[$t]}")
 		# shellcheck disable=SC2086
 		out=$(wrk -t1 -c"$CONNS" -d"$DURATION" --latency $WRKARGS "${url[$t]}")
-		c1=$(ticks "${pidof[$t]}")
+		c1=$(cpu_ticks "${pidof[$t]}")
 		q=$(awk '/^Requests\/sec:/ {print $2}' <<<"$out")
 		n=$(awk '/ requests in / {print $1}' <<<"$out")
 		l50=$(to_ms "$(awk '$1 == "50%" {print $2}' <<<"$out")")

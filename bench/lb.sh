@@ -55,25 +55,7 @@ pids+=($!); pid_statelab=$!
 	--tls-cert "$tmp/cert.pem" --tls-key "$tmp/key.pem" 2>"$tmp/statelab-tls.log" &
 pids+=($!); pid_statelab_tls=$!
 
-cat >"$tmp/haproxy.cfg" <<CFG
-global
-    maxconn 4096
-defaults
-    mode http
-    timeout connect 2s
-    timeout client 60s
-    timeout server 60s
-    option http-keep-alive
-frontend fe
-    bind 127.0.0.1:$P_HA
-    bind 127.0.0.1:$P_HAS ssl crt $tmp/haproxy.pem
-    default_backend be
-backend be
-    balance roundrobin
-    http-reuse always
-    server b1 127.0.0.1:$B1
-    server b2 127.0.0.1:$B2
-CFG
+haproxy_cfg 4096 60s $B1 $B2 127.0.0.1:$P_HA "127.0.0.1:$P_HAS ssl crt $tmp/haproxy.pem" >"$tmp/haproxy.cfg"
 haproxy -f "$tmp/haproxy.cfg" -db >"$tmp/haproxy.log" 2>&1 & pids+=($!); pid_haproxy=$!
 
 mkdir -p "$tmp/nginx"
@@ -115,27 +97,6 @@ for u in http://127.0.0.1:$B1/ http://127.0.0.1:$P_LB/ https://127.0.0.1:$P_LBS/
 	done
 	curl -kfsS -o /dev/null "$u" || { echo "no answer at $u" >&2; exit 1; }
 done
-
-# to_ms converts a wrk duration (812.00us, 1.20ms, 1.01s) to milliseconds.
-to_ms() {
-	awk -v v="$1" 'BEGIN {
-		if (v ~ /us$/) { sub(/us$/, "", v); printf "%.3f", v / 1000 }
-		else if (v ~ /ms$/) { sub(/ms$/, "", v); printf "%.3f", v }
-		else if (v ~ /s$/) { sub(/s$/, "", v); printf "%.3f", v * 1000 }
-		else print v }'
-}
-
-# cpu_ticks PID...: utime+stime of the processes and their children processes' threads.
-cpu_ticks() {
-	local t=0 p
-	for p in "$@"; do
-		[ -r "/proc/$p/stat" ] && t=$((t + $(awk '{print $14 + $15}' "/proc/$p/stat")))
-	done
-	echo "$t"
-}
-
-# median of a space-separated list
-median() { tr ' ' '\n' <<<"$1" | grep -v '^$' | sort -g | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
 
 hz=$(getconf CLK_TCK)
 summary=""

@@ -48,25 +48,7 @@ go build -o "$tmp/idleconns" ./bench/idleconns
 "$tmp/backend" -listen 127.0.0.1:$B1 -id b1 & pids+=($!)
 "$tmp/backend" -listen 127.0.0.1:$B2 -id b2 & pids+=($!)
 
-cat >"$tmp/haproxy.cfg" <<CFG
-global
-    maxconn $((CONNS + 100))
-defaults
-    mode http
-    timeout connect 2s
-    timeout client 300s
-    timeout server 60s
-    timeout http-keep-alive 300s
-    option http-keep-alive
-frontend fe
-    bind 127.0.0.1:$P_HA
-    default_backend be
-backend be
-    balance roundrobin
-    http-reuse always
-    server b1 127.0.0.1:$B1
-    server b2 127.0.0.1:$B2
-CFG
+haproxy_cfg $((CONNS + 100)) 300s $B1 $B2 127.0.0.1:$P_HA >"$tmp/haproxy.cfg"
 
 rss_kib() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status"; }
 
