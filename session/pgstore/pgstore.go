@@ -20,6 +20,7 @@
 package pgstore
 
 import (
+	"cmp"
 	"context"
 	"embed"
 	"errors"
@@ -29,7 +30,6 @@ import (
 	"math"
 	"regexp"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -38,8 +38,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/statelab/statelab/session"
-	"github.com/statelab/statelab/session/internal/storekey"
-	"github.com/statelab/statelab/session/internal/sweeper"
+	"github.com/statelab/statelab/session/internal/sqlstore"
 )
 
 // Defaults for the zero values of Options.
@@ -57,10 +56,6 @@ const (
 	// its context is done, for the server to cancel the running statement
 	// before it drops the connection.
 	CancelGrace = time.Second
-
-	// sweepBatch is how many expired rows one sweeper statement deletes, so
-	// a sweep never holds many row locks at once.
-	sweepBatch = 1000
 )
 
 // Options configures a Store. The zero value is valid.
@@ -85,17 +80,29 @@ type Options struct {
 	Logger *slog.Logger
 }
 
-// Store is a session.Store in PostgreSQL. It is safe for concurrent use by
-// many goroutines and many processes sharing one database.
+// Store is a session.Store, session.Counter and session.Pinger in
+// PostgreSQL. It is safe for concurrent use by many goroutines and many
+// processes sharing one database.
+//
+// Its methods are those every SQL store shares: Get, Put, Touch, Delete,
+// Count, Ping, Sweep (deletes expired rows in batches and returns how many;
+// the sweeper goroutine calls it every SweepInterval, and deployments that
+// disable the goroutine may call it from elsewhere) and Close (stops the
+// sweeper and, if the Store made its pool with Open, closes the pool; safe to
+// call more than once).
 type Store struct {
-	pool    *pgxpool.Pool
-	owned   bool // Close closes pool: Open made it
-	timeout time.Duration
-	log     *slog.Logger
-	q       queries
+	*core
+}
 
-	sweeper   *sweeper.Sweeper
-	closeOnce sync.Once
+// core is the dialect-independent half of Store.
+type core = sqlstore.Store
+
+// dialect runs the Store's statements on a pool.
+type dialect struct {
+	pool          *pgxpool.Pool
+	owned         bool // Close closes pool: Open made it
+	schema, table string
+	q             queries
 }
 
 // queries holds the statements, with the table's quoted name filled in.
@@ -122,6 +129,10 @@ var identifier = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]{0,62}$`)
 // the pool. An unreachable server returns an error wrapping
 // session.ErrUnavailable.
 func Open(ctx context.Context, url string, opts Options) (*Store, error) {
+	schema, table, err := names(opts)
+	if err != nil {
+		return nil, err
+	}
 	cfg, err := pgxpool.ParseConfig(url)
 	if err != nil {
 		return nil, fmt.Errorf("pgstore: parse URL: %w", err)
@@ -141,13 +152,7 @@ func Open(ctx context.Context, url string, opts Options) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("pgstore: %w", err)
 	}
-	s, err := New(ctx, pool, opts)
-	if err != nil {
-		pool.Close()
-		return nil, err
-	}
-	s.owned = true
-	return s, nil
+	return open(ctx, &dialect{pool: pool, owned: true, schema: schema, table: table}, opts)
 }
 
 // New returns a Store on pool, after running the migration. The caller keeps
@@ -156,39 +161,43 @@ func Open(ctx context.Context, url string, opts Options) (*Store, error) {
 // so that a call whose context ends while it waits in the server is cancelled
 // there, not left to commit later.
 func New(ctx context.Context, pool *pgxpool.Pool, opts Options) (*Store, error) {
-	schema, table := opts.Schema, opts.Table
-	if schema == "" {
-		schema = DefaultSchema
-	}
-	if table == "" {
-		table = DefaultTable
-	}
-	for _, id := range []struct{ what, name string }{{"schema", schema}, {"table", table}} {
-		if !identifier.MatchString(id.name) {
-			return nil, fmt.Errorf("pgstore: %s name %q: want a plain identifier ([A-Za-z_][A-Za-z0-9_]*, at most 63 bytes)", id.what, id.name)
-		}
-	}
-	s := &Store{
-		pool:    pool,
-		timeout: opts.Timeout,
-		log:     opts.Logger,
-		q:       makeQueries(pgx.Identifier{schema, table}.Sanitize()),
-	}
-	if s.timeout <= 0 {
-		s.timeout = DefaultTimeout
-	}
-	if s.log == nil {
-		s.log = slog.Default()
-	}
-	if err := s.migrate(ctx, schema, table); err != nil {
+	schema, table, err := names(opts)
+	if err != nil {
 		return nil, err
 	}
-	interval := opts.SweepInterval
-	if interval == 0 {
-		interval = DefaultSweepInterval
+	return open(ctx, &dialect{pool: pool, schema: schema, table: table}, opts)
+}
+
+// names returns the schema and table opts name, with their defaults, or an
+// error when one is not a plain identifier.
+func names(opts Options) (schema, table string, err error) {
+	schema, table = cmp.Or(opts.Schema, DefaultSchema), cmp.Or(opts.Table, DefaultTable)
+	for _, id := range []struct{ what, name string }{{"schema", schema}, {"table", table}} {
+		if !identifier.MatchString(id.name) {
+			return "", "", fmt.Errorf("pgstore: %s name %q: want a plain identifier ([A-Za-z_][A-Za-z0-9_]*, at most 63 bytes)", id.what, id.name)
+		}
 	}
-	s.sweeper = sweeper.Start(interval, s.sweepOnce)
-	return s, nil
+	return schema, table, nil
+}
+
+// open migrates and starts the Store on d; on error it has closed d.
+func open(ctx context.Context, d *dialect, opts Options) (*Store, error) {
+	d.q = makeQueries(pgx.Identifier{d.schema, d.table}.Sanitize())
+	timeout := opts.Timeout
+	if timeout <= 0 {
+		timeout = DefaultTimeout
+	}
+	c, err := sqlstore.Open(ctx, d, sqlstore.Config{
+		Name:          "pgstore",
+		MigrateOp:     "migrate",
+		Timeout:       timeout,
+		SweepInterval: cmp.Or(opts.SweepInterval, DefaultSweepInterval),
+		Logger:        opts.Logger,
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &Store{c}, nil
 }
 
 func makeQueries(t string) queries {
@@ -211,29 +220,27 @@ func makeQueries(t string) queries {
 		del:   `DELETE FROM ` + t + ` WHERE key = $1`,
 		count: `SELECT count(*) FROM ` + t + ` WHERE expires_at > now()`,
 		sweep: `DELETE FROM ` + t + ` WHERE key IN (SELECT key FROM ` + t + ` WHERE expires_at <= now() LIMIT ` +
-			fmt.Sprint(sweepBatch) + ` FOR UPDATE SKIP LOCKED)`,
+			fmt.Sprint(sqlstore.SweepBatch) + ` FOR UPDATE SKIP LOCKED)`,
 	}
 }
 
-// migrate runs the embedded migrations in one transaction, under an advisory
+// Migrate runs the embedded migrations in one transaction, under an advisory
 // lock keyed by the table, so concurrent Opens of one table take turns
 // instead of racing on CREATE … IF NOT EXISTS.
-func (s *Store) migrate(ctx context.Context, schema, table string) error {
-	ctx, cancel := s.bound(ctx)
-	defer cancel()
+func (d *dialect) Migrate(ctx context.Context) error {
 	files, err := migrations.ReadDir("migrations")
 	if err != nil {
-		return fmt.Errorf("pgstore: migrate: %w", err)
+		return err
 	}
 	h := fnv.New64a()
-	h.Write([]byte("statelab/pgstore\x00" + schema + "\x00" + table))
+	h.Write([]byte("statelab/pgstore\x00" + d.schema + "\x00" + d.table))
 	lock := int64(h.Sum64() & math.MaxInt64)
 	repl := strings.NewReplacer(
-		"{{schema}}", pgx.Identifier{schema}.Sanitize(),
-		"{{table}}", pgx.Identifier{table}.Sanitize(),
-		"{{index}}", pgx.Identifier{table + "_expires_at_idx"}.Sanitize(),
+		"{{schema}}", pgx.Identifier{d.schema}.Sanitize(),
+		"{{table}}", pgx.Identifier{d.table}.Sanitize(),
+		"{{index}}", pgx.Identifier{d.table + "_expires_at_idx"}.Sanitize(),
 	)
-	err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+	return pgx.BeginFunc(ctx, d.pool, func(tx pgx.Tx) error {
 		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1)`, lock); err != nil {
 			return err
 		}
@@ -248,198 +255,83 @@ func (s *Store) migrate(ctx context.Context, schema, table string) error {
 		}
 		return nil
 	})
-	if err != nil {
-		return s.fail(ctx, "migrate", err)
+}
+
+// Close closes the pool if Open made it.
+func (d *dialect) Close() error {
+	if d.owned {
+		d.pool.Close()
 	}
 	return nil
 }
 
-// Close stops the sweeper and, if the Store made its pool (Open), closes it.
-// It is safe to call more than once.
-func (s *Store) Close() error {
-	s.closeOnce.Do(func() {
-		s.sweeper.Stop()
-		if s.owned {
-			s.pool.Close()
-		}
-	})
-	return nil
-}
-
-// bound gives ctx the Store's timeout unless it already has an earlier
-// deadline, so no call waits forever on a silent server.
-func (s *Store) bound(ctx context.Context) (context.Context, context.CancelFunc) {
-	if d, ok := ctx.Deadline(); ok && time.Until(d) <= s.timeout {
-		return ctx, func() {}
-	}
-	return context.WithTimeout(ctx, s.timeout)
-}
-
-// check is the precondition of every method: a live ctx and a valid key.
-func check(ctx context.Context, op, key string) error {
-	return storekey.CheckCall(ctx, "pgstore", op, key)
-}
-
-// Get returns the live record under key, or an error wrapping
-// session.ErrNotFound.
-func (s *Store) Get(ctx context.Context, key string) (session.Record, error) {
-	if err := check(ctx, "get", key); err != nil {
-		return session.Record{}, err
-	}
-	qctx, cancel := s.bound(ctx)
-	defer cancel()
+func (d *dialect) Get(ctx context.Context, key string) (rec session.Record, found bool, err error) {
 	var (
-		rec     session.Record
 		version int64
 		abs     *time.Time
 	)
-	err := s.pool.QueryRow(qctx, s.q.get, key).Scan(&rec.Data, &version, &rec.IdleExpiry, &abs)
+	err = d.pool.QueryRow(ctx, d.q.get, key).Scan(&rec.Data, &version, &rec.IdleExpiry, &abs)
 	if errors.Is(err, pgx.ErrNoRows) {
-		return session.Record{}, fmt.Errorf("pgstore: get: %w", session.ErrNotFound)
+		return session.Record{}, false, nil
 	}
 	if err != nil {
-		return session.Record{}, s.fail(ctx, "get", err)
+		return session.Record{}, false, err
 	}
 	rec.Version = uint64(version)
 	if abs != nil {
 		rec.AbsoluteExpiry = *abs
 	}
-	if rec.Data == nil {
-		rec.Data = []byte{}
-	}
-	return rec, nil
+	return rec, true, nil
 }
 
-// Put writes rec under key if the stored version is rec.Version (zero: no live
-// record) and returns the new version; a mismatch returns an error wrapping
-// session.ErrConflict. It is one statement.
-func (s *Store) Put(ctx context.Context, key string, rec session.Record) (uint64, error) {
-	if err := check(ctx, "put", key); err != nil {
-		return 0, err
-	}
-	if rec.Version > math.MaxInt64 {
-		// No stored version is this large (they are bigint).
-		return 0, fmt.Errorf("pgstore: put: version %d is not the stored one: %w", rec.Version, session.ErrConflict)
-	}
-	data := rec.Data
-	if data == nil {
-		data = []byte{} // bytea NOT NULL; pgx sends a nil slice as NULL
-	}
-	var abs *time.Time
-	if !rec.AbsoluteExpiry.IsZero() {
-		abs = &rec.AbsoluteExpiry
-	}
-	qctx, cancel := s.bound(ctx)
-	defer cancel()
-	var (
-		version int64
-		err     error
-	)
-	if rec.Version == 0 {
-		err = s.pool.QueryRow(qctx, s.q.create, key, data, rec.IdleExpiry, abs).Scan(&version)
-	} else {
-		err = s.pool.QueryRow(qctx, s.q.update, key, data, rec.IdleExpiry, abs, int64(rec.Version)).Scan(&version)
-	}
+func (d *dialect) Create(ctx context.Context, key string, rec session.Record) (int64, bool, error) {
+	return d.returning(d.pool.QueryRow(ctx, d.q.create, key, rec.Data, rec.IdleExpiry, absolute(rec)))
+}
+
+func (d *dialect) Update(ctx context.Context, key string, rec session.Record) (int64, bool, error) {
+	return d.returning(d.pool.QueryRow(ctx, d.q.update, key, rec.Data, rec.IdleExpiry, absolute(rec), int64(rec.Version)))
+}
+
+// returning scans the version a conditional write returned; ok is false when
+// its condition did not hold (no row).
+func (d *dialect) returning(row pgx.Row) (version int64, ok bool, err error) {
+	err = row.Scan(&version)
 	if errors.Is(err, pgx.ErrNoRows) {
-		if rec.Version == 0 {
-			return 0, fmt.Errorf("pgstore: put: create-only but a live record exists: %w", session.ErrConflict)
-		}
-		return 0, fmt.Errorf("pgstore: put: version %d is not the stored one: %w", rec.Version, session.ErrConflict)
+		return 0, false, nil
 	}
-	if err != nil {
-		return 0, s.fail(ctx, "put", err)
-	}
-	return uint64(version), nil
+	return version, err == nil, err
 }
 
-// Touch moves the idle expiry of the live record under key to idleExpiry
-// without changing its data or version; a missing or expired record returns
-// an error wrapping session.ErrNotFound.
-func (s *Store) Touch(ctx context.Context, key string, idleExpiry time.Time) error {
-	if err := check(ctx, "touch", key); err != nil {
-		return err
+// absolute is rec's absolute expiry as a nullable column: nil for no limit.
+func absolute(rec session.Record) *time.Time {
+	if rec.AbsoluteExpiry.IsZero() {
+		return nil
 	}
-	qctx, cancel := s.bound(ctx)
-	defer cancel()
-	tag, err := s.pool.Exec(qctx, s.q.touch, key, idleExpiry)
-	if err != nil {
-		return s.fail(ctx, "touch", err)
-	}
-	if tag.RowsAffected() == 0 {
-		return fmt.Errorf("pgstore: touch: %w", session.ErrNotFound)
-	}
-	return nil
+	return &rec.AbsoluteExpiry
 }
 
-// Delete removes the record under key; a missing key is not an error.
-func (s *Store) Delete(ctx context.Context, key string) error {
-	if err := check(ctx, "delete", key); err != nil {
-		return err
-	}
-	qctx, cancel := s.bound(ctx)
-	defer cancel()
-	if _, err := s.pool.Exec(qctx, s.q.del, key); err != nil {
-		return s.fail(ctx, "delete", err)
-	}
-	return nil
+func (d *dialect) Touch(ctx context.Context, key string, idleExpiry time.Time) (bool, error) {
+	tag, err := d.pool.Exec(ctx, d.q.touch, key, idleExpiry)
+	return tag.RowsAffected() > 0, err
 }
 
-// Count returns the number of live records in the table.
-func (s *Store) Count(ctx context.Context) (int, error) {
-	if err := ctx.Err(); err != nil {
-		return 0, fmt.Errorf("pgstore: count: %w", err)
-	}
-	qctx, cancel := s.bound(ctx)
-	defer cancel()
-	var n int64
-	if err := s.pool.QueryRow(qctx, s.q.count).Scan(&n); err != nil {
-		return 0, s.fail(ctx, "count", err)
-	}
-	return int(n), nil
+func (d *dialect) Delete(ctx context.Context, key string) error {
+	_, err := d.pool.Exec(ctx, d.q.del, key)
+	return err
 }
 
-// Ping returns nil when the database answers, otherwise an error wrapping
-// session.ErrUnavailable.
-func (s *Store) Ping(ctx context.Context) error {
-	if err := ctx.Err(); err != nil {
-		return fmt.Errorf("pgstore: ping: %w", err)
-	}
-	qctx, cancel := s.bound(ctx)
-	defer cancel()
-	if err := s.pool.Ping(qctx); err != nil {
-		return s.fail(ctx, "ping", err)
-	}
-	return nil
+func (d *dialect) Count(ctx context.Context) (n int64, err error) {
+	err = d.pool.QueryRow(ctx, d.q.count).Scan(&n)
+	return n, err
 }
 
-// Sweep deletes expired rows, in batches, and returns how many it deleted.
-// The sweeper goroutine calls it every SweepInterval; it is exported for
-// deployments that disable the goroutine and sweep from elsewhere.
-func (s *Store) Sweep(ctx context.Context) (int64, error) {
-	var total int64
-	for {
-		qctx, cancel := s.bound(ctx)
-		tag, err := s.pool.Exec(qctx, s.q.sweep)
-		cancel()
-		if err != nil {
-			return total, s.fail(ctx, "sweep", err)
-		}
-		total += tag.RowsAffected()
-		if tag.RowsAffected() < sweepBatch {
-			return total, nil
-		}
-	}
+func (d *dialect) Ping(ctx context.Context) error {
+	return d.pool.Ping(ctx)
 }
 
-// sweepOnce is the background sweep: it logs what Sweep did.
-func (s *Store) sweepOnce(ctx context.Context) {
-	n, err := s.Sweep(ctx)
-	switch {
-	case err != nil && ctx.Err() == nil:
-		s.log.Warn("pgstore: sweep failed", "err", err)
-	case n > 0:
-		s.log.Debug("pgstore: swept expired sessions", "deleted", n)
-	}
+func (d *dialect) Sweep(ctx context.Context) (int64, error) {
+	tag, err := d.pool.Exec(ctx, d.q.sweep)
+	return tag.RowsAffected(), err
 }
 
 // unavailableClasses are the SQLSTATE classes that mean the server cannot
@@ -448,36 +340,18 @@ func (s *Store) sweepOnce(ctx context.Context) {
 // cannot connect now), system errors.
 var unavailableClasses = []string{"08", "53", "57", "58"}
 
-// fail wraps err from a database call made for ctx. A cancelled ctx gives
-// ctx's error alone; an error from a working server about the statement stays
-// a plain error; everything else (refused, reset, timed out, shut down, pool
-// closed) wraps session.ErrUnavailable, and ctx's error too when its deadline
-// passed.
-func (s *Store) fail(ctx context.Context, op string, err error) error {
-	switch ctxErr := ctx.Err(); {
-	case errors.Is(ctxErr, context.Canceled):
-		return fmt.Errorf("pgstore: %s: %w", op, ctxErr)
-	case ctxErr != nil:
-		// The caller's deadline passed while the backend worked: whatever
-		// err says (a timeout, a cancelled statement), the backend was too
-		// slow to serve.
-		if errors.Is(err, ctxErr) {
-			return fmt.Errorf("pgstore: %s: %w: %w", op, session.ErrUnavailable, err)
-		}
-		return fmt.Errorf("pgstore: %s: %w: %w (%w)", op, session.ErrUnavailable, err, ctxErr)
-	}
+// Unavailable reports whether err is not an error about the statement from a
+// working server: refused, reset, timed out, shut down, pool closed, or a
+// PgError in one of unavailableClasses.
+func (d *dialect) Unavailable(err error) bool {
 	var pgErr *pgconn.PgError
-	if errors.As(err, &pgErr) {
-		unavailable := false
-		for _, c := range unavailableClasses {
-			if strings.HasPrefix(pgErr.Code, c) {
-				unavailable = true
-				break
-			}
-		}
-		if !unavailable {
-			return fmt.Errorf("pgstore: %s: %w", op, err)
+	if !errors.As(err, &pgErr) {
+		return true
+	}
+	for _, c := range unavailableClasses {
+		if strings.HasPrefix(pgErr.Code, c) {
+			return true
 		}
 	}
-	return fmt.Errorf("pgstore: %s: %w: %w", op, session.ErrUnavailable, err)
+	return false
 }

@@ -25,6 +25,7 @@
 package sqlitestore
 
 import (
+	"cmp"
 	"context"
 	"database/sql"
 	"errors"
@@ -34,15 +35,13 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"time"
 
 	"modernc.org/sqlite"
 	sqlite3 "modernc.org/sqlite/lib"
 
 	"github.com/statelab/statelab/session"
-	"github.com/statelab/statelab/session/internal/storekey"
-	"github.com/statelab/statelab/session/internal/sweeper"
+	"github.com/statelab/statelab/session/internal/sqlstore"
 )
 
 // Defaults for the zero values of Options.
@@ -53,10 +52,6 @@ const (
 
 	// table is the session table's name in the file.
 	table = "statelab_sessions"
-
-	// sweepBatch is how many expired rows one sweeper statement deletes, so
-	// the write lock is never held long.
-	sweepBatch = 1000
 
 	// readConns is how many connections serve reads at once.
 	readConns = 4
@@ -82,23 +77,30 @@ type Options struct {
 	Logger *slog.Logger
 }
 
-// Store is a session.Store in a SQLite file. It is safe for concurrent use by
-// many goroutines, and by many processes (and many Stores) on one file.
+// Store is a session.Store, session.Counter and session.Pinger in a SQLite
+// file. It is safe for concurrent use by many goroutines, and by many
+// processes (and many Stores) on one file.
+//
+// Its methods are those every SQL store shares: Get, Put, Touch, Delete,
+// Count, Ping, Sweep (deletes expired rows in batches and returns how many;
+// the sweeper goroutine calls it every SweepInterval) and Close (stops the
+// sweeper and closes the file; safe to call more than once).
 type Store struct {
+	*core
+}
+
+// core is the dialect-independent half of Store.
+type core = sqlstore.Store
+
+// dialect runs the Store's statements on the file.
+type dialect struct {
 	// writer has one connection: this process's writes queue for it in Go
 	// instead of sleeping in SQLite's busy handler against each other, so
 	// only other processes contend for the file's write lock. reader serves
 	// Get and Count concurrently (WAL readers never wait for the writer).
-	writer  *sql.DB
-	reader  *sql.DB
-	path    string
-	timeout time.Duration
-	log     *slog.Logger
-	now     func() time.Time
-
-	sweeper   *sweeper.Sweeper
-	closeOnce sync.Once
-	closeErr  error
+	writer *sql.DB
+	reader *sql.DB
+	now    func() time.Time
 }
 
 // Compile-time checks that Store implements the contracts it claims.
@@ -174,72 +176,42 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 	}
 	reader.SetMaxOpenConns(readConns)
 	reader.SetMaxIdleConns(readConns)
-	s := &Store{
-		writer:  writer,
-		reader:  reader,
-		path:    path,
-		timeout: opts.Timeout,
-		log:     opts.Logger,
-		now:     time.Now,
+	timeout := opts.Timeout
+	if timeout <= 0 {
+		timeout = DefaultTimeout
 	}
-	if s.timeout <= 0 {
-		s.timeout = DefaultTimeout
-	}
-	if s.log == nil {
-		s.log = slog.Default()
-	}
-	if err := s.migrate(ctx); err != nil {
-		_ = writer.Close()
-		_ = reader.Close()
-		return nil, err
-	}
-	interval := opts.SweepInterval
-	if interval == 0 {
-		interval = DefaultSweepInterval
-	}
-	s.sweeper = sweeper.Start(interval, s.sweepOnce)
-	return s, nil
-}
-
-func (s *Store) migrate(ctx context.Context) error {
-	ctx, cancel := s.bound(ctx)
-	defer cancel()
-	err := s.retry(ctx, func() error {
-		_, err := s.writer.ExecContext(ctx, schema)
-		return err
+	c, err := sqlstore.Open(ctx, &dialect{writer: writer, reader: reader, now: time.Now}, sqlstore.Config{
+		Name:          "sqlitestore",
+		MigrateOp:     "open " + path,
+		Timeout:       timeout,
+		SweepInterval: cmp.Or(opts.SweepInterval, DefaultSweepInterval),
+		Logger:        opts.Logger,
+		LogAttrs:      []any{"path", path},
 	})
 	if err != nil {
-		return s.fail(ctx, "open "+s.path, err)
+		return nil, err
 	}
-	return nil
+	return &Store{c}, nil
 }
 
-// Close stops the sweeper and closes the database. It is safe to call more
-// than once.
-func (s *Store) Close() error {
-	s.closeOnce.Do(func() {
-		s.sweeper.Stop()
-		if err := errors.Join(s.writer.Close(), s.reader.Close()); err != nil {
-			s.closeErr = fmt.Errorf("sqlitestore: close: %w", err)
-		}
+// Migrate creates the session table if it is missing.
+func (d *dialect) Migrate(ctx context.Context) error {
+	return retry(ctx, func() error {
+		_, err := d.writer.ExecContext(ctx, schema)
+		return err
 	})
-	return s.closeErr
 }
 
-// bound gives ctx the Store's timeout unless it already has an earlier
-// deadline.
-func (s *Store) bound(ctx context.Context) (context.Context, context.CancelFunc) {
-	if d, ok := ctx.Deadline(); ok && time.Until(d) <= s.timeout {
-		return ctx, func() {}
-	}
-	return context.WithTimeout(ctx, s.timeout)
+// Close closes the file.
+func (d *dialect) Close() error {
+	return errors.Join(d.writer.Close(), d.reader.Close())
 }
 
 // retry runs fn until it succeeds, fails with something other than
 // SQLITE_BUSY or SQLITE_LOCKED, or ctx is done. SQLite's busy handler already
 // waits BusyTimeout inside one statement; this covers the cases it does not
 // (a WAL snapshot that went stale, a lock held longer than BusyTimeout).
-func (s *Store) retry(ctx context.Context, fn func() error) error {
+func retry(ctx context.Context, fn func() error) error {
 	wait := time.Millisecond
 	for {
 		err := fn()
@@ -266,199 +238,103 @@ func isBusy(err error) bool {
 	return code == sqlite3.SQLITE_BUSY || code == sqlite3.SQLITE_LOCKED
 }
 
-// check is the precondition of every method: a live ctx and a valid key.
-func check(ctx context.Context, op, key string) error {
-	return storekey.CheckCall(ctx, "sqlitestore", op, key)
-}
-
-// Get returns the live record under key, or an error wrapping
-// session.ErrNotFound.
-func (s *Store) Get(ctx context.Context, key string) (session.Record, error) {
-	if err := check(ctx, "get", key); err != nil {
-		return session.Record{}, err
-	}
-	qctx, cancel := s.bound(ctx)
-	defer cancel()
-	var (
-		rec            session.Record
-		version        int64
-		idle, absolute int64
-	)
-	err := s.retry(qctx, func() error {
-		return s.reader.QueryRowContext(qctx, qGet, key, s.now().UnixNano()).Scan(&rec.Data, &version, &idle, &absolute)
+func (d *dialect) Get(ctx context.Context, key string) (rec session.Record, found bool, err error) {
+	var version, idle, absolute int64
+	err = retry(ctx, func() error {
+		return d.reader.QueryRowContext(ctx, qGet, key, d.now().UnixNano()).Scan(&rec.Data, &version, &idle, &absolute)
 	})
 	if errors.Is(err, sql.ErrNoRows) {
-		return session.Record{}, fmt.Errorf("sqlitestore: get: %w", session.ErrNotFound)
+		return session.Record{}, false, nil
 	}
 	if err != nil {
-		return session.Record{}, s.fail(ctx, "get", err)
-	}
-	if rec.Data == nil {
-		rec.Data = []byte{}
+		return session.Record{}, false, err
 	}
 	rec.Version = uint64(version)
 	rec.IdleExpiry = time.Unix(0, idle)
 	if absolute != 0 {
 		rec.AbsoluteExpiry = time.Unix(0, absolute)
 	}
-	return rec, nil
+	return rec, true, nil
 }
 
-// Put writes rec under key if the stored version is rec.Version (zero: no live
-// record) and returns the new version; a mismatch returns an error wrapping
-// session.ErrConflict. It is one statement, atomic across processes.
-func (s *Store) Put(ctx context.Context, key string, rec session.Record) (uint64, error) {
-	if err := check(ctx, "put", key); err != nil {
-		return 0, err
-	}
-	if rec.Version > math.MaxInt64 {
-		return 0, fmt.Errorf("sqlitestore: put: version %d is not the stored one: %w", rec.Version, session.ErrConflict)
-	}
-	data := rec.Data
-	if data == nil {
-		data = []byte{} // data is NOT NULL; a nil slice binds as NULL
-	}
-	idle := unixNano(rec.IdleExpiry)
-	var absolute int64
-	if !rec.AbsoluteExpiry.IsZero() {
-		absolute = unixNano(rec.AbsoluteExpiry)
-	}
-	qctx, cancel := s.bound(ctx)
-	defer cancel()
-	var version int64
-	err := s.retry(qctx, func() error {
-		now := s.now()
-		if rec.Version == 0 {
-			return s.writer.QueryRowContext(qctx, qCreate, key, now.UnixNano(), data, idle, absolute, now.UnixMicro()).Scan(&version)
-		}
-		return s.writer.QueryRowContext(qctx, qUpdate, key, now.UnixNano(), data, idle, absolute, int64(rec.Version)).Scan(&version)
+func (d *dialect) Create(ctx context.Context, key string, rec session.Record) (int64, bool, error) {
+	return d.write(ctx, func(now time.Time) *sql.Row {
+		return d.writer.QueryRowContext(ctx, qCreate, key, now.UnixNano(), rec.Data, unixNano(rec.IdleExpiry), absolute(rec), now.UnixMicro())
 	})
-	if errors.Is(err, sql.ErrNoRows) {
-		if rec.Version == 0 {
-			return 0, fmt.Errorf("sqlitestore: put: create-only but a live record exists: %w", session.ErrConflict)
-		}
-		return 0, fmt.Errorf("sqlitestore: put: version %d is not the stored one: %w", rec.Version, session.ErrConflict)
-	}
-	if err != nil {
-		return 0, s.fail(ctx, "put", err)
-	}
-	return uint64(version), nil
 }
 
-// Touch moves the idle expiry of the live record under key to idleExpiry
-// without changing its data or version; a missing or expired record returns
-// an error wrapping session.ErrNotFound.
-func (s *Store) Touch(ctx context.Context, key string, idleExpiry time.Time) error {
-	if err := check(ctx, "touch", key); err != nil {
-		return err
+func (d *dialect) Update(ctx context.Context, key string, rec session.Record) (int64, bool, error) {
+	return d.write(ctx, func(now time.Time) *sql.Row {
+		return d.writer.QueryRowContext(ctx, qUpdate, key, now.UnixNano(), rec.Data, unixNano(rec.IdleExpiry), absolute(rec), int64(rec.Version))
+	})
+}
+
+// write runs the conditional write query makes (at the time of each try) and
+// scans the version it returned; ok is false when its condition did not hold
+// (no row).
+func (d *dialect) write(ctx context.Context, query func(now time.Time) *sql.Row) (version int64, ok bool, err error) {
+	err = retry(ctx, func() error { return query(d.now()).Scan(&version) })
+	if errors.Is(err, sql.ErrNoRows) {
+		return 0, false, nil
 	}
-	qctx, cancel := s.bound(ctx)
-	defer cancel()
-	var n int64
-	err := s.retry(qctx, func() error {
-		res, err := s.writer.ExecContext(qctx, qTouch, key, s.now().UnixNano(), unixNano(idleExpiry))
+	return version, err == nil, err
+}
+
+// absolute is rec's absolute expiry in Unix nanoseconds, 0 for no limit.
+func absolute(rec session.Record) int64 {
+	if rec.AbsoluteExpiry.IsZero() {
+		return 0
+	}
+	return unixNano(rec.AbsoluteExpiry)
+}
+
+func (d *dialect) Touch(ctx context.Context, key string, idleExpiry time.Time) (bool, error) {
+	n, err := d.exec(ctx, func() (sql.Result, error) {
+		return d.writer.ExecContext(ctx, qTouch, key, d.now().UnixNano(), unixNano(idleExpiry))
+	})
+	return n > 0, err
+}
+
+func (d *dialect) Delete(ctx context.Context, key string) error {
+	_, err := d.exec(ctx, func() (sql.Result, error) {
+		return d.writer.ExecContext(ctx, qDelete, key)
+	})
+	return err
+}
+
+func (d *dialect) Sweep(ctx context.Context) (int64, error) {
+	return d.exec(ctx, func() (sql.Result, error) {
+		return d.writer.ExecContext(ctx, qSweep, d.now().UnixNano(), sqlstore.SweepBatch)
+	})
+}
+
+// exec runs a write statement, retrying while the file is busy, and returns
+// how many rows it changed.
+func (d *dialect) exec(ctx context.Context, stmt func() (sql.Result, error)) (n int64, err error) {
+	err = retry(ctx, func() error {
+		res, err := stmt()
 		if err != nil {
 			return err
 		}
 		n, err = res.RowsAffected()
 		return err
 	})
-	if err != nil {
-		return s.fail(ctx, "touch", err)
-	}
-	if n == 0 {
-		return fmt.Errorf("sqlitestore: touch: %w", session.ErrNotFound)
-	}
-	return nil
+	return n, err
 }
 
-// Delete removes the record under key; a missing key is not an error.
-func (s *Store) Delete(ctx context.Context, key string) error {
-	if err := check(ctx, "delete", key); err != nil {
-		return err
-	}
-	qctx, cancel := s.bound(ctx)
-	defer cancel()
-	err := s.retry(qctx, func() error {
-		_, err := s.writer.ExecContext(qctx, qDelete, key)
-		return err
+func (d *dialect) Count(ctx context.Context) (n int64, err error) {
+	err = retry(ctx, func() error {
+		return d.reader.QueryRowContext(ctx, qCount, d.now().UnixNano()).Scan(&n)
 	})
-	if err != nil {
-		return s.fail(ctx, "delete", err)
-	}
-	return nil
+	return n, err
 }
 
-// Count returns the number of live records in the file.
-func (s *Store) Count(ctx context.Context) (int, error) {
-	if err := ctx.Err(); err != nil {
-		return 0, fmt.Errorf("sqlitestore: count: %w", err)
-	}
-	qctx, cancel := s.bound(ctx)
-	defer cancel()
-	var n int64
-	err := s.retry(qctx, func() error {
-		return s.reader.QueryRowContext(qctx, qCount, s.now().UnixNano()).Scan(&n)
-	})
-	if err != nil {
-		return 0, s.fail(ctx, "count", err)
-	}
-	return int(n), nil
-}
-
-// Ping returns nil when the file can be read, otherwise an error wrapping
-// session.ErrUnavailable.
-func (s *Store) Ping(ctx context.Context) error {
-	if err := ctx.Err(); err != nil {
-		return fmt.Errorf("sqlitestore: ping: %w", err)
-	}
-	qctx, cancel := s.bound(ctx)
-	defer cancel()
-	err := s.retry(qctx, func() error {
+// Ping reads the table: the file is there and not locked past every retry.
+func (d *dialect) Ping(ctx context.Context) error {
+	return retry(ctx, func() error {
 		var n int
-		return s.reader.QueryRowContext(qctx, `SELECT count(*) FROM `+table+` WHERE 0`).Scan(&n)
+		return d.reader.QueryRowContext(ctx, `SELECT count(*) FROM `+table+` WHERE 0`).Scan(&n)
 	})
-	if err != nil {
-		return s.fail(ctx, "ping", err)
-	}
-	return nil
-}
-
-// Sweep deletes expired rows, in batches, and returns how many it deleted.
-// The sweeper goroutine calls it every SweepInterval.
-func (s *Store) Sweep(ctx context.Context) (int64, error) {
-	var total int64
-	for {
-		qctx, cancel := s.bound(ctx)
-		var n int64
-		err := s.retry(qctx, func() error {
-			res, err := s.writer.ExecContext(qctx, qSweep, s.now().UnixNano(), sweepBatch)
-			if err != nil {
-				return err
-			}
-			n, err = res.RowsAffected()
-			return err
-		})
-		cancel()
-		if err != nil {
-			return total, s.fail(ctx, "sweep", err)
-		}
-		total += n
-		if n < sweepBatch {
-			return total, nil
-		}
-	}
-}
-
-// sweepOnce is the background sweep: it logs what Sweep did.
-func (s *Store) sweepOnce(ctx context.Context) {
-	n, err := s.Sweep(ctx)
-	switch {
-	case err != nil && ctx.Err() == nil:
-		s.log.Warn("sqlitestore: sweep failed", "path", s.path, "err", err)
-	case n > 0:
-		s.log.Debug("sqlitestore: swept expired sessions", "path", s.path, "deleted", n)
-	}
 }
 
 // unavailableCodes are the SQLite result codes that mean the file cannot be
@@ -470,38 +346,22 @@ var unavailableCodes = []int{
 	sqlite3.SQLITE_PROTOCOL,
 }
 
-// fail wraps err from a database call made for ctx. A cancelled ctx gives
-// ctx's error alone; an error about the statement stays a plain error; a file
-// that cannot be used (see unavailableCodes), a closed Store or a passed
-// deadline wraps session.ErrUnavailable.
-func (s *Store) fail(ctx context.Context, op string, err error) error {
-	switch ctxErr := ctx.Err(); {
-	case errors.Is(ctxErr, context.Canceled):
-		return fmt.Errorf("sqlitestore: %s: %w", op, ctxErr)
-	case ctxErr != nil:
-		// The caller's deadline passed while the backend worked: whatever
-		// err says (a timeout, a cancelled statement), the backend was too
-		// slow to serve.
-		if errors.Is(err, ctxErr) {
-			return fmt.Errorf("sqlitestore: %s: %w: %w", op, session.ErrUnavailable, err)
-		}
-		return fmt.Errorf("sqlitestore: %s: %w: %w (%w)", op, session.ErrUnavailable, err, ctxErr)
+// Unavailable reports whether err means the file cannot be used now (see
+// unavailableCodes), or the Store was closed, or a deadline passed.
+func (d *dialect) Unavailable(err error) bool {
+	if errors.Is(err, sql.ErrConnDone) || errors.Is(err, context.DeadlineExceeded) ||
+		strings.Contains(err.Error(), "sql: database is closed") {
+		return true
 	}
-	unavailable := errors.Is(err, sql.ErrConnDone) || errors.Is(err, context.DeadlineExceeded) ||
-		strings.Contains(err.Error(), "sql: database is closed")
 	var se *sqlite.Error
 	if errors.As(err, &se) {
 		for _, c := range unavailableCodes {
 			if se.Code()&0xff == c {
-				unavailable = true
-				break
+				return true
 			}
 		}
 	}
-	if !unavailable {
-		return fmt.Errorf("sqlitestore: %s: %w", op, err)
-	}
-	return fmt.Errorf("sqlitestore: %s: %w: %w", op, session.ErrUnavailable, err)
+	return false
 }
 
 // unixNano returns t in Unix nanoseconds, clamped to int64 (the zero time
