@@ -59,6 +59,10 @@ type BackendStatus struct {
 	// EffectiveWeight is the weight selection uses now: Weight, or less
 	// while the backend is in its slow start (Config.SlowStart).
 	EffectiveWeight float64 `json:"effective_weight"`
+	// Restarts counts the restarts the balancer noticed while the backend
+	// stayed up: a new InstanceHeader value, or an answer after a refused
+	// connection. Each begins a slow start.
+	Restarts uint64 `json:"restarts"`
 }
 
 // Backend is a backend's runtime state: its configuration, its connection
@@ -79,7 +83,9 @@ type Backend struct {
 	inflight     atomic.Int64
 	maxConn      int64        // Config.BackendMaxConn (0: no limit)
 	slowStart    int64        // Config.SlowStart in nanoseconds (0: off)
-	upSince      atomic.Int64 // unix nanos it was added at run time or came back up (0: from the start)
+	upSince      atomic.Int64 // unix nanos it was added at run time, came back up or restarted (0: from the start)
+	sawRefused   atomic.Bool  // a connection was refused since its last answer (restart.go)
+	restarts     atomic.Uint64
 	requests     atomic.Uint64
 	statusClass  [6]atomic.Uint64 // 0: errors without a response, 1..5: 1xx..5xx
 	healthy      atomic.Bool      // active checks
@@ -122,7 +128,8 @@ const slowStartFloor = 100
 // effectiveMilli returns b's weight at now in thousandths: its weight, or
 // during its slow start a share growing linearly from 10% to 100%. The
 // slow start begins when b was added at run time, came back up after
-// failing active checks, or its passive ejection ended, whichever is last.
+// failing active checks, restarted (restart.go), or its passive ejection
+// ended, whichever is last.
 func (b *Backend) effectiveMilli(now int64) int64 {
 	full := int64(b.weight) * 1000
 	if b.slowStart <= 0 {
@@ -162,6 +169,7 @@ func (b *Backend) Status() BackendStatus {
 		Draining:        b.draining.Load(),
 		Inflight:        b.inflight.Load(),
 		Requests:        b.requests.Load(),
+		Restarts:        b.restarts.Load(),
 	}
 }
 

@@ -159,10 +159,12 @@ type Config struct {
 	EjectMax time.Duration
 
 	// SlowStart, when positive, ramps up the weight of a backend that was
-	// added at run time, came back up after failing active checks, or
-	// came back from a passive ejection: its effective weight grows
-	// linearly from 10% to 100% of its weight over SlowStart, so a
-	// restarted replica with cold caches is not flattened. The round robin
+	// added at run time, came back up after failing active checks,
+	// restarted between two checks (a new InstanceHeader value, or an
+	// answer after a refused connection), or came back from a passive
+	// ejection: its effective weight grows linearly from 10% to 100% of
+	// its weight over SlowStart, so a restarted replica with cold caches
+	// is not flattened. The round robin
 	// and least request policies (and sticky's placement of new clients)
 	// honour it; the hash policy does not (its ring would move keys).
 	// Default 0: off.

@@ -52,12 +52,18 @@ func (lb *Balancer) checkLoop(b *Backend) {
 			return
 		case <-t.C:
 		}
-		lb.applyCheck(b, lb.check(b), &run)
+		res := lb.check(b, run.instance)
+		moved := lb.applyCheck(b, res.ok, &run)
+		lb.noteIdentity(b, res, moved, &run)
 	}
 }
 
-// checkRun counts a backend's consecutive passing or failing checks.
-type checkRun struct{ passes, fails int }
+// checkRun counts a backend's consecutive passing or failing checks and
+// remembers the instance identity its last passing check named.
+type checkRun struct {
+	passes, fails int
+	instance      string
+}
 
 // applyCheck records one active check result and moves b up after Rise
 // consecutive passes or down after Fall consecutive failures. It reports
@@ -82,8 +88,9 @@ func (lb *Balancer) applyCheck(b *Backend, ok bool, run *checkRun) bool {
 	return false
 }
 
-// check runs one active check of b and reports whether it passed.
-func (lb *Balancer) check(b *Backend) bool {
+// check runs one active check of b; known is the instance identity the
+// last passing check named.
+func (lb *Balancer) check(b *Backend, known string) checkResult {
 	req := fasthttp.AcquireRequest()
 	resp := fasthttp.AcquireResponse()
 	defer fasthttp.ReleaseRequest(req)
@@ -92,13 +99,13 @@ func (lb *Balancer) check(b *Backend) bool {
 	req.Header.SetMethod(fasthttp.MethodGet)
 	req.Header.Set("User-Agent", "statelab-lb-health")
 	resp.SkipBody = false
-	if err := b.health.DoTimeout(req, resp, lb.cfg.HealthTimeout); err != nil {
+	err := b.health.DoTimeout(req, resp, lb.cfg.HealthTimeout)
+	if err != nil {
 		lb.log.Debug("balancer: health check failed", "backend", b.id, "err", err)
-		return false
+	} else {
+		_ = resp.CloseBodyStream()
 	}
-	_ = resp.CloseBodyStream()
-	code := resp.StatusCode()
-	return code >= 200 && code < 400
+	return readCheck(err, resp, known)
 }
 
 // The values of Config.EjectOn.
@@ -127,6 +134,7 @@ func (lb *Balancer) recordStatus(b *Backend, now int64, code int, took time.Dura
 	} else {
 		b.recordSuccess(now)
 	}
+	lb.noteAnswer(b)
 }
 
 // mayEject reports whether b may be ejected now without taking the share

@@ -434,6 +434,9 @@ func (lb *Balancer) recordError(b *Backend, now int64, err error) {
 	switch {
 	case notReached(err):
 		b.errDial.Add(1)
+		if connRefused(err) {
+			b.sawRefused.Store(true)
+		}
 	case isTimeout(err):
 		b.errTimeout.Add(1)
 	default:

@@ -566,6 +566,7 @@ func (s *Server) handleReplica(w http.ResponseWriter, r *http.Request) {
 
 // handleHealthz serves GET /healthz: 200 while the process is alive.
 func (s *Server) handleHealthz(w http.ResponseWriter, r *http.Request) {
+	httpapi.SetInstance(w.Header())
 	writeJSON(w, http.StatusOK, map[string]string{"status": "ok", "id": s.id})
 }
 
@@ -573,6 +574,8 @@ func (s *Server) handleHealthz(w http.ResponseWriter, r *http.Request) {
 // store answers a ping), 503 with Retry-After when it cannot or is
 // draining for shutdown.
 func (s *Server) handleReadyz(w http.ResponseWriter, r *http.Request) {
+	httpapi.SetInstance(w.Header())
+	httpapi.SetInstance(w.Header())
 	if s.draining.Load() {
 		writeError(w, &apiError{Status: http.StatusServiceUnavailable, Code: "draining", Message: "the replica is shutting down"})
 		return

@@ -362,6 +362,7 @@ func (s *Server) routes() http.Handler {
 	handle("POST /rooms/{id}/inputs", "inputs", s.handleInput)
 	handle("GET /rooms/{id}/ws", "ws", s.handleWS)
 	handle("GET /healthz", "healthz", func(w http.ResponseWriter, r *http.Request) {
+		httpapi.SetInstance(w.Header())
 		httpapi.WriteJSON(w, http.StatusOK, map[string]string{"status": "ok", "id": s.id})
 	})
 	handle("GET /readyz", "readyz", s.handleReadyz)
@@ -412,6 +413,7 @@ func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 // handleReadyz answers 200 when the replica can serve: not draining,
 // joined to its cluster, and its store (if any) answers a ping.
 func (s *Server) handleReadyz(w http.ResponseWriter, r *http.Request) {
+	httpapi.SetInstance(w.Header())
 	if s.draining.Load() {
 		httpapi.WriteError(w, apiErr(http.StatusServiceUnavailable, "draining", "the replica is shutting down"))
 		return

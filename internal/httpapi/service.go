@@ -154,10 +154,12 @@ func (s *Service) instrument(route string, api bool, next http.Handler) http.Han
 }
 
 func (s *Service) handleHealthz(w http.ResponseWriter, r *http.Request) {
+	SetInstance(w.Header())
 	WriteJSON(w, http.StatusOK, map[string]string{"status": "ok", "id": s.id})
 }
 
 func (s *Service) handleReadyz(w http.ResponseWriter, r *http.Request) {
+	SetInstance(w.Header())
 	if s.draining.Load() {
 		WriteError(w, &Error{http.StatusServiceUnavailable, "draining", "the replica is shutting down"})
 		return
