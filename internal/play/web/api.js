@@ -1,5 +1,6 @@
 // statelab play: what the dashboard (play.js) and the game view (game.js)
-// share: sending a control to the playground's API.
+// share: sending a control to the playground's API, and their lists of
+// replicas, whose rows are updated in place.
 "use strict";
 
 // playSend sends a control and returns its answer's JSON (an empty object
@@ -33,4 +34,41 @@ window.playSpan = (cls, text) => {
   el.className = cls;
   if (text) el.textContent = text;
   return el;
+};
+
+// playReplicaShell returns the parts of a new replica row: an <li> (class
+// "replica", data-id id) holding a head (the id, a badge, then the extra
+// elements) and an empty box for the row's buttons.
+window.playReplicaShell = (id, ...extra) => {
+  const li = document.createElement("li");
+  li.className = "replica";
+  li.dataset.id = id;
+  const head = document.createElement("div");
+  head.className = "head";
+  const badge = window.playSpan("badge");
+  head.append(window.playSpan("id", id), badge, ...extra);
+  const buttons = document.createElement("div");
+  buttons.className = "buttons";
+  li.append(head, buttons);
+  return { li, badge, buttons };
+};
+
+// playSyncRows keeps list's rows in step with items (objects with an id),
+// without rebuilding the rows that stay, so keyboard focus survives: it
+// removes the rows of the Map rows (id -> {li, …}) whose id is gone, then for
+// each item in order takes its row from rowFor(id), lets update(row, item)
+// fill it, and moves its <li> to the item's place.
+window.playSyncRows = (list, rows, items, rowFor, update) => {
+  const ids = new Set(items.map((it) => it.id));
+  for (const [id, row] of rows) {
+    if (!ids.has(id)) {
+      row.li.remove();
+      rows.delete(id);
+    }
+  }
+  items.forEach((it, i) => {
+    const row = rowFor(it.id);
+    update(row, it);
+    if (list.children[i] !== row.li) list.insertBefore(row.li, list.children[i] || null);
+  });
 };

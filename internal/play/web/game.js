@@ -34,14 +34,7 @@
   function replicaRow(id) {
     let row = rows.get(id);
     if (row) return row;
-    const li = document.createElement("li");
-    li.dataset.id = id;
-    const head = document.createElement("div");
-    head.className = "head";
-    const badge = window.playSpan("badge");
-    head.append(window.playSpan("id", id), badge);
-    const buttons = document.createElement("div");
-    buttons.className = "buttons";
+    const { li, badge, buttons } = window.playReplicaShell(id);
     const acts = {};
     for (const act of ["kill", "pause", "resume", "restart"]) {
       const b = document.createElement("button");
@@ -54,27 +47,19 @@
       buttons.append(b);
       acts[act] = b;
     }
-    li.append(head, buttons);
     row = { li, badge, acts };
     rows.set(id, row);
     return row;
   }
 
   function renderReplicas() {
-    const list = $("game-replicas");
     const reps = (game && game.replicas) || [];
-    const ids = new Set(reps.map((r) => r.id));
-    for (const [id, row] of rows) {
-      if (!ids.has(id)) { row.li.remove(); rows.delete(id); }
-    }
-    reps.forEach((r, i) => {
-      const row = replicaRow(r.id);
+    window.playSyncRows($("game-replicas"), rows, reps, replicaRow, (row, r) => {
       row.li.className = `replica ${r.state}`;
       row.badge.textContent = r.state;
       row.acts.kill.setAttribute("aria-disabled", r.state === "down" ? "true" : "false");
       row.acts.pause.hidden = r.state === "paused";
       row.acts.resume.hidden = r.state !== "paused";
-      if (list.children[i] !== row.li) list.insertBefore(row.li, list.children[i] || null);
     });
   }
 

@@ -53,17 +53,9 @@
   function replicaRow(id) {
     let row = rows.get(id);
     if (row) return row;
-    const li = document.createElement("li");
-    li.className = "replica";
-    li.dataset.id = id;
-    const head = document.createElement("div");
-    head.className = "head";
-    const badge = window.playSpan("badge");
     const youTag = window.playSpan("you-tag");
     const metrics = window.playSpan("metrics");
-    head.append(window.playSpan("id", id), badge, youTag, metrics);
-    const buttons = document.createElement("div");
-    buttons.className = "buttons";
+    const { li, badge, buttons } = window.playReplicaShell(id, youTag, metrics);
     const mk = (label, cls, onclick) => {
       const b = document.createElement("button");
       b.type = "button";
@@ -80,26 +72,16 @@
     });
     const restart = mk(`Restart ${id}`, "", () => control("POST", `/play/api/replicas/${encodeURIComponent(id)}/restart`));
     const remove = mk(`Remove ${id}`, "", () => control("DELETE", `/play/api/replicas/${encodeURIComponent(id)}`));
-    li.append(head, buttons);
     row = { li, badge, youTag, metrics, kill, pause, restart, remove, status: "" };
     rows.set(id, row);
     return row;
   }
 
   function renderReplicas() {
-    const list = $("replicas");
     const reps = (state && state.replicas) || [];
-    const ids = new Set(reps.map((r) => r.id));
-    for (const [id, row] of rows) {
-      if (!ids.has(id)) {
-        row.li.remove();
-        rows.delete(id);
-      }
-    }
     const off = disabled();
     const mine = state && state.you ? state.you.served_by : "";
-    reps.forEach((r, i) => {
-      const row = replicaRow(r.id);
+    window.playSyncRows($("replicas"), rows, reps, replicaRow, (row, r) => {
       row.status = r.status;
       row.li.className = `replica ${r.status}${r.id === mine ? " you" : ""}`;
       row.badge.textContent = r.status;
@@ -112,7 +94,6 @@
       setOff(row.pause, off || r.status === "down");
       setOff(row.restart, off);
       setOff(row.remove, off || reps.length <= 1);
-      if (list.children[i] !== row.li) list.insertBefore(row.li, list.children[i] || null);
     });
   }
 
