@@ -150,14 +150,14 @@ func (f *appFlags) register(fs *flag.FlagSet) {
 	fs.Var(&f.redisCluster, "redis-cluster", "--store redis on a Redis Cluster: some nodes' `addresses` host:port (comma-separated or repeated), instead of --redis")
 	fs.StringVar(&f.redisSentinel, "redis-sentinel", "", "--store redis through Redis Sentinel: `MASTER@HOST:PORT,...` (the master's name, then sentinels), instead of --redis")
 	fs.IntVar(&f.redisWait, "redis-wait", 0, "--store redis: acknowledge a write only once `N` replicas have it (Redis WAIT); 0: at once")
-	fs.StringVar(&f.replQuorum, "repl-quorum", "majority", "--store replicated: members a replica must see to accept writes: majority, one (no quorum) or a `count`")
+	fs.StringVar(&f.replQuorum, "repl-quorum", "majority", "--store replicated: copies of a session that must have a write before it is acknowledged: majority (of the 2 copies), one (no quorum: the primary's copy, backups best effort) or a `count`")
 	fs.DurationVar(&f.storeRetry, "store-retry", time.Second, "when the redis or postgres store does not answer at start: keep running (503, /readyz not ready) and retry this often; 0: exit instead")
 	fs.StringVar(&f.postgres, "postgres", "", "PostgreSQL `URL` for --store postgres, e.g. postgres://user@127.0.0.1:5432/db?sslmode=disable")
 	fs.StringVar(&f.pgSchema, "postgres-schema", "", "`schema` of the session table for --store postgres (default: the pgstore default)")
 	fs.StringVar(&f.sqlite, "sqlite", "statelab-sessions.db", "SQLite database `file` for --store sqlite (replicas share it)")
 	fs.StringVar(&f.clusterListen, "cluster-listen", "127.0.0.1:7946", "`address` where a --store replicated replica meets its peers")
 	fs.Var(&f.peers, "peers", "peers' --cluster-listen `addresses` to join through (comma-separated or repeated)")
-	fs.BoolVar(&f.asyncRepl, "async-replication", false, "--store replicated: acknowledge writes before the backups have them (faster, can lose the last writes)")
+	fs.BoolVar(&f.asyncRepl, "async-replication", false, "--store replicated, with --repl-quorum one: acknowledge writes before the backups have them (faster, can lose the last writes; a larger quorum waits for its backups)")
 	fs.StringVar(&f.secret, "secret", "", "key `material` replicas share (sealed cookies, replication); at least 16 bytes; default: random, logged")
 	fs.IntVar(&f.maxSessions, "max-sessions", 100000, "--store memory: sessions held at most; beyond it new sessions get 503 (0: no cap)")
 	fs.Var(&f.oldSecrets, "old-secret", "--store cookie or replicated: a previous --secret still accepted (cookies sealed with it open; peers using it are accepted), while this replica seals and proves with --secret; repeatable, for key rotation")
@@ -253,8 +253,8 @@ func (f *appFlags) validate() error {
 	case f.maxSessions < 0:
 		return bad("--max-sessions must not be negative")
 	}
-	if _, err := replstore.ParseQuorum(f.replQuorum); err != nil {
-		return bad("invalid value %q for --repl-quorum: want majority, one, or a member count >= 1", f.replQuorum)
+	if q, err := replstore.ParseQuorum(f.replQuorum); err != nil || q > replstore.DefaultConfig().Backups+1 {
+		return bad("invalid value %q for --repl-quorum: want majority, one, or a count of copies from 1 to %d (a session's copies)", f.replQuorum, replstore.DefaultConfig().Backups+1)
 	}
 	for _, a := range f.redisCluster {
 		if _, _, err := net.SplitHostPort(a); err != nil {

@@ -35,6 +35,7 @@ func TestAppBadFlagsExit2WithOneLine(t *testing.T) {
 		{[]string{"--store", "redis", "--redis", "redis://127.0.0.1:1/0", "--redis-wait", "-1"}, "--redis-wait"},
 		{[]string{"--repl-quorum", "0"}, "--repl-quorum"},
 		{[]string{"--repl-quorum", "most"}, "--repl-quorum"},
+		{[]string{"--repl-quorum", "3"}, "--repl-quorum"},
 		{[]string{"--store-retry", "-1s"}, "--store-retry"},
 		{[]string{"--store", "postgres"}, "--postgres"},
 		{[]string{"--store", "sqlite", "--sqlite", ""}, "--sqlite"},

@@ -68,7 +68,7 @@ func (f *labFlags) register(fs *flag.FlagSet, knobs bool) {
 	fs.Float64Var(&f.storeResets, "store-resets", 0, "share of new store connections flaky resets, 0..1 (default 0.3)")
 	fs.StringVar(&f.redisMode, "redis-mode", "single", "cache: the Redis the lab starts: single, cluster (3 masters, 3 replicas) or sentinel (primary, replica, 3 sentinels)")
 	fs.IntVar(&f.redisWait, "redis-wait", 0, "cache on --redis-mode cluster or sentinel: acknowledge a write once `N` Redis replicas have it (WAIT)")
-	fs.StringVar(&f.replQuorum, "repl-quorum", "", "replicated: the replicas' write quorum: majority (default), one (none) or a member count")
+	fs.StringVar(&f.replQuorum, "repl-quorum", "", "replicated: the replicas' write quorum, in copies of a session: majority (default), one (none) or a count")
 }
 
 // config turns the flags into the base run configuration.

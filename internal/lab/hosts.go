@@ -111,7 +111,7 @@ func (cfg Config) validateQuorum() error {
 		return nil
 	}
 	if _, err := replstore.ParseQuorum(cfg.ReplQuorum); err != nil {
-		return fmt.Errorf("%w: replication quorum %q: want majority, one or a member count", ErrBadConfig, cfg.ReplQuorum)
+		return fmt.Errorf("%w: replication quorum %q: want majority, one or a count of copies", ErrBadConfig, cfg.ReplQuorum)
 	}
 	return nil
 }

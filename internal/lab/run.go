@@ -75,7 +75,7 @@ type Config struct {
 	RedisWait int
 
 	// ReplQuorum is the replicated strategy's write quorum (the app's
-	// --repl-quorum: majority, one or a member count); empty means the
+	// --repl-quorum: majority, one or a count of copies); empty means the
 	// app's default, a majority.
 	ReplQuorum string
 

@@ -59,9 +59,10 @@ type Config struct {
 	// the backups have it (replicated). Faster; a write acknowledged just
 	// before the primary dies can be lost.
 	AsyncReplication bool
-	// ReplQuorum is replstore.Config.Quorum: how many members a replica
-	// must see to accept writes; 0 (replstore.QuorumMajority) means a
-	// majority, 1 (replstore.QuorumOne) none (replicated).
+	// ReplQuorum is replstore.Config.Quorum: how many copies of a session
+	// must have a write before it is acknowledged; 0
+	// (replstore.QuorumMajority) means a majority of them, 1
+	// (replstore.QuorumOne) none (replicated).
 	ReplQuorum int
 	// Secret is the key material the replicas share: it seals cookies
 	// (cookie) and encrypts and authenticates replication (replicated).

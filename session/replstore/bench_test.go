@@ -21,7 +21,7 @@ func benchStores(b *testing.B) []struct {
 	mem := memstore.New()
 	b.Cleanup(func() { mem.Close() })
 	syncNodes := startCluster(b, 3, nil)
-	asyncNodes := startCluster(b, 3, func(c *Config) { c.Async = true })
+	asyncNodes := startCluster(b, 3, func(c *Config) { c.Async, c.Quorum = true, QuorumOne })
 	return []struct {
 		name  string
 		store session.Store

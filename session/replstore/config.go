@@ -29,26 +29,27 @@ var (
 	ErrInvalidKey = errors.New("replstore: invalid key")
 
 	// ErrNoQuorum is wrapped (together with session.ErrUnavailable) by the
-	// error of a write refused because this replica does not see a quorum
-	// of the cluster's members (Config.Quorum), or has not joined its
-	// Peers yet, and by Ping's error then.
+	// error of a write refused under Config.Quorum: fewer than W copies of
+	// the key acknowledged it, or could, or this replica sees no more than
+	// half of the members it knows, or has not joined its Peers yet. Ping's
+	// error wraps it in the last two cases.
 	ErrNoQuorum = errors.New("replstore: no quorum")
 )
 
-// Values of Config.Quorum with a name; any other positive value is a member
-// count.
+// Values of Config.Quorum with a name; any other positive value W is a
+// count of copies.
 const (
-	// QuorumMajority (the default) accepts writes only while this replica
-	// sees more than half of the members it knows alive, itself included.
+	// QuorumMajority (the default) acknowledges a write once a majority
+	// of the key's copies, floor(N/2)+1, have it; see Config.Quorum.
 	QuorumMajority = 0
-	// QuorumOne accepts writes whatever the membership: a replica cut off
-	// from its peers serves writes alone, and they can be lost when the
-	// partition heals.
+	// QuorumOne acknowledges a write once the primary's own copy has it,
+	// copying to the backups best effort: a replica cut off from its peers
+	// serves writes alone, and they can be lost when the partition heals.
 	QuorumOne = 1
 )
 
 // ParseQuorum parses a quorum as a command line gives it: "majority", "one",
-// or a member count of at least 1.
+// or a count of copies of at least 1 ("1" is "one").
 func ParseQuorum(s string) (int, error) {
 	switch s {
 	case "majority", "":
@@ -58,7 +59,7 @@ func ParseQuorum(s string) (int, error) {
 	}
 	n, err := strconv.Atoi(s)
 	if err != nil || n < 1 {
-		return 0, fmt.Errorf("%w: quorum %q (want majority, one, or a member count >= 1)", ErrInvalidConfig, s)
+		return 0, fmt.Errorf("%w: quorum %q (want majority, one, or a count of copies >= 1)", ErrInvalidConfig, s)
 	}
 	return n, nil
 }
@@ -106,22 +107,35 @@ type Config struct {
 	// it and replicates to the backups in the background: faster, but a
 	// write acknowledged just before the primary dies can be lost. The
 	// default (false) acknowledges only after the backups have the write.
+	// Async takes effect only with QuorumOne: a quorum of W > 1 copies
+	// makes the primary wait for W-1 backups, which is what Async skips,
+	// so under it writes are synchronous (New logs a warning).
 	Async bool
 
-	// Quorum is how many members of the cluster this replica must see
-	// alive, itself included, to accept a write (as the replica a client
-	// called, and as a key's primary); otherwise the write fails with an
-	// error wrapping ErrNoQuorum and session.ErrUnavailable, having
-	// changed nothing. QuorumMajority (0, the default) means more than half
-	// of the members this replica knows: every member it has seen alive
-	// that has not left gracefully, the dead ones included, so a replica
-	// cut off from its peers (the minority side of a partition) refuses
-	// writes instead of accepting writes that the other side overwrites
-	// when the partition heals. In that mode a replica given Peers also
-	// refuses writes until it has joined them, and a primary applies a
-	// write only once every backup confirmed it. QuorumOne is the
-	// behaviour without a quorum: any replica accepts writes alone. A
-	// larger value is a fixed member count.
+	// Quorum is the write quorum W: how many of the N copies of a key
+	// must hold a write, the primary's own copy included, before it is
+	// acknowledged. N is the key's configured copies, Backups+1 (every
+	// member with Backups -1), capped by the number of members this
+	// replica knows: every member it has seen alive that has not left
+	// gracefully, the dead and the cut-off ones included, so that N does
+	// not shrink on the side of a partition that lost members.
+	//
+	// QuorumMajority (0, the default) means W = floor(N/2)+1; QuorumOne
+	// means W = 1, the behaviour without a quorum (the primary applies the
+	// write and copies it to the backups best effort); a larger value is W
+	// itself, and New rejects one above Backups+1. A write that cannot
+	// reach W copies fails with an error wrapping ErrNoQuorum and
+	// session.ErrUnavailable, and the primary's copy keeps the version it
+	// had (see docs/replication.md for what a backup that applied it
+	// keeps).
+	//
+	// Placement follows the live members (so that the side of a partition
+	// that keeps a majority keeps every key writable), so counting copies
+	// alone would let a minority side with W members of its own accept
+	// writes. Under every quorum but QuorumOne a replica therefore also
+	// refuses writes while it sees no more than half of the members it
+	// knows alive, and, given Peers, until it has joined them; Ping then
+	// fails too (the app's /readyz is 503).
 	Quorum int
 
 	// Secret is the key material the cluster shares; replicas given
@@ -236,7 +250,10 @@ func (cfg Config) withDefaults() (Config, error) {
 		return cfg, fmt.Errorf("%w: Backups %d (want -1 for all, or >= 0)", ErrInvalidConfig, cfg.Backups)
 	}
 	if cfg.Quorum < 0 {
-		return cfg, fmt.Errorf("%w: Quorum %d (want 0 for a majority, 1 for none, or a member count)", ErrInvalidConfig, cfg.Quorum)
+		return cfg, fmt.Errorf("%w: Quorum %d (want 0 for a majority, 1 for none, or a count of copies)", ErrInvalidConfig, cfg.Quorum)
+	}
+	if cfg.Backups >= 0 && cfg.Quorum > cfg.Backups+1 {
+		return cfg, fmt.Errorf("%w: Quorum %d copies, but a key has only %d (Backups %d + its primary)", ErrInvalidConfig, cfg.Quorum, cfg.Backups+1, cfg.Backups)
 	}
 	durations := []struct {
 		p   *time.Duration

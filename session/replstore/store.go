@@ -160,6 +160,9 @@ func New(ctx context.Context, cfg Config) (*Store, error) {
 		s.shutdownPartial()
 		return nil, fmt.Errorf("replstore: start memberlist on %s: %w", cfg.BindAddr, err)
 	}
+	if cfg.Async && cfg.Quorum != QuorumOne {
+		s.log.Warn("replstore: Async has no effect under a write quorum above one copy: writes wait for the backups the quorum needs", "quorum", QuorumString(cfg.Quorum))
+	}
 	s.log.Info("replstore: replica started", "cluster_addr", s.ClusterAddr(), "rpc_addr", s.rpcAddr,
 		"backups", cfg.Backups, "async", cfg.Async, "quorum", QuorumString(cfg.Quorum))
 
@@ -484,33 +487,40 @@ func (s *Store) Ping(ctx context.Context) error {
 	if !s.members.joined.Load() {
 		return fmt.Errorf("replstore: ping: not joined to peers %v yet: %w: %w", s.cfg.Peers, session.ErrUnavailable, ErrNoQuorum)
 	}
-	if _, err := s.writeNodes(); err != nil {
+	if _, _, err := s.writeNodes(); err != nil {
 		return fmt.Errorf("replstore: ping: %w", err)
 	}
 	return nil
 }
 
-// writeNodes returns the live members keys are placed on for a write, or an
-// error wrapping ErrNoQuorum and session.ErrUnavailable when this replica
-// may not accept writes (Config.Quorum).
-func (s *Store) writeNodes() ([]node, error) {
+// writeNodes returns the live members keys are placed on for a write and
+// the write quorum, or an error wrapping ErrNoQuorum and
+// session.ErrUnavailable when this replica may not accept writes at all
+// (Config.Quorum): under any quorum but QuorumOne, while it has not joined
+// its Peers, and while it sees no more than half of the members it knows
+// alive. The second check is what stops a minority side that has W members
+// of its own from placing keys on them (placement follows the live
+// members, so that the majority side keeps every key writable); the copy
+// count (writeQuorum) is what makes an acknowledged write durable on W
+// copies, also before failure detection has noticed a partition.
+func (s *Store) writeNodes() ([]node, writeQuorum, error) {
 	leaving := s.leaving.Load()
 	nodes, alive, known := s.members.view(leaving)
-	q := s.cfg.Quorum
-	if q == QuorumOne || leaving {
+	wq := quorumFor(s.cfg.Quorum, s.cfg.Backups, known)
+	if s.cfg.Quorum == QuorumOne || leaving {
 		// A leaving replica only forwards; the primary decides.
-		return nodes, nil
+		return nodes, wq, nil
 	}
-	if q == QuorumMajority {
-		if !s.members.joined.Load() {
-			return nil, fmt.Errorf("replstore: not joined to peers %v yet: %w: %w", s.cfg.Peers, session.ErrUnavailable, ErrNoQuorum)
-		}
-		q = known/2 + 1
+	if !s.members.joined.Load() {
+		return nil, wq, fmt.Errorf("replstore: not joined to peers %v yet: %w: %w", s.cfg.Peers, session.ErrUnavailable, ErrNoQuorum)
 	}
-	if alive < q {
-		return nil, fmt.Errorf("replstore: %d of %d known members alive, quorum is %d: %w: %w", alive, known, q, session.ErrUnavailable, ErrNoQuorum)
+	if majority := known/2 + 1; alive < majority {
+		return nil, wq, fmt.Errorf("replstore: %d of %d known members alive, fewer than a majority (%d): %w: %w", alive, known, majority, session.ErrUnavailable, ErrNoQuorum)
 	}
-	return nodes, nil
+	if wq.need > wq.copies {
+		return nil, wq, wq.reachable(0)
+	}
+	return nodes, wq, nil
 }
 
 // Count returns how many live records this replica holds a copy of.
@@ -553,7 +563,7 @@ func (s *Store) write(ctx context.Context, op byte, key string, rec session.Reco
 	if err := validKey(key); err != nil {
 		return 0, err
 	}
-	nodes, err := s.writeNodes()
+	nodes, wq, err := s.writeNodes()
 	if err != nil {
 		s.metrics.refused.Inc()
 		return 0, fmt.Errorf("replstore: %s: %w", opName(op), err)
@@ -563,7 +573,11 @@ func (s *Store) write(ctx context.Context, op byte, key string, rec session.Reco
 		return 0, fmt.Errorf("replstore: %s: no live member: %w", opName(op), session.ErrUnavailable)
 	}
 	if own[0].Name == s.name {
-		return s.primaryWrite(ctx, op, key, rec, own)
+		if err := wq.reachable(len(own)); err != nil {
+			s.metrics.refused.Inc()
+			return 0, fmt.Errorf("replstore: %s: %w", opName(op), err)
+		}
+		return s.primaryWrite(ctx, op, key, rec, own, wq)
 	}
 	if op == opPut && rec.Version != 0 {
 		// A backup's copy is never older than what its primary acknowledged,
@@ -595,9 +609,10 @@ func (s *Store) write(ctx context.Context, op byte, key string, rec session.Reco
 const maxStaleRetries = 3
 
 // primaryWrite applies op as the key's primary: compare-and-swap against the
-// local copy, copy to the backups, then apply locally, all under the key's
-// lock so that writes to one key reach the backups in order.
-func (s *Store) primaryWrite(ctx context.Context, op byte, key string, rec session.Record, own []node) (uint64, error) {
+// local copy, copy to the backups, then apply locally once wq.need copies
+// (this one included) have the write, all under the key's lock so that
+// writes to one key reach the backups in order.
+func (s *Store) primaryWrite(ctx context.Context, op byte, key string, rec session.Record, own []node, wq writeQuorum) (uint64, error) {
 	if op == opPut {
 		// Fail a compare-and-swap that cannot succeed without queueing for
 		// the lock: versions only grow, so a held version above the
@@ -619,24 +634,9 @@ func (s *Store) primaryWrite(ctx context.Context, op byte, key string, rec sessi
 	backups := own[1:]
 	for attempt := 0; ; attempt++ {
 		now := time.Now()
-		cur, held := s.tab.get(key)
-		if !held && (op == opTouch || (op == opPut && rec.Version != 0)) {
-			// A new primary (after a death, or a restart with empty
-			// memory) may not have the record yet: get it from the
-			// backups before deciding, rather than failing a
-			// compare-and-swap against nothing.
-			e, ok, err := s.fetchFrom(ctx, key, backups)
-			if err == nil && !ok {
-				// Nor do the backups, yet: see Get.
-				e, ok, err = s.findElsewhere(ctx, key, own)
-			}
-			if err != nil {
-				return 0, fmt.Errorf("replstore: %s: new primary could not fetch the record: %w", opName(op), err)
-			}
-			if ok {
-				s.tab.merge(key, e, now)
-				cur, held = s.tab.get(key)
-			}
+		cur, held, err := s.primaryCopy(ctx, op, key, rec, own)
+		if err != nil {
+			return 0, err
 		}
 		next, skip, err := apply(op, cur, held, rec, now)
 		if err != nil || skip {
@@ -646,12 +646,12 @@ func (s *Store) primaryWrite(ctx context.Context, op byte, key string, rec sessi
 		if held {
 			prev = cur.Rec.Version
 		}
-		if s.cfg.Async {
+		if s.cfg.Async && wq.need == 1 {
 			s.tab.set(key, next)
 			s.enqueue(ctx, key, next, backups)
 			return next.Rec.Version, nil
 		}
-		stale, reached, err := s.replicate(ctx, key, prev, next, backups)
+		stale, acked, missed, err := s.replicate(ctx, key, prev, next, backups)
 		if stale != nil && attempt < maxStaleRetries {
 			// A backup holds a newer record than this primary did: adopt
 			// it and decide again.
@@ -661,32 +661,57 @@ func (s *Store) primaryWrite(ctx context.Context, op byte, key string, rec sessi
 		if stale != nil {
 			return 0, fmt.Errorf("replstore: %s: backups keep showing newer copies: %w", opName(op), session.ErrConflict)
 		}
-		if err != nil && (!reached || s.cfg.Quorum != QuorumOne) {
-			// No backup has the write or can have it (typically the one
-			// backup died and failure detection has not noticed yet).
-			// Leave it undone here too, so that the caller's
-			// ErrUnavailable means it did not happen: a retry, or a read
-			// through another replica, must not find it done.
-			//
-			// With a quorum, leave it undone even when a backup may have
-			// it: the backup may be behind a partition, and this
-			// replica about to find itself in the minority. A version
-			// applied here now would be newer than the writes the
-			// majority acknowledges meanwhile, and win over them when
-			// the partition heals. A backup that did apply it refuses
-			// this primary's next write with its newer copy, which the
-			// primary then adopts.
-			return 0, err
+		if 1+acked < wq.need {
+			// Fewer than W copies have the write (typically a backup
+			// behind a partition that failure detection has not noticed
+			// yet, or one that died). Leave it undone here, so that the
+			// primary's copy, and every read and write decided by it,
+			// stay at the acknowledged version: a version applied here
+			// now would be newer than what the majority side
+			// acknowledges meanwhile, and win over it when the partition
+			// heals. A backup that did apply it (its answer was lost)
+			// holds an unacknowledged version, as after any write whose
+			// answer was lost; it refuses this primary's next write with
+			// that copy, which the primary then adopts.
+			s.metrics.refused.Inc()
+			return 0, fmt.Errorf("replstore: %s: %w", opName(op), wq.refused(1+acked, err))
 		}
-		// Apply even when a backup may have missed it: others have the
-		// write already, or may have, and the caller learns it may not
-		// have happened.
 		s.tab.set(key, next)
-		if err != nil {
-			return 0, err
+		if len(missed) > 0 {
+			// Enough copies have it; bring the backups that missed it up
+			// to date in the background rather than leaving them stale
+			// until the next membership change.
+			s.log.Debug("replstore: write acknowledged by a quorum; repairing the backups that missed it",
+				"key", key, "copies", 1+acked, "quorum", wq.need, "err", err)
+			s.enqueue(ctx, key, next, missed)
 		}
 		return next.Rec.Version, nil
 	}
+}
+
+// primaryCopy returns the primary's copy of key before op. A new primary
+// (after a death, or a restart with empty memory) may not have the record
+// yet: for a touch or a compare-and-swap it gets it from the backups (or,
+// failing them, the other members) before deciding, rather than failing
+// against nothing.
+func (s *Store) primaryCopy(ctx context.Context, op byte, key string, rec session.Record, own []node) (entry, bool, error) {
+	cur, held := s.tab.get(key)
+	if held || !(op == opTouch || (op == opPut && rec.Version != 0)) {
+		return cur, held, nil
+	}
+	e, ok, err := s.fetchFrom(ctx, key, own[1:])
+	if err == nil && !ok {
+		// Nor do the backups, yet: see Get.
+		e, ok, err = s.findElsewhere(ctx, key, own)
+	}
+	if err != nil {
+		return entry{}, false, fmt.Errorf("replstore: %s: new primary could not fetch the record: %w", opName(op), err)
+	}
+	if ok {
+		s.tab.merge(key, e, time.Now())
+		cur, held = s.tab.get(key)
+	}
+	return cur, held, nil
 }
 
 // apply computes the entry op makes of cur. skip means there is nothing to
@@ -725,14 +750,15 @@ func apply(op byte, cur entry, held bool, rec session.Record, now time.Time) (ne
 
 // replicate sends a primary's write to every backup at once and waits for
 // all. It returns the newest copy a backup refused the write with, if any,
-// whether any backup has or may have applied the write (reached), and an
-// error wrapping session.ErrUnavailable if a backup could not be reached.
-// A call whose answer was lost after it was sent is made once more
-// (applying a write twice is harmless), so that a backup that is alive ends
-// up with the write and one that died is known not to count.
-func (s *Store) replicate(ctx context.Context, key string, prev uint64, next entry, backups []node) (stale *entry, reached bool, err error) {
+// how many backups applied the write (acked), the backups that did not
+// answer (missed), and an error wrapping session.ErrUnavailable if a backup
+// could not be reached. A call whose answer was lost after it was sent is
+// made once more (applying a write twice is harmless), so that a backup
+// that is alive ends up with the write and one that died is known not to
+// count.
+func (s *Store) replicate(ctx context.Context, key string, prev uint64, next entry, backups []node) (stale *entry, acked int, missed []node, err error) {
 	if len(backups) == 0 {
-		return nil, true, nil
+		return nil, 0, nil, nil
 	}
 	start := time.Now()
 	defer func() { s.metrics.replication.Observe(time.Since(start).Seconds()) }()
@@ -759,26 +785,24 @@ func (s *Store) replicate(ctx context.Context, key string, prev uint64, next ent
 		}
 	}
 	var errs []error
-	for _, a := range answers {
+	for i, a := range answers {
 		switch {
 		case a.err != nil:
 			errs = append(errs, a.err)
-			if !noEffect(a.err) {
-				reached = true
-			}
+			missed = append(missed, backups[i])
 		case !a.resp.OK:
 			e := a.resp.Current
 			if stale == nil || e.newer(*stale) {
 				stale = &e
 			}
 		default:
-			reached = true
+			acked++
 		}
 	}
 	if len(errs) > 0 {
-		return stale, reached, fmt.Errorf("replstore: replicate to backups: %w", errors.Join(errs...))
+		return stale, acked, missed, fmt.Errorf("replstore: replicate to backups: %w", errors.Join(errs...))
 	}
-	return stale, reached, nil
+	return stale, acked, missed, nil
 }
 
 // fetchFrom asks nodes in order for their copy of key. It returns an error

@@ -297,10 +297,11 @@ func TestCloseHandsOver(t *testing.T) {
 	}
 }
 
-// TestAsync checks that with Async a write is readable at once through any
-// replica and reaches the backup in the background.
+// TestAsync checks that with Async (and QuorumOne, without which it has no
+// effect) a write is readable at once through any replica and reaches the
+// backup in the background.
 func TestAsync(t *testing.T) {
-	nodes := startCluster(t, 3, func(c *Config) { c.Async = true })
+	nodes := startCluster(t, 3, func(c *Config) { c.Async, c.Quorum = true, QuorumOne })
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	var keys []string
@@ -387,6 +388,7 @@ func TestConfigErrors(t *testing.T) {
 		{"bad backups", func(c *Config) { c.Backups = -2 }},
 		{"negative timeout", func(c *Config) { c.RPCTimeout = -time.Second }},
 		{"negative quorum", func(c *Config) { c.Quorum = -1 }},
+		{"quorum above the copies", func(c *Config) { c.Backups, c.Quorum = 1, 3 }},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
