@@ -22,6 +22,33 @@ window.playSend = async (method, path, body) => {
   return data;
 };
 
+// playControl returns a function that sends a control (as playSend) one at
+// a time: while one is pending, another returns null at once. On success it
+// clears the status line with say, passes the answer to hooks.answer and
+// returns it; on failure it shows why with say and returns null. It calls
+// hooks.busy(true) when a control starts and hooks.busy(false) when it ends.
+window.playControl = (say, hooks = {}) => {
+  const { answer = () => {}, busy = () => {} } = hooks;
+  let pending = false;
+  return async (method, path, body) => {
+    if (pending) return null;
+    pending = true;
+    busy(true);
+    try {
+      const data = await window.playSend(method, path, body);
+      say("");
+      answer(data);
+      return data;
+    } catch (err) {
+      say(err.message, true);
+      return null;
+    } finally {
+      pending = false;
+      busy(false);
+    }
+  };
+};
+
 // playSay shows text in the status line el, marked as a failure or not.
 window.playSay = (el, text, failed) => {
   el.textContent = text;

@@ -8,25 +8,11 @@
   const $ = (id) => document.getElementById(id);
   const CELL = 16; // the arena is 16×16 cells on a 256-pixel canvas
   let game = null;
-  let pending = false;
   const rows = new Map(); // game server id -> {li, badge, buttons}
 
   const say = (text, failed) => window.playSay($("game-status"), text, failed);
 
-  async function control(method, path, body) {
-    if (pending) return null;
-    pending = true;
-    try {
-      const data = await window.playSend(method, path, body);
-      say("");
-      return data;
-    } catch (err) {
-      say(err.message, true);
-      return null;
-    } finally {
-      pending = false;
-    }
-  }
+  const control = window.playControl(say);
 
   const lobby = () => (game && game.rooms && game.rooms[0]) || null;
   const running = () => !!game && game.phase === "running";

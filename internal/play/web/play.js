@@ -15,25 +15,17 @@
 
   const say = (text, failed) => window.playSay($("status"), text, failed);
 
-  async function control(method, path, body) {
-    if (pending) return null;
-    pending = true;
-    render();
-    try {
-      const data = await window.playSend(method, path, body);
-      say("");
-      // Controls answer with the new state: show it without waiting for
-      // the next event.
-      if (data && Array.isArray(data.strategies)) state = data;
-      return data;
-    } catch (err) {
-      say(err.message, true);
-      return null;
-    } finally {
-      pending = false;
+  const control = window.playControl(say, {
+    busy: (p) => {
+      pending = p;
       render();
-    }
-  }
+    },
+    // Controls answer with the new state: show it without waiting for the
+    // next event.
+    answer: (data) => {
+      if (data && Array.isArray(data.strategies)) state = data;
+    },
+  });
 
   const disabled = () => !state || state.phase !== "running" || !!state.busy;
 
