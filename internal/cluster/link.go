@@ -33,7 +33,7 @@ func (c *Cluster) SlowStore(ctx context.Context, delay time.Duration) error {
 		return err
 	}
 	defer done()
-	p.delay.Store(int64(delay))
+	p.setDelay(int64(delay))
 	c.event(EventLink, "", fmt.Sprintf("store link: every round trip takes %v longer", delay))
 	return nil
 }
@@ -51,7 +51,7 @@ func (c *Cluster) FlakyStore(ctx context.Context, share float64) error {
 		return err
 	}
 	defer done()
-	p.reset.Store(int64(share * 1e6))
+	p.setResets(int64(share * 1e6))
 	n := p.resetOpen(share)
 	c.event(EventLink, "", fmt.Sprintf("store link: %.0f%% of new connections reset; %d open connections reset", share*100, n))
 	return nil
@@ -65,8 +65,8 @@ func (c *Cluster) HealStoreLink(ctx context.Context) error {
 		return err
 	}
 	defer done()
-	p.delay.Store(0)
-	p.reset.Store(0)
+	p.setDelay(0)
+	p.setResets(0)
 	c.event(EventLink, "", "store link healed: no added delay, no resets")
 	return nil
 }
@@ -76,10 +76,10 @@ func (c *Cluster) HealStoreLink(ctx context.Context) error {
 func (c *Cluster) StoreLinkResets() int64 {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.store == nil || c.store.link == nil {
+	if c.store == nil {
 		return 0
 	}
-	return c.store.link.resets.Load()
+	return c.store.link.resets()
 }
 
 // StoreLink reports whether the replicas reach the store through the lab's
@@ -87,12 +87,12 @@ func (c *Cluster) StoreLinkResets() int64 {
 func (c *Cluster) StoreLink() bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return c.store != nil && c.store.link != nil
+	return c.store != nil && len(c.store.link) > 0
 }
 
 // storeLink takes the operation lock for a control of the store's link and
 // returns the proxy and the function that releases the lock.
-func (c *Cluster) storeLink(ctx context.Context) (*faultProxy, func(), error) {
+func (c *Cluster) storeLink(ctx context.Context) (linkSet, func(), error) {
 	if err := ctx.Err(); err != nil {
 		return nil, nil, err
 	}
@@ -103,7 +103,7 @@ func (c *Cluster) storeLink(ctx context.Context) (*faultProxy, func(), error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	if s.link == nil {
+	if len(s.link) == 0 {
 		done()
 		return nil, nil, ErrNoStoreLink
 	}
@@ -199,7 +199,7 @@ func (s *storeRuntime) proxyManaged(c *Cluster, addr string) error {
 	if err != nil {
 		return err
 	}
-	s.link = p
+	s.link = linkSet{p}
 	for i, a := range s.appArgs {
 		s.appArgs[i] = strings.Replace(a, addr, p.addr, 1)
 	}

@@ -41,6 +41,13 @@ type redisTopology struct {
 	bin       string
 	nodes     []*topoNode // cluster: masters, then their replicas in order; sentinel: primary, replica
 	sentinels []*topoNode
+	// bind is where every process listens: loopback, and the bridge's
+	// address when the replicas run as hosts (Config.Hosts).
+	bind []string
+	// links are the fault proxies in front of the redis-servers, one
+	// each, when the replicas' store link is proxied (Config.StoreLink or
+	// Config.Hosts); the servers announce them as their addresses.
+	links linkSet
 
 	mu       sync.Mutex
 	victim   *topoNode
@@ -51,6 +58,7 @@ type redisTopology struct {
 type topoNode struct {
 	name string
 	port int
+	pub  string // the address the replicas use: n.addr(), or its fault proxy's
 	args []string
 
 	mu   sync.Mutex
@@ -70,7 +78,10 @@ func startRedisTopology(ctx context.Context, c *Cluster) (*redisTopology, []stri
 	if err != nil {
 		return nil, nil, ErrNoRedis
 	}
-	t := &redisTopology{c: c, mode: c.cfg.RedisMode, bin: bin, failover: -1}
+	t := &redisTopology{c: c, mode: c.cfg.RedisMode, bin: bin, failover: -1, bind: []string{"127.0.0.1"}}
+	if c.net != nil {
+		t.bind = append(t.bind, c.net.Gateway().String())
+	}
 	ctx, cancel := context.WithTimeout(ctx, 60*time.Second)
 	defer cancel()
 	var args []string
@@ -78,14 +89,14 @@ func startRedisTopology(ctx context.Context, c *Cluster) (*redisTopology, []stri
 		err = t.startCluster(ctx)
 		var addrs []string
 		for _, n := range t.nodes {
-			addrs = append(addrs, n.addr())
+			addrs = append(addrs, n.pub)
 		}
 		args = []string{"--redis-cluster", strings.Join(addrs, ",")}
 	} else {
 		err = t.startSentinel(ctx)
 		var addrs []string
 		for _, n := range t.sentinels {
-			addrs = append(addrs, n.addr())
+			addrs = append(addrs, n.pub)
 		}
 		args = []string{"--redis-sentinel", sentinelMaster + "@" + strings.Join(addrs, ",")}
 	}
@@ -111,9 +122,28 @@ func (t *redisTopology) newNode(name string, bus bool) (*topoNode, error) {
 			}
 			l.Close()
 		}
-		return &topoNode{name: name, port: port}, nil
+		n := &topoNode{name: name, port: port}
+		n.pub = net.JoinHostPort(t.bind[len(t.bind)-1], strconv.Itoa(port))
+		return n, nil
 	}
 	return nil, errors.New("cluster: no free port pair for a Redis Cluster node")
+}
+
+// expose puts a fault proxy in front of redis-server n, when the
+// replicas' store link is proxied, and returns the host and port n
+// announces to its clients (and the other servers): the proxy's, or its
+// own.
+func (t *redisTopology) expose(n *topoNode) (string, string, error) {
+	if t.c.cfg.StoreLink || t.c.net != nil {
+		p, err := t.c.newLinkProxy(n.addr())
+		if err != nil {
+			return "", "", err
+		}
+		t.links = append(t.links, p)
+		n.pub = p.addr
+	}
+	host, port, err := net.SplitHostPort(n.pub)
+	return host, port, err
 }
 
 // launch starts node n and waits until it answers PING.
@@ -150,9 +180,9 @@ func waitUntil(ctx context.Context, what string, cond func() bool) error {
 // serverArgs are the flags of every redis-server of a topology: no
 // persistence, loopback, quick resync.
 func (t *redisTopology) serverArgs(n *topoNode) []string {
-	return []string{"--port", strconv.Itoa(n.port), "--bind", "127.0.0.1", "--dir", t.c.dir,
+	return append(append([]string{"--port", strconv.Itoa(n.port), "--bind"}, t.bind...), "--dir", t.c.dir,
 		"--save", "", "--appendonly", "no", "--protected-mode", "no", "--loglevel", "warning",
-		"--repl-diskless-sync-delay", "0", "--dbfilename", n.name + ".rdb"}
+		"--repl-diskless-sync-delay", "0", "--dbfilename", n.name+".rdb")
 }
 
 // startCluster starts six cluster-mode servers, gives three masters a
@@ -164,7 +194,15 @@ func (t *redisTopology) startCluster(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		n.args = append(t.serverArgs(n), "--cluster-enabled", "yes",
+		host, port, err := t.expose(n)
+		if err != nil {
+			return err
+		}
+		// The node announces its proxy, so that the replicas' cluster
+		// client (which follows the addresses the nodes announce) goes
+		// through it; the cluster bus stays direct.
+		n.args = append(t.serverArgs(n), "--cluster-announce-ip", host, "--cluster-announce-port", port,
+			"--cluster-announce-bus-port", strconv.Itoa(n.port+10000), "--cluster-enabled", "yes",
 			"--cluster-config-file", filepath.Join(t.c.dir, n.name+"-nodes.conf"),
 			"--cluster-node-timeout", "1000", "--cluster-replica-validity-factor", "0")
 		t.nodes = append(t.nodes, n)
@@ -246,9 +284,16 @@ func (t *redisTopology) startSentinel(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		n.args = t.serverArgs(n)
+		host, port, err := t.expose(n)
+		if err != nil {
+			return err
+		}
+		// Each server announces its proxy, so that the sentinels name it
+		// to the replicas as the master once it is promoted.
+		n.args = append(t.serverArgs(n), "--replica-announce-ip", host, "--replica-announce-port", port)
 		if i == 1 {
-			n.args = append(n.args, "--replicaof", "127.0.0.1", strconv.Itoa(t.nodes[0].port))
+			ph, pp, _ := net.SplitHostPort(t.nodes[0].pub)
+			n.args = append(n.args, "--replicaof", ph, pp)
 		}
 		t.nodes = append(t.nodes, n)
 		if err := t.launch(ctx, n); err != nil {
@@ -264,9 +309,10 @@ func (t *redisTopology) startSentinel(ctx context.Context) error {
 			return err
 		}
 		conf := filepath.Join(t.c.dir, n.name+".conf")
-		text := fmt.Sprintf("port %d\nbind 127.0.0.1\nprotected-mode no\ndir %s\n"+
-			"sentinel monitor %s 127.0.0.1 %d 2\nsentinel down-after-milliseconds %[3]s 1000\nsentinel failover-timeout %[3]s 2000\n",
-			n.port, t.c.dir, sentinelMaster, t.nodes[0].port)
+		ph, pp, _ := net.SplitHostPort(t.nodes[0].pub)
+		text := fmt.Sprintf("port %d\nbind %s\nprotected-mode no\ndir %s\n"+
+			"sentinel monitor %s %s %s 2\nsentinel down-after-milliseconds %[4]s 1000\nsentinel failover-timeout %[4]s 2000\n",
+			n.port, strings.Join(t.bind, " "), t.c.dir, sentinelMaster, ph, pp)
 		if err := os.WriteFile(conf, []byte(text), 0o600); err != nil {
 			return fmt.Errorf("cluster: sentinel config: %w", err)
 		}
@@ -342,7 +388,7 @@ func (t *redisTopology) stop(ctx context.Context) (string, error) {
 func (t *redisTopology) promoted(ctx context.Context, victim *topoNode) bool {
 	if t.mode == RedisSentinel {
 		m := t.sentinelMaster(ctx)
-		return m != "" && m != victim.addr()
+		return m != "" && m != victim.pub
 	}
 	masters, ok := 0, false
 	for _, n := range t.nodes {
@@ -400,11 +446,12 @@ func (t *redisTopology) sentinelMaster(ctx context.Context) string {
 	return ""
 }
 
-// close kills every node of the topology.
+// close kills every node of the topology and closes its proxies.
 func (t *redisTopology) close() error {
 	for _, n := range append(append([]*topoNode{}, t.sentinels...), t.nodes...) {
 		killCurrent(&n.mu, &n.proc)
 	}
+	t.links.close()
 	return nil
 }
 

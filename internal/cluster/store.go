@@ -25,9 +25,9 @@ import (
 // storeRuntime is the cluster's store: what it tells the replicas, what it
 // reports, and how to fail it.
 type storeRuntime struct {
-	appArgs []string    // flags every replica gets
-	fault   storeFault  // how to stop, start and clean up the store
-	link    *faultProxy // the replicas' link to the store, when it is proxied
+	appArgs []string   // flags every replica gets
+	fault   storeFault // how to stop, start and clean up the store
+	link    linkSet    // the replicas' link to the store, when it is proxied
 
 	mu   sync.Mutex
 	info StoreInfo
@@ -67,7 +67,7 @@ func startStore(ctx context.Context, c *Cluster) (*storeRuntime, error) {
 			if err != nil {
 				return nil, err
 			}
-			s.fault, s.info.Managed, s.appArgs = t, true, append(args, c.redisWaitArgs()...)
+			s.fault, s.info.Managed, s.appArgs, s.link = t, true, append(args, c.redisWaitArgs()...), t.links
 			s.info.Detail = fmt.Sprintf("Redis %s of %d redis-server processes started by the lab (no persistence)", c.cfg.RedisMode, len(t.nodes)+len(t.sentinels))
 			return s, nil
 		}
@@ -89,7 +89,7 @@ func startStore(ctx context.Context, c *Cluster) (*storeRuntime, error) {
 		if err != nil {
 			return nil, err
 		}
-		s.fault, s.link = &proxiedStore{proxy: p}, p
+		s.fault, s.link = &proxiedStore{proxy: p}, linkSet{p}
 		u.Host = p.addr
 		// A Redis the cluster does not own may be shared: give this
 		// cluster's keys their own prefix.
@@ -280,7 +280,7 @@ func (s *storeRuntime) preparePostgres(ctx context.Context, c *Cluster, rawURL s
 	if err != nil {
 		return err
 	}
-	ps.proxy, s.link = p, p
+	ps.proxy, s.link = p, linkSet{p}
 	u.Host = p.addr
 	s.appArgs = []string{"--postgres", u.String(), "--postgres-schema", schema}
 	s.info.Detail = "PostgreSQL schema " + schema + " (through a fault proxy at " + p.addr + ")"
@@ -455,8 +455,6 @@ func (c *Cluster) storeOp() (*storeRuntime, func(), error) {
 // close stops what the store runtime started and drops the schema it made.
 func (s *storeRuntime) close() error {
 	err := s.fault.close()
-	if s.link != nil {
-		s.link.close()
-	}
+	s.link.close()
 	return err
 }

@@ -14,20 +14,6 @@ func (cfg Config) clustered() bool {
 	return cfg.Strategy == strategy.Cache && (cfg.RedisMode == cluster.RedisCluster || cfg.RedisMode == cluster.RedisSentinel)
 }
 
-// redisModeSkip says why cfg's scenario cannot run on its Redis topology,
-// or "": the lab's store proxy fronts one server, not a cluster whose
-// clients follow redirects to each node.
-func (cfg Config) redisModeSkip() string {
-	if !cfg.clustered() {
-		return ""
-	}
-	switch cfg.Scenario {
-	case SlowStore, Flaky, Isolate:
-		return fmt.Sprintf("%s acts on the lab's proxy in front of one Redis server; with --redis-mode %s the replicas talk to every node directly: run it with --redis-mode single", cfg.Scenario, cfg.RedisMode)
-	}
-	return ""
-}
-
 // validateRedisMode checks the Redis topology knobs.
 func (cfg Config) validateRedisMode() error {
 	switch {

@@ -85,6 +85,7 @@ type runView struct {
 	Ramp        template.HTML // the joining replicas' share over time (failover, scaleout)
 	Lin         string
 	Recovery    string
+	Failover    string // failover_ms of a clustered Redis's storefail
 	CPU         string
 }
 
@@ -99,6 +100,7 @@ func newRunView(r *Run) runView {
 	if r.Result.RecoveryMS != nil {
 		v.Recovery = fmt.Sprintf("%d ms", *r.Result.RecoveryMS)
 	}
+	v.Failover = failoverText(r.Result)
 	v.CPU = "not sampled"
 	if r.CPUBusy >= 0 {
 		v.CPU = fmt.Sprintf("%.0f%%", r.CPUBusy*100)
@@ -275,12 +277,12 @@ Latency is measured from when each request was <em>scheduled</em>, so a stalled 
 {{end}}
 
 <h2>All runs</h2>
-<table><thead><tr><th>strategy</th><th>scenario</th><th>req/s</th><th>p50 ms</th><th>p99 ms</th><th>errors</th><th>carts lost</th><th>items lost</th><th>stale reads</th><th>lost updates</th><th>linearizable</th><th>imbalance</th><th>recovery</th><th>CPU</th></tr></thead><tbody>
-{{range .Runs}}{{if .Skipped}}<tr><td><a href="#{{.Anchor}}">{{.Result.Strategy}}</a></td><td>{{.Result.Scenario}}</td><td colspan="12" style="text-align:left">{{.Skipped}}</td></tr>
+<table><thead><tr><th>strategy</th><th>scenario</th><th>req/s</th><th>p50 ms</th><th>p99 ms</th><th>errors</th><th>carts lost</th><th>items lost</th><th>stale reads</th><th>lost updates</th><th>linearizable</th><th>imbalance</th><th>recovery</th><th>store failover</th><th>CPU</th></tr></thead><tbody>
+{{range .Runs}}{{if .Skipped}}<tr><td><a href="#{{.Anchor}}">{{.Result.Strategy}}</a></td><td>{{.Result.Scenario}}</td><td colspan="13" style="text-align:left">{{.Skipped}}</td></tr>
 {{else}}<tr><td><a href="#{{.Anchor}}">{{.Result.Strategy}}</a></td><td>{{.Result.Scenario}}</td><td>{{printf "%.0f" .Result.AchievedRPS}}</td><td>{{printf "%.1f" .Result.LatencyMS.P50}}</td><td>{{printf "%.1f" .Result.LatencyMS.P99}}</td><td>{{pct .Result.ErrorRate}}</td>
-<td{{if .Result.CartsLost}} class="bad"{{end}}>{{.Result.CartsLost}}/{{.Result.Carts}}</td><td{{if .Result.ItemsLost}} class="bad"{{end}}>{{.Result.ItemsLost}}/{{.Result.ItemsAcked}}</td><td{{if .Result.StaleReads}} class="bad"{{end}}>{{.Result.StaleReads}}</td><td{{if .Result.LostUpdates}} class="bad"{{end}}>{{lu .Result}}</td><td>{{.Lin}}</td><td>{{printf "%.2f" .Result.Imbalance}}</td><td>{{.Recovery}}</td><td>{{.CPU}}{{if .Result.CPUSaturated}} <span class="bad">saturated</span>{{end}}</td></tr>
+<td{{if .Result.CartsLost}} class="bad"{{end}}>{{.Result.CartsLost}}/{{.Result.Carts}}</td><td{{if .Result.ItemsLost}} class="bad"{{end}}>{{.Result.ItemsLost}}/{{.Result.ItemsAcked}}</td><td{{if .Result.StaleReads}} class="bad"{{end}}>{{.Result.StaleReads}}</td><td{{if .Result.LostUpdates}} class="bad"{{end}}>{{lu .Result}}</td><td>{{.Lin}}</td><td>{{printf "%.2f" .Result.Imbalance}}</td><td>{{.Recovery}}</td><td>{{.Failover}}</td><td>{{.CPU}}{{if .Result.CPUSaturated}} <span class="bad">saturated</span>{{end}}</td></tr>
 {{end}}{{end}}</tbody></table>
-<p class="meta">imbalance: the busiest replica's requests over the mean, after the last fault (1.00 is perfectly even). recovery: from the first fault until the error rate is back within one point of its pre-fault level. CPU: the machine's mean CPU use during the run; "saturated" (≥ 90%) means the machine, not the replicas' capacity model, limited the run.</p>
+<p class="meta">imbalance: the busiest replica's requests over the mean, after the last fault (1.00 is perfectly even). recovery: from the first fault until the error rate is back within one point of its pre-fault level. store failover (storefail on a Redis Cluster or Sentinel set): from killing a Redis master until the cluster or the sentinels promoted its replica; "none" when none was promoted. CPU: the machine's mean CPU use during the run; "saturated" (≥ 90%) means the machine, not the replicas' capacity model, limited the run.</p>
 
 {{with svcRows .Raw}}<h2>The services</h2>
 <p class="meta">surge: quotes jump ×4 and only pricing is scaled 1→4 (services), or the carts (monolith); quotes and cart calls from the surge on. deploy: every pricing replica deployed again in turn; the whole run. quote capacity: a closed-loop probe before and after. linearity: the capacity each added replica brought over the first replicas' per replica. pool imbalance: the busiest replica's share of the second probe over the mean. replay: recorded requests sent again to a fresh replica that answered identically.</p>

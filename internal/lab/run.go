@@ -298,7 +298,7 @@ func start(ctx context.Context, cfg Config) (d Deployment, _ Config, skipped str
 	if cfg.Target.URL != "" {
 		return startTarget(ctx, cfg)
 	}
-	if reason := cfg.linkSkip() + cfg.hostSkip() + cfg.redisModeSkip(); reason != "" {
+	if reason := cfg.linkSkip() + cfg.hostSkip(); reason != "" {
 		return nil, cfg, reason, nil
 	}
 	c, err := cluster.Start(ctx, cluster.Config{

@@ -5,6 +5,8 @@ import (
 	"io"
 	"strings"
 	"text/tabwriter"
+
+	"github.com/statelab/statelab/internal/cluster"
 )
 
 // WriteTable writes the strategy × scenario table of runs to out: the
@@ -25,7 +27,7 @@ func WriteTable(out io.Writer, runs []*Run) error {
 // writeCartTable writes the table of the cart's runs.
 func writeCartTable(out io.Writer, runs []*Run) error {
 	tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "strategy\tscenario\treq/s\tp99 ms\terrors\titems lost\tstale reads\tlost updates\tlinearizable\timbalance\trecovery\t")
+	fmt.Fprintln(tw, "strategy\tscenario\treq/s\tp99 ms\terrors\titems lost\tstale reads\tlost updates\tlinearizable\timbalance\trecovery\tfailover\t")
 	var notes []string
 	for _, r := range runs {
 		res := r.Result
@@ -37,13 +39,13 @@ func writeCartTable(out io.Writer, runs []*Run) error {
 			if strings.HasPrefix(r.Skipped, "failed") {
 				word = "failed"
 			}
-			fmt.Fprintf(tw, "%s\t%s\t%s [%d]\t-\t-\t-\t-\t-\t-\t-\t-\t\n", res.Strategy, res.Scenario, word, len(notes))
+			fmt.Fprintf(tw, "%s\t%s\t%s [%d]\t-\t-\t-\t-\t-\t-\t-\t-\t-\t\n", res.Strategy, res.Scenario, word, len(notes))
 			continue
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%.0f\t%.1f\t%s\t%d/%d\t%d\t%s\t%s\t%.2f\t%s\t%s\n",
+		fmt.Fprintf(tw, "%s\t%s\t%.0f\t%.1f\t%s\t%d/%d\t%d\t%s\t%s\t%.2f\t%s\t%s\t%s\n",
 			res.Strategy, res.Scenario, res.AchievedRPS, res.LatencyMS.P99,
 			pct(res.ErrorRate), res.ItemsLost, res.ItemsAcked, res.StaleReads,
-			lostUpdatesText(res), linText(res.Linearizable), res.Imbalance, msText(res.RecoveryMS), saturatedText(res))
+			lostUpdatesText(res), linText(res.Linearizable), res.Imbalance, msText(res.RecoveryMS), failoverText(res), saturatedText(res))
 	}
 	return flushNotes(out, tw, notes)
 }
@@ -54,6 +56,19 @@ func msText(ms *int64) string {
 		return "-"
 	}
 	return fmt.Sprintf("%d ms", *ms)
+}
+
+// failoverText is how long a clustered Redis took to promote a replica
+// after storefail killed its master (failover_ms): "none" when no replica
+// was promoted, "-" in a run where no master was killed.
+func failoverText(r RunResult) string {
+	switch {
+	case r.FailoverMS != nil:
+		return msText(r.FailoverMS)
+	case r.Scenario == string(Storefail) && (r.RedisMode == cluster.RedisCluster || r.RedisMode == cluster.RedisSentinel):
+		return "none"
+	}
+	return "-"
 }
 
 // saturatedText flags a run whose machine was the bottleneck.
