@@ -678,9 +678,10 @@ func (s *Store) primaryWrite(ctx context.Context, op byte, key string, rec sessi
 		}
 		s.tab.set(key, next)
 		if len(missed) > 0 {
-			// Enough copies have it; bring the backups that missed it up
-			// to date in the background rather than leaving them stale
-			// until the next membership change.
+			// Enough copies have it; send it once more, in the
+			// background, to the backups that missed it, rather than
+			// leave them stale until the next write to the key or the
+			// next membership change.
 			s.log.Debug("replstore: write acknowledged by a quorum; repairing the backups that missed it",
 				"key", key, "copies", 1+acked, "quorum", wq.need, "err", err)
 			s.enqueue(ctx, key, next, missed)
