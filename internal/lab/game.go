@@ -1,6 +1,7 @@
 package lab
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"errors"
@@ -93,21 +94,11 @@ func DefaultGameParams() GameParams {
 
 func (p GameParams) withDefaults() GameParams {
 	d := DefaultGameParams()
-	if p.Rooms == 0 {
-		p.Rooms = d.Rooms
-	}
-	if p.Players == 0 {
-		p.Players = d.Players
-	}
-	if p.Tick == 0 {
-		p.Tick = d.Tick
-	}
-	if p.Checkpoint == 0 {
-		p.Checkpoint = d.Checkpoint
-	}
-	if p.Lease == 0 {
-		p.Lease = d.Lease
-	}
+	p.Rooms = cmp.Or(p.Rooms, d.Rooms)
+	p.Players = cmp.Or(p.Players, d.Players)
+	p.Tick = cmp.Or(p.Tick, d.Tick)
+	p.Checkpoint = cmp.Or(p.Checkpoint, d.Checkpoint)
+	p.Lease = cmp.Or(p.Lease, d.Lease)
 	return p
 }
 

@@ -1,6 +1,7 @@
 package lab
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -132,30 +133,14 @@ func DefaultConfig(quick bool) Config {
 // DefaultConfig(false), and the steady scenario.
 func (c Config) withDefaults() Config {
 	d := DefaultConfig(false)
-	if c.Replicas == 0 {
-		c.Replicas = d.Replicas
-	}
-	if c.Rate == 0 {
-		c.Rate = d.Rate
-	}
-	if c.Duration == 0 {
-		c.Duration = d.Duration
-	}
-	if c.Think == 0 {
-		c.Think = d.Think
-	}
-	if c.Timeout == 0 {
-		c.Timeout = d.Timeout
-	}
-	if c.Tabs == 0 {
-		c.Tabs = d.Tabs
-	}
-	if c.LinBudget == 0 {
-		c.LinBudget = d.LinBudget
-	}
-	if c.Scenario == "" {
-		c.Scenario = Steady
-	}
+	c.Replicas = cmp.Or(c.Replicas, d.Replicas)
+	c.Rate = cmp.Or(c.Rate, d.Rate)
+	c.Duration = cmp.Or(c.Duration, d.Duration)
+	c.Think = cmp.Or(c.Think, d.Think)
+	c.Timeout = cmp.Or(c.Timeout, d.Timeout)
+	c.Tabs = cmp.Or(c.Tabs, d.Tabs)
+	c.LinBudget = cmp.Or(c.LinBudget, d.LinBudget)
+	c.Scenario = cmp.Or(c.Scenario, Steady)
 	return c
 }
 
