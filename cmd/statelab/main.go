@@ -43,6 +43,7 @@ type command struct {
 var commands = []command{
 	{"demo", "run every strategy through the standard scenarios and report", runDemo},
 	{"lab", "run one strategy through one scenario", runLab},
+	{"compare", "compare two scaling sweeps' results.json: limiter and capacity per point", runCompare},
 	{"lb", "run the HTTP load balancer", runLB},
 	{"app", "run one replica of the shopping-cart service", runApp},
 	{"game", "run one replica of the real-time game server", runGame},

@@ -8,8 +8,9 @@ import (
 )
 
 // Thresholds of the claims judged on a sweep's curves. Efficiency is
-// capacity at N ÷ (N × capacity at 1); a probe step of the search is about
-// 6% of the rate, so margins below that would judge noise.
+// capacity at N ÷ (N × the per-replica basis, see efficiencyBasis); a
+// probe step of the search is about 6% of the rate, so margins below that
+// would judge noise.
 const (
 	// sweepHarderMargin: a stateful strategy scales harder when its
 	// efficiency at the largest replica count both were measured at is
@@ -109,7 +110,7 @@ func EvaluateSweepClaims(sw *Sweep) []ClaimResult {
 			for _, st := range sc.needs {
 				names = append(names, string(st))
 			}
-			r.Evidence = "needs a sweep of " + strings.Join(names, " and ") + " at 1 replica and at least one more count that this machine's CPU did not limit"
+			r.Evidence = "needs a sweep of " + strings.Join(names, " and ") + " at 1 or 2 replicas and at least one more count that this machine's CPU did not limit"
 		} else {
 			r.Verdict, r.Evidence = sc.judge(c)
 			if sw.Skew > 0 {

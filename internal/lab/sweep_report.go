@@ -166,18 +166,16 @@ func curveChart(title, unit string, ss []series, ymax float64) template.HTML {
 	return template.HTML(b.String())
 }
 
-// sweepCharts draws capacity against replicas (with the ideal linear line
-// from each strategy's 1-replica capacity, and the capacity model's) and
-// efficiency against replicas.
+// sweepCharts draws capacity against replicas (with the ideal linear line:
+// N × the highest efficiency basis of any strategy) and efficiency against
+// replicas.
 func sweepCharts(sw *Sweep) (capacity, efficiency template.HTML) {
 	ss := sweepSeries(sw.Points, func(p SweepPoint) float64 { return p.CapacityRPS })
 	var best1 float64
 	var xs []float64
 	seen := map[float64]bool{}
 	for _, p := range sw.Points {
-		if p.Skipped == "" && p.Replicas == 1 {
-			best1 = math.Max(best1, p.CapacityRPS)
-		}
+		best1 = math.Max(best1, p.EfficiencyBasisRPS)
 		if !seen[float64(p.Replicas)] {
 			seen[float64(p.Replicas)] = true
 			xs = append(xs, float64(p.Replicas))
@@ -192,7 +190,7 @@ func sweepCharts(sw *Sweep) (capacity, efficiency template.HTML) {
 	}
 	capacity = curveChart("capacity: highest sustained requests/s", "", ss, 0)
 	es := sweepSeries(sw.Points, func(p SweepPoint) float64 { return p.Efficiency * 100 })
-	efficiency = curveChart("efficiency: capacity at N ÷ (N × capacity at 1)", "%", es, 120)
+	efficiency = curveChart("efficiency: capacity at N ÷ (N × per-replica basis)", "%", es, 120)
 	return capacity, efficiency
 }
 

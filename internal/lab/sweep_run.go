@@ -30,13 +30,19 @@ type SweepPoint struct {
 	Latency     Latency `json:"latency_ms"`
 	ErrorRate   float64 `json:"error_rate"`
 	Imbalance   float64 `json:"imbalance"`
-	// Efficiency is CapacityRPS over replicas × the same strategy's
-	// capacity at 1 replica; 0 when the sweep has no 1-replica point.
+	// Efficiency is CapacityRPS over replicas × EfficiencyBasisRPS; 0
+	// when the sweep has no 1- or 2-replica point of the strategy.
 	Efficiency float64 `json:"efficiency"`
-	// UnloadedP99MS is the p99 at the unloaded probe; P99LimitMS the
-	// objective's bound derived from it.
-	UnloadedP99MS float64 `json:"unloaded_p99_ms"`
-	P99LimitMS    float64 `json:"p99_limit_ms"`
+	// EfficiencyBasisRPS is the strategy's per-replica capacity that
+	// efficiency divides by: the higher of its capacity at 1 replica and
+	// half its capacity at 2 (see efficiencyBasis).
+	EfficiencyBasisRPS float64 `json:"efficiency_basis_rps,omitempty"`
+	// UnloadedP99MS is the lower p99 of the two unloaded probes
+	// (UnloadedP99sMS, in order); P99LimitMS the objective's bound derived
+	// from it.
+	UnloadedP99MS  float64   `json:"unloaded_p99_ms"`
+	UnloadedP99sMS []float64 `json:"unloaded_p99s_ms,omitempty"`
+	P99LimitMS     float64   `json:"p99_limit_ms"`
 	// Limiter is what was saturated at the lowest failing probe (the one
 	// just above capacity), LimiterEvidence the numbers; CPUSaturated is
 	// set when the machine's CPU was saturated there (or, when no probe
@@ -71,7 +77,7 @@ type Sweep struct {
 // method words the search of c for results.json and the report.
 func (c SweepConfig) method() string {
 	o, s := c.Objective, c.Search
-	return fmt.Sprintf("Per strategy and replica count, one cluster; an unloaded probe at %.0f%% of the capacity model's rate sets the p99 bound (%.0f× its p99). "+
+	return fmt.Sprintf("Per strategy and replica count, one cluster; two unloaded probes at %.0f%% of the capacity model's rate set the p99 bound (%.0f× the lower of their p99s). "+
 		"Open-loop probes of %v each (after a warm-up) start at %.0f%% of the model's rate and grow ×%.2f while they meet the objective (p99 under the bound, errors — 5xx or no answer — at most %.1f%%, at least %.0f%% of the offered requests answered within the probe), "+
 		"or shrink ×%.2f while they fail (at most %d), then %d bisections between the highest pass and the lowest failure. "+
 		"Capacity is the highest passing rate; the limiter is read from counters during the lowest failing probe.",
@@ -116,22 +122,6 @@ func pointLine(p SweepPoint) string {
 		p.Strategy, p.Replicas, p.CapacityRPS, p.NominalRPS, p.Latency.P99, p.Limiter, len(p.Probes), p.WallS)
 }
 
-// setEfficiency fills in each point's efficiency from the same strategy's
-// 1-replica point.
-func setEfficiency(points []SweepPoint) {
-	one := map[string]float64{}
-	for _, p := range points {
-		if p.Replicas == 1 && p.Skipped == "" {
-			one[p.Strategy] = p.CapacityRPS
-		}
-	}
-	for i := range points {
-		if c1 := one[points[i].Strategy]; c1 > 0 && points[i].Skipped == "" {
-			points[i].Efficiency = round(points[i].CapacityRPS/(float64(points[i].Replicas)*c1), 3)
-		}
-	}
-}
-
 // runPoint starts a cluster of n replicas of st and searches its capacity.
 func runPoint(ctx context.Context, cfg SweepConfig, st strategy.Strategy, n int) SweepPoint {
 	pt := SweepPoint{Strategy: string(st), Policy: st.Spec().Policy, Replicas: n, NominalRPS: round(cfg.nominal(n), 1)}
@@ -170,6 +160,10 @@ func runPoint(ctx context.Context, cfg SweepConfig, st strategy.Strategy, n int)
 // handful of requests.
 const minProbeRequests = 40
 
+// unloadedProbes is how many unloaded probes a point makes; the lower p99
+// sets the objective's bound (see unloadedP99).
+const unloadedProbes = 2
+
 // prober runs probes against one cluster.
 type prober struct {
 	cfg   SweepConfig
@@ -194,28 +188,32 @@ func (pr *prober) searchPoint(ctx context.Context, pt *SweepPoint) error {
 	if nominal > 0 {
 		start, unloaded = nominal*pr.cfg.Search.Start, nominal*o.UnloadedShare
 	}
-	u, err := pr.probe(ctx, "unloaded", max(2, round(unloaded, 1)))
-	if err != nil {
-		return err
+	for range unloadedProbes {
+		u, err := pr.probe(ctx, "unloaded", max(2, round(unloaded, 1)))
+		if err != nil {
+			return err
+		}
+		if u.ErrorRate > o.MaxErrorRate {
+			pt.Probes = append(pt.Probes, u)
+			pt.Limiter, pt.LimiterEvidence = LimitNone, fmt.Sprintf("%v: %s errors at %.0f req/s", errNoUnloaded, pct(u.ErrorRate), u.OfferedRPS)
+			return nil
+		}
+		u.Pass = true
+		pt.Probes = append(pt.Probes, u)
+		pt.UnloadedP99sMS = append(pt.UnloadedP99sMS, u.Latency.P99)
 	}
-	pt.Probes = append(pt.Probes, u)
-	if u.ErrorRate > o.MaxErrorRate {
-		pt.Limiter, pt.LimiterEvidence = LimitNone, fmt.Sprintf("%v: %s errors at %.0f req/s", errNoUnloaded, pct(u.ErrorRate), u.OfferedRPS)
-		return nil
-	}
-	pt.UnloadedP99MS = u.Latency.P99
-	pt.P99LimitMS = round(o.P99Factor*u.Latency.P99, 2)
-	pt.Probes[0].Pass = true
+	pt.UnloadedP99MS = unloadedP99(pt.UnloadedP99sMS)
+	pt.P99LimitMS = round(o.P99Factor*pt.UnloadedP99MS, 2)
 	_, best, fail, err := searchRate(ctx, pr.cfg.Search, start, func(ctx context.Context, phase string, rate float64) (Probe, error) {
 		p, err := pr.probe(ctx, phase, rate)
-		p.Pass = err == nil && o.meets(p, u.Latency.P99)
+		p.Pass = err == nil && o.meets(p, pt.UnloadedP99MS)
 		if err == nil && !p.Pass && nominal > 0 && p.Resources.SlotUtilMax < limitSlotFull {
 			// The objective failed while every replica had free slots:
 			// noise from outside the model (a busy machine). Probe once
 			// more, so that one hiccup does not set the capacity.
 			pt.Probes = append(pt.Probes, p)
 			p, err = pr.probe(ctx, "retry", rate)
-			p.Pass = err == nil && o.meets(p, u.Latency.P99)
+			p.Pass = err == nil && o.meets(p, pt.UnloadedP99MS)
 		}
 		if err == nil {
 			pt.Probes = append(pt.Probes, p)
