@@ -54,36 +54,61 @@ const (
 	// limitProcCores: a store or balancer process using 0.8 of a core is
 	// busy (Redis and the balancer's event loop are mostly one thread).
 	limitProcCores = 0.80
+	// limitWaitShare: slots held long are the store's or replication's
+	// doing when the time measured waiting on it per request is at least
+	// half of the hold beyond --work; less, and something else (the CPU,
+	// the handler) took most of the excess.
+	limitWaitShare = 0.5
 )
 
 // classifyLimiter names the limiter from what was measured during the
 // saturating probe, and says why in one sentence. In order: full slots
 // holding for about --work are the model (even if the CPU was busy too);
-// one full replica among idle ones is placement; then a saturated machine;
-// then a busy store or balancer process; then slots held long by the
-// store or replication.
+// one full replica among idle ones is placement; full slots held long
+// while replication measurably took most of the excess are replication;
+// then a saturated machine; then a busy store or balancer process; then
+// full slots held long under an external store.
 func classifyLimiter(st strategy.Strategy, work time.Duration, res Resources) (Limiter, string) {
 	hold := fmt.Sprintf("requests held a slot %.1f ms (--work %v)", res.SlotHoldMS, work)
-	modelHold := work <= 0 || res.SlotHoldMS < limitHoldExcess*float64(work)/float64(time.Millisecond)
+	if res.ReplicationPerS > 0 {
+		hold += fmt.Sprintf(", %.2f ms of it copying to backups (%.0f copies/s, %s/s)", res.ReplicationWaitMS, res.ReplicationPerS, byteSize(res.ReplicationBytesPerS))
+	}
+	workMS := float64(work) / float64(time.Millisecond)
+	modelHold := work <= 0 || res.SlotHoldMS < limitHoldExcess*workMS
+	full := max(res.SlotUtil, res.SlotUtilMax) >= limitSlotFull
+	// waited says whether a measured wait per request explains most of
+	// the slot time beyond --work.
+	waited := func(ms float64) bool { return full && !modelHold && ms > 0 && ms >= limitWaitShare*(res.SlotHoldMS-workMS) }
 	switch {
 	case res.SlotUtil >= limitSlotFull && modelHold:
 		return LimitReplicas, fmt.Sprintf("replica slots %s busy on average; %s", pct(res.SlotUtil), hold)
 	case res.SlotUtilMax >= limitSlotFull && modelHold && res.SlotUtilMax >= limitHotSpread*res.SlotUtil && res.RequestImbalance >= limitHotSpread:
 		return LimitHotReplica, fmt.Sprintf("the busiest replica's slots were %s busy, the mean %s; it got %.2f× the mean requests", pct(res.SlotUtilMax), pct(res.SlotUtil), res.RequestImbalance)
+	case waited(res.ReplicationWaitMS):
+		return LimitReplication, hold
 	case res.MachineCPU >= saturatedBusy:
 		return LimitCPU, fmt.Sprintf("the machine's CPU was %s busy (%s); %s", pct(res.MachineCPU), res.cpuText(), hold)
 	case res.ProcessCPU[procStore] >= limitProcCores:
 		return LimitStore, fmt.Sprintf("the store's process used %.2f cores at %.0f ops/s", res.ProcessCPU[procStore], res.StoreOpsPerS)
 	case res.ProcessCPU[procBalancer] >= limitProcCores:
 		return LimitBalancer, fmt.Sprintf("the balancer used %.2f cores", res.ProcessCPU[procBalancer])
-	case max(res.SlotUtil, res.SlotUtilMax) >= limitSlotFull && st == strategy.Replicated:
-		return LimitReplication, fmt.Sprintf("%s; %.0f copies/s at %.2f ms each", hold, res.ReplicationPerS, res.ReplicationMS)
-	case max(res.SlotUtil, res.SlotUtilMax) >= limitSlotFull && st.Spec().External():
+	case full && !modelHold && st.Spec().External():
 		return LimitStore, fmt.Sprintf("%s waiting on the store (%.0f ops/s)", hold, res.StoreOpsPerS)
-	case max(res.SlotUtil, res.SlotUtilMax) >= limitSlotFull:
+	case full:
 		return LimitReplicas, fmt.Sprintf("replica slots %s busy on average, %s on the busiest; %s", pct(res.SlotUtil), pct(res.SlotUtilMax), hold)
 	}
 	return LimitNone, fmt.Sprintf("nothing measured was saturated: slots %s busy, machine CPU %s", pct(res.SlotUtil), pct(max(0, res.MachineCPU)))
+}
+
+// byteSize words a byte count: B, kB or MB (powers of 1000).
+func byteSize(b float64) string {
+	switch {
+	case b >= 1e6:
+		return fmt.Sprintf("%.1f MB", b/1e6)
+	case b >= 1e3:
+		return fmt.Sprintf("%.1f kB", b/1e3)
+	}
+	return fmt.Sprintf("%.0f B", b)
 }
 
 // cpuText says how many cores the sweep's own processes used, by process.

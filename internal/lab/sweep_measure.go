@@ -49,9 +49,14 @@ type Resources struct {
 	// committed (pg_stat_database.xact_commit); 0 for other stores.
 	StoreOpsPerS float64 `json:"store_ops_per_s"`
 	// ReplicationPerS is writes copied to backups per second (replicated);
-	// ReplicationMS is the mean time one copy took.
-	ReplicationPerS float64 `json:"replication_per_s"`
-	ReplicationMS   float64 `json:"replication_ms"`
+	// ReplicationMS is the mean time one copy took; ReplicationBytesPerS
+	// the bytes the replicas sent their backups per second (the encoded
+	// replication requests); ReplicationWaitMS the replication time per
+	// request that held a slot: how much of SlotHoldMS went to copying.
+	ReplicationPerS      float64 `json:"replication_per_s"`
+	ReplicationMS        float64 `json:"replication_ms"`
+	ReplicationBytesPerS float64 `json:"replication_bytes_per_s"`
+	ReplicationWaitMS    float64 `json:"replication_wait_ms"`
 }
 
 // The keys of Resources.ProcessCPU.
@@ -75,6 +80,7 @@ type snapshot struct {
 type replicaCounters struct {
 	busy, held, slots, rejected float64
 	replSum, replCount          float64
+	replBytes                   float64
 }
 
 // meter takes snapshots of one cluster.
@@ -174,6 +180,7 @@ func (m *meter) scrape(ctx context.Context, base string) (replicaCounters, error
 		"statelab_app_rejected_requests_total":         &rc.rejected,
 		"statelab_replstore_replication_seconds_sum":   &rc.replSum,
 		"statelab_replstore_replication_seconds_count": &rc.replCount,
+		"statelab_replstore_replicated_bytes_total":    &rc.replBytes,
 	}
 	return rc, promSum(io.LimitReader(resp.Body, 4<<20), fields)
 }
@@ -265,7 +272,7 @@ func resources(a, b snapshot, machineCPU float64) Resources {
 		res.ProcessCPU[procStore] = round(max(0, b.storeCPU-a.storeCPU)/secs, 3)
 	}
 	res.StoreOpsPerS = round(max(0, b.storeOps-a.storeOps)/secs, 1)
-	var utilSum, busy, held, replSum, replCount, heldMax float64
+	var utilSum, busy, held, replSum, replCount, replBytes, heldMax float64
 	n, m := 0, 0
 	for id, rb := range b.replicas {
 		ra, ok := a.replicas[id]
@@ -279,6 +286,7 @@ func resources(a, b snapshot, machineCPU float64) Resources {
 		res.Rejected += int64(rb.rejected - ra.rejected)
 		replSum += rb.replSum - ra.replSum
 		replCount += rb.replCount - ra.replCount
+		replBytes += rb.replBytes - ra.replBytes
 		if rb.slots > 0 {
 			u := (rb.busy - ra.busy) / (rb.slots * secs)
 			utilSum += u
@@ -292,8 +300,10 @@ func resources(a, b snapshot, machineCPU float64) Resources {
 	if held > 0 {
 		res.SlotHoldMS = round(busy/held*1000, 2)
 		res.RequestImbalance = round(heldMax/(held/float64(m)), 3)
+		res.ReplicationWaitMS = round(replSum/held*1000, 3)
 	}
 	res.ReplicationPerS = round(replCount/secs, 1)
+	res.ReplicationBytesPerS = round(replBytes/secs, 0)
 	if replCount > 0 {
 		res.ReplicationMS = round(replSum/replCount*1000, 3)
 	}

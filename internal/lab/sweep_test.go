@@ -81,7 +81,11 @@ func TestClassifyLimiter(t *testing.T) {
 		{"redis just under", strategy.Cache, Resources{SlotUtil: 0.5, ProcessCPU: cores(procStore, limitProcCores-0.01)}, LimitNone},
 		{"balancer busy", strategy.Client, Resources{SlotUtil: 0.5, ProcessCPU: cores(procBalancer, limitProcCores)}, LimitBalancer},
 		{"slots held by sqlite", strategy.Database, Resources{SlotUtil: 0.9, SlotUtilMax: 0.9, SlotHoldMS: holdLong}, LimitStore},
-		{"slots held by replication", strategy.Replicated, Resources{SlotUtil: 0.9, SlotUtilMax: 0.9, SlotHoldMS: holdLong}, LimitReplication},
+		{"slots held by replication", strategy.Replicated, Resources{SlotUtil: 0.9, SlotUtilMax: 0.9, SlotHoldMS: holdLong, ReplicationPerS: 90, ReplicationBytesPerS: 5e4, ReplicationWaitMS: limitWaitShare * 10}, LimitReplication},
+		{"replication measured, even under a busy cpu", strategy.Replicated, Resources{SlotUtil: 0.9, SlotUtilMax: 0.9, SlotHoldMS: holdLong, ReplicationPerS: 90, ReplicationWaitMS: 8, MachineCPU: 1}, LimitReplication},
+		{"replication under half the excess", strategy.Replicated, Resources{SlotUtil: 0.9, SlotUtilMax: 0.9, SlotHoldMS: holdLong, ReplicationPerS: 90, ReplicationWaitMS: limitWaitShare*10 - 0.01}, LimitReplicas},
+		{"replication under half the excess, busy cpu", strategy.Replicated, Resources{SlotUtil: 0.9, SlotUtilMax: 0.9, SlotHoldMS: holdLong, ReplicationPerS: 90, ReplicationWaitMS: 1, MachineCPU: 1}, LimitCPU},
+		{"replication with slots held about --work", strategy.Replicated, Resources{SlotUtil: 0.9, SlotUtilMax: 0.9, SlotHoldMS: holdOK, ReplicationPerS: 90, ReplicationWaitMS: 9}, LimitReplicas},
 		{"slots held long in memory", strategy.Sticky, Resources{SlotUtil: 0.9, SlotUtilMax: 0.9, SlotHoldMS: holdLong}, LimitReplicas},
 	} {
 		t.Run(tt.name, func(t *testing.T) {

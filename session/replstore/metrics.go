@@ -15,6 +15,8 @@ type metrics struct {
 	forwarded    *prometheus.CounterVec
 	members      prometheus.GaugeFunc
 	refused      prometheus.Counter
+	// replicatedBytes: see newReplicatedBytes.
+	replicatedBytes prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer, node string, members func() float64) (*metrics, error) {
@@ -57,10 +59,11 @@ func newMetrics(reg prometheus.Registerer, node string, members func() float64) 
 			ConstLabels: labels,
 		}),
 	}
+	m.replicatedBytes = newReplicatedBytes(labels)
 	if reg == nil {
 		return m, nil
 	}
-	for _, c := range []prometheus.Collector{m.replication, m.rereplicated, m.forwarded, m.members, m.refused} {
+	for _, c := range []prometheus.Collector{m.replication, m.rereplicated, m.forwarded, m.members, m.refused, m.replicatedBytes} {
 		if err := reg.Register(c); err != nil {
 			var are prometheus.AlreadyRegisteredError
 			if errors.As(err, &are) {

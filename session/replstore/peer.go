@@ -39,6 +39,7 @@ func (s *Store) rpcReplicate(ctx context.Context, addr string, req replicateRequ
 	e := encoder{}
 	req.encode(&e)
 	var resp replicateResponse
+	s.countReplicated(len(e.b))
 	b, err := s.client.call(ctx, addr, kindReplicate, e.b)
 	if err != nil {
 		return resp, err

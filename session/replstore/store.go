@@ -976,4 +976,5 @@ func (s *Store) unregister() {
 	s.reg.Unregister(s.metrics.forwarded)
 	s.reg.Unregister(s.metrics.members)
 	s.reg.Unregister(s.metrics.refused)
+	s.reg.Unregister(s.metrics.replicatedBytes)
 }
