@@ -45,10 +45,10 @@ func setEfficiency(points []SweepPoint) {
 
 // unloadedP99 is the p99 the objective's bound is set from: the lowest of
 // the unloaded probes' p99s. A hiccup of a shared machine (a descheduled
-// process, a late timer) can only add to a p99 of a few hundred requests,
-// never take from it, so the lower of two is the better estimate of the
-// cluster's own unloaded tail; one probe alone set bounds that differed
-// several-fold between two runs of the same point.
+// process, a late timer) can only add to a p99, never take from it, so the
+// lower of two is the better estimate of the cluster's own unloaded tail;
+// an unloaded probe sends only 40 requests at 1 replica (a few hundred at
+// 16), so its p99 is nearly its slowest request.
 func unloadedP99(p99s []float64) float64 {
 	if len(p99s) == 0 {
 		return 0
