@@ -78,7 +78,9 @@ func classifyLimiter(st strategy.Strategy, work time.Duration, res Resources) (L
 	full := max(res.SlotUtil, res.SlotUtilMax) >= limitSlotFull
 	// waited says whether a measured wait per request explains most of
 	// the slot time beyond --work.
-	waited := func(ms float64) bool { return full && !modelHold && ms > 0 && ms >= limitWaitShare*(res.SlotHoldMS-workMS) }
+	waited := func(ms float64) bool {
+		return full && !modelHold && ms > 0 && ms >= limitWaitShare*(res.SlotHoldMS-workMS)
+	}
 	switch {
 	case res.SlotUtil >= limitSlotFull && modelHold:
 		return LimitReplicas, fmt.Sprintf("replica slots %s busy on average; %s", pct(res.SlotUtil), hold)
