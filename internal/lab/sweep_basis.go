@@ -23,7 +23,7 @@ func efficiencyBasis(points []SweepPoint) float64 {
 			best = max(best, p.CapacityRPS/float64(p.Replicas))
 		}
 	}
-	return round(best, 1)
+	return best
 }
 
 // setEfficiency fills in each measured point's efficiency and its basis
@@ -37,7 +37,7 @@ func setEfficiency(points []SweepPoint) {
 		p := &points[i]
 		basis := efficiencyBasis(byStrategy[p.Strategy])
 		if basis > 0 && p.Skipped == "" {
-			p.EfficiencyBasisRPS = basis
+			p.EfficiencyBasisRPS = round(basis, 2)
 			p.Efficiency = round(p.CapacityRPS/(float64(p.Replicas)*basis), 3)
 		}
 	}
