@@ -154,3 +154,38 @@ func TestWriteQuorumCopies(t *testing.T) {
 		})
 	}
 }
+
+// TestQuorumAboveClusterSize checks that a replica whose cluster has fewer
+// members than the quorum's copies refuses writes and is not ready, instead
+// of acknowledging on fewer copies than asked: a first replica started
+// alone under Quorum 2, until a second joins.
+func TestQuorumAboveClusterSize(t *testing.T) {
+	nodes := startCluster(t, 1, func(c *Config) { c.Quorum = 2 })
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	key := keyOwnedBy(t, nodes[0], "n0")
+	rec := session.Record{Data: []byte("v1"), IdleExpiry: time.Now().Add(time.Hour)}
+	if _, err := nodes[0].Put(ctx, key, rec); !errors.Is(err, ErrNoQuorum) || !errors.Is(err, session.ErrUnavailable) {
+		t.Fatalf("Put on a cluster of one under Quorum 2 = %v, want ErrNoQuorum and ErrUnavailable", err)
+	}
+	if err := nodes[0].Ping(ctx); !errors.Is(err, ErrNoQuorum) {
+		t.Fatalf("Ping on a cluster of one under Quorum 2 = %v, want ErrNoQuorum (not ready)", err)
+	}
+	if _, ok := nodes[0].tab.get(key); ok {
+		t.Fatalf("the refused write left a copy")
+	}
+	cfg := testConfig(t, "n1")
+	cfg.Quorum, cfg.Peers = 2, []string{nodes[0].ClusterAddr()}
+	nodes = append(nodes, startNode(t, cfg))
+	waitMembers(t, nodes, 2)
+	v, err := nodes[0].Put(ctx, key, rec)
+	if err != nil {
+		t.Fatalf("Put once a second replica joined: %v", err)
+	}
+	if got := copiesOf(nodes, key, v); got != 2 {
+		t.Fatalf("acknowledged write is on %d copies, want 2", got)
+	}
+	if err := nodes[0].Ping(ctx); err != nil {
+		t.Fatalf("Ping with two members under Quorum 2 = %v, want nil", err)
+	}
+}
