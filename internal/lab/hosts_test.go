@@ -56,6 +56,28 @@ func TestIsolateEndToEnd(t *testing.T) {
 	}
 }
 
+// TestIsolatePostgresEndToEnd cuts a database replica off from
+// PostgreSQL (reached through the lab's store proxy on the hosts' bridge)
+// while the balancer still reaches it: the replica's store connections are
+// reset and new ones refused, and the checker finds no acknowledged item
+// lost.
+func TestIsolatePostgresEndToEnd(t *testing.T) {
+	needHosts(t)
+	cfg := e2eConfig(t, strategy.Database)
+	cfg.Scenario, cfg.PostgresURL = Isolate, testenv.PostgresURL(t)
+	run := runFaultScenario(t, cfg, "cut r2 off from the store")
+	r := run.Result
+	if !r.Hosts || r.Store != "postgres" {
+		t.Errorf("hosts %v, store %q; want each replica a host of its own, on PostgreSQL", r.Hosts, r.Store)
+	}
+	if r.StoreConnsReset == 0 {
+		t.Error("no store connection of r2 was refused: the cut did not reach the replica's PostgreSQL link")
+	}
+	if r.ItemsLost != 0 || r.CartsLost != 0 {
+		t.Errorf("%d acknowledged items lost in %d carts with one replica cut off from PostgreSQL", r.ItemsLost, r.CartsLost)
+	}
+}
+
 // TestHostScenarioSkips: the host scenarios say why they do not run for a
 // strategy they do not apply to.
 func TestHostScenarioSkips(t *testing.T) {
