@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os/exec"
 	"strings"
@@ -12,7 +13,7 @@ import (
 )
 
 func runDemo(ctx context.Context, m *Main, args []string) error {
-	fs := newFlagSet(m, "demo", "[--quick] [--out DIR] [--strategies a,b,...] [--sweep=false] [--redis URL] [--postgres URL] [--target URL --strategies S [--target-admin URL] [--kill-cmd CMD] ...]")
+	fs := newFlagSet(m, "demo", "[--quick] [--out DIR] [--strategies a,b,...] [--sweep=false] [--redis URL | --redis-mode cluster|sentinel [--redis-wait N]] [--postgres URL] [--target URL --strategies S [--target-admin URL] [--kill-cmd CMD] ...]")
 	var f labFlags
 	var strategies listFlag
 	var games, sweep bool
@@ -37,6 +38,13 @@ func runDemo(ctx context.Context, m *Main, args []string) error {
 	cfg, err := f.config("demo", m)
 	if err != nil {
 		return err
+	}
+	// The run knobs every run shares (--redis-mode, --redis-wait, …) are
+	// checked once here, as a cache run would check them.
+	probe := cfg
+	probe.Strategy, probe.Scenario = strategy.Cache, lab.Steady
+	if err := probe.Validate(); errors.Is(err, lab.ErrBadConfig) {
+		return usageErrorf("demo", "%v", err)
 	}
 	if cfg.Target, err = f.target.target(fs); err != nil {
 		return err

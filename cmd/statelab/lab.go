@@ -49,6 +49,8 @@ func (f *labFlags) register(fs *flag.FlagSet, knobs bool) {
 	fs.StringVar(&f.redis, "redis", "", "Redis URL for the cache strategy (default: start redis-server from PATH)")
 	fs.StringVar(&f.postgres, "postgres", "", "PostgreSQL URL for the database strategy (default: SQLite); a fresh schema is used and dropped")
 	fs.BoolVar(&f.verbose, "v", false, "log cluster events to stderr")
+	fs.StringVar(&f.redisMode, "redis-mode", "single", "cache: the Redis the lab starts: single, cluster (3 masters, 3 replicas) or sentinel (primary, replica, 3 sentinels)")
+	fs.IntVar(&f.redisWait, "redis-wait", 0, "cache on --redis-mode cluster or sentinel: acknowledge a write once `N` Redis replicas have it (WAIT)")
 	f.target.register(fs)
 	if !knobs {
 		return
@@ -66,8 +68,6 @@ func (f *labFlags) register(fs *flag.FlagSet, knobs bool) {
 	fs.BoolVar(&f.poisson, "poisson", false, "Poisson arrivals (seeded by --seed) instead of evenly spaced ones")
 	fs.DurationVar(&f.storeDelay, "store-delay", 0, "latency slowstore adds to each round trip to the store (default 50ms)")
 	fs.Float64Var(&f.storeResets, "store-resets", 0, "share of new store connections flaky resets, 0..1 (default 0.3)")
-	fs.StringVar(&f.redisMode, "redis-mode", "single", "cache: the Redis the lab starts: single, cluster (3 masters, 3 replicas) or sentinel (primary, replica, 3 sentinels)")
-	fs.IntVar(&f.redisWait, "redis-wait", 0, "cache on --redis-mode cluster or sentinel: acknowledge a write once `N` Redis replicas have it (WAIT)")
 	fs.StringVar(&f.replQuorum, "repl-quorum", "", "replicated: the replicas' write quorum, in copies of a session: majority (default), one (none) or a count")
 }
 

@@ -37,6 +37,8 @@ func TestLabDemoUsage(t *testing.T) {
 		{[]string{"lab", "--strategy", "replicated", "--repl-quorum", "most"}, "quorum"},
 		{[]string{"demo", "--strategies", "naive,nope"}, "--strategies"},
 		{[]string{"demo", "extra"}, "unexpected argument"},
+		{[]string{"demo", "--redis-mode", "ring"}, "Redis mode"},
+		{[]string{"demo", "--redis-wait", "1"}, "--redis-wait"},
 		{[]string{"lab", "--strategy", "sticky", "--target-admin", "http://127.0.0.1:9"}, "need --target"},
 		{[]string{"lab", "--strategy", "sticky", "--kill-cmd", "true"}, "need --target"},
 		{[]string{"lab", "--strategy", "sticky", "--target", "ftp://127.0.0.1:9"}, "not an http"},
