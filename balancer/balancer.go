@@ -1,6 +1,7 @@
 package balancer
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"crypto/tls"
@@ -310,88 +311,36 @@ func DefaultConfig() Config {
 
 // withDefaults returns c with every zero field set to its default.
 func (c Config) withDefaults() Config {
-	if c.Policy == "" {
-		c.Policy = PolicyRoundRobin
-	}
-	if c.StickyCookie == "" {
-		c.StickyCookie = "statelab_backend"
-	}
-	if c.HashCookie == "" {
-		c.HashCookie = "statelab_session"
-	}
-	if c.HashFactor == 0 {
-		c.HashFactor = 1.25
-	}
-	if c.HealthInterval == 0 {
-		c.HealthInterval = 2 * time.Second
-	}
-	if c.HealthTimeout == 0 {
-		c.HealthTimeout = time.Second
-	}
+	c.Policy = cmp.Or(c.Policy, PolicyRoundRobin)
+	c.StickyCookie = cmp.Or(c.StickyCookie, "statelab_backend")
+	c.HashCookie = cmp.Or(c.HashCookie, "statelab_session")
+	c.HashFactor = cmp.Or(c.HashFactor, 1.25)
+	c.HealthInterval = cmp.Or(c.HealthInterval, 2*time.Second)
+	c.HealthTimeout = cmp.Or(c.HealthTimeout, time.Second)
 	if c.HealthTimeout > c.HealthInterval && c.HealthInterval > 0 {
 		c.HealthTimeout = c.HealthInterval
 	}
-	if c.Rise == 0 {
-		c.Rise = 2
-	}
-	if c.Fall == 0 {
-		c.Fall = 3
-	}
-	if c.EjectAfter == 0 {
-		c.EjectAfter = 5
-	}
-	if c.EjectBase == 0 {
-		c.EjectBase = time.Second
-	}
-	if c.EjectMax == 0 {
-		c.EjectMax = 30 * time.Second
-	}
-	if c.EjectOn == "" {
-		c.EjectOn = Eject5xx
-	}
-	if c.MaxEjectedShare == 0 {
-		c.MaxEjectedShare = 0.5
-	}
-	if c.PanicThreshold == 0 {
-		c.PanicThreshold = 0.5
-	}
-	if c.MaxTries == 0 {
-		c.MaxTries = 3
-	}
-	if c.RetryBudget == 0 {
-		c.RetryBudget = 0.2
-	}
-	if c.RetryBudgetMin == 0 {
-		c.RetryBudgetMin = 3
-	}
+	c.Rise = cmp.Or(c.Rise, 2)
+	c.Fall = cmp.Or(c.Fall, 3)
+	c.EjectAfter = cmp.Or(c.EjectAfter, 5)
+	c.EjectBase = cmp.Or(c.EjectBase, time.Second)
+	c.EjectMax = cmp.Or(c.EjectMax, 30*time.Second)
+	c.EjectOn = cmp.Or(c.EjectOn, Eject5xx)
+	c.MaxEjectedShare = cmp.Or(c.MaxEjectedShare, 0.5)
+	c.PanicThreshold = cmp.Or(c.PanicThreshold, 0.5)
+	c.MaxTries = cmp.Or(c.MaxTries, 3)
+	c.RetryBudget = cmp.Or(c.RetryBudget, 0.2)
+	c.RetryBudgetMin = cmp.Or(c.RetryBudgetMin, 3)
 	c = c.withTimeoutDefaults()
-	if c.MaxRequestBodySize == 0 {
-		c.MaxRequestBodySize = 10 << 20
-	}
-	if c.MaxBufferedBody == 0 {
-		c.MaxBufferedBody = 64 << 10
-	}
-	if c.BufferedBodyBudget == 0 {
-		c.BufferedBodyBudget = 32 << 20
-	}
-	if c.MaxBackends == 0 {
-		c.MaxBackends = 256
-	}
-	if c.MaxHeaderBytes == 0 {
-		c.MaxHeaderBytes = 16 << 10
-	}
-	if c.MaxConnsPerBackend == 0 {
-		c.MaxConnsPerBackend = 1024
-	}
-	if c.DrainQuiet == 0 {
-		c.DrainQuiet = 500 * time.Millisecond
-	}
-	if c.DrainTimeout == 0 {
-		c.DrainTimeout = 10 * time.Second
-	}
-	if c.ShutdownTimeout == 0 {
-		c.ShutdownTimeout = 30 * time.Second
-	}
+	c.MaxRequestBodySize = cmp.Or(c.MaxRequestBodySize, 10<<20)
+	c.MaxBufferedBody = cmp.Or(c.MaxBufferedBody, 64<<10)
+	c.BufferedBodyBudget = cmp.Or(c.BufferedBodyBudget, 32<<20)
+	c.MaxBackends = cmp.Or(c.MaxBackends, 256)
+	c.MaxHeaderBytes = cmp.Or(c.MaxHeaderBytes, 16<<10)
+	c.MaxConnsPerBackend = cmp.Or(c.MaxConnsPerBackend, 1024)
+	c.DrainQuiet = cmp.Or(c.DrainQuiet, 500*time.Millisecond)
+	c.DrainTimeout = cmp.Or(c.DrainTimeout, 10*time.Second)
+	c.ShutdownTimeout = cmp.Or(c.ShutdownTimeout, 30*time.Second)
 	if c.Logger == nil {
 		c.Logger = slog.Default()
 	}
@@ -401,21 +350,11 @@ func (c Config) withDefaults() Config {
 // withTimeoutDefaults returns c with the connection and queue timeouts
 // filled in.
 func (c Config) withTimeoutDefaults() Config {
-	if c.DialTimeout == 0 {
-		c.DialTimeout = 2 * time.Second
-	}
-	if c.ResponseTimeout == 0 {
-		c.ResponseTimeout = 60 * time.Second
-	}
-	if c.ReadTimeout == 0 {
-		c.ReadTimeout = 10 * time.Second
-	}
-	if c.IdleTimeout == 0 {
-		c.IdleTimeout = 60 * time.Second
-	}
-	if c.QueueTimeout == 0 {
-		c.QueueTimeout = 5 * time.Second
-	}
+	c.DialTimeout = cmp.Or(c.DialTimeout, 2*time.Second)
+	c.ResponseTimeout = cmp.Or(c.ResponseTimeout, 60*time.Second)
+	c.ReadTimeout = cmp.Or(c.ReadTimeout, 10*time.Second)
+	c.IdleTimeout = cmp.Or(c.IdleTimeout, 60*time.Second)
+	c.QueueTimeout = cmp.Or(c.QueueTimeout, 5*time.Second)
 	return c
 }
 
