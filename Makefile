@@ -14,9 +14,11 @@ build:
 # deployment files: deploy/validate is a module of its own (so k8s.io/api and
 # compose-go stay out of statelab's dependencies; ./... does not descend into
 # it); its Kubernetes checks skip, saying why, where kubectl is missing.
+# The balancer's behaviour tests run a second time on the epoll engine.
 test:
 	$(GO) vet ./...
 	$(GO) test -race -count=1 -timeout 15m ./...
+	STATELAB_LB_ENGINE=epoll $(GO) test -race -count=1 -timeout 5m ./balancer/
 	cd deploy/validate && $(GO) vet ./... && $(GO) test -count=1 -timeout 5m ./...
 
 # bench: the Go benchmarks. See docs/benchmarks.md for the wrk comparisons.

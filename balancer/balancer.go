@@ -296,6 +296,11 @@ type Config struct {
 	// AccessLog logs every proxied request at Info level.
 	AccessLog bool
 
+	// Engine serves the proxy: EngineFastHTTP (the default) or EngineEpoll
+	// (Linux; plain HTTP/1.1 from an event loop, see engine.go and
+	// docs/balancer.md for what it hands to fasthttp).
+	Engine string
+
 	// Registry is where the balancer registers its metrics, and what
 	// AdminHandler's /metrics serves. Nil means a new private registry. Give
 	// each Balancer its own registry: two on one registry would export
@@ -380,6 +385,8 @@ func (c *Config) validate() error {
 		return fmt.Errorf("%w: health path %q must start with /", ErrInvalidConfig, c.HealthPath)
 	case c.TLS != nil && len(c.TLS.Certificates) == 0 && c.TLS.GetCertificate == nil && c.TLS.GetConfigForClient == nil:
 		return fmt.Errorf("%w: TLS without a certificate", ErrInvalidConfig)
+	case c.Engine != "" && c.Engine != EngineFastHTTP && c.Engine != EngineEpoll:
+		return fmt.Errorf("%w: engine %q (want fasthttp or epoll)", ErrInvalidConfig, c.Engine)
 	case c.initialBackends() > c.MaxBackends:
 		return fmt.Errorf("%w: %d backends, more than MaxBackends %d", ErrInvalidConfig, c.initialBackends(), c.MaxBackends)
 	case !validCookieName(c.StickyCookie) || !validCookieName(c.HashCookie):
@@ -517,6 +524,13 @@ func (lb *Balancer) Serve(ctx context.Context, ln net.Listener) error {
 	lb.servers = append(lb.servers, srv)
 	lb.srvMu.Unlock()
 
+	if lb.cfg.Engine == EngineEpoll {
+		why := engineReason(&lb.cfg)
+		if why == "" {
+			return lb.serveEpoll(ctx, ln, srv)
+		}
+		lb.log.Warn("balancer: the epoll engine does not support "+why+"; serving with fasthttp", "listener", ln.Addr().String())
+	}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	select {

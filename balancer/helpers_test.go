@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/http/cookiejar"
 	"net/http/httptest"
+	"os"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -59,6 +60,10 @@ func startLB(t *testing.T, cfg Config) (*Balancer, string) {
 	t.Helper()
 	if cfg.Logger == nil {
 		cfg.Logger = testLogger(t)
+	}
+	if cfg.Engine == "" {
+		// STATELAB_LB_ENGINE=epoll runs every behaviour test on the epoll engine.
+		cfg.Engine = os.Getenv("STATELAB_LB_ENGINE")
 	}
 	lb, err := New(cfg)
 	if err != nil {

@@ -38,12 +38,16 @@ go build -o "$tmp/epollspike" ./bench/epollspike
 pids+=($!)
 declare -A pidof url
 pidof[statelab]=$! url[statelab]=http://127.0.0.1:$P_LB/$QUERY
+"$tmp/statelab" lb --engine epoll --listen 127.0.0.1:$((P_LB + 2)) --admin 127.0.0.1:$((P_ADMIN + 2)) --policy round_robin \
+	--backend b1=http://127.0.0.1:$B1 --backend b2=http://127.0.0.1:$B2 2>"$tmp/statelab-epoll.log" &
+pids+=($!)
+pidof[lb-epoll]=$! url[lb-epoll]=http://127.0.0.1:$((P_LB + 2))/$QUERY
 
 haproxy_cfg 4096 60s $B1 $B2 127.0.0.1:$P_HA >"$tmp/haproxy.cfg"
 haproxy -f "$tmp/haproxy.cfg" -db >"$tmp/haproxy.log" 2>&1 & pids+=($!)
 pidof[haproxy]=$! url[haproxy]=http://127.0.0.1:$P_HA/$QUERY
 
-targets=(statelab haproxy)
+targets=(statelab lb-epoll haproxy)
 i=0
 for n in $LOOPS; do
 	p=$((P_SPIKE + i)); i=$((i + 1))

@@ -4,6 +4,7 @@
 #
 #   bench/lb.sh                                   # every scenario, 5 rounds of 10 s per target
 #   SCENARIOS="keepalive close" ROUNDS=7 DURATION=20s bench/lb.sh
+#   ENGINE=epoll bench/lb.sh                      # statelab lb --engine epoll
 #
 # Scenarios (SCENARIOS, space-separated):
 #   keepalive  keep-alive HTTP/1.1, 64-byte bodies (also nginx and direct access)
@@ -25,6 +26,7 @@ ROUNDS=${ROUNDS:-5}
 CONNS=${CONNS:-64}
 THREADS=${THREADS:-1}
 BASE_PORT=${BASE_PORT:-18080}
+ENGINE=${ENGINE:-fasthttp} # statelab lb --engine
 SCENARIOS=${SCENARIOS:-keepalive close 4k 64k tls tls-new}
 
 cd "$(dirname "$0")/.."
@@ -48,7 +50,7 @@ cat "$tmp/cert.pem" "$tmp/key.pem" >"$tmp/haproxy.pem"
 "$tmp/backend" -listen 127.0.0.1:$B1 -id b1 & pids+=($!)
 "$tmp/backend" -listen 127.0.0.1:$B2 -id b2 & pids+=($!)
 
-lb_args=(--policy round_robin --backend b1=http://127.0.0.1:$B1 --backend b2=http://127.0.0.1:$B2)
+lb_args=(--engine "$ENGINE" --policy round_robin --backend b1=http://127.0.0.1:$B1 --backend b2=http://127.0.0.1:$B2)
 "$tmp/statelab" lb --listen 127.0.0.1:$P_LB --admin 127.0.0.1:$P_ADMIN "${lb_args[@]}" 2>"$tmp/statelab.log" &
 pids+=($!); pid_statelab=$!
 "$tmp/statelab" lb --listen 127.0.0.1:$P_LBS --admin 127.0.0.1:$P_ADMINS "${lb_args[@]}" \
