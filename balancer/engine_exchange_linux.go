@@ -14,6 +14,10 @@ import (
 	"golang.org/x/sys/unix"
 )
 
+// backendIdle is how long an idle backend connection stays pooled, as
+// the fasthttp path's MaxIdleConnDuration.
+const backendIdle = 10 * time.Second
+
 // nextRequest serves the request at the start of client c's buffer, once
 // it has fully arrived, or hands c to fasthttp if the engine does not
 // serve it.
@@ -143,7 +147,7 @@ func (l *eloop) attempt(ex *exchange) {
 func (l *eloop) bind(ex *exchange, bc *econn) {
 	ex.bconn, bc.ex = bc, ex
 	ex.relaying, ex.left, ex.chunks = false, 0, chunkScanner{}
-	bc.n = 0
+	bc.n, bc.expires = 0, 0
 	if t := l.lb.cfg.ResponseTimeout; t > 0 {
 		bc.expires = l.now.Add(t).UnixNano()
 	}
@@ -274,6 +278,7 @@ func (l *eloop) connected(bc *econn) {
 		return
 	}
 	l.arm(bc)
+	bc.expires = 0
 	if ex != nil {
 		if t := l.lb.cfg.ResponseTimeout; t > 0 {
 			bc.expires = l.now.Add(t).UnixNano()
@@ -439,7 +444,6 @@ func (l *eloop) responseHead(ex *exchange, bc *econn) {
 		return
 	}
 	ex.resp, ex.relaying = h, true
-	bc.expires = 0
 	switch {
 	case ex.head || h.code == 204 || h.code == 304:
 		ex.left = 0
@@ -518,7 +522,7 @@ func (l *eloop) relayDone(ex *exchange, bc *econn, noReuse bool) {
 	if noReuse || ex.resp.closeConn || ex.left < 0 && !ex.resp.chunked {
 		l.closeConn(bc)
 	} else {
-		bc.expires, bc.n = 0, 0
+		bc.expires, bc.n = l.now.Add(backendIdle).UnixNano(), 0
 		if bc.stopped {
 			bc.stopped = false
 			l.arm(bc)

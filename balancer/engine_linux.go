@@ -220,6 +220,8 @@ func (l *eloop) sweep(now int64, stopping bool) {
 		switch {
 		case c.b == nil && c.ex == nil && (stopping && c.n == 0 && len(c.out) == 0 || c.expires != 0 && now > c.expires):
 			l.closeConn(c)
+		case c.b != nil && c.ex == nil && c.expires != 0 && now > c.expires:
+			l.closeConn(c) // idle too long in the pool
 		case c.b != nil && c.ex != nil && c.expires != 0 && now > c.expires:
 			err := error(fasthttp.ErrTimeout)
 			if c.connecting {
