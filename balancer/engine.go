@@ -187,18 +187,7 @@ func (k hashKeySpec) engineKey(h *reqHead) []byte {
 	case "header":
 		return headerValue(h.headers, k.name)
 	default:
-		p := h.target
-		if q := bytes.IndexByte(p, '?'); q >= 0 {
-			p = p[:q]
-		}
-		rest, ok := bytes.CutPrefix(p, []byte(k.name))
-		if !ok {
-			return nil
-		}
-		if i := bytes.IndexByte(rest, '/'); i >= 0 {
-			rest = rest[:i]
-		}
-		return rest
+		return k.pathSegment(h.target)
 	}
 }
 

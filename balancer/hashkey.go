@@ -36,19 +36,24 @@ func (k hashKeySpec) extract(req *fasthttp.Request) []byte {
 	case "header":
 		return req.Header.Peek(k.name)
 	default: // path: the segment after the prefix
-		p := req.URI().PathOriginal()
-		if q := bytes.IndexByte(p, '?'); q >= 0 {
-			p = p[:q]
-		}
-		rest, ok := bytes.CutPrefix(p, []byte(k.name))
-		if !ok {
-			return nil
-		}
-		if i := bytes.IndexByte(rest, '/'); i >= 0 {
-			rest = rest[:i]
-		}
-		return rest
+		return k.pathSegment(req.URI().PathOriginal())
 	}
+}
+
+// pathSegment returns the path segment of target after the path prefix k.name.
+func (k hashKeySpec) pathSegment(target []byte) []byte {
+	p := target
+	if q := bytes.IndexByte(p, '?'); q >= 0 {
+		p = p[:q]
+	}
+	rest, ok := bytes.CutPrefix(p, []byte(k.name))
+	if !ok {
+		return nil
+	}
+	if i := bytes.IndexByte(rest, '/'); i >= 0 {
+		rest = rest[:i]
+	}
+	return rest
 }
 
 func validHeaderName(s string) bool {

@@ -43,7 +43,6 @@ func runLB(ctx context.Context, m *Main, args []string) error {
 	maxTries := fs.Int("max-tries", 3, "attempts per request, including retries")
 	drainTimeout := fs.Duration("drain-timeout", 10*time.Second, "longest wait for a removed backend to drain")
 	accessLog := fs.Bool("access-log", false, "log every request")
-	engine := fs.String("engine", balancer.EngineFastHTTP, "what serves plain HTTP: fasthttp, or epoll (Linux: an event loop; TLS, the access log, --deny-path and --backend-maxconn keep fasthttp)")
 	maxHeader := fs.Int("max-header-bytes", 16<<10, "largest request header block; larger ones get 431")
 	maxBody := fs.Int("max-body-bytes", 10<<20, "largest request body; larger ones get 413")
 	bufferBody := fs.Int("buffer-body-bytes", 64<<10, "request bodies up to this size are buffered (and can be retried); larger ones are streamed")
@@ -100,7 +99,6 @@ func runLB(ctx context.Context, m *Main, args []string) error {
 		MaxTries:           *maxTries,
 		DrainTimeout:       *drainTimeout,
 		AccessLog:          *accessLog,
-		Engine:             *engine,
 		MaxHeaderBytes:     *maxHeader,
 		DenyPaths:          denyPaths,
 		MaxRequestBodySize: *maxBody,

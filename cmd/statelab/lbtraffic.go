@@ -13,6 +13,7 @@ type lbFlagGroups struct {
 	pools   poolFlags
 	tls     tlsFlags
 	traffic trafficFlags
+	engine  string
 }
 
 // register adds every group's flags to fs.
@@ -20,6 +21,7 @@ func (g *lbFlagGroups) register(fs *flag.FlagSet) {
 	g.pools.register(fs)
 	g.tls.register(fs)
 	g.traffic.register(fs)
+	fs.StringVar(&g.engine, "engine", balancer.EngineFastHTTP, "what serves plain HTTP: fasthttp, or epoll (Linux: an event loop; TLS, the access log, --deny-path and --backend-maxconn keep fasthttp)")
 }
 
 // apply sets every group's flags on cfg, or returns the first usage error.
@@ -30,6 +32,7 @@ func (g *lbFlagGroups) apply(cfg *balancer.Config, log *slog.Logger) error {
 	if err := g.tls.apply(cfg, log); err != nil {
 		return err
 	}
+	cfg.Engine = g.engine
 	return g.traffic.apply(cfg)
 }
 

@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
-# bench/epollspike.sh — what a minimal epoll event-loop proxy in Go
-# (bench/epollspike) costs per request, against HAProxy and statelab lb, in
+# bench/lbengines.sh — statelab lb's two engines against HAProxy in
 # bench/lb.sh's keep-alive setup (two bench/backend backends, round robin,
-# wrk -t1 -c64). Usage (from the repository root):
+# wrk -t1 -c64), in one run: "statelab" is --engine fasthttp, "lb-epoll"
+# --engine epoll. Usage (from the repository root):
 #
-#   bench/epollspike.sh                        # ROUNDS=5 DURATION=6s LOOPS="1 2"
-#   ROUNDS=7 LOOPS=1 QUERY="?size=4096" bench/epollspike.sh
+#   bench/lbengines.sh                         # ROUNDS=5 DURATION=6s
+#   ROUNDS=7 QUERY="?size=4096" bench/lbengines.sh
+#   WRKARGS="-H Connection:close" bench/lbengines.sh
 #
 # Rounds are interleaved across the targets; CPU µs per request is the
 # proxy's utime+stime (/proc/PID/stat) over the run divided by the requests.
@@ -14,7 +15,6 @@ set -euo pipefail
 DURATION=${DURATION:-6s}
 ROUNDS=${ROUNDS:-5}
 CONNS=${CONNS:-64}
-LOOPS=${LOOPS:-1 2}
 QUERY=${QUERY:-}
 BASE_PORT=${BASE_PORT:-19400}
 WRKARGS=${WRKARGS:-}
@@ -25,11 +25,10 @@ cd "$(dirname "$0")/.."
 need_tools wrk haproxy curl
 
 B1=$((BASE_PORT + 1)) B2=$((BASE_PORT + 2)) P_LB=$((BASE_PORT + 10)) P_ADMIN=$((BASE_PORT + 11))
-P_HA=$((BASE_PORT + 20)) P_SPIKE=$((BASE_PORT + 30))
+P_HA=$((BASE_PORT + 20))
 
 go build -o "$tmp/statelab" ./cmd/statelab
 go build -o "$tmp/backend" ./bench/backend
-go build -o "$tmp/epollspike" ./bench/epollspike
 
 "$tmp/backend" -listen 127.0.0.1:$B1 -id b1 & pids+=($!)
 "$tmp/backend" -listen 127.0.0.1:$B2 -id b2 & pids+=($!)
@@ -48,14 +47,6 @@ haproxy -f "$tmp/haproxy.cfg" -db >"$tmp/haproxy.log" 2>&1 & pids+=($!)
 pidof[haproxy]=$! url[haproxy]=http://127.0.0.1:$P_HA/$QUERY
 
 targets=(statelab lb-epoll haproxy)
-i=0
-for n in $LOOPS; do
-	p=$((P_SPIKE + i)); i=$((i + 1))
-	"$tmp/epollspike" -listen 127.0.0.1:$p -loops "$n" -backend 127.0.0.1:$B1 -backend 127.0.0.1:$B2 &
-	pids+=($!)
-	pidof[spike$n]=$! url[spike$n]=http://127.0.0.1:$p/$QUERY
-	targets+=("spike$n")
-done
 
 for t in "${targets[@]}"; do
 	for _ in $(seq 100); do curl -fsS -o /dev/null "${url[$t]}" 2>/dev/null && break; sleep 0.1; done
