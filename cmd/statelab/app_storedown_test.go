@@ -1,0 +1,91 @@
+package main
+
+import (
+	"crypto/rand"
+	"io"
+	"net"
+	"net/http"
+	"net/http/cookiejar"
+	"net/url"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/statelab/statelab/internal/testenv"
+)
+
+// TestAppStartsWithPostgresDown starts the app with its PostgreSQL address
+// not answering (nothing listens there yet): it serves /healthz, answers
+// /readyz 503, and becomes ready by itself once the address leads to the
+// database (the test then starts forwarding it to the real server), as an
+// orchestrator starting the app before its database expects.
+func TestAppStartsWithPostgresDown(t *testing.T) {
+	real := testenv.PostgresURL(t)
+	u, err := url.Parse(real)
+	if err != nil {
+		t.Fatal(err)
+	}
+	target := u.Host
+	if u.Port() == "" {
+		target = net.JoinHostPort(u.Hostname(), "5432")
+	}
+	u.Host = testenv.FreeAddr(t)
+	schema := "statelab_down_" + strings.ToLower(rand.Text()[:10])
+	t.Cleanup(func() { dropSchema(t, real, schema) })
+	base, _, _ := startApp(t, "--store", "postgres", "--id", "r", "--postgres", u.String(), "--postgres-schema", schema, "--store-retry", "100ms")
+
+	jar, _ := cookiejar.New(nil)
+	client := &http.Client{Jar: jar, Timeout: 5 * time.Second}
+	status := func(method, path, body string) int {
+		req, _ := http.NewRequest(method, base+path, strings.NewReader(body))
+		if body != "" {
+			req.Header.Set("Content-Type", "application/json")
+		}
+		resp, err := client.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	if code := status("GET", "/healthz", ""); code != http.StatusOK {
+		t.Errorf("healthz with PostgreSQL unreachable: %d, want 200 (the process is alive)", code)
+	}
+	if code := status("GET", "/readyz", ""); code != http.StatusServiceUnavailable {
+		t.Errorf("readyz with PostgreSQL unreachable: %d, want 503", code)
+	}
+
+	ln, err := net.Listen("tcp", u.Host)
+	if err != nil {
+		t.Fatalf("listen on the app's PostgreSQL address: %v", err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go forwardAll(ln, target)
+	testenv.Eventually(t, 30*time.Second, "the app to become ready once PostgreSQL answers", func() bool {
+		return status("GET", "/readyz", "") == http.StatusOK
+	})
+	if code := status("POST", "/api/cart/items", `{"sku":"SKU-0001","qty":1}`); code != http.StatusOK {
+		t.Errorf("add once PostgreSQL answers: %d, want 200", code)
+	}
+}
+
+// forwardAll forwards every connection ln accepts to target until ln is
+// closed.
+func forwardAll(ln net.Listener, target string) {
+	for {
+		c, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		go func() {
+			defer c.Close()
+			s, err := net.DialTimeout("tcp", target, 5*time.Second)
+			if err != nil {
+				return
+			}
+			defer s.Close()
+			go func() { io.Copy(s, c); s.Close() }()
+			io.Copy(c, s)
+		}()
+	}
+}
