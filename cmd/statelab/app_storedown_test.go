@@ -34,19 +34,10 @@ func TestAppStartsWithPostgresDown(t *testing.T) {
 	t.Cleanup(func() { dropSchema(t, real, schema) })
 	base, _, _ := startApp(t, "--store", "postgres", "--id", "r", "--postgres", u.String(), "--postgres-schema", schema, "--store-retry", "100ms")
 
-	jar, _ := cookiejar.New(nil)
-	client := &http.Client{Jar: jar, Timeout: 5 * time.Second}
+	withRetry := appStatus(t, base)
 	status := func(method, path, body string) int {
-		req, _ := http.NewRequest(method, base+path, strings.NewReader(body))
-		if body != "" {
-			req.Header.Set("Content-Type", "application/json")
-		}
-		resp, err := client.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		resp.Body.Close()
-		return resp.StatusCode
+		code, _ := withRetry(method, path, body)
+		return code
 	}
 	if code := status("GET", "/healthz", ""); code != http.StatusOK {
 		t.Errorf("healthz with PostgreSQL unreachable: %d, want 200 (the process is alive)", code)
@@ -66,6 +57,26 @@ func TestAppStartsWithPostgresDown(t *testing.T) {
 	})
 	if code := status("POST", "/api/cart/items", `{"sku":"SKU-0001","qty":1}`); code != http.StatusOK {
 		t.Errorf("add once PostgreSQL answers: %d, want 200", code)
+	}
+}
+
+// appStatus returns a function that sends one request to the app at base,
+// with a cookie jar of its own (a JSON body when body is not empty), and
+// returns the status and the Retry-After header.
+func appStatus(t *testing.T, base string) func(method, path, body string) (int, string) {
+	jar, _ := cookiejar.New(nil)
+	client := &http.Client{Jar: jar, Timeout: 5 * time.Second}
+	return func(method, path, body string) (int, string) {
+		req, _ := http.NewRequest(method, base+path, strings.NewReader(body))
+		if body != "" {
+			req.Header.Set("Content-Type", "application/json")
+		}
+		resp, err := client.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode, resp.Header.Get("Retry-After")
 	}
 }
 

@@ -238,20 +238,7 @@ func TestAppStartsWithRedisDown(t *testing.T) {
 	}
 
 	base, _, _ := startApp(t, "--store", "redis", "--id", "r", "--redis", url, "--store-retry", "100ms")
-	jar, _ := cookiejar.New(nil)
-	client := &http.Client{Jar: jar}
-	status := func(method, path, body string) (int, string) {
-		req, _ := http.NewRequest(method, base+path, strings.NewReader(body))
-		if body != "" {
-			req.Header.Set("Content-Type", "application/json")
-		}
-		resp, err := client.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		resp.Body.Close()
-		return resp.StatusCode, resp.Header.Get("Retry-After")
-	}
+	status := appStatus(t, base)
 	if code, _ := status("GET", "/healthz", ""); code != http.StatusOK {
 		t.Errorf("healthz with Redis not started: %d, want 200 (the process is alive)", code)
 	}
