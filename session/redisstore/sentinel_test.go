@@ -108,8 +108,9 @@ func startSentinelSet(t *testing.T) *sentinelSet {
 }
 
 // TestRedisSentinel runs the conformance suite through a Sentinel failover
-// client on a real primary, replica and three sentinels, with WAIT 1, then kills the master under writes and measures what
-// the failover loses, without and with WAIT.
+// client on a real primary, replica and three sentinels, without and with
+// WAIT 1, then kills the master under writes and measures what the
+// failover loses, without and with WAIT.
 func TestRedisSentinel(t *testing.T) {
 	t.Parallel()
 	ss := startSentinelSet(t)
@@ -123,13 +124,13 @@ func TestRedisSentinel(t *testing.T) {
 		t.Cleanup(func() { _ = s.Close() })
 		return s
 	}
-	// Only with WAIT: without, the store runs the same code as on one
-	// server (the cluster test covers both).
-	t.Run("conformance/wait=1", func(t *testing.T) {
-		storetest.Run(t, func(t *testing.T) session.Store {
-			return open(t, "statelab-test:"+storetest.NewKey(t)[:16]+":", 1)
+	for _, wait := range []int{0, 1} {
+		t.Run(fmt.Sprintf("conformance/wait=%d", wait), func(t *testing.T) {
+			storetest.Run(t, func(t *testing.T) session.Store {
+				return open(t, "statelab-test:"+storetest.NewKey(t)[:16]+":", wait)
+			})
 		})
-	})
+	}
 	for _, wait := range []int{0, 1} {
 		t.Run(fmt.Sprintf("failover/wait=%d", wait), func(t *testing.T) {
 			s := open(t, failoverPrefix+strconv.Itoa(wait)+":", wait)
