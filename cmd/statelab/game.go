@@ -2,20 +2,15 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
-	"os"
 	"slices"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/statelab/statelab/internal/game"
 	"github.com/statelab/statelab/internal/stores"
 )
@@ -87,12 +82,10 @@ func runGame(ctx context.Context, m *Main, args []string) error {
 	}
 	defer ln.Close()
 	if f.id == "" {
-		host, _ := os.Hostname()
-		f.id = host + "-" + strconv.Itoa(ln.Addr().(*net.TCPAddr).Port)
+		f.id = defaultID(ln)
 	}
 	log = log.With("replica", f.id)
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	reg := newServiceRegistry()
 
 	cfg := game.Config{ID: f.id, Strategy: game.Strategy(f.strategy), Tick: f.tick, Checkpoint: f.checkpoint,
 		Lease: f.lease, Secret: f.secret, IdleTimeout: f.idle, Registry: reg, Logger: log}
@@ -146,32 +139,12 @@ func runGame(ctx context.Context, m *Main, args []string) error {
 func serveGame(ctx context.Context, log *slog.Logger, ln net.Listener, srv *game.Server, drainDelay time.Duration, leave func(), attrs []any) error {
 	hs := &http.Server{Handler: srv, ReadHeaderTimeout: 5 * time.Second, IdleTimeout: 2 * time.Minute,
 		ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
-	served := make(chan error, 1)
-	go func() { served <- hs.Serve(ln) }()
 	log.Info("game: serving", attrs...)
-	select {
-	case err := <-served:
-		return fmt.Errorf("game: serve: %w", err)
-	case <-ctx.Done():
-	}
-	srv.Drain()
-	if drainDelay > 0 {
-		log.Info("game: shutting down: readiness off, still serving", "drain_delay", drainDelay)
-		time.Sleep(drainDelay)
-	}
-	log.Info("game: shutting down: leaving the cluster, handing rooms over")
-	leave()
-	srv.Close()
-	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	if err := hs.Shutdown(sctx); err != nil {
-		hs.Close()
-	}
-	if err := <-served; err != nil && !errors.Is(err, http.ErrServerClosed) {
-		return fmt.Errorf("game: serve: %w", err)
-	}
-	log.Info("game: stopped")
-	return nil
+	return serveUntil(ctx, log, ln, hs, stopPlan{cmd: "game", drain: srv.Drain, drainDelay: drainDelay,
+		stopping: "leaving the cluster, handing rooms over", before: func() {
+			leave()
+			srv.Close()
+		}, timeout: 5 * time.Second})
 }
 
 // validate checks the flags and returns a usage error naming the first bad

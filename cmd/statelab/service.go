@@ -73,18 +73,24 @@ func newServiceRegistry() *prometheus.Registry {
 	return reg
 }
 
-// listenService opens the listener and fills in a default --id (host name
-// and port).
+// listenService opens the listener and fills in a default --id (see
+// defaultID).
 func (f *serviceFlags) listenService(cmd string) (net.Listener, error) {
 	ln, err := net.Listen("tcp", f.listen)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", cmd, err)
 	}
 	if f.id == "" {
-		host, _ := os.Hostname()
-		f.id = host + "-" + strconv.Itoa(ln.Addr().(*net.TCPAddr).Port)
+		f.id = defaultID(ln)
 	}
 	return ln, nil
+}
+
+// defaultID is the --id of a replica started without one: its host name and
+// the port it listens on.
+func defaultID(ln net.Listener) string {
+	host, _ := os.Hostname()
+	return host + "-" + strconv.Itoa(ln.Addr().(*net.TCPAddr).Port)
 }
 
 // serveService serves h on ln until ctx is done, then shuts down like
@@ -99,28 +105,49 @@ func serveService(ctx context.Context, log *slog.Logger, cmd string, ln net.List
 		IdleTimeout:       2 * time.Minute,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
+	return serveUntil(ctx, log, ln, hs, stopPlan{cmd: cmd, drain: drain, drainDelay: f.drainDelay,
+		stopping: "draining in-flight requests", timeout: f.shutdownTimeout})
+}
+
+// stopPlan is how serveUntil stops a server once its context is done.
+type stopPlan struct {
+	cmd        string        // the subcommand: prefixes errors and log lines
+	drain      func()        // turns readiness off
+	drainDelay time.Duration // how long to serve on with readiness off
+	stopping   string        // what the shutdown log line says happens next
+	before     func()        // runs after drainDelay, before the server stops; may be nil
+	timeout    time.Duration // how long in-flight requests get to finish
+}
+
+// serveUntil serves hs on ln until ctx is done, then stops as plan says:
+// drain, drainDelay of serving on, before, then close the listener and wait
+// up to plan.timeout for in-flight requests.
+func serveUntil(ctx context.Context, log *slog.Logger, ln net.Listener, hs *http.Server, plan stopPlan) error {
 	served := make(chan error, 1)
 	go func() { served <- hs.Serve(ln) }()
 	select {
 	case err := <-served:
-		return fmt.Errorf("%s: serve: %w", cmd, err)
+		return fmt.Errorf("%s: serve: %w", plan.cmd, err)
 	case <-ctx.Done():
 	}
-	drain()
-	if f.drainDelay > 0 {
-		log.Info(cmd+": shutting down: readiness off, still serving", "drain_delay", f.drainDelay)
-		time.Sleep(f.drainDelay)
+	plan.drain()
+	if plan.drainDelay > 0 {
+		log.Info(plan.cmd+": shutting down: readiness off, still serving", "drain_delay", plan.drainDelay)
+		time.Sleep(plan.drainDelay)
 	}
-	log.Info(cmd + ": shutting down: draining in-flight requests")
-	sctx, cancel := context.WithTimeout(context.Background(), f.shutdownTimeout)
+	log.Info(plan.cmd + ": shutting down: " + plan.stopping)
+	if plan.before != nil {
+		plan.before()
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), plan.timeout)
 	defer cancel()
 	if err := hs.Shutdown(sctx); err != nil {
-		log.Warn(cmd+": in-flight requests did not finish in time", "err", err)
+		log.Warn(plan.cmd+": in-flight requests did not finish in time", "err", err)
 		hs.Close()
 	}
 	if err := <-served; err != nil && !errors.Is(err, http.ErrServerClosed) {
-		return fmt.Errorf("%s: serve: %w", cmd, err)
+		return fmt.Errorf("%s: serve: %w", plan.cmd, err)
 	}
-	log.Info(cmd + ": stopped")
+	log.Info(plan.cmd + ": stopped")
 	return nil
 }
