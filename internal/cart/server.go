@@ -232,18 +232,11 @@ func (s *Server) servedBy(next http.Handler) http.Handler {
 // latency; with inflight it also counts them in the in-flight gauge (the
 // shop's work, as opposed to probes and scrapes).
 func (s *Server) instrument(route string, inflight bool, next http.Handler) http.Handler {
-	latency := s.metrics.latency.WithLabelValues(route)
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		start := time.Now()
-		if inflight {
-			s.inflight.Add(1)
-			defer s.inflight.Add(-1)
-		}
-		sw := httpapi.NewStatusWriter(w)
-		next.ServeHTTP(sw, r)
-		latency.Observe(time.Since(start).Seconds())
-		s.metrics.requests.WithLabelValues(route, strconv.Itoa(sw.Status())).Inc()
-	})
+	var count *atomic.Int64
+	if inflight {
+		count = &s.inflight
+	}
+	return httpapi.Instrument(route, s.metrics.requests, s.metrics.latency, count, next)
 }
 
 // byMethod dispatches on the request method (see httpapi.ByMethod).

@@ -139,17 +139,29 @@ func (s *Service) Drain() { s.draining.Store(true) }
 func (s *Service) Inflight() int { return int(s.inflight.Load()) }
 
 func (s *Service) instrument(route string, api bool, next http.Handler) http.Handler {
-	latency := s.latency.WithLabelValues(route)
+	var inflight *atomic.Int64
+	if api {
+		inflight = &s.inflight
+	}
+	return Instrument(route, s.requests, s.latency, inflight, next)
+}
+
+// Instrument wraps next, the handler of route, so that its requests are
+// counted in requests (labels route and status code) and timed in latency
+// (label route); when inflight is not nil, it also holds each request in
+// *inflight while it is served.
+func Instrument(route string, requests *prometheus.CounterVec, latency *prometheus.HistogramVec, inflight *atomic.Int64, next http.Handler) http.Handler {
+	observe := latency.WithLabelValues(route)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
-		if api {
-			s.inflight.Add(1)
-			defer s.inflight.Add(-1)
+		if inflight != nil {
+			inflight.Add(1)
+			defer inflight.Add(-1)
 		}
 		sw := NewStatusWriter(w)
 		next.ServeHTTP(sw, r)
-		latency.Observe(time.Since(start).Seconds())
-		s.requests.WithLabelValues(route, strconv.Itoa(sw.Status())).Inc()
+		observe.Observe(time.Since(start).Seconds())
+		requests.WithLabelValues(route, strconv.Itoa(sw.Status())).Inc()
 	})
 }
 
