@@ -21,43 +21,28 @@ func (c *Cluster) startBalancer(ctx context.Context, reps []*replica) error {
 	if err := c.balancerAddrs(); err != nil {
 		return err
 	}
-	args := []string{"lb",
-		"--listen", strings.TrimPrefix(c.lbURL, "http://"),
-		"--admin", strings.TrimPrefix(c.adminURL, "http://"),
-		"--policy", c.spec.Policy,
-		// Readiness, not liveness: a replica that is shutting down or cannot
-		// reach its store stops getting requests (the balancer's panic mode
-		// still spreads load when none is ready).
-		"--health-path", "/readyz",
-		"--health-interval", c.cfg.HealthInterval.String(),
-	}
-	args = append(args, c.gameBalancerArgs()...)
-	if c.cfg.SlowStart > 0 {
-		args = append(args, "--slow-start", c.cfg.SlowStart.String())
-	}
 	if len(reps) == 0 {
 		return fmt.Errorf("%w: a cluster needs at least one replica", ErrBadConfig)
 	}
-	for _, r := range reps {
-		args = append(args, "--backend", r.id+"="+r.url())
-	}
-	args = append(args, c.servicePoolArgs()...)
-	p, err := startProcess("lb", c.cfg.Binary, args, c.secretEnv(), filepath.Join(c.dir, "lb.log"), func(p *process, expected bool, err error) {
-		if !expected {
-			c.event(EventCrash, "", fmt.Sprintf("balancer crashed: %s; last log lines: %s", exitDescription(err), p.tail(600)))
+	for attempt := 1; ; attempt++ {
+		p, err := c.launchBalancer(reps)
+		if err != nil {
+			return err
 		}
-	})
-	if err != nil {
-		return err
-	}
-	c.mu.Lock()
-	c.lb = p
-	c.mu.Unlock()
-	if err := c.poll(ctx, p, c.adminURL+"/admin/backends"); err != nil {
-		return fmt.Errorf("cluster: balancer did not become ready: %w", err)
+		err = c.poll(ctx, p, c.adminURL+"/admin/backends")
+		if err == nil {
+			break
+		}
+		if attempt >= portAttempts || !lostPort(p) {
+			return fmt.Errorf("cluster: balancer did not become ready: %w", err)
+		}
+		if err := c.moveBalancer(); err != nil {
+			return err
+		}
+		c.log.Info("cluster: balancer lost its port before binding it, starting it again", "attempt", attempt+1)
 	}
 	var last []balancer.BackendStatus
-	err = c.waitBackends(ctx, func(bs []balancer.BackendStatus) bool {
+	err := c.waitBackends(ctx, func(bs []balancer.BackendStatus) bool {
 		last = bs
 		healthy := 0
 		for _, b := range bs {
@@ -86,6 +71,59 @@ func (c *Cluster) startBalancer(ctx context.Context, reps []*replica) error {
 			return fmt.Errorf("cluster: balancer does not list replica %s (%s) among %+v", r.id, r.url(), last)
 		}
 	}
+	return nil
+}
+
+// launchBalancer starts the balancer's process in front of reps.
+func (c *Cluster) launchBalancer(reps []*replica) (*process, error) {
+	args := []string{"lb",
+		"--listen", strings.TrimPrefix(c.lbURL, "http://"),
+		"--admin", strings.TrimPrefix(c.adminURL, "http://"),
+		"--policy", c.spec.Policy,
+		// Readiness, not liveness: a replica that is shutting down or cannot
+		// reach its store stops getting requests (the balancer's panic mode
+		// still spreads load when none is ready).
+		"--health-path", "/readyz",
+		"--health-interval", c.cfg.HealthInterval.String(),
+	}
+	args = append(args, c.gameBalancerArgs()...)
+	if c.cfg.SlowStart > 0 {
+		args = append(args, "--slow-start", c.cfg.SlowStart.String())
+	}
+	for _, r := range reps {
+		args = append(args, "--backend", r.id+"="+r.url())
+	}
+	args = append(args, c.servicePoolArgs()...)
+	p, err := startProcess("lb", c.cfg.Binary, args, c.secretEnv(), filepath.Join(c.dir, "lb.log"), func(p *process, expected bool, err error) {
+		if !expected {
+			c.event(EventCrash, "", fmt.Sprintf("balancer crashed: %s; last log lines: %s", exitDescription(err), p.tail(600)))
+		}
+	})
+	if err != nil {
+		return nil, err
+	}
+	c.mu.Lock()
+	c.lb = p
+	c.mu.Unlock()
+	return p, nil
+}
+
+// moveBalancer gives the balancer a new admin address and, unless the cart
+// replicas were already told it (Config.Services), a new listen address.
+func (c *Cluster) moveBalancer() error {
+	admin, err := freePort()
+	if err != nil {
+		return err
+	}
+	c.adminURL = "http://127.0.0.1:" + strconv.Itoa(admin)
+	if c.cfg.Services != nil {
+		return nil
+	}
+	port, err := freePort()
+	if err != nil {
+		return err
+	}
+	c.lbURL = "http://127.0.0.1:" + strconv.Itoa(port)
 	return nil
 }
 
@@ -193,7 +231,7 @@ func (c *Cluster) adminDelete(ctx context.Context, id string) error {
 
 // waitBackends polls the admin API until ok holds for its backend list.
 func (c *Cluster) waitBackends(ctx context.Context, ok func([]balancer.BackendStatus) bool) error {
-	ctx, cancel := context.WithTimeout(ctx, c.cfg.ReadyTimeout)
+	ctx, cancel := context.WithTimeout(ctx, c.readyTimeout())
 	defer cancel()
 	tick := time.NewTicker(25 * time.Millisecond)
 	defer tick.Stop()

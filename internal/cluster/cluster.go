@@ -91,7 +91,10 @@ type Config struct {
 	HealthInterval time.Duration
 
 	// ReadyTimeout bounds how long Start, Add and Restart wait for a
-	// process to answer. Zero means 15s.
+	// process to answer. Zero means 15s. On a machine busier than its CPUs
+	// each wait is stretched by the 1-minute load average per CPU, up to
+	// readyStretch times: starting a process slows down with the machine,
+	// while one that exits is reported at once whatever the timeout.
 	ReadyTimeout time.Duration
 
 	// StopGrace is how long a graceful stop waits after SIGTERM before
@@ -339,7 +342,7 @@ func (c *Cluster) start(ctx context.Context) error {
 		reps = append(reps, r)
 	}
 	for _, r := range reps {
-		if err := c.waitReady(ctx, r); err != nil {
+		if err := c.waitReadyMoving(ctx, r, func() error { return c.launch(r) }); err != nil {
 			return err
 		}
 	}
@@ -475,7 +478,7 @@ func (c *Cluster) waitReady(ctx context.Context, r *replica) error {
 // poll GETs url until it answers 200, p exits, ctx ends or the ready
 // timeout passes.
 func (c *Cluster) poll(ctx context.Context, p *process, url string) error {
-	ctx, cancel := context.WithTimeout(ctx, c.cfg.ReadyTimeout)
+	ctx, cancel := context.WithTimeout(ctx, c.readyTimeout())
 	defer cancel()
 	tick := time.NewTicker(20 * time.Millisecond)
 	defer tick.Stop()
@@ -489,6 +492,7 @@ func (c *Cluster) poll(ctx context.Context, p *process, url string) error {
 			io.Copy(io.Discard, resp.Body)
 			resp.Body.Close()
 			if resp.StatusCode == http.StatusOK {
+				p.markReady()
 				return nil
 			}
 		}

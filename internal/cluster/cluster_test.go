@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/statelab/statelab/internal/machine"
 	"github.com/statelab/statelab/internal/strategy"
 	"github.com/statelab/statelab/internal/testenv"
 )
@@ -29,7 +30,7 @@ func startCluster(t *testing.T, cfg Config) *Cluster {
 	t.Helper()
 	cfg.Binary = testenv.StatelabBinary(t)
 	cfg.Dir = t.TempDir()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), machine.Scaled(30*time.Second, readyStretch))
 	defer cancel()
 	c, err := Start(ctx, cfg)
 	if err != nil {
@@ -212,7 +213,7 @@ func TestClusterLifecycle(t *testing.T) {
 
 func TestClusterReportsCrash(t *testing.T) {
 	cfg := Config{Strategy: strategy.Sticky, Replicas: 1, Binary: testenv.StatelabBinary(t), Dir: t.TempDir()}
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), machine.Scaled(30*time.Second, readyStretch))
 	defer cancel()
 	c, err := Start(ctx, cfg)
 	if err != nil {

@@ -153,7 +153,7 @@ func (c *Cluster) Add(ctx context.Context) (Replica, error) {
 	if err := c.launch(r); err != nil {
 		return Replica{}, err
 	}
-	if err := c.waitReady(ctx, r); err != nil {
+	if err := c.waitReadyMoving(ctx, r, func() error { return c.launch(r) }); err != nil {
 		return Replica{}, err
 	}
 	if err := c.adminAdd(ctx, r); err != nil {

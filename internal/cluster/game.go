@@ -97,7 +97,7 @@ func (c *Cluster) gameBalancerArgs() []string {
 // of a game cluster counts n members in its /readyz: until then, two
 // replicas may both believe they own a room.
 func (c *Cluster) WaitMembers(ctx context.Context, n int) error {
-	ctx, cancel := context.WithTimeout(ctx, c.cfg.ReadyTimeout)
+	ctx, cancel := context.WithTimeout(ctx, c.readyTimeout())
 	defer cancel()
 	for _, r := range c.Replicas() {
 		if r.State != StateUp {

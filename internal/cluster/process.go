@@ -4,13 +4,14 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"strings"
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/statelab/statelab/internal/machine"
 )
 
 // process is one child process the cluster started. Its exit is observed by
@@ -23,7 +24,16 @@ type process struct {
 
 	mu       sync.Mutex
 	expected bool  // the cluster asked it to stop
+	ready    bool  // it answered once (markReady)
 	exitErr  error // set before done is closed
+}
+
+// markReady notes that the process answered: from now on an exit because
+// its address is taken is a crash like any other.
+func (p *process) markReady() {
+	p.mu.Lock()
+	p.ready = true
+	p.mu.Unlock()
 }
 
 // startProcess starts binary with args and env (KEY=VALUE entries added to
@@ -55,7 +65,9 @@ func startProcess(name, binary string, args, env []string, logPath string, onExi
 		logf.Close()
 		p.mu.Lock()
 		p.exitErr = err
-		expected := p.expected
+		// A child that never answered because its port was taken before it
+		// could bind it did not crash: its start failed (ports.go).
+		expected := p.expected || (!p.ready && machine.AddrInUse(p.tail(2000)))
 		p.mu.Unlock()
 		close(p.done)
 		if onExit != nil {
@@ -198,14 +210,9 @@ func exitDescription(err error) string {
 	return err.Error()
 }
 
-// freePort returns a TCP port on 127.0.0.1 that was free a moment ago. The
-// children bind it themselves, so there is a small window in which another
-// program could take it; Start then fails with the child's log.
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, fmt.Errorf("cluster: find a free port: %w", err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
-}
+// freePort returns a TCP port on 127.0.0.1 for a child to bind: free now,
+// and drawn from outside the kernel's ephemeral range (machine.FreePort),
+// so that the window before the child binds it is not one in which any
+// outgoing connection can take it. A child that still finds it taken is
+// started again on new ports where the cluster can (startListening).
+func freePort() (int, error) { return machine.FreePort() }

@@ -85,6 +85,7 @@ func (c *Cluster) startServices(ctx context.Context) error {
 	c.svc = &serviceSet{cfg: cfg, pools: map[string][]*replica{}, nextID: map[string]int{}}
 	c.mu.Unlock()
 	var started []*replica
+	var pools []string // started[i]'s pool
 	for pool, n := range map[string]int{PoolPricing: cfg.Pricing, PoolCatalog: cfg.Catalog} {
 		for i := 0; i < n; i++ {
 			r, err := c.newServiceReplica(pool)
@@ -95,10 +96,11 @@ func (c *Cluster) startServices(ctx context.Context) error {
 				return err
 			}
 			started = append(started, r)
+			pools = append(pools, pool)
 		}
 	}
-	for _, r := range started {
-		if err := c.waitReady(ctx, r); err != nil {
+	for i, r := range started {
+		if err := c.waitReadyMoving(ctx, r, func() error { return c.launchService(r, pools[i]) }); err != nil {
 			return err
 		}
 	}
@@ -289,7 +291,7 @@ func (c *Cluster) StartSpare(ctx context.Context, pool string) (Replica, error) 
 	if err := c.launchService(r, pool); err != nil {
 		return Replica{}, err
 	}
-	if err := c.waitReady(ctx, r); err != nil {
+	if err := c.waitReadyMoving(ctx, r, func() error { return c.launchService(r, pool) }); err != nil {
 		return Replica{}, err
 	}
 	c.mu.Lock()

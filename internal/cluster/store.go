@@ -165,7 +165,7 @@ func (r *redisServer) launch(ctx context.Context) error {
 	r.mu.Lock()
 	r.proc = p
 	r.mu.Unlock()
-	ctx, cancel := context.WithTimeout(ctx, r.c.cfg.ReadyTimeout)
+	ctx, cancel := context.WithTimeout(ctx, r.c.readyTimeout())
 	defer cancel()
 	for {
 		if _, err := redisCommand(ctx, r.port, "PING"); err == nil {

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/statelab/statelab/internal/machine"
 	"github.com/statelab/statelab/internal/strategy"
 	"github.com/statelab/statelab/internal/testenv"
 )
@@ -36,9 +37,12 @@ func TestFailoverEndToEnd(t *testing.T) {
 	var runs []*Run
 	for _, s := range []strategy.Strategy{strategy.Sticky, strategy.Cache} {
 		t.Run(string(s), func(t *testing.T) {
-			ctx, cancel := context.WithTimeout(context.Background(), 40*time.Second)
+			// The config first: it builds the statelab binary, which took
+			// 30 s of the run's deadline on a loaded machine.
+			cfg := e2eConfig(t, s)
+			ctx, cancel := context.WithTimeout(context.Background(), machine.Scaled(40*time.Second, 4))
 			defer cancel()
-			run, err := RunOne(ctx, e2eConfig(t, s))
+			run, err := RunOne(ctx, cfg)
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/statelab/statelab/internal/game"
+	"github.com/statelab/statelab/internal/machine"
 	"github.com/statelab/statelab/internal/strategy"
 	"github.com/statelab/statelab/internal/testenv"
 )
@@ -26,9 +27,10 @@ func gameE2EConfig(t *testing.T, st game.Strategy, sc Scenario) Config {
 // faults were injected, nothing crashed, inputs were acknowledged.
 func runGameE2E(t *testing.T, st game.Strategy, sc Scenario) *GameResult {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	cfg := gameE2EConfig(t, st, sc) // builds the binary: not on the run's clock
+	ctx, cancel := context.WithTimeout(context.Background(), machine.Scaled(60*time.Second, 4))
 	defer cancel()
-	run, err := RunOne(ctx, gameE2EConfig(t, st, sc))
+	run, err := RunOne(ctx, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

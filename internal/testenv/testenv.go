@@ -11,6 +11,8 @@ import (
 	"strconv"
 	"testing"
 	"time"
+
+	"github.com/statelab/statelab/internal/machine"
 )
 
 // RedisURL returns the Redis URL tests may use (STATELAB_TEST_REDIS), or
@@ -52,16 +54,18 @@ func service(tb testing.TB, env, example string) string {
 	return v
 }
 
-// FreePort returns a loopback TCP port that was free a moment ago, for a
-// process that must be told its port rather than report the one it bound.
+// FreePort returns a loopback TCP port that is free now, for a process that
+// must be told its port rather than report the one it bound. It is drawn
+// from outside the kernel's ephemeral range (machine.FreePort), so the
+// connections and port-0 listeners of other tests cannot take it before
+// the process binds it.
 func FreePort(tb testing.TB) int {
 	tb.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	p, err := machine.FreePort()
 	if err != nil {
 		tb.Fatal(err)
 	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
+	return p
 }
 
 // FreeAddr is FreePort as a host:port address on 127.0.0.1.

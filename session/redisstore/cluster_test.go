@@ -11,6 +11,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/statelab/statelab/internal/testenv"
 	"github.com/statelab/statelab/session"
 	"github.com/statelab/statelab/session/redisstore"
 	"github.com/statelab/statelab/session/storetest"
@@ -190,21 +191,16 @@ func keysOn(t *testing.T, rc *redisCluster, addr string, n int) []string {
 }
 
 // freePortPair returns a loopback port p such that p and p+10000 (the
-// cluster bus) were both free a moment ago.
+// cluster bus) were both free a moment ago; p comes from testenv.FreePort,
+// outside the ephemeral range other tests' connections draw from.
 func freePortPair(t *testing.T) int {
 	t.Helper()
 	for i := 0; i < 50; i++ {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		port := ln.Addr().(*net.TCPAddr).Port
+		port := testenv.FreePort(t)
 		if port+10000 > 65535 {
-			ln.Close()
 			continue
 		}
 		bus, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port+10000)))
-		ln.Close()
 		if err != nil {
 			continue
 		}
