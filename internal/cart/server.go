@@ -568,7 +568,6 @@ func (s *Server) handleHealthz(w http.ResponseWriter, r *http.Request) {
 // draining for shutdown.
 func (s *Server) handleReadyz(w http.ResponseWriter, r *http.Request) {
 	httpapi.SetInstance(w.Header())
-	httpapi.SetInstance(w.Header())
 	if s.draining.Load() {
 		writeError(w, &apiError{Status: http.StatusServiceUnavailable, Code: "draining", Message: "the replica is shutting down"})
 		return

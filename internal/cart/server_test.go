@@ -492,6 +492,9 @@ func TestShopPageAndOperationalEndpoints(t *testing.T) {
 		if r.header.Get("X-Served-By") != "r1" {
 			t.Errorf("%s %s: no X-Served-By", tt.method, tt.path)
 		}
+		if health := tt.path == "/healthz" || tt.path == "/readyz"; health && r.header.Get(httpapi.InstanceHeader) != httpapi.Instance() {
+			t.Errorf("%s %s: %s %q, want the process's %q", tt.method, tt.path, httpapi.InstanceHeader, r.header.Get(httpapi.InstanceHeader), httpapi.Instance())
+		}
 	}
 	ts.srv.Drain()
 	if r := ts.do(t, "GET", "/readyz", ""); r.status != http.StatusServiceUnavailable || r.errorCode(t) != "draining" {

@@ -154,6 +154,9 @@ func TestAPI(t *testing.T) {
 				if res.StatusCode != code || res.Header.Get("X-Served-By") != "g1" {
 					t.Errorf("GET %s: %d served by %q, want %d", path, res.StatusCode, res.Header.Get("X-Served-By"), code)
 				}
+				if health := path == "/healthz" || path == "/readyz"; health && res.Header.Get(httpapi.InstanceHeader) != httpapi.Instance() {
+					t.Errorf("GET %s: %s %q, want the process's %q", path, httpapi.InstanceHeader, res.Header.Get(httpapi.InstanceHeader), httpapi.Instance())
+				}
 			}
 		})
 	}
