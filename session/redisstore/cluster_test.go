@@ -12,7 +12,6 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/statelab/statelab/internal/testenv"
-	"github.com/statelab/statelab/session"
 	"github.com/statelab/statelab/session/redisstore"
 	"github.com/statelab/statelab/session/storetest"
 )
@@ -136,23 +135,10 @@ func waitReplicaSynced(t testing.TB, m *redisProc) {
 func TestRedisCluster(t *testing.T) {
 	t.Parallel()
 	rc := startRedisCluster(t)
-	open := func(t *testing.T, prefix string, wait int) *redisstore.Store {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		s, err := redisstore.OpenCluster(ctx, rc.addrs()[:2], redisstore.Options{Prefix: prefix, Wait: wait})
-		if err != nil {
-			t.Fatalf("OpenCluster: %v", err)
-		}
-		t.Cleanup(func() { _ = s.Close() })
-		return s
-	}
-	for _, wait := range []int{0, 1} {
-		t.Run(fmt.Sprintf("conformance/wait=%d", wait), func(t *testing.T) {
-			storetest.Run(t, func(t *testing.T) session.Store {
-				return open(t, "statelab-test:"+storetest.NewKey(t)[:16]+":", wait)
-			})
-		})
-	}
+	open := topologyStores("OpenCluster", func(ctx context.Context, opts redisstore.Options) (*redisstore.Store, error) {
+		return redisstore.OpenCluster(ctx, rc.addrs()[:2], opts)
+	})
+	runConformanceWaits(t, open)
 	for i, wait := range []int{0, 1} {
 		t.Run(fmt.Sprintf("failover/wait=%d", wait), func(t *testing.T) {
 			s := open(t, failoverPrefix, wait)

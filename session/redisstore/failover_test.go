@@ -19,6 +19,35 @@ import (
 // picks keys by the slot of failoverPrefix+key.
 const failoverPrefix = "statelab-failover:"
 
+// topologyStores returns a function that opens a Store with dial (OpenCluster
+// or OpenSentinel on one running topology, named what in errors) under a key
+// prefix and a --redis-wait, closed when its test ends.
+func topologyStores(what string, dial func(context.Context, redisstore.Options) (*redisstore.Store, error)) func(t *testing.T, prefix string, wait int) *redisstore.Store {
+	return func(t *testing.T, prefix string, wait int) *redisstore.Store {
+		t.Helper()
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		s, err := dial(ctx, redisstore.Options{Prefix: prefix, Wait: wait})
+		if err != nil {
+			t.Fatalf("%s: %v", what, err)
+		}
+		t.Cleanup(func() { _ = s.Close() })
+		return s
+	}
+}
+
+// runConformanceWaits runs the conformance suite on Stores from open,
+// without and with WAIT 1, each test under a prefix of its own.
+func runConformanceWaits(t *testing.T, open func(t *testing.T, prefix string, wait int) *redisstore.Store) {
+	for _, wait := range []int{0, 1} {
+		t.Run(fmt.Sprintf("conformance/wait=%d", wait), func(t *testing.T) {
+			storetest.Run(t, func(t *testing.T) session.Store {
+				return open(t, "statelab-test:"+storetest.NewKey(t)[:16]+":", wait)
+			})
+		})
+	}
+}
+
 // failoverResult is what killing a master under writes cost.
 type failoverResult struct {
 	acked, ackedBefore int           // writes acknowledged, in all and before the kill

@@ -114,23 +114,10 @@ func startSentinelSet(t *testing.T) *sentinelSet {
 func TestRedisSentinel(t *testing.T) {
 	t.Parallel()
 	ss := startSentinelSet(t)
-	open := func(t *testing.T, prefix string, wait int) *redisstore.Store {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		s, err := redisstore.OpenSentinel(ctx, ss.spec(), redisstore.Options{Prefix: prefix, Wait: wait})
-		if err != nil {
-			t.Fatalf("OpenSentinel(%s): %v", ss.spec(), err)
-		}
-		t.Cleanup(func() { _ = s.Close() })
-		return s
-	}
-	for _, wait := range []int{0, 1} {
-		t.Run(fmt.Sprintf("conformance/wait=%d", wait), func(t *testing.T) {
-			storetest.Run(t, func(t *testing.T) session.Store {
-				return open(t, "statelab-test:"+storetest.NewKey(t)[:16]+":", wait)
-			})
-		})
-	}
+	open := topologyStores("OpenSentinel("+ss.spec()+")", func(ctx context.Context, opts redisstore.Options) (*redisstore.Store, error) {
+		return redisstore.OpenSentinel(ctx, ss.spec(), opts)
+	})
+	runConformanceWaits(t, open)
 	for _, wait := range []int{0, 1} {
 		t.Run(fmt.Sprintf("failover/wait=%d", wait), func(t *testing.T) {
 			s := open(t, failoverPrefix+strconv.Itoa(wait)+":", wait)
