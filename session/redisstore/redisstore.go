@@ -21,6 +21,7 @@
 package redisstore
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -204,29 +205,15 @@ func ParseSentinel(spec string) (master string, addrs []string, err error) {
 // withDefaults fills the timeouts and pool settings o leaves unset with this
 // package's Default values.
 func withDefaults(o *redis.UniversalOptions) {
-	if o.DialTimeout == 0 {
-		o.DialTimeout = DefaultDialTimeout
-	}
-	if o.ReadTimeout == 0 {
-		o.ReadTimeout = DefaultReadTimeout
-	}
-	if o.WriteTimeout == 0 {
-		o.WriteTimeout = DefaultWriteTimeout
-	}
-	if o.PoolTimeout == 0 {
-		o.PoolTimeout = DefaultPoolTimeout
-	}
-	if o.PoolSize == 0 {
-		o.PoolSize = DefaultPoolSize
-	}
-	if o.MinIdleConns == 0 {
-		o.MinIdleConns = DefaultMinIdleConns
-	}
-	if o.DialerRetries == 0 {
-		// A stopped server refuses at once; five dial attempts per command
-		// attempt only delay the 503 the caller should give.
-		o.DialerRetries = DefaultDialerRetries
-	}
+	o.DialTimeout = cmp.Or(o.DialTimeout, DefaultDialTimeout)
+	o.ReadTimeout = cmp.Or(o.ReadTimeout, DefaultReadTimeout)
+	o.WriteTimeout = cmp.Or(o.WriteTimeout, DefaultWriteTimeout)
+	o.PoolTimeout = cmp.Or(o.PoolTimeout, DefaultPoolTimeout)
+	o.PoolSize = cmp.Or(o.PoolSize, DefaultPoolSize)
+	o.MinIdleConns = cmp.Or(o.MinIdleConns, DefaultMinIdleConns)
+	// A stopped server refuses at once; five dial attempts per command
+	// attempt only delay the 503 the caller should give.
+	o.DialerRetries = cmp.Or(o.DialerRetries, DefaultDialerRetries)
 	o.ContextTimeoutEnabled = true
 	if o.MaintNotificationsConfig == nil {
 		// The maintenance-notification handshake is for Redis Cloud and
