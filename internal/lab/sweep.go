@@ -75,7 +75,7 @@ func DefaultSweepConfig(quick bool) SweepConfig {
 		Replicas:   []int{1, 2, 4, 8, 16},
 		Probe:      3 * time.Second,
 		Objective:  SweepObjective{P99Factor: 5, MaxErrorRate: 0.01, MinServed: 0.9, UnloadedShare: 0.1},
-		Search:     SweepSearch{Start: 0.5, Grow: 1.5, Shrink: 0.5, MaxSteps: 5, Bisect: 3, NoModelRate: 100},
+		Search:     SweepSearch{Start: 0.75, Grow: 1.5, Shrink: 0.5, MaxSteps: 5, Bisect: 3, NoModelRate: 100},
 	}
 	c.Base.Think = SweepThink(c.Base.Work)
 	if quick {

@@ -65,13 +65,18 @@ const (
 // saturating probe, and says why in one sentence. In order: full slots
 // holding for about --work are the model (even if the CPU was busy too);
 // one full replica among idle ones is placement; full slots held long
-// while replication measurably took most of the excess are replication;
-// then a saturated machine; then a busy store or balancer process; then
-// full slots held long under an external store.
+// while replication, or waiting for SQLite's write lock, measurably took
+// most of the excess are replication or the store; then a saturated
+// machine; then a busy store or balancer process; then full slots held
+// long under an external store whose waits are not counted (Redis,
+// PostgreSQL).
 func classifyLimiter(st strategy.Strategy, work time.Duration, res Resources) (Limiter, string) {
 	hold := fmt.Sprintf("requests held a slot %.1f ms (--work %v)", res.SlotHoldMS, work)
 	if res.ReplicationPerS > 0 {
 		hold += fmt.Sprintf(", %.2f ms of it copying to backups (%.0f copies/s, %s/s)", res.ReplicationWaitMS, res.ReplicationPerS, byteSize(res.ReplicationBytesPerS))
+	}
+	if res.StoreLockCounted {
+		hold += fmt.Sprintf(", %.2f ms of it waiting for SQLite's write lock (%.0f busy retries/s)", res.StoreLockWaitMS, res.StoreBusyPerS)
 	}
 	workMS := float64(work) / float64(time.Millisecond)
 	modelHold := work <= 0 || res.SlotHoldMS < limitHoldExcess*workMS
@@ -88,13 +93,15 @@ func classifyLimiter(st strategy.Strategy, work time.Duration, res Resources) (L
 		return LimitHotReplica, fmt.Sprintf("the busiest replica's slots were %s busy, the mean %s; it got %.2f× the mean requests", pct(res.SlotUtilMax), pct(res.SlotUtil), res.RequestImbalance)
 	case waited(res.ReplicationWaitMS):
 		return LimitReplication, hold
+	case res.StoreLockCounted && waited(res.StoreLockWaitMS):
+		return LimitStore, hold
 	case res.MachineCPU >= saturatedBusy:
 		return LimitCPU, fmt.Sprintf("the machine's CPU was %s busy (%s); %s", pct(res.MachineCPU), res.cpuText(), hold)
 	case res.ProcessCPU[procStore] >= limitProcCores:
 		return LimitStore, fmt.Sprintf("the store's process used %.2f cores at %.0f ops/s", res.ProcessCPU[procStore], res.StoreOpsPerS)
 	case res.ProcessCPU[procBalancer] >= limitProcCores:
 		return LimitBalancer, fmt.Sprintf("the balancer used %.2f cores", res.ProcessCPU[procBalancer])
-	case full && !modelHold && st.Spec().External():
+	case full && !modelHold && st.Spec().External() && !res.StoreLockCounted:
 		return LimitStore, fmt.Sprintf("%s waiting on the store (%.0f ops/s)", hold, res.StoreOpsPerS)
 	case full:
 		return LimitReplicas, fmt.Sprintf("replica slots %s busy on average, %s on the busiest; %s", pct(res.SlotUtil), pct(res.SlotUtilMax), hold)

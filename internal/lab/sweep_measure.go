@@ -57,6 +57,14 @@ type Resources struct {
 	ReplicationMS        float64 `json:"replication_ms"`
 	ReplicationBytesPerS float64 `json:"replication_bytes_per_s"`
 	ReplicationWaitMS    float64 `json:"replication_wait_ms"`
+	// StoreLockCounted says the replicas count their waits for SQLite's
+	// single writer (the store is SQLite); StoreLockWaitMS is that wait per
+	// request that held a slot (writes refused SQLITE_BUSY waiting to try
+	// again, plus writes queued for their process's writer connection),
+	// and StoreBusyPerS the SQLITE_BUSY retries per second.
+	StoreLockCounted bool    `json:"store_lock_counted,omitempty"`
+	StoreLockWaitMS  float64 `json:"store_lock_wait_ms"`
+	StoreBusyPerS    float64 `json:"store_busy_per_s"`
 }
 
 // The keys of Resources.ProcessCPU.
@@ -81,6 +89,7 @@ type replicaCounters struct {
 	busy, held, slots, rejected float64
 	replSum, replCount          float64
 	replBytes                   float64
+	busyRetries, lockWait       float64 // SQLite: retries, seconds waited
 }
 
 // meter takes snapshots of one cluster.
@@ -89,6 +98,8 @@ type meter struct {
 	client *http.Client
 	redis  *redis.Client
 	pg     *pgx.Conn
+	// sqlite: the replicas count their waits for SQLite's write lock.
+	sqlite bool
 }
 
 // newMeter connects to the cluster's store for its counters. A store it
@@ -97,6 +108,8 @@ func newMeter(ctx context.Context, c *cluster.Cluster) *meter {
 	m := &meter{c: c, client: &http.Client{Timeout: 2 * time.Second}}
 	p := c.Processes()
 	switch p.StoreKind {
+	case stores.SQLite:
+		m.sqlite = true
 	case stores.Redis:
 		if opt, err := redis.ParseURL(p.StoreURL); err == nil {
 			m.redis = redis.NewClient(opt)
@@ -174,13 +187,16 @@ func (m *meter) scrape(ctx context.Context, base string) (replicaCounters, error
 		return rc, fmt.Errorf("lab: %s/metrics: %s", base, resp.Status)
 	}
 	fields := map[string]*float64{
-		"statelab_app_capacity_busy_seconds_total":     &rc.busy,
-		"statelab_app_capacity_held_total":             &rc.held,
-		"statelab_app_capacity_slots":                  &rc.slots,
-		"statelab_app_rejected_requests_total":         &rc.rejected,
-		"statelab_replstore_replication_seconds_sum":   &rc.replSum,
-		"statelab_replstore_replication_seconds_count": &rc.replCount,
-		"statelab_replstore_replicated_bytes_total":    &rc.replBytes,
+		"statelab_app_capacity_busy_seconds_total":        &rc.busy,
+		"statelab_app_capacity_held_total":                &rc.held,
+		"statelab_app_capacity_slots":                     &rc.slots,
+		"statelab_app_rejected_requests_total":            &rc.rejected,
+		"statelab_replstore_replication_seconds_sum":      &rc.replSum,
+		"statelab_replstore_replication_seconds_count":    &rc.replCount,
+		"statelab_replstore_replicated_bytes_total":       &rc.replBytes,
+		"statelab_sqlitestore_busy_retries_total":         &rc.busyRetries,
+		"statelab_sqlitestore_busy_wait_seconds_total":    &rc.lockWait,
+		"statelab_sqlitestore_writer_queue_seconds_total": &rc.lockWait,
 	}
 	return rc, promSum(io.LimitReader(resp.Body, 4<<20), fields)
 }
@@ -272,7 +288,7 @@ func resources(a, b snapshot, machineCPU float64) Resources {
 		res.ProcessCPU[procStore] = round(max(0, b.storeCPU-a.storeCPU)/secs, 3)
 	}
 	res.StoreOpsPerS = round(max(0, b.storeOps-a.storeOps)/secs, 1)
-	var utilSum, busy, held, replSum, replCount, replBytes, heldMax float64
+	var utilSum, busy, held, replSum, replCount, replBytes, retries, lockWait, heldMax float64
 	n, m := 0, 0
 	for id, rb := range b.replicas {
 		ra, ok := a.replicas[id]
@@ -287,6 +303,8 @@ func resources(a, b snapshot, machineCPU float64) Resources {
 		replSum += rb.replSum - ra.replSum
 		replCount += rb.replCount - ra.replCount
 		replBytes += rb.replBytes - ra.replBytes
+		retries += rb.busyRetries - ra.busyRetries
+		lockWait += rb.lockWait - ra.lockWait
 		if rb.slots > 0 {
 			u := (rb.busy - ra.busy) / (rb.slots * secs)
 			utilSum += u
@@ -301,7 +319,9 @@ func resources(a, b snapshot, machineCPU float64) Resources {
 		res.SlotHoldMS = round(busy/held*1000, 2)
 		res.RequestImbalance = round(heldMax/(held/float64(m)), 3)
 		res.ReplicationWaitMS = round(replSum/held*1000, 3)
+		res.StoreLockWaitMS = round(lockWait/held*1000, 3)
 	}
+	res.StoreBusyPerS = round(retries/secs, 1)
 	res.ReplicationPerS = round(replCount/secs, 1)
 	res.ReplicationBytesPerS = round(replBytes/secs, 0)
 	if replCount > 0 {

@@ -320,5 +320,7 @@ func (pr *prober) measure(ctx context.Context, w *workload) Resources {
 	b := pr.meter.snapshot(ctx)
 	stop()
 	<-done
-	return resources(a, b, busy)
+	res := resources(a, b, busy)
+	res.StoreLockCounted = pr.meter.sqlite
+	return res
 }

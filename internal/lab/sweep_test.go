@@ -80,7 +80,13 @@ func TestClassifyLimiter(t *testing.T) {
 		{"redis busy", strategy.Cache, Resources{SlotUtil: 0.5, ProcessCPU: cores(procStore, limitProcCores)}, LimitStore},
 		{"redis just under", strategy.Cache, Resources{SlotUtil: 0.5, ProcessCPU: cores(procStore, limitProcCores-0.01)}, LimitNone},
 		{"balancer busy", strategy.Client, Resources{SlotUtil: 0.5, ProcessCPU: cores(procBalancer, limitProcCores)}, LimitBalancer},
-		{"slots held by sqlite", strategy.Database, Resources{SlotUtil: 0.9, SlotUtilMax: 0.9, SlotHoldMS: holdLong}, LimitStore},
+		{"slots held by the store, waits not counted (postgres)", strategy.Database, Resources{SlotUtil: 0.9, SlotUtilMax: 0.9, SlotHoldMS: holdLong}, LimitStore},
+		{"slots held waiting for sqlite's lock", strategy.Database, Resources{SlotUtil: 0.9, SlotUtilMax: 0.9, SlotHoldMS: holdLong, StoreLockCounted: true, StoreLockWaitMS: limitWaitShare * 10, StoreBusyPerS: 40}, LimitStore},
+		{"sqlite's lock measured, even under a busy cpu", strategy.Database, Resources{SlotUtil: 0.9, SlotUtilMax: 0.9, SlotHoldMS: holdLong, StoreLockCounted: true, StoreLockWaitMS: 9, MachineCPU: 1}, LimitStore},
+		{"sqlite's lock under half the excess", strategy.Database, Resources{SlotUtil: 0.9, SlotUtilMax: 0.9, SlotHoldMS: holdLong, StoreLockCounted: true, StoreLockWaitMS: limitWaitShare*10 - 0.01}, LimitReplicas},
+		{"sqlite's lock under half the excess, busy cpu", strategy.Database, Resources{SlotUtil: 0.9, SlotUtilMax: 0.9, SlotHoldMS: holdLong, StoreLockCounted: true, StoreLockWaitMS: 1, MachineCPU: 1}, LimitCPU},
+		{"sqlite's lock with slots held about --work", strategy.Database, Resources{SlotUtil: 0.9, SlotUtilMax: 0.9, SlotHoldMS: holdOK, StoreLockCounted: true, StoreLockWaitMS: 9}, LimitReplicas},
+		{"sqlite's lock with free slots", strategy.Database, Resources{SlotUtil: 0.5, SlotUtilMax: 0.6, SlotHoldMS: holdLong, StoreLockCounted: true, StoreLockWaitMS: 9}, LimitNone},
 		{"slots held by replication", strategy.Replicated, Resources{SlotUtil: 0.9, SlotUtilMax: 0.9, SlotHoldMS: holdLong, ReplicationPerS: 90, ReplicationBytesPerS: 5e4, ReplicationWaitMS: limitWaitShare * 10}, LimitReplication},
 		{"replication measured, even under a busy cpu", strategy.Replicated, Resources{SlotUtil: 0.9, SlotUtilMax: 0.9, SlotHoldMS: holdLong, ReplicationPerS: 90, ReplicationWaitMS: 8, MachineCPU: 1}, LimitReplication},
 		{"replication under half the excess", strategy.Replicated, Resources{SlotUtil: 0.9, SlotUtilMax: 0.9, SlotHoldMS: holdLong, ReplicationPerS: 90, ReplicationWaitMS: limitWaitShare*10 - 0.01}, LimitReplicas},
@@ -104,16 +110,20 @@ statelab_replstore_replication_seconds_sum{node="a"} 0.25
 statelab_replstore_replication_seconds_sum{node="b",x="y z"} 0.5
 statelab_replstore_replication_seconds_count{node="a"} 10
 statelab_app_capacity_slots 2
+statelab_sqlitestore_busy_wait_seconds_total 0.5
+statelab_sqlitestore_writer_queue_seconds_total 0.25
 `
-	var busy, sum, count, slots float64
+	var busy, sum, count, slots, lockWait float64
 	err := promSum(strings.NewReader(text), map[string]*float64{
-		"statelab_app_capacity_busy_seconds_total":     &busy,
-		"statelab_replstore_replication_seconds_sum":   &sum,
-		"statelab_replstore_replication_seconds_count": &count,
-		"statelab_app_capacity_slots":                  &slots,
+		"statelab_sqlitestore_busy_wait_seconds_total":    &lockWait,
+		"statelab_sqlitestore_writer_queue_seconds_total": &lockWait,
+		"statelab_app_capacity_busy_seconds_total":        &busy,
+		"statelab_replstore_replication_seconds_sum":      &sum,
+		"statelab_replstore_replication_seconds_count":    &count,
+		"statelab_app_capacity_slots":                     &slots,
 	})
-	if err != nil || busy != 1.5 || sum != 0.75 || count != 10 || slots != 2 {
-		t.Fatalf("busy %v sum %v count %v slots %v err %v", busy, sum, count, slots, err)
+	if err != nil || busy != 1.5 || sum != 0.75 || count != 10 || slots != 2 || lockWait != 0.75 {
+		t.Fatalf("busy %v sum %v count %v slots %v lock wait %v err %v", busy, sum, count, slots, lockWait, err)
 	}
 }
 
@@ -196,5 +206,24 @@ func checkModelPoint(t *testing.T, p SweepPoint, model float64, slots int) {
 		if math.Abs(r.SlotUtil-want) > 0.1+0.2*want {
 			t.Errorf("probe at %.0f req/s: slots %.2f busy, but %.1f req/s × %.1f ms over %d slots is %.2f", pr.OfferedRPS, r.SlotUtil, pr.AchievedRPS, r.SlotHoldMS, p.Replicas*slots, want)
 		}
+	}
+}
+
+// TestResourcesWaits: the replication and SQLite lock waits are per request
+// that held a slot, the busy retries and bytes per second of the interval.
+func TestResourcesWaits(t *testing.T) {
+	at := time.Now()
+	a := snapshot{at: at, replicas: map[string]replicaCounters{
+		"r1": {held: 100, replSum: 1, replBytes: 1000, busyRetries: 5, lockWait: 0.5},
+		"r2": {held: 100},
+	}}
+	b := snapshot{at: at.Add(2 * time.Second), replicas: map[string]replicaCounters{
+		"r1": {held: 300, replSum: 1.4, replBytes: 41000, busyRetries: 45, lockWait: 1.5},
+		"r2": {held: 300, replSum: 0.4, lockWait: 1},
+	}}
+	res := resources(a, b, -1)
+	// 400 requests held a slot; 0.8 s replicating, 2 s waiting on the lock.
+	if res.ReplicationWaitMS != 2 || res.StoreLockWaitMS != 5 || res.StoreBusyPerS != 20 || res.ReplicationBytesPerS != 20000 {
+		t.Errorf("replication %v ms/request, %v B/s; lock %v ms/request, %v retries/s", res.ReplicationWaitMS, res.ReplicationBytesPerS, res.StoreLockWaitMS, res.StoreBusyPerS)
 	}
 }

@@ -153,7 +153,11 @@ func Open(ctx context.Context, cfg Config) (*Backend, error) {
 		if err != nil {
 			return nil, fmt.Errorf("stores: sqlite store: %w", err)
 		}
-		b.Store, b.close = s, s.Close
+		unregister, err := sqliteMetrics(cfg.Registerer, s)
+		if err != nil {
+			return nil, errors.Join(err, s.Close())
+		}
+		b.Store, b.close = s, func() error { unregister(); return s.Close() }
 	case Cookie:
 		s, err := cookiestore.FromSecret(cfg.Secret, cfg.OldSecrets...)
 		if err != nil {

@@ -5,7 +5,7 @@
 // with several replicas: the file is in WAL mode (readers never block the
 // writer), every write is one conditional statement that SQLite runs under
 // its database write lock, and a writer that finds the lock taken waits
-// (busy_timeout) and then retries until its context is done. Compare-and-swap
+// and retries until its context is done (counted: Store.LockWaits). Compare-and-swap
 // is therefore atomic across processes without any lock of ours:
 //
 //   - Put with a version is UPDATE … SET …, version = version+1 WHERE key = ?
@@ -53,6 +53,10 @@ const (
 	// table is the session table's name in the file.
 	table = "statelab_sessions"
 
+	// pragmas are the connections' settings after busy_timeout: WAL, and
+	// BEGIN IMMEDIATE for transactions.
+	pragmas = "_pragma=journal_mode(WAL)&_pragma=synchronous(NORMAL)&_txlock=immediate"
+
 	// readConns is how many connections serve reads at once.
 	readConns = 4
 )
@@ -64,9 +68,12 @@ type Options struct {
 	// several processes share a file each may sweep; that is harmless.
 	SweepInterval time.Duration
 
-	// BusyTimeout is how long one statement waits for another connection's
-	// write lock before SQLite reports SQLITE_BUSY (after which the Store
-	// retries until the call's deadline); zero means DefaultBusyTimeout.
+	// BusyTimeout is how long a read waits inside SQLite for a lock
+	// (rare in WAL mode) before SQLite reports SQLITE_BUSY, after which the
+	// Store retries until the call's deadline; zero means
+	// DefaultBusyTimeout. Writes do not wait inside SQLite: one the write
+	// lock refuses retries at once from the Store, where the wait is
+	// counted (Store.LockWaits).
 	BusyTimeout time.Duration
 
 	// Timeout bounds each call whose context has no earlier deadline; zero
@@ -87,6 +94,7 @@ type Options struct {
 // sweeper and closes the file; safe to call more than once).
 type Store struct {
 	*core
+	d *dialect
 }
 
 // core is the dialect-independent half of Store.
@@ -101,6 +109,8 @@ type dialect struct {
 	writer *sql.DB
 	reader *sql.DB
 	now    func() time.Time
+	// busy counts the writes the file's lock refused (see LockWaits).
+	busy busyCounter
 }
 
 // Compile-time checks that Store implements the contracts it claims.
@@ -162,9 +172,8 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 	if busy <= 0 {
 		busy = DefaultBusyTimeout
 	}
-	dsn := fmt.Sprintf("%s?_pragma=busy_timeout(%d)&_pragma=journal_mode(WAL)&_pragma=synchronous(NORMAL)&_txlock=immediate",
-		path, busy.Milliseconds())
-	writer, err := sql.Open("sqlite", dsn)
+	dsn := fmt.Sprintf("%s?_pragma=busy_timeout(%d)&%s", path, busy.Milliseconds(), pragmas)
+	writer, err := sql.Open("sqlite", writerDSN(path))
 	if err != nil {
 		return nil, fmt.Errorf("sqlitestore: open %s: %w", path, err)
 	}
@@ -180,7 +189,8 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 	if timeout <= 0 {
 		timeout = DefaultTimeout
 	}
-	c, err := sqlstore.Open(ctx, &dialect{writer: writer, reader: reader, now: time.Now}, sqlstore.Config{
+	d := &dialect{writer: writer, reader: reader, now: time.Now}
+	c, err := sqlstore.Open(ctx, d, sqlstore.Config{
 		Name:          "sqlitestore",
 		MigrateOp:     "open " + path,
 		Timeout:       timeout,
@@ -191,12 +201,12 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Store{c}, nil
+	return &Store{c, d}, nil
 }
 
 // Migrate creates the session table if it is missing.
 func (d *dialect) Migrate(ctx context.Context) error {
-	return retry(ctx, func() error {
+	return retryCounting(ctx, &d.busy, func() error {
 		_, err := d.writer.ExecContext(ctx, schema)
 		return err
 	})
@@ -208,26 +218,12 @@ func (d *dialect) Close() error {
 }
 
 // retry runs fn until it succeeds, fails with something other than
-// SQLITE_BUSY or SQLITE_LOCKED, or ctx is done. SQLite's busy handler already
-// waits BusyTimeout inside one statement; this covers the cases it does not
-// (a WAL snapshot that went stale, a lock held longer than BusyTimeout).
-func retry(ctx context.Context, fn func() error) error {
-	wait := time.Millisecond
-	for {
-		err := fn()
-		if err == nil || !isBusy(err) {
-			return err
-		}
-		t := time.NewTimer(wait)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return err
-		case <-t.C:
-		}
-		wait = min(2*wait, 50*time.Millisecond)
-	}
-}
+// SQLITE_BUSY or SQLITE_LOCKED, or ctx is done, waiting 1 ms, doubling to
+// 50 ms, between tries. For reads SQLite's busy handler already waits
+// BusyTimeout inside one statement, and this covers the cases it does not
+// (a WAL snapshot that went stale, a lock held longer than BusyTimeout);
+// writes wait here only, counted (retryCounting).
+func retry(ctx context.Context, fn func() error) error { return retryCounting(ctx, nil, fn) }
 
 func isBusy(err error) bool {
 	var se *sqlite.Error
@@ -273,7 +269,7 @@ func (d *dialect) Update(ctx context.Context, key string, rec session.Record) (i
 // scans the version it returned; ok is false when its condition did not hold
 // (no row).
 func (d *dialect) write(ctx context.Context, query func(now time.Time) *sql.Row) (version int64, ok bool, err error) {
-	err = retry(ctx, func() error { return query(d.now()).Scan(&version) })
+	err = retryCounting(ctx, &d.busy, func() error { return query(d.now()).Scan(&version) })
 	if errors.Is(err, sql.ErrNoRows) {
 		return 0, false, nil
 	}
@@ -311,7 +307,7 @@ func (d *dialect) Sweep(ctx context.Context) (int64, error) {
 // exec runs a write statement, retrying while the file is busy, and returns
 // how many rows it changed.
 func (d *dialect) exec(ctx context.Context, stmt func() (sql.Result, error)) (n int64, err error) {
-	err = retry(ctx, func() error {
+	err = retryCounting(ctx, &d.busy, func() error {
 		res, err := stmt()
 		if err != nil {
 			return err

@@ -1,0 +1,72 @@
+package sqlitestore_test
+
+import (
+	"context"
+	"database/sql"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/statelab/statelab/session"
+	"github.com/statelab/statelab/session/sqlitestore"
+)
+
+// TestLockWaits holds the file's write lock from another connection, as
+// another process would, for 200 ms while four writes of one Store start:
+// each is refused SQLITE_BUSY and waits (outside the writer connection, so
+// the four wait at once), and the retries and their waits are counted;
+// reads count nothing. Writes that found the writer connection taken by
+// another's try are counted as queued, which this test only logs (whether
+// two tries overlap is up to the scheduler).
+func TestLockWaits(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "waits.db")
+	s := openStore(t, path, sqlitestore.Options{SweepInterval: -1})
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	rec := session.Record{Data: []byte("x"), IdleExpiry: time.Now().Add(time.Hour)}
+	if _, err := s.Put(ctx, "warm", rec); err != nil {
+		t.Fatal(err)
+	}
+	if w := s.LockWaits(); w.BusyRetries != 0 || w.BusyWait != 0 {
+		t.Fatalf("waits before any contention: %+v", w)
+	}
+	raw, err := sql.Open("sqlite", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer raw.Close()
+	conn, err := raw.Conn(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	if _, err := conn.ExecContext(ctx, "BEGIN IMMEDIATE"); err != nil {
+		t.Fatal(err)
+	}
+	const hold = 200 * time.Millisecond
+	began := time.Now()
+	var wg sync.WaitGroup
+	for i := range 4 {
+		wg.Go(func() {
+			if _, err := s.Put(ctx, "k"+string(rune('a'+i)), rec); err != nil {
+				t.Errorf("Put: %v", err)
+			}
+		})
+	}
+	time.Sleep(hold)
+	if _, err := s.Get(ctx, "warm"); err != nil {
+		t.Errorf("Get while locked: %v", err)
+	}
+	if _, err := conn.ExecContext(ctx, "COMMIT"); err != nil {
+		t.Fatal(err)
+	}
+	wg.Wait()
+	w := s.LockWaits()
+	t.Logf("after %v: %+v", time.Since(began), w)
+	// The writes waited out most of the hold in retries: at least half of
+	// it in all, allowing for writes starting late on a busy machine, and
+	// at most four writes' waits for the whole test.
+	if w.BusyRetries < 1 || w.BusyWait < hold/2 || w.BusyWait > 4*time.Since(began) {
+		t.Errorf("busy retries %d waiting %v for a lock held %v", w.BusyRetries, w.BusyWait, hold)
+	}}
