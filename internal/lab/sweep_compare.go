@@ -12,8 +12,8 @@ import (
 
 // compareCapacityTol is the capacity difference SweepComparison counts as
 // the same capacity: 10% of the higher, about two steps of the search's
-// last bisection (each under 5% of the model's rate) — closer than that is the search's own
-// resolution.
+// last bisection (each under 5% of the model's rate) — closer than that
+// is the search's own resolution.
 const compareCapacityTol = 0.10
 
 // PointComparison is one strategy and replica count in two sweeps.

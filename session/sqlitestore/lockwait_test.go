@@ -69,4 +69,5 @@ func TestLockWaits(t *testing.T) {
 	// at most four writes' waits for the whole test.
 	if w.BusyRetries < 1 || w.BusyWait < hold/2 || w.BusyWait > 4*time.Since(began) {
 		t.Errorf("busy retries %d waiting %v for a lock held %v", w.BusyRetries, w.BusyWait, hold)
-	}}
+	}
+}
