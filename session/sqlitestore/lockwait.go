@@ -2,6 +2,7 @@ package sqlitestore
 
 import (
 	"context"
+	"database/sql"
 	"sync/atomic"
 	"time"
 )
@@ -65,6 +66,20 @@ func retryCounting(ctx context.Context, c *busyCounter, fn func() error) error {
 		}
 		wait = min(2*wait, 50*time.Millisecond)
 	}
+}
+
+// onWriter runs fn on the writer connection until it succeeds or fails
+// with something other than SQLITE_BUSY or SQLITE_LOCKED, holding the
+// connection across the waits as SQLite's busy handler would: this
+// process's other writes queue for it (Queued) while one waits for the
+// file's lock (BusyRetries), rather than all retrying at once.
+func (d *dialect) onWriter(ctx context.Context, fn func(w *sql.Conn) error) error {
+	w, err := d.writer.Conn(ctx)
+	if err != nil {
+		return err
+	}
+	defer w.Close()
+	return retryCounting(ctx, &d.busy, func() error { return fn(w) })
 }
 
 // writerDSN is the writer connection's DSN: dsn with SQLite's own busy

@@ -206,8 +206,8 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 
 // Migrate creates the session table if it is missing.
 func (d *dialect) Migrate(ctx context.Context) error {
-	return retryCounting(ctx, &d.busy, func() error {
-		_, err := d.writer.ExecContext(ctx, schema)
+	return d.onWriter(ctx, func(w *sql.Conn) error {
+		_, err := w.ExecContext(ctx, schema)
 		return err
 	})
 }
@@ -254,22 +254,22 @@ func (d *dialect) Get(ctx context.Context, key string) (rec session.Record, foun
 }
 
 func (d *dialect) Create(ctx context.Context, key string, rec session.Record) (int64, bool, error) {
-	return d.write(ctx, func(now time.Time) *sql.Row {
-		return d.writer.QueryRowContext(ctx, qCreate, key, now.UnixNano(), rec.Data, unixNano(rec.IdleExpiry), absolute(rec), now.UnixMicro())
+	return d.write(ctx, func(w *sql.Conn, now time.Time) *sql.Row {
+		return w.QueryRowContext(ctx, qCreate, key, now.UnixNano(), rec.Data, unixNano(rec.IdleExpiry), absolute(rec), now.UnixMicro())
 	})
 }
 
 func (d *dialect) Update(ctx context.Context, key string, rec session.Record) (int64, bool, error) {
-	return d.write(ctx, func(now time.Time) *sql.Row {
-		return d.writer.QueryRowContext(ctx, qUpdate, key, now.UnixNano(), rec.Data, unixNano(rec.IdleExpiry), absolute(rec), int64(rec.Version))
+	return d.write(ctx, func(w *sql.Conn, now time.Time) *sql.Row {
+		return w.QueryRowContext(ctx, qUpdate, key, now.UnixNano(), rec.Data, unixNano(rec.IdleExpiry), absolute(rec), int64(rec.Version))
 	})
 }
 
 // write runs the conditional write query makes (at the time of each try) and
 // scans the version it returned; ok is false when its condition did not hold
 // (no row).
-func (d *dialect) write(ctx context.Context, query func(now time.Time) *sql.Row) (version int64, ok bool, err error) {
-	err = retryCounting(ctx, &d.busy, func() error { return query(d.now()).Scan(&version) })
+func (d *dialect) write(ctx context.Context, query func(w *sql.Conn, now time.Time) *sql.Row) (version int64, ok bool, err error) {
+	err = d.onWriter(ctx, func(w *sql.Conn) error { return query(w, d.now()).Scan(&version) })
 	if errors.Is(err, sql.ErrNoRows) {
 		return 0, false, nil
 	}
@@ -285,30 +285,30 @@ func absolute(rec session.Record) int64 {
 }
 
 func (d *dialect) Touch(ctx context.Context, key string, idleExpiry time.Time) (bool, error) {
-	n, err := d.exec(ctx, func() (sql.Result, error) {
-		return d.writer.ExecContext(ctx, qTouch, key, d.now().UnixNano(), unixNano(idleExpiry))
+	n, err := d.exec(ctx, func(w *sql.Conn) (sql.Result, error) {
+		return w.ExecContext(ctx, qTouch, key, d.now().UnixNano(), unixNano(idleExpiry))
 	})
 	return n > 0, err
 }
 
 func (d *dialect) Delete(ctx context.Context, key string) error {
-	_, err := d.exec(ctx, func() (sql.Result, error) {
-		return d.writer.ExecContext(ctx, qDelete, key)
+	_, err := d.exec(ctx, func(w *sql.Conn) (sql.Result, error) {
+		return w.ExecContext(ctx, qDelete, key)
 	})
 	return err
 }
 
 func (d *dialect) Sweep(ctx context.Context) (int64, error) {
-	return d.exec(ctx, func() (sql.Result, error) {
-		return d.writer.ExecContext(ctx, qSweep, d.now().UnixNano(), sqlstore.SweepBatch)
+	return d.exec(ctx, func(w *sql.Conn) (sql.Result, error) {
+		return w.ExecContext(ctx, qSweep, d.now().UnixNano(), sqlstore.SweepBatch)
 	})
 }
 
 // exec runs a write statement, retrying while the file is busy, and returns
 // how many rows it changed.
-func (d *dialect) exec(ctx context.Context, stmt func() (sql.Result, error)) (n int64, err error) {
-	err = retryCounting(ctx, &d.busy, func() error {
-		res, err := stmt()
+func (d *dialect) exec(ctx context.Context, stmt func(w *sql.Conn) (sql.Result, error)) (n int64, err error) {
+	err = d.onWriter(ctx, func(w *sql.Conn) error {
+		res, err := stmt(w)
 		if err != nil {
 			return err
 		}
