@@ -321,16 +321,7 @@ func TestDeadlineWhileLocked(t *testing.T) {
 	s := openStore(t, path, sqlitestore.Options{SweepInterval: -1})
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	raw, err := sql.Open("sqlite", path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer raw.Close()
-	conn, err := raw.Conn(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
+	conn := otherConn(t, ctx, path)
 	unchanged := storetest.RunBlockedWrites(t, ctx, s, func(string) {
 		if _, err := conn.ExecContext(ctx, "BEGIN IMMEDIATE"); err != nil {
 			t.Fatal(err)
@@ -338,4 +329,21 @@ func TestDeadlineWhileLocked(t *testing.T) {
 	}, session.ErrUnavailable)
 	defer conn.ExecContext(context.Background(), "ROLLBACK")
 	unchanged() // WAL readers do not wait for the writer
+}
+
+// otherConn opens a connection to the file at path outside any Store, as
+// another process would have; it is closed at the end of t.
+func otherConn(t *testing.T, ctx context.Context, path string) *sql.Conn {
+	t.Helper()
+	raw, err := sql.Open("sqlite", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { raw.Close() })
+	conn, err := raw.Conn(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	return conn
 }
