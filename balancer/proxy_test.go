@@ -2,7 +2,6 @@ package balancer
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -12,9 +11,10 @@ import (
 	neturl "net/url"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
+
+	"github.com/statelab/statelab/internal/testenv"
 )
 
 func TestRoundRobinThroughProxy(t *testing.T) {
@@ -467,7 +467,7 @@ func TestHashPolicyThroughProxy(t *testing.T) {
 
 func TestAccessLog(t *testing.T) {
 	a := newTestBackend(t, "a", nil)
-	var buf lockedBuffer
+	var buf testenv.Buffer
 	_, url := startLB(t, Config{Backends: []BackendConfig{a.config()}, AccessLog: true,
 		Logger: slog.New(slog.NewJSONHandler(&buf, nil))})
 	get(t, newClient(t), url+"/logged?x=1")
@@ -475,22 +475,4 @@ func TestAccessLog(t *testing.T) {
 		return strings.Contains(buf.String(), `"uri":"/logged?x=1"`) && strings.Contains(buf.String(), `"backend":"a"`) &&
 			strings.Contains(buf.String(), `"status":200`)
 	})
-}
-
-// lockedBuffer is a bytes.Buffer safe for a logger and a test to share.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }

@@ -24,6 +24,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
 
+	"github.com/statelab/statelab/internal/testenv"
 	"github.com/statelab/statelab/session"
 	"github.com/statelab/statelab/session/cookiestore"
 	"github.com/statelab/statelab/session/memstore"
@@ -51,24 +52,6 @@ func (c *clock) Advance(d time.Duration) {
 	c.mu.Lock()
 	c.now = c.now.Add(d)
 	c.mu.Unlock()
-}
-
-// logBuffer collects log output from concurrent requests.
-type logBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *logBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *logBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }
 
 // faultyStore wraps a Store and fails every call while down is set, the way
@@ -144,7 +127,7 @@ type env struct {
 	m       *session.Manager
 	h       http.Handler
 	clock   *clock
-	logs    *logBuffer
+	logs    *testenv.Buffer
 	store   *faultyStore        // nil in client-held mode
 	sealer  *cookiestore.Sealer // nil in server-side mode
 	mem     *memstore.Store
@@ -163,7 +146,7 @@ func (md mode) String() string { return [...]string{"server", "client"}[md] }
 
 func newEnv(t testing.TB, md mode, cfg session.Config) *env {
 	t.Helper()
-	e := &env{clock: &clock{now: time.Now()}, logs: &logBuffer{}, reg: prometheus.NewRegistry()}
+	e := &env{clock: &clock{now: time.Now()}, logs: &testenv.Buffer{}, reg: prometheus.NewRegistry()}
 	cfg.Now = e.clock.Now
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.NewTextHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))

@@ -33,7 +33,7 @@ func TestMain(m *testing.M) { testenv.Main(m) }
 type proc struct {
 	name string
 	cmd  *exec.Cmd
-	log  *appLog
+	log  *testenv.Buffer
 	done chan struct{}
 }
 
@@ -41,7 +41,7 @@ type proc struct {
 // it when the test ends.
 func startProc(t *testing.T, name, bin string, args ...string) *proc {
 	t.Helper()
-	p := &proc{name: name, log: &appLog{}, done: make(chan struct{})}
+	p := &proc{name: name, log: &testenv.Buffer{}, done: make(chan struct{})}
 	p.cmd = exec.Command(bin, args...)
 	p.cmd.Stdout, p.cmd.Stderr = p.log, p.log
 	p.cmd.Env = envWithoutStatelab()

@@ -81,32 +81,14 @@ func TestAppEnvironmentDefaults(t *testing.T) {
 	}
 }
 
-// appLog is a goroutine-safe buffer for a running app's log.
-type appLog struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (l *appLog) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.Write(p)
-}
-
-func (l *appLog) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.String()
-}
-
 var servingAddr = regexp.MustCompile(`msg="app: serving".* addr=(\S+)`)
 
 // startApp runs statelab app in this process with args and returns its
 // base URL, its log, and a stop function that cancels it (as SIGTERM
 // would) and returns its exit status.
-func startApp(t *testing.T, args ...string) (base string, log *appLog, stop func() int) {
+func startApp(t *testing.T, args ...string) (base string, log *testenv.Buffer, stop func() int) {
 	t.Helper()
-	log = &appLog{}
+	log = &testenv.Buffer{}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan int, 1)
 	go func() {

@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/statelab/statelab/internal/testenv"
 	"github.com/statelab/statelab/session"
 	"github.com/statelab/statelab/session/sqlitestore"
 	"github.com/statelab/statelab/session/storetest"
@@ -119,7 +120,7 @@ func TestSharedFile(t *testing.T) {
 	for i := 0; i < helpers; i++ {
 		cmd := exec.CommandContext(ctx, os.Args[0], "-test.run=^TestHelperProcess$", "-test.count=1")
 		cmd.Env = append(os.Environ(), "STATELAB_SQLITE_HELPER=1", "STATELAB_SQLITE_PATH="+path, "STATELAB_SQLITE_KEY="+key)
-		out := &lockedBuffer{}
+		out := &testenv.Buffer{}
 		cmd.Stdout, cmd.Stderr = out, out
 		if err := cmd.Start(); err != nil {
 			t.Fatalf("start helper process: %v", err)
@@ -291,25 +292,6 @@ func BenchmarkGet(b *testing.B) {
 
 func BenchmarkUpdate(b *testing.B) {
 	storetest.BenchUpdate(b, openStore(b, filepath.Join(b.TempDir(), "bench.db"), sqlitestore.Options{}))
-}
-
-// lockedBuffer collects a helper process's output.
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf []byte
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	b.buf = append(b.buf, p...)
-	return len(p), nil
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return string(b.buf)
 }
 
 // TestDeadlineWhileLocked holds the file's write lock from another
