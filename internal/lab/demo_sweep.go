@@ -16,8 +16,9 @@ var quickSweepStrategies = []strategy.Strategy{strategy.Client, strategy.Sticky}
 // DemoSweepConfig returns the scaling sweep demo runs after its runs, over
 // the strategies sts. The full demo sweeps every one of sts at 1, 2, 4, 8
 // and 16 replicas, as lab --sweep does; quick sweeps only client and sticky
-// (those of sts) at 1 and 2 replicas, with 1 s probes and one
-// bisection, to stay near a minute on 2 cores. Base is the sweep's
+// (those of sts) at 1 and 2 replicas, with 1 s probes, one unloaded probe
+// (the second would add about 8 s) and one bisection, to stay near a
+// minute on 2 cores. Base is the sweep's
 // default; the caller sets Binary, the store URLs, Dir and Progress.
 func DemoSweepConfig(quick bool, sts []strategy.Strategy) SweepConfig {
 	cfg := DefaultSweepConfig(quick)
@@ -29,6 +30,7 @@ func DemoSweepConfig(quick bool, sts []strategy.Strategy) SweepConfig {
 		cfg.Replicas = []int{1, 2}
 		cfg.Probe = time.Second
 		cfg.Search.Bisect = 1
+		cfg.Objective.UnloadedProbes = 1
 	}
 	return cfg
 }

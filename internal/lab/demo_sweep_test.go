@@ -27,8 +27,11 @@ func TestDemoSweepPlan(t *testing.T) {
 	if !slices.Equal(quick.Strategies, want) || !slices.Equal(quick.Replicas, []int{1, 2}) {
 		t.Errorf("quick demo sweep: %v × %v, want %v × 1,2", quick.Strategies, quick.Replicas, want)
 	}
-	if quick.Probe != time.Second || quick.Search.Bisect != 1 {
-		t.Errorf("quick demo sweep: probes %v, %d bisections; want 1s, 1", quick.Probe, quick.Search.Bisect)
+	if quick.Probe != time.Second || quick.Search.Bisect != 1 || quick.Objective.UnloadedProbes != 1 {
+		t.Errorf("quick demo sweep: probes %v, %d bisections, %d unloaded probes; want 1s, 1, 1", quick.Probe, quick.Search.Bisect, quick.Objective.UnloadedProbes)
+	}
+	if full.Objective.UnloadedProbes != 2 {
+		t.Errorf("full demo sweep: %d unloaded probes, want 2", full.Objective.UnloadedProbes)
 	}
 	quick.Base.Binary = "statelab"
 	if err := quick.Validate(); err != nil {

@@ -24,9 +24,12 @@ type SweepObjective struct {
 	// grows for the whole probe fails here even when the latency bound is
 	// loose.
 	MinServed float64 `json:"min_served"`
-	// UnloadedShare is the load of the unloaded probe, as a share of the
+	// UnloadedShare is the load of the unloaded probes, as a share of the
 	// capacity model's nominal rate (replicas × max-inflight / work).
 	UnloadedShare float64 `json:"unloaded_share"`
+	// UnloadedProbes is how many unloaded probes a point makes (2; 1 in
+	// demo --quick); the lowest p99 sets the bound (see unloadedP99).
+	UnloadedProbes int `json:"unloaded_probes"`
 }
 
 // SweepSearch is the step search for the highest sustained rate.
@@ -74,7 +77,7 @@ func DefaultSweepConfig(quick bool) SweepConfig {
 		Strategies: strategy.All(),
 		Replicas:   []int{1, 2, 4, 8, 16},
 		Probe:      3 * time.Second,
-		Objective:  SweepObjective{P99Factor: 5, MaxErrorRate: 0.01, MinServed: 0.9, UnloadedShare: 0.1},
+		Objective:  SweepObjective{P99Factor: 5, MaxErrorRate: 0.01, MinServed: 0.9, UnloadedShare: 0.1, UnloadedProbes: 2},
 		Search:     SweepSearch{Start: 0.75, Grow: 1.5, Shrink: 0.5, MaxSteps: 5, Bisect: 3, NoModelRate: 100},
 	}
 	c.Base.Think = SweepThink(c.Base.Work)
@@ -108,6 +111,8 @@ func (c SweepConfig) Validate() error {
 	switch {
 	case c.Probe < 500*time.Millisecond:
 		return fmt.Errorf("%w: a probe must last at least 500ms, not %v", ErrBadConfig, c.Probe)
+	case o.UnloadedProbes < 1 || o.UnloadedProbes > 5:
+		return fmt.Errorf("%w: a sweep makes 1 to 5 unloaded probes, not %d", ErrBadConfig, o.UnloadedProbes)
 	case o.P99Factor <= 1 || o.MaxErrorRate < 0 || o.MaxErrorRate >= 1 || o.UnloadedShare <= 0 || o.UnloadedShare >= 1 || o.MinServed < 0 || o.MinServed > 1:
 		return fmt.Errorf("%w: the objective needs p99 factor > 1, error rate in [0,1), served share in [0,1], unloaded share in (0,1)", ErrBadConfig)
 	case s.Start <= 0 || s.Grow <= 1 || s.Shrink <= 0 || s.Shrink >= 1 || s.MaxSteps < 1 || s.Bisect < 0 || s.NoModelRate <= 0:

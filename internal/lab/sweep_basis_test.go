@@ -1,6 +1,9 @@
 package lab
 
-import "testing"
+import (
+	"errors"
+	"testing"
+)
 
 // TestSetEfficiency: the basis is the higher of the 1-replica capacity and
 // half the 2-replica one, so a low 1-replica point no longer doubles the
@@ -46,6 +49,18 @@ func TestUnloadedP99(t *testing.T) {
 	} {
 		if got := unloadedP99(tt.p99s); got != tt.want {
 			t.Errorf("unloadedP99(%v) = %v, want %v", tt.p99s, got, tt.want)
+		}
+	}
+}
+
+// TestSweepValidateUnloadedProbes: a sweep makes 1 to 5 unloaded probes.
+func TestSweepValidateUnloadedProbes(t *testing.T) {
+	for n, ok := range map[int]bool{0: false, 1: true, 2: true, 5: true, 6: false} {
+		c := DefaultSweepConfig(true)
+		c.Base.Binary = "statelab"
+		c.Objective.UnloadedProbes = n
+		if err := c.Validate(); (err == nil) != ok || (err != nil && !errors.Is(err, ErrBadConfig)) {
+			t.Errorf("%d unloaded probes: %v", n, err)
 		}
 	}
 }

@@ -77,11 +77,11 @@ type Sweep struct {
 // method words the search of c for results.json and the report.
 func (c SweepConfig) method() string {
 	o, s := c.Objective, c.Search
-	return fmt.Sprintf("Per strategy and replica count, one cluster; two unloaded probes at %.0f%% of the capacity model's rate set the p99 bound (%.0f× the lower of their p99s). "+
+	return fmt.Sprintf("Per strategy and replica count, one cluster; %d unloaded probe(s) at %.0f%% of the capacity model's rate set the p99 bound (%.0f× the lowest of their p99s). "+
 		"Open-loop probes of %v each (after a warm-up) start at %.0f%% of the model's rate and grow ×%.2f while they meet the objective (p99 under the bound, errors — 5xx or no answer — at most %.1f%%, at least %.0f%% of the offered requests answered within the probe), "+
 		"or shrink ×%.2f while they fail (at most %d), then %d bisections between the highest pass and the lowest failure. "+
 		"Capacity is the highest passing rate; the limiter is read from counters during the lowest failing probe.",
-		o.UnloadedShare*100, o.P99Factor, c.Probe, s.Start*100, s.Grow, o.MaxErrorRate*100, o.MinServed*100, s.Shrink, s.MaxSteps, s.Bisect)
+		o.UnloadedProbes, o.UnloadedShare*100, o.P99Factor, c.Probe, s.Start*100, s.Grow, o.MaxErrorRate*100, o.MinServed*100, s.Shrink, s.MaxSteps, s.Bisect)
 }
 
 // RunSweep measures every strategy of cfg at every replica count, one
@@ -160,10 +160,6 @@ func runPoint(ctx context.Context, cfg SweepConfig, st strategy.Strategy, n int)
 // handful of requests.
 const minProbeRequests = 40
 
-// unloadedProbes is how many unloaded probes a point makes; the lower p99
-// sets the objective's bound (see unloadedP99).
-const unloadedProbes = 2
-
 // prober runs probes against one cluster.
 type prober struct {
 	cfg   SweepConfig
@@ -188,7 +184,7 @@ func (pr *prober) searchPoint(ctx context.Context, pt *SweepPoint) error {
 	if nominal > 0 {
 		start, unloaded = nominal*pr.cfg.Search.Start, nominal*o.UnloadedShare
 	}
-	for range unloadedProbes {
+	for range max(1, o.UnloadedProbes) {
 		u, err := pr.probe(ctx, "unloaded", max(2, round(unloaded, 1)))
 		if err != nil {
 			return err
