@@ -100,3 +100,30 @@ func forwardAll(ln net.Listener, target string) {
 		}()
 	}
 }
+
+// TestAppStartsWithClusteredRedisDown starts the app pointed at a Redis
+// Cluster and at a Sentinel set of which nothing answers: it stays up,
+// serves /healthz, and answers /readyz and the cart API 503 with
+// Retry-After while it retries, instead of exiting.
+func TestAppStartsWithClusteredRedisDown(t *testing.T) {
+	for _, tc := range []struct{ name, flag, value string }{
+		{"cluster", "--redis-cluster", testenv.FreeAddr(t) + "," + testenv.FreeAddr(t)},
+		{"sentinel", "--redis-sentinel", "statelab@" + testenv.FreeAddr(t)},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			base, _, _ := startApp(t, "--store", "redis", "--id", "r", tc.flag, tc.value, "--store-retry", "100ms")
+			status := appStatus(t, base)
+			if code, _ := status("GET", "/healthz", ""); code != http.StatusOK {
+				t.Errorf("healthz with no Redis node answering: %d, want 200", code)
+			}
+			for _, r := range []struct{ method, path, body string }{
+				{"GET", "/readyz", ""},
+				{"POST", "/api/cart/items", `{"sku":"SKU-0001","qty":1}`},
+			} {
+				if code, retry := status(r.method, r.path, r.body); code != http.StatusServiceUnavailable || retry == "" {
+					t.Errorf("%s %s with no Redis node answering: %d, Retry-After %q; want 503 with Retry-After", r.method, r.path, code, retry)
+				}
+			}
+		})
+	}
+}
