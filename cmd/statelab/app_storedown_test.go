@@ -80,6 +80,24 @@ func appStatus(t *testing.T, base string) func(method, path, body string) (int, 
 	}
 }
 
+// expectAliveNotReady checks that an app whose store does not answer
+// (when says how) serves /healthz and answers /readyz and a cart write
+// 503 with Retry-After.
+func expectAliveNotReady(t *testing.T, status func(method, path, body string) (int, string), when string) {
+	t.Helper()
+	if code, _ := status("GET", "/healthz", ""); code != http.StatusOK {
+		t.Errorf("healthz %s: %d, want 200 (the process is alive)", when, code)
+	}
+	for _, r := range []struct{ method, path, body string }{
+		{"GET", "/readyz", ""},
+		{"POST", "/api/cart/items", `{"sku":"SKU-0001","qty":1}`},
+	} {
+		if code, retry := status(r.method, r.path, r.body); code != http.StatusServiceUnavailable || retry == "" {
+			t.Errorf("%s %s %s: %d, Retry-After %q; want 503 with Retry-After", r.method, r.path, when, code, retry)
+		}
+	}
+}
+
 // forwardAll forwards every connection ln accepts to target until ln is
 // closed.
 func forwardAll(ln net.Listener, target string) {
@@ -112,18 +130,7 @@ func TestAppStartsWithClusteredRedisDown(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			base, _, _ := startApp(t, "--store", "redis", "--id", "r", tc.flag, tc.value, "--store-retry", "100ms")
-			status := appStatus(t, base)
-			if code, _ := status("GET", "/healthz", ""); code != http.StatusOK {
-				t.Errorf("healthz with no Redis node answering: %d, want 200", code)
-			}
-			for _, r := range []struct{ method, path, body string }{
-				{"GET", "/readyz", ""},
-				{"POST", "/api/cart/items", `{"sku":"SKU-0001","qty":1}`},
-			} {
-				if code, retry := status(r.method, r.path, r.body); code != http.StatusServiceUnavailable || retry == "" {
-					t.Errorf("%s %s with no Redis node answering: %d, Retry-After %q; want 503 with Retry-After", r.method, r.path, code, retry)
-				}
-			}
+			expectAliveNotReady(t, appStatus(t, base), "with no Redis node answering")
 		})
 	}
 }
