@@ -160,9 +160,15 @@ func WriteSweepComparison(out io.Writer, c SweepComparison) error {
 		}
 		return string(l)
 	}
+	capacity := func(l Limiter, v float64) string {
+		if l == "" {
+			return "-"
+		}
+		return fmt.Sprintf("%.0f", v)
+	}
 	for _, p := range c.Points {
 		if !p.Both {
-			fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t-\t%.0f\t%.0f\t-\t\n", p.Strategy, p.Replicas, lim(p.LimiterA, p.CPUA), lim(p.LimiterB, p.CPUB), p.CapacityA, p.CapacityB)
+			fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t-\t%s\t%s\t-\t\n", p.Strategy, p.Replicas, lim(p.LimiterA, p.CPUA), lim(p.LimiterB, p.CPUB), capacity(p.LimiterA, p.CapacityA), capacity(p.LimiterB, p.CapacityB))
 			continue
 		}
 		same := "no"
@@ -178,9 +184,13 @@ func WriteSweepComparison(out io.Writer, c SweepComparison) error {
 		_, err := fmt.Fprintln(out, "\nno point was measured in both sweeps")
 		return err
 	}
-	_, err := fmt.Fprintf(out, "\nsame limiter on %d of %d points (%s); on the %d points the machine's CPU saturated in neither run: %d of %d\n"+
+	quiet := "the machine's CPU was saturated in one run or both at every point"
+	if c.Quiet > 0 {
+		quiet = fmt.Sprintf("on the %d points the machine's CPU saturated in neither run: %d of %d", c.Quiet, c.QuietSameLimiter, c.Quiet)
+	}
+	_, err := fmt.Fprintf(out, "\nsame limiter on %d of %d points (%s); %s\n"+
 		"capacity within %.0f%% on %d of %d points (%s); difference median %.0f%%, largest %.0f%%\n",
-		c.SameLimiter, c.Compared, pct(float64(c.SameLimiter)/float64(c.Compared)), c.Quiet, c.QuietSameLimiter, c.Quiet,
+		c.SameLimiter, c.Compared, pct(float64(c.SameLimiter)/float64(c.Compared)), quiet,
 		compareCapacityTol*100, c.SameCapacity, c.Compared, pct(float64(c.SameCapacity)/float64(c.Compared)), c.MedianCapacityDiff*100, c.MaxCapacityDiff*100)
 	return err
 }
