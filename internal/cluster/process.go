@@ -20,6 +20,7 @@ type process struct {
 	name    string
 	cmd     *exec.Cmd
 	logPath string
+	logFrom int64         // the log's size when this process started: what it wrote comes after
 	done    chan struct{} // closed when the process has exited
 
 	mu       sync.Mutex
@@ -46,6 +47,10 @@ func startProcess(name, binary string, args, env []string, logPath string, onExi
 	if err != nil {
 		return nil, fmt.Errorf("cluster: open log of %s: %w", name, err)
 	}
+	var logFrom int64
+	if st, err := logf.Stat(); err == nil {
+		logFrom = st.Size()
+	}
 	cmd := exec.Command(binary, args...)
 	cmd.Stdout = logf
 	cmd.Stderr = logf
@@ -59,7 +64,7 @@ func startProcess(name, binary string, args, env []string, logPath string, onExi
 		logf.Close()
 		return nil, fmt.Errorf("cluster: start %s: %w", name, err)
 	}
-	p := &process{name: name, cmd: cmd, logPath: logPath, done: make(chan struct{})}
+	p := &process{name: name, cmd: cmd, logPath: logPath, logFrom: logFrom, done: make(chan struct{})}
 	go func() {
 		err := cmd.Wait()
 		logf.Close()
@@ -67,7 +72,7 @@ func startProcess(name, binary string, args, env []string, logPath string, onExi
 		p.exitErr = err
 		// A child that never answered because its port was taken before it
 		// could bind it did not crash: its start failed (ports.go).
-		expected := p.expected || (!p.ready && machine.AddrInUse(p.tail(2000)))
+		expected := p.expected || (!p.ready && machine.AddrInUse(p.ownLog()))
 		p.mu.Unlock()
 		close(p.done)
 		if onExit != nil {
@@ -178,6 +183,19 @@ func (p *process) stop(grace time.Duration) {
 func (p *process) kill() {
 	_ = p.signal(syscall.SIGKILL, true)
 	<-p.done
+}
+
+// ownLog returns what this process wrote to its log (the log file is
+// shared by the processes a replica ran over time), up to its first 64 KiB.
+func (p *process) ownLog() string {
+	f, err := os.Open(p.logPath)
+	if err != nil {
+		return ""
+	}
+	defer f.Close()
+	b := make([]byte, 64<<10)
+	n, _ := f.ReadAt(b, p.logFrom)
+	return string(b[:n])
 }
 
 // tail returns the last n bytes of the process's log, for error messages.

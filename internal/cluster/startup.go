@@ -22,7 +22,7 @@ const portAttempts = 3
 // lostPort reports whether p exited during start-up because its address
 // was taken.
 func lostPort(p *process) bool {
-	return p != nil && p.exited() && machine.AddrInUse(p.tail(2000))
+	return p != nil && p.exited() && machine.AddrInUse(p.ownLog())
 }
 
 // waitReadyMoving is waitReady for a replica that may still move: when its

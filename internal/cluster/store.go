@@ -136,18 +136,27 @@ type redisServer struct {
 	proc *process
 }
 
-// startRedis starts a redis-server with no persistence on a free port.
+// startRedis starts a redis-server with no persistence on a free port,
+// and on another if that one was taken before it could bind it.
 func startRedis(ctx context.Context, c *Cluster) (*redisServer, error) {
 	bin, err := exec.LookPath("redis-server")
 	if err != nil {
 		return nil, ErrNoRedis
 	}
-	port, err := freePort()
-	if err != nil {
-		return nil, err
+	r := &redisServer{c: c, bin: bin}
+	for attempt := 1; ; attempt++ {
+		if r.port, err = freePort(); err != nil {
+			return nil, err
+		}
+		err = r.launch(ctx)
+		r.mu.Lock()
+		p := r.proc
+		r.mu.Unlock()
+		if err == nil || attempt >= portAttempts || !lostPort(p) {
+			return r, err
+		}
+		c.log.Info("cluster: redis-server lost its port before binding it, starting it again", "attempt", attempt+1)
 	}
-	r := &redisServer{c: c, bin: bin, port: port}
-	return r, r.launch(ctx)
 }
 
 func (r *redisServer) launch(ctx context.Context) error {
@@ -169,6 +178,7 @@ func (r *redisServer) launch(ctx context.Context) error {
 	defer cancel()
 	for {
 		if _, err := redisCommand(ctx, r.port, "PING"); err == nil {
+			p.markReady()
 			return nil
 		}
 		select {
