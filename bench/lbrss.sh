@@ -87,4 +87,6 @@ echo "nproc=$(nproc)  conns=$CONNS  $(go version | awk '{print $3}')  $(haproxy 
 printf "%-9s %10s %12s %14s %14s %8s\n" proxy idle_MiB "${CONNS}_MiB" KiB_per_conn at_10000_MiB open_fds
 measure statelab $P_LB "$tmp/statelab" lb --listen 127.0.0.1:$P_LB --admin 127.0.0.1:$P_ADMIN \
 	--policy round_robin --backend b1=http://127.0.0.1:$B1 --backend b2=http://127.0.0.1:$B2
+measure lb-epoll $P_LB "$tmp/statelab" lb --engine epoll --listen 127.0.0.1:$P_LB --admin 127.0.0.1:$P_ADMIN \
+	--policy round_robin --backend b1=http://127.0.0.1:$B1 --backend b2=http://127.0.0.1:$B2
 measure haproxy $P_HA haproxy -f "$tmp/haproxy.cfg" -db
