@@ -201,7 +201,8 @@ func appendForwardedRequest(dst, raw []byte, h *reqHead, clientIP []byte) []byte
 		var hl []byte
 		hl, lines, _ = bytes.Cut(lines, []byte("\r\n"))
 		k, _, _ := bytes.Cut(hl, []byte(":"))
-		if len(k) == len(hdrForwardedFor) && bytes.EqualFold(k, hdrForwardedFor) {
+		if len(k) == len(hdrForwardedFor) && bytes.EqualFold(k, hdrForwardedFor) ||
+			len(k) == 10 && bytes.EqualFold(k, []byte("Connection")) { // about the client's connection only
 			continue
 		}
 		dst = append(append(dst, hl...), "\r\n"...)

@@ -238,10 +238,22 @@ func (l *eloop) backendConn(b *Backend) (*econn, error) {
 	return bc, nil
 }
 
-// sockaddr resolves a backend's host:port once (IP literals and names).
+// resolveTTL is how long the loop keeps a backend host's address.
+const resolveTTL = 30 * time.Second
+
+// resolved is a backend address the loop looked up.
+type resolved struct {
+	sa    unix.Sockaddr
+	until int64
+}
+
+// sockaddr resolves a backend's host:port, again after resolveTTL (an IP
+// literal costs nothing; a name is looked up in the loop, blocking it for
+// the lookup).
 func (l *eloop) sockaddr(addr string) (unix.Sockaddr, error) {
-	if sa, ok := l.addrs[addr]; ok {
-		return sa, nil
+	now := l.now.UnixNano()
+	if r, ok := l.addrs[addr]; ok && now < r.until {
+		return r.sa, nil
 	}
 	ta, err := net.ResolveTCPAddr("tcp", addr)
 	if err != nil {
@@ -257,7 +269,7 @@ func (l *eloop) sockaddr(addr string) (unix.Sockaddr, error) {
 		copy(a.Addr[:], ta.IP.To16())
 		sa = a
 	}
-	l.addrs[addr] = sa
+	l.addrs[addr] = resolved{sa, now + int64(resolveTTL)}
 	return sa, nil
 }
 
@@ -492,7 +504,10 @@ func (l *eloop) relayBody(ex *exchange, bc *econn, head, data []byte) {
 	bc.n = 0
 	c := ex.client
 	if done {
-		l.endExchange(ex, nil) // before the client can see the answer, as in the fasthttp path
+		// before the client can see the answer, as in the fasthttp path
+		l.lb.release(bc.b)
+		ex.released = true
+		l.endExchange(ex, nil)
 	}
 	out := append(head, data[:take]...)
 	if len(head) > 0 {
@@ -518,7 +533,9 @@ func (l *eloop) relayBody(ex *exchange, bc *econn, head, data []byte) {
 func (l *eloop) relayDone(ex *exchange, bc *econn, noReuse bool) {
 	c, b := ex.client, bc.b
 	ex.bconn, bc.ex = nil, nil
-	l.lb.release(b)
+	if !ex.released {
+		l.lb.release(b)
+	}
 	if noReuse || ex.resp.closeConn || ex.left < 0 && !ex.resp.chunked {
 		l.closeConn(bc)
 	} else {

@@ -59,6 +59,7 @@ type exchange struct {
 	chunks   chunkScanner
 	redialed bool
 	ended    bool // accounted for (endExchange)
+	released bool // the backend's slot was given back
 }
 
 // eloop is the event loop of one Serve call.
@@ -68,7 +69,7 @@ type eloop struct {
 	ep, lfd int
 	conns   []*econn // by descriptor
 	idle    map[*Backend][]*econn
-	addrs   map[string]unix.Sockaddr
+	addrs   map[string]resolved
 	bufs    [][]byte
 	events  []unix.EpollEvent
 	scratch []byte
@@ -97,8 +98,9 @@ func engineReason(cfg *Config) string {
 	return ""
 }
 
-// serveEpoll serves ln from an event loop until ctx is done or the
-// balancer closes, then drains as Serve does.
+// serveEpoll serves ln from event loops, one per CPU (as HAProxy's
+// threads), until ctx is done or the balancer closes, then drains as Serve
+// does.
 func (lb *Balancer) serveEpoll(ctx context.Context, ln net.Listener, srv *fasthttp.Server) error {
 	tl, ok := ln.(*net.TCPListener)
 	if !ok {
@@ -112,37 +114,65 @@ func (lb *Balancer) serveEpoll(ctx context.Context, ln net.Listener, srv *fastht
 	if err := rc.Control(func(fd uintptr) { lfd = int(fd) }); err != nil {
 		return err
 	}
-	ep, err := unix.EpollCreate1(unix.EPOLL_CLOEXEC)
-	if err != nil {
-		return err
-	}
-	l := &eloop{lb: lb, srv: srv, ep: ep, lfd: lfd, idle: map[*Backend][]*econn{},
-		addrs: map[string]unix.Sockaddr{}, events: make([]unix.EpollEvent, 256), handCon: map[net.Conn]struct{}{}}
-	if err := unix.EpollCtl(ep, unix.EPOLL_CTL_ADD, lfd, &unix.EpollEvent{Events: unix.EPOLLIN, Fd: int32(lfd)}); err != nil {
-		unix.Close(ep)
-		return err
+	loops := make([]*eloop, max(1, runtime.NumCPU()))
+	for i := range loops {
+		if loops[i], err = newEloop(lb, srv, lfd); err != nil {
+			for _, l := range loops[:i] {
+				unix.Close(l.ep)
+			}
+			return err
+		}
 	}
 	stop := make(chan struct{})
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		l.run(stop)
-	}()
+	var wg sync.WaitGroup
+	for _, l := range loops {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			l.run(stop)
+		}()
+	}
 	select {
 	case <-ctx.Done():
 	case <-lb.done:
 	}
 	close(stop)
-	<-done
+	wg.Wait()
 	ln.Close()
+	served, handed := 0, 0
+	for _, l := range loops {
+		l.closeHanded()
+		served, handed = served+l.served, handed+l.handedN
+	}
+	lb.log.Info("balancer: epoll engine stopped", "listener", ln.Addr().String(), "loops", len(loops), "requests", served, "handed_to_fasthttp", handed)
+	return nil
+}
+
+// newEloop returns an event loop accepting from lfd. Every loop waits on
+// the listener with EPOLLEXCLUSIVE, so a new connection wakes one of them.
+func newEloop(lb *Balancer, srv *fasthttp.Server, lfd int) (*eloop, error) {
+	ep, err := unix.EpollCreate1(unix.EPOLL_CLOEXEC)
+	if err != nil {
+		return nil, err
+	}
+	l := &eloop{lb: lb, srv: srv, ep: ep, lfd: lfd, idle: map[*Backend][]*econn{},
+		addrs: map[string]resolved{}, events: make([]unix.EpollEvent, 256), handCon: map[net.Conn]struct{}{}}
+	if err := unix.EpollCtl(ep, unix.EPOLL_CTL_ADD, lfd, &unix.EpollEvent{Events: unix.EPOLLIN | unix.EPOLLEXCLUSIVE, Fd: int32(lfd)}); err != nil {
+		unix.Close(ep)
+		return nil, err
+	}
+	return l, nil
+}
+
+// closeHanded closes the connections handed to fasthttp and waits for
+// their goroutines.
+func (l *eloop) closeHanded() {
 	l.handMu.Lock()
 	for c := range l.handCon {
 		c.Close()
 	}
 	l.handMu.Unlock()
 	l.handed.Wait()
-	lb.log.Info("balancer: epoll engine stopped", "listener", ln.Addr().String(), "requests", l.served, "handed_to_fasthttp", l.handedN)
-	return nil
 }
 
 // run is the loop: wait for readiness, act, check deadlines every 50 ms.
@@ -321,7 +351,9 @@ func (l *eloop) closeConn(c *econn) {
 		if bc := ex.bconn; bc != nil {
 			ex.bconn, bc.ex = nil, nil
 			l.closeConn(bc)
-			l.lb.release(bc.b)
+			if !ex.released {
+				l.lb.release(bc.b)
+			}
 		}
 		l.endExchange(ex, nil)
 	}

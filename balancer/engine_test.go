@@ -53,7 +53,7 @@ func TestParseReqHead(t *testing.T) {
 }
 
 func TestAppendForwardedRequest(t *testing.T) {
-	raw := []byte("POST /p?q=1 HTTP/1.1\r\nHost: shop\r\nx-forwarded-for: 10.0.0.1\r\nContent-Length: 3\r\n\r\nabcGET")
+	raw := []byte("POST /p?q=1 HTTP/1.1\r\nHost: shop\r\nx-forwarded-for: 10.0.0.1\r\nConnection: close\r\nContent-Length: 3\r\n\r\nabcGET")
 	h, _, ok := parseReqHead(raw)
 	if !ok {
 		t.Fatal("not ok")

@@ -6,7 +6,7 @@
 #
 #   bench/lbengines.sh                         # ROUNDS=5 DURATION=6s
 #   ROUNDS=7 QUERY="?size=4096" bench/lbengines.sh
-#   WRKARGS="-H Connection:close" bench/lbengines.sh
+#   CLOSE=1 bench/lbengines.sh                # a new connection per request
 #
 # Rounds are interleaved across the targets; CPU µs per request is the
 # proxy's utime+stime (/proc/PID/stat) over the run divided by the requests.
@@ -17,7 +17,9 @@ ROUNDS=${ROUNDS:-5}
 CONNS=${CONNS:-64}
 QUERY=${QUERY:-}
 BASE_PORT=${BASE_PORT:-19400}
-WRKARGS=${WRKARGS:-}
+CLOSE=${CLOSE:-}
+wrkargs=()
+[ -n "$CLOSE" ] && wrkargs=(-H "Connection: close")
 
 cd "$(dirname "$0")/.."
 # shellcheck source=bench/common.sh
@@ -60,11 +62,9 @@ printf "%-6s %-9s %10s %8s %8s %8s\n" round target req/s p50_ms p99_ms cpu_us
 declare -A rps p99 cpu
 for r in $(seq "$ROUNDS"); do
 	for t in "${targets[@]}"; do
-		# shellcheck disable=SC2086
-		wrk -t1 -c"$CONNS" -d1s $WRKARGS "${url[$t]}" >/dev/null
+		wrk -t1 -c"$CONNS" -d1s "${wrkargs[@]}" "${url[$t]}" >/dev/null
 		c0=$(cpu_ticks "${pidof[$t]}")
-		# shellcheck disable=SC2086
-		out=$(wrk -t1 -c"$CONNS" -d"$DURATION" --latency $WRKARGS "${url[$t]}")
+		out=$(wrk -t1 -c"$CONNS" -d"$DURATION" --latency "${wrkargs[@]}" "${url[$t]}")
 		c1=$(cpu_ticks "${pidof[$t]}")
 		q=$(awk '/^Requests\/sec:/ {print $2}' <<<"$out")
 		n=$(awk '/ requests in / {print $1}' <<<"$out")

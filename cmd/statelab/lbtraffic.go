@@ -3,6 +3,7 @@ package main
 import (
 	"flag"
 	"log/slog"
+	"runtime"
 	"time"
 
 	"github.com/statelab/statelab/balancer"
@@ -21,7 +22,7 @@ func (g *lbFlagGroups) register(fs *flag.FlagSet) {
 	g.pools.register(fs)
 	g.tls.register(fs)
 	g.traffic.register(fs)
-	fs.StringVar(&g.engine, "engine", balancer.EngineFastHTTP, "what serves plain HTTP: fasthttp, or epoll (Linux: an event loop; TLS, the access log, --deny-path and --backend-maxconn keep fasthttp)")
+	fs.StringVar(&g.engine, "engine", defaultEngine(), "what serves plain HTTP: epoll (Linux: an event loop; TLS, the access log, --deny-path and --backend-maxconn keep fasthttp) or fasthttp")
 }
 
 // apply sets every group's flags on cfg, or returns the first usage error.
@@ -34,6 +35,15 @@ func (g *lbFlagGroups) apply(cfg *balancer.Config, log *slog.Logger) error {
 	}
 	cfg.Engine = g.engine
 	return g.traffic.apply(cfg)
+}
+
+// defaultEngine is --engine's default: the epoll engine where there is
+// epoll, fasthttp elsewhere.
+func defaultEngine() string {
+	if runtime.GOOS == "linux" {
+		return balancer.EngineEpoll
+	}
+	return balancer.EngineFastHTTP
 }
 
 // trafficFlags are statelab lb's traffic-management flags: retry budget,
