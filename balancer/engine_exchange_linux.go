@@ -14,6 +14,11 @@ import (
 	"golang.org/x/sys/unix"
 )
 
+// backendBufSize is a backend connection's read buffer: answers' bodies
+// are relayed in reads of up to this much (their heads are still limited to
+// MaxHeaderBytes).
+const backendBufSize = 64 << 10
+
 // backendIdle is how long an idle backend connection stays pooled, as
 // the fasthttp path's MaxIdleConnDuration.
 const backendIdle = 10 * time.Second
@@ -218,7 +223,7 @@ func (l *eloop) backendConn(b *Backend) (*econn, error) {
 		return nil, err
 	}
 	_ = unix.SetsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_NODELAY, 1)
-	bc := &econn{fd: fd, b: b, buf: make([]byte, l.lb.cfg.MaxHeaderBytes)}
+	bc := &econn{fd: fd, b: b, buf: make([]byte, max(l.lb.cfg.MaxHeaderBytes, backendBufSize))}
 	err = unix.Connect(fd, sa)
 	if err == unix.EINPROGRESS {
 		bc.connecting = true
@@ -403,7 +408,7 @@ func (l *eloop) backendReadable(bc *econn) {
 		l.closeConn(bc)
 		return
 	}
-	if bc.n == len(bc.buf) {
+	if !ex.relaying && bc.n >= l.lb.cfg.MaxHeaderBytes {
 		l.attemptFailed(ex, errors.New("response head too large"))
 		return
 	}
