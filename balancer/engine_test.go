@@ -6,8 +6,10 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"runtime"
 	"strings"
+	"sync/atomic"
 	"testing"
 )
 
@@ -167,5 +169,42 @@ func TestEpollEngineServesAndHandsOver(t *testing.T) {
 	resp.Body.Close()
 	if string(b) != "POST /d xyz" {
 		t.Fatalf("chunked request: got %q", b)
+	}
+}
+
+// TestEpollEngineReusesBackendConnections sends requests each on a new
+// client connection with Connection: close: the backend connections must
+// still be reused (the client's Connection header is not forwarded).
+func TestEpollEngineReusesBackendConnections(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		t.Skip("epoll is Linux only")
+	}
+	var dials atomic.Int64
+	be := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.WriteString(w, "hello from b1")
+	}))
+	be.Config.ConnState = func(_ net.Conn, s http.ConnState) {
+		if s == http.StateNew {
+			dials.Add(1)
+		}
+	}
+	be.Start()
+	t.Cleanup(be.Close)
+	_, url := startLB(t, Config{Backends: []BackendConfig{{ID: "b1", URL: be.URL}}, Engine: EngineEpoll})
+	for i := 0; i < 20; i++ {
+		conn, err := net.Dial("tcp", strings.TrimPrefix(url, "http://"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, _ = io.WriteString(conn, "GET / HTTP/1.1\r\nHost: shop\r\nConnection: close\r\n\r\n")
+		b, err := io.ReadAll(conn) // the balancer closes after the answer
+		conn.Close()
+		if err != nil || !strings.Contains(string(b), "hello from b1") || !strings.Contains(string(b), "Connection: close") {
+			t.Fatalf("request %d: %q, %v", i, b, err)
+		}
+	}
+	// one connection per loop at most (a health check would add its own)
+	if n := dials.Load(); n > int64(runtime.NumCPU()) {
+		t.Fatalf("%d backend connections for 20 sequential requests, want at most %d (one per loop)", n, runtime.NumCPU())
 	}
 }
