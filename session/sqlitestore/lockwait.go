@@ -73,8 +73,16 @@ func retryCounting(ctx context.Context, c *busyCounter, fn func() error) error {
 // connection across the waits as SQLite's busy handler would: this
 // process's other writes queue for it (Queued) while one waits for the
 // file's lock (BusyRetries), rather than all retrying at once.
+//
+// Opening the connection runs the DSN's pragmas (journal_mode(WAL) takes
+// a lock), so it too can be refused while another process opens the file:
+// it is retried the same way.
 func (d *dialect) onWriter(ctx context.Context, fn func(w *sql.Conn) error) error {
-	w, err := d.writer.Conn(ctx)
+	var w *sql.Conn
+	err := retryCounting(ctx, &d.busy, func() (err error) {
+		w, err = d.writer.Conn(ctx)
+		return err
+	})
 	if err != nil {
 		return err
 	}

@@ -2,6 +2,7 @@ package sqlitestore_test
 
 import (
 	"context"
+	"errors"
 	"path/filepath"
 	"sync"
 	"testing"
@@ -60,5 +61,33 @@ func TestLockWaits(t *testing.T) {
 	}
 	if w.Queued < 1 || w.QueueWait <= 0 {
 		t.Errorf("queued %d for %v: the writes behind the first did not queue for the writer", w.Queued, w.QueueWait)
+	}
+}
+
+// TestOpenConcurrently opens eight Stores on a new file at once, as the
+// replicas of a lab cluster do: each one's first write connection sets
+// WAL mode, which takes a lock, so opening must wait for the others (it
+// failed with SQLITE_BUSY when the writer's busy wait was first turned
+// off).
+func TestOpenConcurrently(t *testing.T) {
+	for round := range 3 {
+		path := filepath.Join(t.TempDir(), "open.db")
+		var wg sync.WaitGroup
+		for range 8 {
+			wg.Go(func() {
+				ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+				defer cancel()
+				s, err := sqlitestore.Open(ctx, path, sqlitestore.Options{SweepInterval: -1})
+				if err != nil {
+					t.Errorf("round %d: Open: %v", round, err)
+					return
+				}
+				if _, err := s.Put(ctx, "k", session.Record{Data: []byte("x"), IdleExpiry: time.Now().Add(time.Hour)}); err != nil && !errors.Is(err, session.ErrConflict) {
+					t.Errorf("round %d: Put: %v", round, err)
+				}
+				s.Close()
+			})
+		}
+		wg.Wait()
 	}
 }
