@@ -81,6 +81,10 @@ type ReplicaState struct {
 	// Weight while it ramps up after being added or coming back up (the
 	// balancer's --slow-start).
 	EffectiveWeight float64 `json:"effective_weight"`
+	// Restarts is how many times the balancer saw it restart between two
+	// health checks (a new process identity, or an answer after a refused
+	// connection), since the balancer started.
+	Restarts uint64 `json:"restarts"`
 }
 
 // StoreState is the store as the dashboard shows it.
@@ -230,7 +234,7 @@ func poll(ctx context.Context, client *http.Client, c Cluster, prev map[string][
 			seen[key] = true
 			r.Inflight = int(b.Inflight)
 			r.Requests = int64(b.Requests)
-			r.Weight, r.EffectiveWeight = b.Weight, b.EffectiveWeight
+			r.Weight, r.EffectiveWeight, r.Restarts = b.Weight, b.EffectiveWeight, b.Restarts
 			prev[key], r.RPS = rateOf(prev[key], now, r.Requests)
 			if p.State == cluster.StateDown {
 				r.RPS = 0 // what the window remembers from before its death

@@ -80,7 +80,8 @@
       row.youTag.textContent = r.id === mine ? "served you last" : "";
       const carts = r.sessions === null || r.sessions === undefined ? "" : ` · ${r.sessions} ${r.sessions === 1 ? "cart" : "carts"}`;
       const ramp = r.weight > 0 && r.effective_weight < r.weight ? ` · slow start: weight ${r.effective_weight.toFixed(2)} of ${r.weight}` : "";
-      row.metrics.textContent = `${fmtRate(r.rps)} · ${r.inflight} in flight${carts}${ramp}`;
+      const restarts = r.restarts > 0 ? ` · ${r.restarts} ${r.restarts === 1 ? "restart" : "restarts"} between health checks` : "";
+      row.metrics.textContent = `${fmtRate(r.rps)} · ${r.inflight} in flight${carts}${ramp}${restarts}`;
       setOff(row.kill, off || r.status === "down");
       row.pause.textContent = r.status === "paused" ? `Resume ${r.id}` : `Pause ${r.id}`;
       setOff(row.pause, off || r.status === "down");
