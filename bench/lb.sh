@@ -4,7 +4,7 @@
 #
 #   bench/lb.sh                                   # every scenario, 5 rounds of 10 s per target
 #   SCENARIOS="keepalive close" ROUNDS=7 DURATION=20s bench/lb.sh
-#   ENGINE=epoll bench/lb.sh                      # statelab lb --engine epoll
+#   ENGINE=fasthttp bench/lb.sh                   # statelab lb --engine fasthttp (default: epoll, as statelab lb)
 #
 # Scenarios (SCENARIOS, space-separated):
 #   keepalive  keep-alive HTTP/1.1, 64-byte bodies (also nginx and direct access)
@@ -26,7 +26,7 @@ ROUNDS=${ROUNDS:-5}
 CONNS=${CONNS:-64}
 THREADS=${THREADS:-1}
 BASE_PORT=${BASE_PORT:-18080}
-ENGINE=${ENGINE:-fasthttp} # statelab lb --engine
+ENGINE=${ENGINE:-epoll} # statelab lb --engine (epoll is statelab lb's default on Linux)
 SCENARIOS=${SCENARIOS:-keepalive close 4k 64k tls tls-new}
 
 cd "$(dirname "$0")/.."
