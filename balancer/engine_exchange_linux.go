@@ -166,7 +166,7 @@ func (l *eloop) bind(ex *exchange, bc *econn) {
 }
 
 func (l *eloop) send(ex *exchange, bc *econn) {
-	n, err := unix.Write(bc.fd, ex.req)
+	n, err := rawWrite(bc.fd, ex.req)
 	switch {
 	case n == len(ex.req):
 	case err == unix.EAGAIN || err == nil && n > 0:
@@ -412,7 +412,7 @@ func (l *eloop) backendReadable(bc *econn) {
 		l.attemptFailed(ex, errors.New("response head too large"))
 		return
 	}
-	n, err := unix.Read(bc.fd, bc.buf[bc.n:])
+	n, err := rawRead(bc.fd, bc.buf[bc.n:])
 	if n <= 0 {
 		if err == unix.EAGAIN {
 			return

@@ -186,7 +186,10 @@ func (l *eloop) run(stop chan struct{}) {
 	var stopAt int64
 	lastSweep := time.Now().UnixNano()
 	for {
-		n, err := unix.EpollWait(l.ep, l.events, 50)
+		n, err := epollPoll(l.ep, l.events)
+		if n == 0 && err == nil {
+			n, err = unix.EpollWait(l.ep, l.events, 50)
+		}
 		if err != nil && err != unix.EINTR {
 			l.lb.log.Error("balancer: epoll_wait", "err", err)
 			return
@@ -417,7 +420,7 @@ func (p *prefixConn) Read(b []byte) (int, error) {
 // false if c failed (and was closed, for a client).
 func (l *eloop) write(c *econn, p []byte) bool {
 	if len(c.out) == 0 {
-		n, err := unix.Write(c.fd, p)
+		n, err := rawWrite(c.fd, p)
 		if n == len(p) {
 			return true
 		}
@@ -438,7 +441,7 @@ func (l *eloop) write(c *econn, p []byte) bool {
 
 // flush writes what c's socket did not take before.
 func (l *eloop) flush(c *econn) {
-	n, err := unix.Write(c.fd, c.out)
+	n, err := rawWrite(c.fd, c.out)
 	if err != nil && err != unix.EAGAIN {
 		if c.b != nil && c.ex != nil {
 			l.attemptFailed(c.ex, &partialSendError{err})
@@ -499,7 +502,7 @@ func (l *eloop) clientReadable(c *econn) {
 		l.arm(c)
 		return
 	}
-	n, err := unix.Read(c.fd, c.buf[c.n:])
+	n, err := rawRead(c.fd, c.buf[c.n:])
 	if n <= 0 {
 		if err == unix.EAGAIN {
 			return
