@@ -116,15 +116,9 @@ func (h *reqHead) header(name, val []byte) bool {
 		}
 	case 14:
 		if bytes.EqualFold(name, strCL) {
-			if h.contentLength != 0 || len(val) == 0 {
+			n, ok := parseLength(val)
+			if h.contentLength != 0 || !ok {
 				return false
-			}
-			n := 0
-			for _, c := range val {
-				if c < '0' || c > '9' || n > 1<<40 {
-					return false
-				}
-				n = n*10 + int(c-'0')
 			}
 			h.contentLength = n
 		}
@@ -150,6 +144,19 @@ func (h *reqHead) header(name, val []byte) bool {
 		}
 	}
 	return true
+}
+
+// parseLength parses a Content-Length value: decimal digits only, not
+// empty, at most about 1<<44.
+func parseLength(val []byte) (int, bool) {
+	n := 0
+	for _, c := range val {
+		if c < '0' || c > '9' || n > 1<<40 {
+			return 0, false
+		}
+		n = n*10 + int(c-'0')
+	}
+	return n, len(val) > 0
 }
 
 // cookieValue returns the value of the cookie name in a Cookie header.
@@ -255,14 +262,8 @@ func parseRespHead(p []byte) (h respHead, complete, ok bool) {
 		val = bytes.Trim(val, " \t")
 		switch {
 		case bytes.EqualFold(name, strCL):
-			n := 0
-			for _, c := range val {
-				if c < '0' || c > '9' || n > 1<<40 {
-					return h, true, false
-				}
-				n = n*10 + int(c-'0')
-			}
-			if len(val) == 0 || h.contentLength >= 0 && h.contentLength != n {
+			n, ok := parseLength(val)
+			if !ok || h.contentLength >= 0 && h.contentLength != n {
 				return h, true, false
 			}
 			h.contentLength = n
