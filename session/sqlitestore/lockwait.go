@@ -3,6 +3,7 @@ package sqlitestore
 import (
 	"context"
 	"database/sql"
+	"fmt"
 	"sync/atomic"
 	"time"
 )
@@ -90,12 +91,13 @@ func (d *dialect) onWriter(ctx context.Context, fn func(w *sql.Conn) error) erro
 	return retryCounting(ctx, &d.busy, func() error { return fn(w) })
 }
 
-// writerDSN is the writer connection's DSN: dsn with SQLite's own busy
-// wait off, so a write the lock refuses comes back as SQLITE_BUSY at once
+// dsn is the DSN of a connection to path whose statements wait up to busy
+// inside SQLite for a lock. The writer's busy is 0: SQLite's own busy wait
+// is off, so a write the lock refuses comes back as SQLITE_BUSY at once
 // and waits in retryCounting, where the wait is counted (SQLite's busy
 // handler sleeps inside the statement, out of sight). The schedule is
 // about SQLite's own (1 ms doubling to 50 ms, against 1 ms growing to
 // 100 ms), until the call's deadline.
-func writerDSN(path string) string {
-	return path + "?_pragma=busy_timeout(0)&" + pragmas
+func dsn(path string, busy time.Duration) string {
+	return fmt.Sprintf("%s?_pragma=busy_timeout(%d)&%s", path, busy.Milliseconds(), pragmas)
 }

@@ -172,13 +172,12 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 	if busy <= 0 {
 		busy = DefaultBusyTimeout
 	}
-	dsn := fmt.Sprintf("%s?_pragma=busy_timeout(%d)&%s", path, busy.Milliseconds(), pragmas)
-	writer, err := sql.Open("sqlite", writerDSN(path))
+	writer, err := sql.Open("sqlite", dsn(path, 0))
 	if err != nil {
 		return nil, fmt.Errorf("sqlitestore: open %s: %w", path, err)
 	}
 	writer.SetMaxOpenConns(1)
-	reader, err := sql.Open("sqlite", dsn)
+	reader, err := sql.Open("sqlite", dsn(path, busy))
 	if err != nil {
 		_ = writer.Close()
 		return nil, fmt.Errorf("sqlitestore: open %s: %w", path, err)
