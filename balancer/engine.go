@@ -138,12 +138,7 @@ func (h *reqHead) header(name, val []byte) bool {
 			return false
 		}
 	}
-	for _, k := range hopHeaders {
-		if len(k) == len(name) && bytes.EqualFold(name, []byte(k)) {
-			return false
-		}
-	}
-	return true
+	return !isHopHeader(name)
 }
 
 // parseLength parses a Content-Length value: decimal digits only, not
@@ -305,10 +300,14 @@ func appendResponseHead(dst, raw []byte, h *respHead, cookie []byte, closeConn b
 	return append(dst, "\r\n"...)
 }
 
+// isResponseHop reports whether a response header called k stays between
+// the backend and the engine.
 func isResponseHop(k []byte) bool {
-	if bytes.EqualFold(k, []byte("Connection")) {
-		return true
-	}
+	return bytes.EqualFold(k, []byte("Connection")) || isHopHeader(k)
+}
+
+// isHopHeader reports whether k is one of hopHeaders.
+func isHopHeader(k []byte) bool {
 	for _, h := range hopHeaders {
 		if len(h) == len(k) && bytes.EqualFold(k, []byte(h)) {
 			return true
