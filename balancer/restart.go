@@ -57,7 +57,7 @@ func (lb *Balancer) noteIdentity(b *Backend, res checkResult, moved bool, run *c
 	if res.instance != "" {
 		run.instance = res.instance
 	}
-	refused := b.sawRefused.Load() && b.sawRefused.Swap(false)
+	refused := b.takeRefused()
 	switch {
 	case moved || !b.healthy.Load():
 		// Coming up (or still down): applyCheck starts the slow start.
@@ -72,9 +72,15 @@ func (lb *Balancer) noteIdentity(b *Backend, res checkResult, moved bool, run *c
 // a refused connection restarts b's slow start. It costs one atomic load
 // when nothing was refused.
 func (lb *Balancer) noteAnswer(b *Backend) {
-	if b.sawRefused.Load() && b.sawRefused.Swap(false) {
+	if b.takeRefused() {
 		lb.restarted(b, "connection refused before")
 	}
+}
+
+// takeRefused reports and clears b's refused-connection mark; the load
+// first keeps the common case (nothing refused) to one atomic read.
+func (b *Backend) takeRefused() bool {
+	return b.sawRefused.Load() && b.sawRefused.Swap(false)
 }
 
 // restarted counts a restart of b and begins its slow start now (which
