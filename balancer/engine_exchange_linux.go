@@ -321,7 +321,7 @@ func (l *eloop) attemptFailed(ex *exchange, err error) {
 		l.lb.recordError(b, time.Now().UnixNano(), err)
 		c := ex.client
 		c.ex = nil
-		l.endExchange(ex, err)
+		l.endExchange(ex)
 		c.closeWhen = true
 		if len(c.out) == 0 {
 			l.closeConn(c)
@@ -368,7 +368,7 @@ func (l *eloop) fail(ex *exchange) {
 	l.scratch = p
 	c := ex.client
 	c.ex = nil
-	l.endExchange(ex, nil)
+	l.endExchange(ex)
 	if !l.write(c, p) {
 		l.closeConn(c)
 		return
@@ -379,7 +379,7 @@ func (l *eloop) fail(ex *exchange) {
 }
 
 // endExchange accounts for the end of ex.
-func (l *eloop) endExchange(ex *exchange, _ error) {
+func (l *eloop) endExchange(ex *exchange) {
 	if ex.ended {
 		return
 	}
@@ -512,7 +512,7 @@ func (l *eloop) relayBody(ex *exchange, bc *econn, head, data []byte) {
 		// before the client can see the answer, as in the fasthttp path
 		l.lb.release(bc.b)
 		ex.released = true
-		l.endExchange(ex, nil)
+		l.endExchange(ex)
 	}
 	out := append(head, data[:take]...)
 	if len(head) > 0 {
@@ -552,7 +552,7 @@ func (l *eloop) relayDone(ex *exchange, bc *econn, noReuse bool) {
 		l.idle[b] = append(l.idle[b], bc)
 	}
 	c.ex = nil
-	l.endExchange(ex, nil)
+	l.endExchange(ex)
 	if c.fd >= 0 && len(c.out) == 0 {
 		l.answered(c)
 	}

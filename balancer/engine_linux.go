@@ -358,7 +358,7 @@ func (l *eloop) closeConn(c *econn) {
 				l.lb.release(bc.b)
 			}
 		}
-		l.endExchange(ex, nil)
+		l.endExchange(ex)
 	}
 	l.putBuf(c)
 }
