@@ -118,11 +118,11 @@ func CompareSweeps(a, b *Sweep) SweepComparison {
 			}
 			pc.SameCapacity = pc.CapacityDiff <= compareCapacityTol
 			c.Compared++
-			c.SameLimiter += b2i(pc.SameLimiter)
-			c.SameCapacity += b2i(pc.SameCapacity)
+			c.SameLimiter += btoi(pc.SameLimiter)
+			c.SameCapacity += btoi(pc.SameCapacity)
 			if !pc.CPUA && !pc.CPUB {
 				c.Quiet++
-				c.QuietSameLimiter += b2i(pc.SameLimiter)
+				c.QuietSameLimiter += btoi(pc.SameLimiter)
 			}
 			diffs = append(diffs, pc.CapacityDiff)
 		}
@@ -137,13 +137,6 @@ func CompareSweeps(a, b *Sweep) SweepComparison {
 		c.MaxCapacityDiff = diffs[len(diffs)-1]
 	}
 	return c
-}
-
-func b2i(b bool) int {
-	if b {
-		return 1
-	}
-	return 0
 }
 
 // WriteSweepComparison writes c as a table, one line per point, and a
