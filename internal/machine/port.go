@@ -44,7 +44,7 @@ var handed struct {
 // it; where that range leaves too little room it falls back to a port-0
 // bind. A port is not handed out twice by one process within ten minutes.
 func FreePort() (int, error) {
-	low, _ := ephemeralRange()
+	low := ephemeralLow()
 	if low-lowestPort < 1000 {
 		return ephemeralPort()
 	}
@@ -80,24 +80,24 @@ func ephemeralPort() (int, error) {
 	return l.Addr().(*net.TCPAddr).Port, nil
 }
 
-// ephemeralRange returns the kernel's ephemeral port range, or Linux's
-// default where it cannot be read.
-func ephemeralRange() (low, high int) {
-	low, high = 32768, 60999
+// ephemeralLow returns the bottom of the kernel's ephemeral port range, or
+// Linux's default (32768) where it cannot be read.
+func ephemeralLow() int {
+	const def = 32768
 	b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range")
 	if err != nil {
-		return low, high
+		return def
 	}
 	f := strings.Fields(string(b))
 	if len(f) != 2 {
-		return low, high
+		return def
 	}
 	l, err1 := strconv.Atoi(f[0])
 	h, err2 := strconv.Atoi(f[1])
 	if err1 != nil || err2 != nil || l <= 0 || h < l {
-		return low, high
+		return def
 	}
-	return l, h
+	return l
 }
 
 // AddrInUse reports whether a child's log text says it could not bind its
