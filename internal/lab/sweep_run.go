@@ -189,13 +189,12 @@ func (pr *prober) searchPoint(ctx context.Context, pt *SweepPoint) error {
 		if err != nil {
 			return err
 		}
-		if u.ErrorRate > o.MaxErrorRate {
-			pt.Probes = append(pt.Probes, u)
+		u.Pass = u.ErrorRate <= o.MaxErrorRate
+		pt.Probes = append(pt.Probes, u)
+		if !u.Pass {
 			pt.Limiter, pt.LimiterEvidence = LimitNone, fmt.Sprintf("%v: %s errors at %.0f req/s", errNoUnloaded, pct(u.ErrorRate), u.OfferedRPS)
 			return nil
 		}
-		u.Pass = true
-		pt.Probes = append(pt.Probes, u)
 		pt.UnloadedP99sMS = append(pt.UnloadedP99sMS, u.Latency.P99)
 	}
 	pt.UnloadedP99MS = unloadedP99(pt.UnloadedP99sMS)
