@@ -2,7 +2,6 @@ package balancer
 
 import (
 	"bytes"
-	"net"
 )
 
 // The epoll engine (Config.Engine = EngineEpoll, Linux only) serves plain
@@ -380,12 +379,4 @@ func (s *chunkScanner) scan(p []byte) (n int, done, ok bool) {
 		}
 	}
 	return n, false, true
-}
-
-// clientIPOf returns the IP of a connection's remote address.
-func clientIPOf(a net.Addr) []byte {
-	if t, ok := a.(*net.TCPAddr); ok {
-		return t.AddrPort().Addr().Unmap().AppendTo(nil)
-	}
-	return []byte(a.String())
 }

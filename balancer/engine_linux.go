@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"net"
+	"net/netip"
 	"os"
 	"runtime"
 	"sync"
@@ -300,12 +301,14 @@ func (l *eloop) accept() {
 	}
 }
 
+// sockaddrIP returns the IP of an accepted client's address (an IPv4
+// address mapped into IPv6 as plain IPv4).
 func sockaddrIP(sa unix.Sockaddr) []byte {
 	switch a := sa.(type) {
 	case *unix.SockaddrInet4:
-		return clientIPOf(&net.TCPAddr{IP: a.Addr[:]})
+		return netip.AddrFrom4(a.Addr).AppendTo(nil)
 	case *unix.SockaddrInet6:
-		return clientIPOf(&net.TCPAddr{IP: a.Addr[:]})
+		return netip.AddrFrom16(a.Addr).Unmap().AppendTo(nil)
 	}
 	return []byte("unknown")
 }
