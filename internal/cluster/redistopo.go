@@ -28,6 +28,12 @@ const (
 	RedisSentinel = "sentinel"
 )
 
+// MultiServerRedis reports whether mode (a Config.RedisMode) is a topology
+// of several redis-servers the cluster starts: RedisCluster or RedisSentinel.
+func MultiServerRedis(mode string) bool {
+	return mode == RedisCluster || mode == RedisSentinel
+}
+
 // sentinelMaster is the name the sentinels monitor the primary under.
 const sentinelMaster = "statelab"
 
@@ -489,7 +495,7 @@ func (c Config) validateRedisMode() error {
 	switch {
 	case c.RedisMode != "" && c.RedisMode != RedisSingle && c.RedisMode != RedisCluster && c.RedisMode != RedisSentinel:
 		return fmt.Errorf("%w: Redis mode %q: want single, cluster or sentinel", ErrBadConfig, c.RedisMode)
-	case c.RedisURL != "" && (c.RedisMode == RedisCluster || c.RedisMode == RedisSentinel):
+	case c.RedisURL != "" && MultiServerRedis(c.RedisMode):
 		return fmt.Errorf("%w: Redis mode %s starts its own servers; it does not combine with a Redis URL", ErrBadConfig, c.RedisMode)
 	case c.RedisWait < 0:
 		return fmt.Errorf("%w: RedisWait must not be negative", ErrBadConfig)

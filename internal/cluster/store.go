@@ -62,7 +62,7 @@ func startStore(ctx context.Context, c *Cluster) (*storeRuntime, error) {
 	s := &storeRuntime{fault: noStore{}, info: StoreInfo{Kind: kind, External: kind.External(), Up: true}}
 	switch kind {
 	case stores.Redis:
-		if c.cfg.RedisURL == "" && (c.cfg.RedisMode == RedisCluster || c.cfg.RedisMode == RedisSentinel) {
+		if c.cfg.RedisURL == "" && MultiServerRedis(c.cfg.RedisMode) {
 			t, args, err := startRedisTopology(ctx, c)
 			if err != nil {
 				return nil, err

@@ -11,7 +11,7 @@ import (
 // clustered reports whether cfg's cache runs on a Redis Cluster or a
 // Sentinel set the lab starts.
 func (cfg Config) clustered() bool {
-	return cfg.Strategy == strategy.Cache && (cfg.RedisMode == cluster.RedisCluster || cfg.RedisMode == cluster.RedisSentinel)
+	return cfg.Strategy == strategy.Cache && cluster.MultiServerRedis(cfg.RedisMode)
 }
 
 // validateRedisMode checks the Redis topology knobs.
@@ -19,11 +19,11 @@ func (cfg Config) validateRedisMode() error {
 	switch {
 	case cfg.RedisMode != "" && cfg.RedisMode != cluster.RedisSingle && cfg.RedisMode != cluster.RedisCluster && cfg.RedisMode != cluster.RedisSentinel:
 		return fmt.Errorf("%w: Redis mode %q: want single, cluster or sentinel", ErrBadConfig, cfg.RedisMode)
-	case cfg.RedisURL != "" && (cfg.RedisMode == cluster.RedisCluster || cfg.RedisMode == cluster.RedisSentinel):
+	case cfg.RedisURL != "" && cluster.MultiServerRedis(cfg.RedisMode):
 		return fmt.Errorf("%w: --redis-mode %s starts its own Redis servers; it does not combine with --redis URL", ErrBadConfig, cfg.RedisMode)
 	case cfg.RedisWait < 0:
 		return fmt.Errorf("%w: --redis-wait must not be negative", ErrBadConfig)
-	case cfg.RedisWait > 0 && cfg.RedisMode != cluster.RedisCluster && cfg.RedisMode != cluster.RedisSentinel:
+	case cfg.RedisWait > 0 && !cluster.MultiServerRedis(cfg.RedisMode):
 		return fmt.Errorf("%w: --redis-wait needs Redis replicas: use it with --redis-mode cluster or sentinel", ErrBadConfig)
 	}
 	return nil

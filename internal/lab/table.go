@@ -65,7 +65,7 @@ func failoverText(r RunResult) string {
 	switch {
 	case r.FailoverMS != nil:
 		return msText(r.FailoverMS)
-	case r.Scenario == string(Storefail) && (r.RedisMode == cluster.RedisCluster || r.RedisMode == cluster.RedisSentinel):
+	case r.Scenario == string(Storefail) && cluster.MultiServerRedis(r.RedisMode):
 		return "none"
 	}
 	return "-"
