@@ -10,6 +10,7 @@ import (
 	"os"
 	"runtime"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/valyala/fasthttp"
@@ -81,6 +82,11 @@ type eloop struct {
 	handed  sync.WaitGroup
 	handMu  sync.Mutex
 	handCon map[net.Conn]struct{}
+
+	clients atomic.Int32 // client connections this loop serves (or is passed)
+	peers   []*eloop     // every loop of the listener, this one included
+	in      *inbox       // clients passed by the other loops
+	passed  []passed     // scratch for adoptPassed
 }
 
 // engineReason returns why the epoll engine cannot serve cfg's listener
@@ -119,10 +125,14 @@ func (lb *Balancer) serveEpoll(ctx context.Context, ln net.Listener, srv *fastht
 	for i := range loops {
 		if loops[i], err = newEloop(lb, srv, lfd); err != nil {
 			for _, l := range loops[:i] {
+				l.in.close()
 				unix.Close(l.ep)
 			}
 			return err
 		}
+	}
+	for _, l := range loops {
+		l.peers = loops
 	}
 	stop := make(chan struct{})
 	var wg sync.WaitGroup
@@ -141,11 +151,15 @@ func (lb *Balancer) serveEpoll(ctx context.Context, ln net.Listener, srv *fastht
 	wg.Wait()
 	ln.Close()
 	served, handed := 0, 0
-	for _, l := range loops {
+	perLoop := make([]int, len(loops))
+	for i, l := range loops {
+		l.in.close()
 		l.closeHanded()
 		served, handed = served+l.served, handed+l.handedN
+		perLoop[i] = l.served
 	}
-	lb.log.Info("balancer: epoll engine stopped", "listener", ln.Addr().String(), "loops", len(loops), "requests", served, "handed_to_fasthttp", handed)
+	lb.log.Info("balancer: epoll engine stopped", "listener", ln.Addr().String(), "loops", len(loops),
+		"requests", served, "requests_per_loop", perLoop, "handed_to_fasthttp", handed)
 	return nil
 }
 
@@ -159,6 +173,10 @@ func newEloop(lb *Balancer, srv *fasthttp.Server, lfd int) (*eloop, error) {
 	l := &eloop{lb: lb, srv: srv, ep: ep, lfd: lfd, idle: map[*Backend][]*econn{},
 		addrs: map[string]resolved{}, events: make([]unix.EpollEvent, 256), handCon: map[net.Conn]struct{}{}}
 	if err := unix.EpollCtl(ep, unix.EPOLL_CTL_ADD, lfd, &unix.EpollEvent{Events: unix.EPOLLIN | unix.EPOLLEXCLUSIVE, Fd: int32(lfd)}); err != nil {
+		unix.Close(ep)
+		return nil, err
+	}
+	if l.in, err = newInbox(ep); err != nil {
 		unix.Close(ep)
 		return nil, err
 	}
@@ -220,8 +238,12 @@ func (l *eloop) run(stop chan struct{}) {
 
 func (l *eloop) event(ev unix.EpollEvent) {
 	fd := int(ev.Fd)
-	if fd == l.lfd {
+	switch fd {
+	case l.lfd:
 		l.accept()
+		return
+	case l.in.efd:
+		l.adoptPassed()
 		return
 	}
 	if fd >= len(l.conns) || l.conns[fd] == nil {
@@ -292,12 +314,13 @@ func (l *eloop) accept() {
 			return
 		}
 		_ = unix.SetsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_NODELAY, 1)
-		c := &econn{fd: fd, ip: sockaddrIP(sa)}
-		l.setIdle(c)
-		if l.register(c, unix.EPOLLIN) != nil {
-			l.conns[fd] = nil
-			unix.Close(fd)
+		to := l.placeFor()
+		to.clients.Add(1)
+		if to != l {
+			to.in.put(passed{fd, sockaddrIP(sa)})
+			continue
 		}
+		l.adopt(fd, sockaddrIP(sa))
 	}
 }
 
@@ -352,6 +375,7 @@ func (l *eloop) closeConn(c *econn) {
 		l.dropIdle(c)
 		return
 	}
+	l.clients.Add(-1)
 	if ex := c.ex; ex != nil {
 		c.ex = nil
 		if bc := ex.bconn; bc != nil {
@@ -380,6 +404,7 @@ func (l *eloop) closeAll() {
 func (l *eloop) handOver(c *econn) {
 	_ = unix.EpollCtl(l.ep, unix.EPOLL_CTL_DEL, c.fd, nil)
 	l.conns[c.fd] = nil
+	l.clients.Add(-1)
 	l.handedN++
 	f := os.NewFile(uintptr(c.fd), "client")
 	nc, err := net.FileConn(f)

@@ -4,13 +4,19 @@ import (
 	"bufio"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"regexp"
 	"runtime"
+	"slices"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
+
+	"github.com/statelab/statelab/internal/testenv"
 )
 
 func TestParseReqHead(t *testing.T) {
@@ -206,5 +212,52 @@ func TestEpollEngineReusesBackendConnections(t *testing.T) {
 	// one connection per loop at most (a health check would add its own)
 	if n := dials.Load(); n > int64(runtime.NumCPU()) {
 		t.Fatalf("%d backend connections for 20 sequential requests, want at most %d (one per loop)", n, runtime.NumCPU())
+	}
+}
+
+// TestEpollEngineSpreadsClients opens clients all at once, as a benchmark
+// does, and sends one request on each: every event loop must serve about
+// as many of them (the stop log's requests_per_loop), not the one loop
+// that happened to accept the burst.
+func TestEpollEngineSpreadsClients(t *testing.T) {
+	if runtime.GOOS != "linux" || runtime.NumCPU() < 2 {
+		t.Skip("needs epoll and two CPUs (one event loop each)")
+	}
+	var logs testenv.Buffer
+	t.Cleanup(func() { // runs after startLB's cleanup stopped the balancer
+		m := regexp.MustCompile(`"requests_per_loop":\[([0-9,]+)\]`).FindStringSubmatch(logs.String())
+		if m == nil {
+			t.Fatalf("no requests_per_loop in the stop log: %s", logs.String())
+		}
+		var counts []int
+		for _, f := range strings.Split(m[1], ",") {
+			n, _ := strconv.Atoi(f)
+			counts = append(counts, n)
+		}
+		if slices.Max(counts)-slices.Min(counts) > 2 {
+			t.Errorf("requests per loop %v: clients not spread over the loops", counts)
+		}
+	})
+	be := newTestBackend(t, "b1", nil)
+	_, url := startLB(t, Config{Backends: []BackendConfig{be.config()}, Engine: EngineEpoll,
+		Logger: slog.New(slog.NewJSONHandler(&logs, nil))})
+	conns := make([]net.Conn, 16*runtime.NumCPU())
+	for i := range conns {
+		c, err := net.Dial("tcp", strings.TrimPrefix(url, "http://"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		conns[i] = c
+	}
+	for i, c := range conns {
+		if _, err := io.WriteString(c, "GET / HTTP/1.1\r\nHost: shop\r\n\r\n"); err != nil {
+			t.Fatal(err)
+		}
+		resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+		if err != nil {
+			t.Fatalf("client %d: %v", i, err)
+		}
+		resp.Body.Close()
 	}
 }
