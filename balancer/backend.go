@@ -81,6 +81,7 @@ type Backend struct {
 	stickyValue string
 
 	inflight     atomic.Int64
+	engineConns  atomic.Int64 // connections the epoll engine's loops hold open to it (at most Config.MaxConnsPerBackend)
 	maxConn      int64        // Config.BackendMaxConn (0: no limit)
 	slowStart    int64        // Config.SlowStart in nanoseconds (0: off)
 	upSince      atomic.Int64 // unix nanos it was added at run time, came back up or restarted (0: from the start)

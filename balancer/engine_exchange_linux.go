@@ -210,6 +210,9 @@ func (l *eloop) backendConn(b *Backend) (*econn, error) {
 			return bc, nil
 		}
 	}
+	if b.engineConns.Load() >= int64(l.lb.cfg.MaxConnsPerBackend) {
+		return nil, fasthttp.ErrNoFreeConns // as fasthttp's HostClient at MaxConns
+	}
 	sa, err := l.sockaddr(b.addr)
 	if err != nil {
 		return nil, err
@@ -240,6 +243,7 @@ func (l *eloop) backendConn(b *Backend) (*econn, error) {
 		unix.Close(fd)
 		return nil, err
 	}
+	b.engineConns.Add(1)
 	return bc, nil
 }
 
@@ -541,7 +545,11 @@ func (l *eloop) relayDone(ex *exchange, bc *econn, noReuse bool) {
 	if !ex.released {
 		l.lb.release(b)
 	}
-	if noReuse || ex.resp.closeConn || ex.left < 0 && !ex.resp.chunked {
+	// At the backend's connection cap an idle connection is closed rather
+	// than pooled: each loop pools its own, and a slot idle in this loop
+	// must not turn another loop's request away.
+	atCap := b.engineConns.Load() >= int64(l.lb.cfg.MaxConnsPerBackend)
+	if noReuse || atCap || ex.resp.closeConn || ex.left < 0 && !ex.resp.chunked {
 		l.closeConn(bc)
 	} else {
 		bc.expires, bc.n = l.now.Add(backendIdle).UnixNano(), 0

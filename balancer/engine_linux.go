@@ -372,6 +372,7 @@ func (l *eloop) closeConn(c *econn) {
 	_ = unix.Close(c.fd)
 	c.fd = -1
 	if c.b != nil {
+		c.b.engineConns.Add(-1)
 		l.dropIdle(c)
 		return
 	}

@@ -1,7 +1,9 @@
 package balancer
 
 import (
+	"io"
 	"net/http"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -127,4 +129,33 @@ func TestBackendMaxConnSpills(t *testing.T) {
 	g.release()
 	<-a
 	<-b
+}
+
+// TestMaxConnsPerBackend: with one pooled connection allowed per backend
+// (and no queue), a second request while the first holds the only
+// connection gets 503 no_backend with Retry-After, on either engine; once
+// the first is answered its connection serves the next request.
+func TestMaxConnsPerBackend(t *testing.T) {
+	g := newGate(t)
+	be := newTestBackend(t, "r1", g.handler)
+	_, url := startLB(t, Config{Backends: []BackendConfig{be.config()}, MaxConnsPerBackend: 1})
+	t.Cleanup(g.release) // before the balancer's shutdown waits for the held request
+	first := goDo(t, url+"/a")
+	eventually(t, "the first request at the backend", func() bool { return be.hits.Load() == 1 })
+	resp, err := newClient(t).Get(url + "/b")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Retry-After") == "" || !strings.Contains(string(body), "no_backend") {
+		t.Fatalf("second request while the only connection is busy: %d %q (Retry-After %q)", resp.StatusCode, body, resp.Header.Get("Retry-After"))
+	}
+	g.release()
+	if r := <-first; r.code != 200 {
+		t.Fatalf("first request: %d %s", r.code, r.body)
+	}
+	if r := <-goDo(t, url+"/c"); r.code != 200 || be.hits.Load() != 2 {
+		t.Fatalf("after the first answer: %d %s, backend hits %d (want 2)", r.code, r.body, be.hits.Load())
+	}
 }
