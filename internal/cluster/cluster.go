@@ -237,8 +237,8 @@ type Cluster struct {
 	log      *slog.Logger
 	dir      string
 	secret   string
-	lbURL    string
-	adminURL string
+	lbURL    string // chosen by Start (again if the balancer lost its port); read-only once Start returns
+	adminURL string // likewise
 	client   *http.Client
 	store    *storeRuntime
 	net      *netns.Network // the replicas' hosts (Config.Hosts), or nil
