@@ -8,6 +8,7 @@ import (
 	"github.com/statelab/statelab/internal/catalog"
 	"github.com/statelab/statelab/internal/httpapi"
 	"github.com/statelab/statelab/session"
+	"github.com/statelab/statelab/session/replstore"
 )
 
 // MaxBodyBytes is the largest request body the API reads; a larger one is
@@ -54,6 +55,8 @@ func classify(err error) (e *apiError, storeFailure bool) {
 		return &apiError{Status: http.StatusRequestEntityTooLarge, Code: "cart_too_large", Message: "the cart no longer fits where the session is kept"}, false
 	case errors.Is(err, httpapi.ErrUnavailable):
 		return &apiError{Status: http.StatusServiceUnavailable, Code: "dependency_unavailable", Message: err.Error() + "; the cart is unchanged, try again shortly"}, false
+	case errors.Is(err, replstore.ErrNoQuorum):
+		return &apiError{Status: http.StatusServiceUnavailable, Code: "no_quorum", Message: "the change could not reach enough copies of the cart (replicas down or cut off); the cart is unchanged, try again shortly"}, true
 	case errors.Is(err, session.ErrUnavailable), errors.Is(err, context.DeadlineExceeded):
 		return &apiError{Status: http.StatusServiceUnavailable, Code: "store_unavailable", Message: "the session store is unavailable; try again shortly"}, true
 	case errors.Is(err, context.Canceled):
