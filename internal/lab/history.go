@@ -72,6 +72,9 @@ type Op struct {
 	Status int
 	// ServedBy is the X-Served-By of the answer, if any.
 	ServedBy string
+	// Cause is why the request failed ("503 store_unavailable", "no
+	// answer: timeout", …); empty when it was answered with a 2xx.
+	Cause string
 	// Read is the cart a successful read returned: sku → qty.
 	Read map[string]int
 	// Final marks the final read of a cart after the run.

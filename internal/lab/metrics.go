@@ -9,10 +9,11 @@ import (
 
 // sample is one timed request of the workload.
 type sample struct {
-	at       int64 // scheduled send time, ns on the run clock
-	lat      int64 // from the scheduled send time to the answer, ns
-	err      bool  // not a 2xx answer
-	answer4  bool  // a 4xx answer: the server answered, about the request
+	at       int64  // scheduled send time, ns on the run clock
+	lat      int64  // from the scheduled send time to the answer, ns
+	err      bool   // not a 2xx answer
+	answer4  bool   // a 4xx answer: the server answered, about the request
+	cause    string // why it failed (causes.go); "" when it did not
 	servedBy string
 }
 

@@ -87,6 +87,7 @@ type runView struct {
 	Recovery    string
 	Failover    string // failover_ms of a clustered Redis's storefail
 	CPU         string
+	Causes      string // the errors by cause, most frequent first
 }
 
 func newRunView(r *Run) runView {
@@ -96,6 +97,7 @@ func newRunView(r *Run) runView {
 		return v
 	}
 	v.Lin = linText(r.Result.Linearizable)
+	v.Causes = causesText(r.Result.ErrorCauses, 6)
 	v.Recovery = "-"
 	if r.Result.RecoveryMS != nil {
 		v.Recovery = fmt.Sprintf("%d ms", *r.Result.RecoveryMS)
@@ -303,7 +305,7 @@ Latency is measured from when each request was <em>scheduled</em>, so a stalled 
 {{range .Runs}}<h3 id="{{.Anchor}}">{{.Result.Strategy}} × {{.Result.Scenario}}</h3>
 {{if .Skipped}}<p class="note">{{.Skipped}}</p>{{else}}
 <div class="nums">{{.Description}}. Store {{.Result.Store}}, policy {{.Result.Policy}}, {{.Result.Replicas}} replicas, {{printf "%.0f" .Result.OfferedRPS}} req/s offered for {{.Result.DurationS}} s.
-{{.Result.Requests}} requests, {{.Result.Errors}} errors ({{pct .Result.ErrorRate}}), {{.Unknown}} cart operations with an unknown outcome; latency p50 {{.Result.LatencyMS.P50}} / p90 {{.Result.LatencyMS.P90}} / p99 {{.Result.LatencyMS.P99}} / max {{.Result.LatencyMS.Max}} ms.
+{{.Result.Requests}} requests, {{.Result.Errors}} errors ({{pct .Result.ErrorRate}}{{with .Causes}}; by cause: {{.}}{{end}}), {{.Unknown}} cart operations with an unknown outcome; latency p50 {{.Result.LatencyMS.P50}} / p90 {{.Result.LatencyMS.P90}} / p99 {{.Result.LatencyMS.P99}} / max {{.Result.LatencyMS.Max}} ms.
 {{.Result.Carts}} carts: {{.Result.CartsLost}} lost something, {{.CartsUnchecked}} could not be read back; linearizability {{.Lin}} ({{.NonLinearizable}} of {{.LinChecked}} carts not linearizable){{if .LinViz}} — <a href="{{.LinViz}}">see a failing cart's history</a>{{end}}.</div>
 {{with .Note}}<p class="note">{{.}}</p>{{end}}
 <div class="charts">{{.Throughput}}{{.Errors}}{{.P99}}{{.Share}}{{.Ramp}}</div>

@@ -41,18 +41,21 @@ type Latency struct {
 // RunResult is one strategy × scenario run, as results.json records it.
 type RunResult struct {
 	// Service is what the run drove: cart or game.
-	Service      Service            `json:"service"`
-	Strategy     string             `json:"strategy"`
-	Scenario     string             `json:"scenario"`
-	Store        string             `json:"store"`
-	Policy       string             `json:"policy"`
-	Replicas     int                `json:"replicas"`
-	DurationS    float64            `json:"duration_s"`
-	OfferedRPS   float64            `json:"offered_rps"`
-	AchievedRPS  float64            `json:"achieved_rps"`
-	Requests     int64              `json:"requests"`
-	Errors       int64              `json:"errors"`
-	ErrorRate    float64            `json:"error_rate"`
+	Service     Service `json:"service"`
+	Strategy    string  `json:"strategy"`
+	Scenario    string  `json:"scenario"`
+	Store       string  `json:"store"`
+	Policy      string  `json:"policy"`
+	Replicas    int     `json:"replicas"`
+	DurationS   float64 `json:"duration_s"`
+	OfferedRPS  float64 `json:"offered_rps"`
+	AchievedRPS float64 `json:"achieved_rps"`
+	Requests    int64   `json:"requests"`
+	Errors      int64   `json:"errors"`
+	ErrorRate   float64 `json:"error_rate"`
+	// ErrorCauses counts the errors by cause: "503 store_unavailable"
+	// (status and the JSON error's code), "502", "no answer: timeout", …
+	ErrorCauses  map[string]int64   `json:"error_causes,omitempty"`
 	LatencyMS    Latency            `json:"latency_ms"`
 	Carts        int                `json:"carts"`
 	CartsLost    int                `json:"carts_lost"`

@@ -441,6 +441,7 @@ func summarize(cfg Config, rec *recording) *Run {
 	if r.Requests > 0 {
 		r.ErrorRate = round(float64(r.Errors)/float64(r.Requests), 5)
 	}
+	r.ErrorCauses = countCauses(rec.samples)
 	r.AchievedRPS = round(float64(r.Requests)/cfg.Duration.Seconds(), 1)
 	ms := func(q float64) float64 { return round(float64(rec.hist.ValueAtQuantile(q))/1000, 2) }
 	r.LatencyMS = Latency{P50: ms(50), P90: ms(90), P99: ms(99), P999: ms(99.9), Max: round(float64(rec.hist.Max())/1000, 2)}

@@ -40,7 +40,10 @@ func TestSummarize(t *testing.T) {
 			s.servedBy = "r2"
 		}
 		if i >= 50 && i < 60 {
-			s.err, s.servedBy = true, ""
+			s.err, s.servedBy, s.cause = true, "", "503 no_backend"
+		}
+		if i == 59 {
+			s.cause = "no answer: timeout"
 		}
 		samples = append(samples, s)
 	}
@@ -57,6 +60,9 @@ func TestSummarize(t *testing.T) {
 	}
 	if r.Requests != 100 || r.Errors != 10 || r.ErrorRate != 0.1 || r.AchievedRPS != 100 {
 		t.Errorf("requests %d errors %d rate %v rps %v, want 100, 10, 0.1, 100", r.Requests, r.Errors, r.ErrorRate, r.AchievedRPS)
+	}
+	if c := r.ErrorCauses; len(c) != 2 || c["503 no_backend"] != 9 || c["no answer: timeout"] != 1 {
+		t.Errorf("error causes %v, want 503 no_backend 9 and no answer: timeout 1", c)
 	}
 	if r.LatencyMS.P50 < 49.9 || r.LatencyMS.P50 > 50.1 || r.LatencyMS.Max < 99.9 || r.LatencyMS.Max > 100.1 {
 		t.Errorf("latency %+v, want p50 50 ms and max 100 ms (the warm-up's 900 ms not counted)", r.LatencyMS)

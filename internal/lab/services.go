@@ -280,7 +280,11 @@ func (l *serviceLoad) quote(ctx context.Context, w *workload, sched int64, body 
 	rctx, cancel := context.WithTimeout(ctx, l.cfg.Timeout)
 	defer cancel()
 	status, servedBy, answer := post(rctx, l.client, w.base+"/api/quote", body)
-	l.rec.record(worker, sample{at: sched, lat: w.now() - sched, err: status/100 != 2, servedBy: servedBy}, 0)
+	s := sample{at: sched, lat: w.now() - sched, err: status/100 != 2, servedBy: servedBy}
+	if s.err {
+		s.cause = answerCause(status, answer)
+	}
+	l.rec.record(worker, s, 0)
 	if status == http.StatusOK && sched >= w.rec.from {
 		l.mu.Lock()
 		if len(l.recorded) < replaySample {

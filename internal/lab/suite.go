@@ -81,8 +81,12 @@ func RunSuite(ctx context.Context, base Config, pairs []Pair, progress func(stri
 				progress(fmt.Sprintf("[%d/%d] %s", i+1, len(pairs), gameLine(run, time.Since(began))))
 			default:
 				r := run.Result
-				progress(fmt.Sprintf("[%d/%d] %s × %s: %.0f req/s, p99 %.1f ms, errors %s, items lost %d/%d, stale reads %d (%v)",
-					i+1, len(pairs), p.Strategy, p.Scenario, r.AchievedRPS, r.LatencyMS.P99, pct(r.ErrorRate), r.ItemsLost, r.ItemsAcked, r.StaleReads, time.Since(began).Round(100*time.Millisecond)))
+				causes := ""
+				if len(r.ErrorCauses) > 0 {
+					causes = " (" + causesText(r.ErrorCauses, 2) + ")"
+				}
+				progress(fmt.Sprintf("[%d/%d] %s × %s: %.0f req/s, p99 %.1f ms, errors %s%s, items lost %d/%d, stale reads %d (%v)",
+					i+1, len(pairs), p.Strategy, p.Scenario, r.AchievedRPS, r.LatencyMS.P99, pct(r.ErrorRate), causes, r.ItemsLost, r.ItemsAcked, r.StaleReads, time.Since(began).Round(100*time.Millisecond)))
 				if note := run.Note(); note != "" {
 					progress(fmt.Sprintf("[%d/%d] %s × %s: note: %s", i+1, len(pairs), p.Strategy, p.Scenario, note))
 				}

@@ -328,7 +328,7 @@ func (s *shopper) do(ctx context.Context, client int, sched int64, kind OpKind, 
 	if kind != OpBrowse {
 		s.w.hist.Add(op)
 	}
-	s.w.rec.record(s.id, sample{at: sched, lat: op.Return - sched, err: op.Status/100 != 2, answer4: op.Status/100 == 4, servedBy: op.ServedBy}, s.cookieBytes())
+	s.w.rec.record(s.id, sample{at: sched, lat: op.Return - sched, err: op.Status/100 != 2, answer4: op.Status/100 == 4, cause: op.Cause, servedBy: op.ServedBy}, s.cookieBytes())
 	return op
 }
 
@@ -345,7 +345,7 @@ func (s *shopper) send(ctx context.Context, client int, kind OpKind, method, pat
 	op.Call = s.w.now()
 	req, err := http.NewRequestWithContext(rctx, method, s.w.base+path, rd)
 	if err != nil {
-		op.Return, op.Outcome = s.w.now(), Failed
+		op.Return, op.Outcome, op.Cause = s.w.now(), Failed, "bad request: "+err.Error()
 		return op
 	}
 	if body != nil {
@@ -355,6 +355,7 @@ func (s *shopper) send(ctx context.Context, client int, kind OpKind, method, pat
 	if err != nil {
 		op.Return = s.w.now()
 		op.Outcome = Unknown
+		op.Cause = transportCause(err)
 		if errors.Is(err, syscall.ECONNREFUSED) {
 			op.Outcome = Failed // never sent
 		}
@@ -365,6 +366,9 @@ func (s *shopper) send(ctx context.Context, client int, kind OpKind, method, pat
 	op.Return = s.w.now()
 	op.Status = resp.StatusCode
 	op.ServedBy = resp.Header.Get("X-Served-By")
+	if resp.StatusCode/100 != 2 {
+		op.Cause = answerCause(resp.StatusCode, data)
+	}
 	switch {
 	case rerr != nil:
 		op.Outcome = Unknown
