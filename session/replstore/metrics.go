@@ -15,6 +15,7 @@ type metrics struct {
 	forwarded    *prometheus.CounterVec
 	members      prometheus.GaugeFunc
 	refused      prometheus.Counter
+	refusedReads prometheus.Counter
 	// replicatedBytes: see newReplicatedBytes.
 	replicatedBytes prometheus.Counter
 }
@@ -58,12 +59,19 @@ func newMetrics(reg prometheus.Registerer, node string, members func() float64) 
 			Help:        "Writes this replica refused because it did not see a quorum of the cluster's members.",
 			ConstLabels: labels,
 		}),
+		refusedReads: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace:   "statelab",
+			Subsystem:   "replstore",
+			Name:        "quorum_refused_reads_total",
+			Help:        "Reads this replica refused because it saw no more than half of the cluster's members (its copies may be stale).",
+			ConstLabels: labels,
+		}),
 	}
 	m.replicatedBytes = newReplicatedBytes(labels)
 	if reg == nil {
 		return m, nil
 	}
-	for _, c := range []prometheus.Collector{m.replication, m.rereplicated, m.forwarded, m.members, m.refused, m.replicatedBytes} {
+	for _, c := range []prometheus.Collector{m.replication, m.rereplicated, m.forwarded, m.members, m.refused, m.refusedReads, m.replicatedBytes} {
 		if err := reg.Register(c); err != nil {
 			var are prometheus.AlreadyRegisteredError
 			if errors.As(err, &are) {

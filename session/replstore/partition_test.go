@@ -123,15 +123,25 @@ func TestPartition(t *testing.T) {
 				return len(n2.Members()) == 1 && len(n0.Members()) == 2 && len(n1.Members()) == 2
 			})
 
-			var majorityAcked, minorityAcked, refused int
+			var majorityAcked, minorityAcked, refused, staleReads int
 			for _, c := range counters {
 				before := c.acked
 				if err := bump(ctx, n0, c); err != nil {
 					t.Errorf("increment via n0 (majority side): %v", err)
 				}
 				majorityAcked += c.acked - before
+				// A read through the cut-off replica now would miss the
+				// increment just acknowledged: with a quorum it is refused.
+				rec, err := n2.Get(ctx, c.key)
+				switch {
+				case err == nil && string(rec.Data) != strconv.Itoa(c.acked):
+					staleReads++
+				case err == nil:
+				case !errors.Is(err, ErrNoQuorum) || !errors.Is(err, session.ErrUnavailable):
+					t.Errorf("read via n2 (cut off): %v", err)
+				}
 				before = c.acked
-				err := bump(ctx, n2, c)
+				err = bump(ctx, n2, c)
 				minorityAcked += c.acked - before
 				switch {
 				case err == nil:
@@ -146,12 +156,20 @@ func TestPartition(t *testing.T) {
 				if minorityAcked != 0 || refused != len(counters) {
 					t.Errorf("cut-off replica acknowledged %d and refused %d of %d increments, want 0 and all", minorityAcked, refused, len(counters))
 				}
+				if staleReads != 0 {
+					t.Errorf("cut-off replica answered %d reads of %d with a stale copy, want every read refused", staleReads, len(counters))
+				}
 				if !errors.Is(pingErr, ErrNoQuorum) || !errors.Is(pingErr, session.ErrUnavailable) {
 					t.Errorf("Ping of the cut-off replica = %v, want ErrNoQuorum and ErrUnavailable (not ready)", pingErr)
 				}
-				var m dto.Metric
-				if err := n2.metrics.refused.Write(&m); err != nil || int(m.GetCounter().GetValue()) != refused+early {
-					t.Errorf("quorum_refused_writes_total on the cut-off replica = %v (%v), want %d", m.GetCounter().GetValue(), err, refused+early)
+				// The increments via n2 are refused at their read now; the
+				// early one (before detection) at its write.
+				var writes, reads dto.Metric
+				if err := n2.metrics.refused.Write(&writes); err != nil || int(writes.GetCounter().GetValue()) != early {
+					t.Errorf("quorum_refused_writes_total on the cut-off replica = %v (%v), want %d", writes.GetCounter().GetValue(), err, early)
+				}
+				if err := n2.metrics.refusedReads.Write(&reads); err != nil || int(reads.GetCounter().GetValue()) != refused+len(counters) {
+					t.Errorf("quorum_refused_reads_total on the cut-off replica = %v (%v), want %d", reads.GetCounter().GetValue(), err, refused+len(counters))
 				}
 			} else {
 				if minorityAcked != len(counters) {

@@ -303,6 +303,13 @@ func (s *Store) Get(ctx context.Context, key string) (session.Record, error) {
 	if err := s.check(ctx, key); err != nil {
 		return session.Record{}, err
 	}
+	if s.cfg.Quorum != QuorumOne && !s.leaving.Load() {
+		_, alive, known := s.members.view(false)
+		if err := minority(alive, known); err != nil {
+			s.metrics.refusedReads.Inc()
+			return session.Record{}, fmt.Errorf("replstore: get: %w", err)
+		}
+	}
 	own := owners(key, s.nodes(), s.cfg.Backups)
 	if len(own) == 0 {
 		return session.Record{}, fmt.Errorf("replstore: get: no live member: %w", session.ErrUnavailable)
@@ -514,13 +521,28 @@ func (s *Store) writeNodes() ([]node, writeQuorum, error) {
 	if !s.members.joined.Load() {
 		return nil, wq, fmt.Errorf("replstore: not joined to peers %v yet: %w: %w", s.cfg.Peers, session.ErrUnavailable, ErrNoQuorum)
 	}
-	if majority := known/2 + 1; alive < majority {
-		return nil, wq, fmt.Errorf("replstore: %d of %d known members alive, fewer than a majority (%d): %w: %w", alive, known, majority, session.ErrUnavailable, ErrNoQuorum)
+	if err := minority(alive, known); err != nil {
+		return nil, wq, err
 	}
 	if wq.need > wq.copies {
 		return nil, wq, wq.reachable(0)
 	}
 	return nodes, wq, nil
+}
+
+// minority returns an error wrapping ErrNoQuorum and session.ErrUnavailable
+// when a replica sees no more than half of the members it knows alive. It
+// is then on the minority side of a partition (or most members died): the
+// other side may have changed any key since, so it neither writes (its
+// writes would vanish at the heal) nor reads (its copies may be stale, and
+// a key it holds no copy of may exist over there: answering "no session"
+// would make the session manager issue a new, empty one). Under QuorumOne
+// neither is checked.
+func minority(alive, known int) error {
+	if majority := known/2 + 1; alive < majority {
+		return fmt.Errorf("replstore: %d of %d known members alive, fewer than a majority (%d): %w: %w", alive, known, majority, session.ErrUnavailable, ErrNoQuorum)
+	}
+	return nil
 }
 
 // Count returns how many live records this replica holds a copy of.
@@ -976,5 +998,6 @@ func (s *Store) unregister() {
 	s.reg.Unregister(s.metrics.forwarded)
 	s.reg.Unregister(s.metrics.members)
 	s.reg.Unregister(s.metrics.refused)
+	s.reg.Unregister(s.metrics.refusedReads)
 	s.reg.Unregister(s.metrics.replicatedBytes)
 }
