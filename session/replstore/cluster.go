@@ -43,6 +43,11 @@ type membership struct {
 	// joined is set once another member has been seen alive.
 	joined atomic.Bool
 
+	// returned is when (unix ns) a member this replica knew came back
+	// after it had been missing from the live members: a partition healed,
+	// a paused or restarted replica answered again. 0: never.
+	returned atomic.Int64
+
 	mu      sync.RWMutex
 	members map[string]Member
 	nodes   []node // sorted by name, rebuilt on every change
@@ -84,6 +89,10 @@ func (m *membership) upsert(n *memberlist.Node) {
 		return
 	}
 	m.mu.Lock()
+	_, live := m.members[n.Name]
+	if _, knew := m.known[n.Name]; knew && !live && n.Name != m.self {
+		m.returned.Store(time.Now().UnixNano())
+	}
 	m.members[n.Name] = Member{Name: n.Name, Addr: n.Address(), RPCAddr: meta.RPC, Self: n.Name == m.self}
 	m.known[n.Name] = n.Address()
 	m.rebuild()

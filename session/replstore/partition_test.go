@@ -185,6 +185,26 @@ func TestPartition(t *testing.T) {
 
 			faults.heal()
 			waitMembers(t, nodes, 3)
+			if tc.quorum == QuorumMajority {
+				// The cut-off replica is a primary again the moment it is
+				// seen, before the rebalance brought it the newer copies:
+				// reads through any replica must still see every
+				// acknowledged increment.
+				for _, s := range nodes {
+					stale := 0
+					for _, c := range counters {
+						rec, err := s.Get(ctx, c.key)
+						if err != nil {
+							t.Errorf("read via %s right after the heal: %v", s.name, err)
+						} else if string(rec.Data) != strconv.Itoa(c.acked) {
+							stale++
+						}
+					}
+					if stale > 0 {
+						t.Errorf("right after the heal %s read %d of %d counters stale", s.name, stale, len(counters))
+					}
+				}
+			}
 			finals := make([]int, len(counters))
 			poll(t, 20*time.Second, "every replica to read the same copy of every counter", func() bool {
 				for i, c := range counters {

@@ -316,34 +316,24 @@ func (s *Store) Get(ctx context.Context, key string) (session.Record, error) {
 	}
 	mine := s.ownsLocally(own)
 	local, held := s.tab.get(key)
-	if mine && held {
+	settling := s.settling()
+	if mine && held && !settling {
 		return result(local)
 	}
-	// Not held here, or held as an async backup that may lag: ask the
-	// other owners in rank order, falling back on a local owner's copy.
-	var errs []error
-	asked := 0
-	for _, o := range own {
-		if o.Name == s.name {
-			continue
-		}
-		asked++
-		resp, err := s.rpcGet(ctx, o.RPCAddr, key)
-		if err != nil {
-			if ctx.Err() != nil {
-				return session.Record{}, fmt.Errorf("replstore: get: %w", err)
-			}
-			errs = append(errs, err)
-			continue
-		}
-		s.metrics.forwarded.WithLabelValues("get").Inc()
-		if !resp.Held {
-			continue
+	// Not held here, held as an async backup that may lag, or possibly
+	// stale because members just came back: ask the other owners.
+	remote, found, asked, errs := s.askOwners(ctx, key, own, settling)
+	if found {
+		if settling && held && local.newer(remote) {
+			remote = local
 		}
 		if mine {
-			s.tab.merge(key, resp.Entry, time.Now()) // read repair
+			s.tab.merge(key, remote, time.Now()) // read repair
 		}
-		return result(resp.Entry)
+		return result(remote)
+	}
+	if ctx.Err() != nil {
+		return session.Record{}, fmt.Errorf("replstore: get: %w", errors.Join(errs...))
 	}
 	if held && slices.ContainsFunc(own, func(n node) bool { return n.Name == s.name }) {
 		return result(local)
@@ -376,6 +366,54 @@ func (s *Store) Get(ctx context.Context, key string) (session.Record, error) {
 		return session.Record{}, fmt.Errorf("replstore: get: no owner holds the key and %w", err)
 	}
 	return session.Record{}, fmt.Errorf("replstore: get %s: %w", key, session.ErrNotFound)
+}
+
+// askOwners asks the owners of key other than this replica for their copy,
+// in rank order: the first that holds one answers, or, while settling, the
+// newest of all their copies. It returns that copy, whether one was found,
+// how many owners were asked and the errors of those that did not answer.
+func (s *Store) askOwners(ctx context.Context, key string, own []node, settling bool) (entry, bool, int, []error) {
+	var best entry
+	found, asked := false, 0
+	var errs []error
+	for _, o := range own {
+		if o.Name == s.name {
+			continue
+		}
+		asked++
+		resp, err := s.rpcGet(ctx, o.RPCAddr, key)
+		if err != nil {
+			errs = append(errs, err)
+			if ctx.Err() != nil {
+				break
+			}
+			continue
+		}
+		s.metrics.forwarded.WithLabelValues("get").Inc()
+		if !resp.Held {
+			continue
+		}
+		if !found || resp.Entry.newer(best) {
+			best, found = resp.Entry, true
+		}
+		if !settling {
+			break
+		}
+	}
+	return best, found, asked, errs
+}
+
+// settling reports whether a member came back recently enough that copies
+// may still be stale: a replica that was cut off or paused holds the
+// versions from before, and is a key's primary again the moment it is
+// seen, before the rebalance has brought it the newer copies. Until every
+// side has noticed the return (a few probe intervals), waited out the
+// rebalance debounce and finished a rebalance pass (bounded by four RPC
+// timeouts), reads ask every owner and take the newest copy.
+func (s *Store) settling() bool {
+	at := s.members.returned.Load()
+	window := 4*s.cfg.ProbeInterval + rebalanceDebounce + 4*s.cfg.RPCTimeout
+	return at != 0 && time.Now().UnixNano()-at < int64(window)
 }
 
 // findElsewhere asks every live member other than this replica and the
