@@ -303,14 +303,16 @@ func (s *Store) Get(ctx context.Context, key string) (session.Record, error) {
 	if err := s.check(ctx, key); err != nil {
 		return session.Record{}, err
 	}
-	if s.cfg.Quorum != QuorumOne && !s.leaving.Load() {
-		_, alive, known := s.members.view(false)
+	// One view of the members for the majority check and the placement.
+	leaving := s.leaving.Load()
+	nodes, alive, known := s.members.view(leaving)
+	if s.cfg.Quorum != QuorumOne && !leaving {
 		if err := minority(alive, known); err != nil {
 			s.metrics.refusedReads.Inc()
 			return session.Record{}, fmt.Errorf("replstore: get: %w", err)
 		}
 	}
-	own := owners(key, s.nodes(), s.cfg.Backups)
+	own := owners(key, nodes, s.cfg.Backups)
 	if len(own) == 0 {
 		return session.Record{}, fmt.Errorf("replstore: get: no live member: %w", session.ErrUnavailable)
 	}
