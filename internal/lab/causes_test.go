@@ -5,6 +5,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"testing"
 	"time"
 )
@@ -19,7 +20,8 @@ func TestAnswerCause(t *testing.T) {
 		{502, `{"error":{"code":"bad_gateway","message":"x"}}` + "\n", "502 bad_gateway"},
 		{500, "internal error", "500"},
 		{429, `{"error":{}}`, "429"},
-		{503, `{"error":{"code":"` + string(make([]byte, 41)) + `"}}`, "503"},
+		{503, `{"error":{"code":"` + strings.Repeat("x", 40) + `"}}`, "503 " + strings.Repeat("x", 40)},
+		{503, `{"error":{"code":"` + strings.Repeat("x", 41) + `"}}`, "503"}, // a code that long is not ours: keep the causes few
 		{0, "", "no answer"},
 	}
 	for _, tt := range tests {
