@@ -3,8 +3,8 @@
 package balancer
 
 import (
+	"encoding/binary"
 	"sync"
-	"unsafe"
 
 	"golang.org/x/sys/unix"
 )
@@ -51,8 +51,9 @@ func (in *inbox) put(p passed) {
 	first := len(in.fds) == 1
 	in.mu.Unlock()
 	if first {
-		one := uint64(1)
-		_, _ = rawWrite(in.efd, (*[8]byte)(unsafe.Pointer(&one))[:])
+		var one [8]byte // an eventfd takes a counter increment in host byte order
+		binary.NativeEndian.PutUint64(one[:], 1)
+		_, _ = rawWrite(in.efd, one[:])
 	}
 }
 
