@@ -196,18 +196,7 @@ func (k hashKeySpec) engineKey(h *reqHead) []byte {
 // client's head with X-Forwarded-For extended and X-Forwarded-Proto and
 // -Host set, as setForwarded does.
 func appendForwardedRequest(dst, raw []byte, h *reqHead, clientIP []byte) []byte {
-	lineEnd := bytes.Index(raw, []byte("\r\n")) + 2
-	dst = append(dst, raw[:lineEnd]...)
-	for lines := h.headers; len(lines) > 0; {
-		var hl []byte
-		hl, lines, _ = bytes.Cut(lines, []byte("\r\n"))
-		k, _, _ := bytes.Cut(hl, []byte(":"))
-		if len(k) == len(hdrForwardedFor) && bytes.EqualFold(k, hdrForwardedFor) ||
-			len(k) == 10 && bytes.EqualFold(k, []byte("Connection")) { // about the client's connection only
-			continue
-		}
-		dst = append(append(dst, hl...), "\r\n"...)
-	}
+	dst = appendHeadExcept(dst, raw, h.headEnd, isReplacedRequestHeader)
 	dst = append(dst, "X-Forwarded-For: "...)
 	if len(h.forwardedFor) > 0 {
 		dst = append(append(dst, h.forwardedFor...), ", "...)
@@ -215,6 +204,30 @@ func appendForwardedRequest(dst, raw []byte, h *reqHead, clientIP []byte) []byte
 	dst = append(append(dst, clientIP...), "\r\nX-Forwarded-Proto: http\r\nX-Forwarded-Host: "...)
 	dst = append(append(dst, h.host...), "\r\n\r\n"...)
 	return append(dst, raw[h.headEnd:h.headEnd+h.contentLength]...)
+}
+
+// isReplacedRequestHeader reports whether a request header called k is
+// left out of what a backend gets: X-Forwarded-For (sent extended) and
+// Connection (about the client's connection only).
+func isReplacedRequestHeader(k []byte) bool {
+	return len(k) == len(hdrForwardedFor) && bytes.EqualFold(k, hdrForwardedFor) ||
+		len(k) == 10 && bytes.EqualFold(k, []byte("Connection"))
+}
+
+// appendHeadExcept appends the start line and the header lines of the
+// message head at the start of raw (headEnd: just past its blank line),
+// leaving out the headers whose name skip reports, and not the blank line.
+func appendHeadExcept(dst, raw []byte, headEnd int, skip func(name []byte) bool) []byte {
+	lineEnd := bytes.Index(raw, []byte("\r\n")) + 2
+	dst = append(dst, raw[:lineEnd]...)
+	for lines := raw[lineEnd : headEnd-2]; len(lines) > 0; {
+		var hl []byte
+		hl, lines, _ = bytes.Cut(lines, []byte("\r\n"))
+		if k, _, _ := bytes.Cut(hl, []byte(":")); !skip(k) {
+			dst = append(append(dst, hl...), "\r\n"...)
+		}
+	}
+	return dst
 }
 
 // respHead is what the engine needs from a backend's response head.
@@ -281,17 +294,7 @@ func parseRespHead(p []byte) (h respHead, complete, ok bool) {
 // engine relays chunked bodies as they are), plus cookie (a Set-Cookie
 // line, if any) and Connection: close when the client asked for it.
 func appendResponseHead(dst, raw []byte, h *respHead, cookie []byte, closeConn bool) []byte {
-	lineEnd := bytes.Index(raw, []byte("\r\n")) + 2
-	dst = append(dst, raw[:lineEnd]...)
-	for lines := raw[lineEnd : h.headEnd-2]; len(lines) > 0; {
-		var hl []byte
-		hl, lines, _ = bytes.Cut(lines, []byte("\r\n"))
-		k, _, _ := bytes.Cut(hl, []byte(":"))
-		if isResponseHop(k) {
-			continue
-		}
-		dst = append(append(dst, hl...), "\r\n"...)
-	}
+	dst = appendHeadExcept(dst, raw, h.headEnd, isResponseHop)
 	dst = append(dst, cookie...)
 	if closeConn {
 		dst = append(dst, "Connection: close\r\n"...)
