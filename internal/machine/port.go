@@ -81,8 +81,10 @@ func ephemeralPort() (int, error) {
 }
 
 // ephemeralLow returns the bottom of the kernel's ephemeral port range, or
-// Linux's default (32768) where it cannot be read.
-func ephemeralLow() int {
+// Linux's default (32768) where it cannot be read; read once per process.
+var ephemeralLow = sync.OnceValue(readEphemeralLow)
+
+func readEphemeralLow() int {
 	const def = 32768
 	b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range")
 	if err != nil {
