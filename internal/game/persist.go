@@ -97,9 +97,7 @@ func (r *room) saveRequest(checkpoint time.Duration) (q saveReq, fresh, ok bool)
 func (r *room) afterSave(q saveReq, fresh bool, err error) {
 	switch {
 	case errors.Is(err, ErrFenced):
-		r.srv.log.Warn("game: fenced: dropping the room", "room", r.id, "err", err)
-		r.srv.metrics.stops.WithLabelValues("fenced").Inc()
-		go r.stop(err, false)
+		go r.stop(err, false, "fenced") // not here: stop waits for the write lock the caller holds
 		return
 	case err != nil:
 		r.srv.log.Warn("game: lease renewal failed", "room", r.id, "epoch", q.l.epoch, "err", err)

@@ -2,6 +2,7 @@ package game
 
 import (
 	"context"
+	"errors"
 	"slices"
 	"sync"
 	"time"
@@ -330,8 +331,11 @@ func (r *room) subscribe() (<-chan Snapshot, func(), error) {
 // stop ends the room's ownership for reason: it stops the loops, refuses
 // what is queued, closes the subscriptions and, when release is true,
 // writes the final state and releases the lease so the next owner can
-// start at once. It returns when the room is gone from the server.
-func (r *room) stop(reason error, release bool) {
+// start at once. It returns when the room is gone from the server. Only
+// the first call stops the room and counts it under label in
+// room_stops_total; later ones (a second fenced write, a second
+// rebalance) wait for it.
+func (r *room) stop(reason error, release bool, label string) {
 	r.mu.Lock()
 	if r.stopped != nil {
 		r.mu.Unlock()
@@ -340,6 +344,10 @@ func (r *room) stop(reason error, release bool) {
 	}
 	r.stopped = reason
 	r.mu.Unlock()
+	r.srv.metrics.stops.WithLabelValues(label).Inc()
+	if errors.Is(reason, ErrFenced) {
+		r.srv.log.Warn("game: fenced: dropping the room", "room", r.id, "err", reason)
+	}
 	close(r.quit)
 	r.wg.Wait()
 	r.writeMu.Lock() // a periodic write in flight finishes first

@@ -291,8 +291,7 @@ func (r *room) shutdown(reason error, label string) {
 	if r.err != nil {
 		return
 	}
-	r.srv.metrics.stops.WithLabelValues(label).Inc()
-	r.stop(reason, true)
+	r.stop(reason, true, label)
 }
 
 // proxyTo returns the reverse proxy to the owner at addr.

@@ -542,3 +542,23 @@ func TestNotJoinedTakesNoRoom(t *testing.T) {
 		t.Fatalf("after joining: %+v", snap)
 	}
 }
+
+// TestFencedTwiceCountsOnce: two periodic writes of one room refused as
+// fenced (the second sent before the first's stop ran) stop the room once
+// and count one fenced stop.
+func TestFencedTwiceCountsOnce(t *testing.T) {
+	a, ha := testServer(t, Config{ID: "a", Strategy: StrategyCheckpoint, Store: newMemstore(t), Lease: time.Second, Checkpoint: time.Hour})
+	if code, _, eb := post(t, ha.URL, "r", Input{"p", 1, "up"}); code != 200 {
+		t.Fatalf("%d %+v", code, eb)
+	}
+	a.mu.Lock()
+	r := a.rooms["r"]
+	a.mu.Unlock()
+	fenced := fmt.Errorf("test: %w", ErrFenced)
+	r.afterSave(saveReq{}, false, fenced)
+	r.afterSave(saveReq{}, false, fenced)
+	<-r.done
+	if n := counterValue(t, a, "statelab_game_room_stops_total", "fenced"); n != 1 {
+		t.Errorf("stops{fenced} = %v after two fenced writes of one room, want 1", n)
+	}
+}
